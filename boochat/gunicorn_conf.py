@@ -1,0 +1,39 @@
+"""gunicorn settings for `make run` and production: ASGI workers, provider sync once at start-up."""
+
+from __future__ import annotations
+
+import os
+
+bind = os.environ.get("BOOCHAT_BIND", "127.0.0.1:8000")
+workers = int(os.environ.get("BOOCHAT_WORKERS", "1"))
+worker_class = "uvicorn_worker.UvicornWorker"
+# Streams last minutes; the worker timeout is a heartbeat, not a request limit, under uvicorn.
+timeout = 120
+graceful_timeout = int(os.environ.get("BOOCHAT_GRACEFUL_TIMEOUT", "30"))
+accesslog = "-"
+
+
+def _sync_providers() -> None:
+    import django
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "boochat.settings")
+    django.setup()
+    from django.db import connections
+
+    from providers.sync import sync_from_environment
+
+    try:
+        sync_from_environment()
+    finally:
+        # The master forks workers after this: they must not share its database connection.
+        connections.close_all()
+
+
+def on_starting(server) -> None:  # noqa: ANN001 - gunicorn's hook signature
+    """Read LLAMA_PROVIDERS_PATH (or the legacy env vars) once, before any worker starts."""
+    _sync_providers()
+
+
+def on_reload(server) -> None:  # noqa: ANN001
+    """`kill -HUP` re-reads the provider file before the new workers start."""
+    _sync_providers()

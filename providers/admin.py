@@ -1,0 +1,120 @@
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.db import transaction
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from providers.models import ModelOverride, Provider, ProviderSource
+
+
+def _managed_by_file(obj: Provider | ModelOverride | None) -> bool:
+    provider = obj.provider if isinstance(obj, ModelOverride) else obj
+    return provider is not None and provider.source == ProviderSource.FILE
+
+
+class ModelOverrideInline(admin.TabularInline):
+    model = ModelOverride
+    extra = 0
+    fields = ["model", "display_name", "context_size", "hidden"]
+
+    def has_add_permission(self, request: HttpRequest, obj: Provider | None = None) -> bool:
+        return not _managed_by_file(obj) and super().has_add_permission(request, obj)
+
+    def has_change_permission(self, request: HttpRequest, obj: Provider | None = None) -> bool:
+        return not _managed_by_file(obj) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Provider | None = None) -> bool:
+        return not _managed_by_file(obj) and super().has_delete_permission(request, obj)
+
+
+@admin.register(Provider)
+class ProviderAdmin(admin.ModelAdmin):
+    list_display = ["slug", "name", "kind", "base_url", "sidecar_url", "enabled", "is_default", "source"]
+    list_filter = ["kind", "enabled", "source"]
+    search_fields = ["slug", "name", "base_url"]
+    inlines = [ModelOverrideInline]
+    actions = ["make_default", "enable", "disable"]
+    fieldsets = [
+        (None, {"fields": ["slug", "name", "kind", "base_url", "sidecar_url", "api_key_env"]}),
+        ("Routing", {"fields": ["enabled", "is_default"]}),
+        ("Timeouts", {"fields": ["connect_timeout", "read_timeout", "models_timeout"]}),
+        ("Origin", {"fields": ["source", "created_at", "updated_at"]}),
+    ]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Provider | None = None) -> list[str]:
+        readonly = ["source", "created_at", "updated_at"]
+        if _managed_by_file(obj):
+            # The file is the source of truth for its rows: an edit here would be undone at the next sync.
+            return [f.name for f in Provider._meta.fields if f.name != "id"]
+        if obj is not None:
+            readonly.append("slug")  # composite ids stored in sessions and favorites start with it
+        return readonly
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context=None):  # noqa: ANN001
+        obj = self.get_object(request, object_id)
+        if _managed_by_file(obj) and request.method == "GET":
+            messages.info(request, "This provider comes from the provider file (LLAMA_PROVIDERS_PATH): edit it there.")
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Provider | None = None) -> bool:
+        return not _managed_by_file(obj) and super().has_delete_permission(request, obj)
+
+    def save_model(self, request: HttpRequest, obj: Provider, form, change: bool) -> None:  # noqa: ANN001
+        with transaction.atomic():
+            others = Provider.objects.exclude(pk=obj.pk)
+            if obj.is_default:
+                others.filter(is_default=True).update(is_default=False)
+            elif obj.enabled and not others.filter(is_default=True).exists():
+                obj.is_default = True
+                messages.info(request, f"{obj.slug} is now the default provider: there must be one.")
+            super().save_model(request, obj, form, change)
+
+    @admin.action(description="Make the selected provider the default")
+    def make_default(self, request: HttpRequest, queryset: QuerySet[Provider]) -> None:
+        if queryset.count() != 1:
+            self.message_user(request, "Select exactly one provider to make it the default.", messages.ERROR)
+            return
+        provider = queryset.get()
+        if _managed_by_file(provider) or not provider.enabled:
+            self.message_user(
+                request, f"{provider.slug} must be enabled and not come from the provider file.", messages.ERROR
+            )
+            return
+        Provider.objects.make_default(provider)
+        self.message_user(request, f"{provider.slug} is now the default provider.")
+
+    @admin.action(description="Enable the selected providers")
+    def enable(self, request: HttpRequest, queryset: QuerySet[Provider]) -> None:
+        count = queryset.exclude(source=ProviderSource.FILE).update(enabled=True)
+        self.message_user(request, f"Enabled {count} provider(s); rows from the provider file are edited there.")
+
+    @admin.action(description="Disable the selected providers")
+    def disable(self, request: HttpRequest, queryset: QuerySet[Provider]) -> None:
+        editable = queryset.exclude(source=ProviderSource.FILE)
+        if editable.filter(is_default=True).exists():
+            self.message_user(request, "Make another provider the default before disabling this one.", messages.ERROR)
+            return
+        count = editable.update(enabled=False)
+        self.message_user(request, f"Disabled {count} provider(s); rows from the provider file are edited there.")
+
+
+@admin.register(ModelOverride)
+class ModelOverrideAdmin(admin.ModelAdmin):
+    list_display = ["model", "provider", "display_name", "context_size", "hidden"]
+    list_filter = ["provider", "hidden"]
+    search_fields = ["model", "display_name", "provider__slug"]
+    list_select_related = ["provider"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: ModelOverride | None = None) -> list[str]:
+        if _managed_by_file(obj):
+            return ["provider", "model", "display_name", "context_size", "hidden"]
+        return []
+
+    def has_delete_permission(self, request: HttpRequest, obj: ModelOverride | None = None) -> bool:
+        return not _managed_by_file(obj) and super().has_delete_permission(request, obj)
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):  # noqa: ANN001, ANN201
+        if db_field.name == "provider":
+            kwargs["queryset"] = Provider.objects.exclude(source=ProviderSource.FILE)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)

@@ -1,0 +1,145 @@
+"""Where a request for a model goes: the one place that decides (chat, compaction, titles, gateway)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from urllib.parse import quote
+
+import httpx
+
+from providers.ids import InvalidModelId, ModelRef, needs_default_provider
+from providers.models import Provider, ProviderKind
+
+
+class RoutingError(ValueError):
+    """A model id that cannot be routed; the message names the id and the reason."""
+
+
+class UnknownProvider(RoutingError):
+    pass
+
+
+class ProviderUnavailable(RoutingError):
+    """The provider exists but cannot take requests (disabled, or its API key is not set)."""
+
+
+@dataclass(frozen=True)
+class Route:
+    """Everything needed to send one model's requests to its host."""
+
+    ref: ModelRef
+    provider_name: str
+    kind: str
+    base_url: str
+    api_base: str
+    sidecar_url: str | None
+    timeout: httpx.Timeout
+    models_timeout: float
+    # Carries the provider's API key: kept out of repr() so it never reaches a log line.
+    headers: dict[str, str] = field(repr=False)
+
+    @property
+    def provider(self) -> str:
+        return self.ref.provider
+
+    @property
+    def wire_model(self) -> str:
+        """What the upstream host calls the model: the composite id without its provider prefix."""
+        return self.ref.model
+
+    @property
+    def uses_sidecar(self) -> bool:
+        return self.sidecar_url is not None
+
+    @property
+    def chat_completions_url(self) -> str:
+        """Chat goes through the provider's sidecar when it has one, else to the host itself."""
+        base = _api_base(self.kind, self.sidecar_url) if self.sidecar_url else self.api_base
+        return f"{base}/chat/completions"
+
+    def api_url(self, endpoint: str) -> str:
+        """An OpenAI-style endpoint on the host itself (`models`, `completions`, `embeddings`)."""
+        return f"{self.api_base}/{endpoint}"
+
+    @property
+    def props_url(self) -> str | None:
+        """llama-server's /props for this model, or None where the kind has none."""
+        if self.kind == ProviderKind.LLAMA_SWAP:
+            return f"{self.base_url}/upstream/{quote(self.wire_model, safe='/')}/props"
+        if self.kind == ProviderKind.LLAMA_SERVER:
+            return f"{self.base_url}/props"
+        return None
+
+
+def _api_base(kind: str, base_url: str) -> str:
+    # llama-swap and llama-server are configured by host root and serve the OpenAI API under /v1;
+    # DeepSeek answers at its root; other OpenAI-compatible APIs are configured with their /v1.
+    if kind in (ProviderKind.LLAMA_SWAP, ProviderKind.LLAMA_SERVER):
+        return f"{base_url}/v1"
+    return base_url
+
+
+def auth_headers(provider: Provider) -> dict[str, str]:
+    """The provider's Authorization header, read from its environment variable at call time."""
+    if not provider.api_key_env:
+        return {}
+    key = os.environ.get(provider.api_key_env, "").strip()
+    if not key:
+        raise ProviderUnavailable(
+            f"provider {provider.slug!r} needs an API key in the environment variable "
+            f"{provider.api_key_env}, which is not set"
+        )
+    return {"Authorization": f"Bearer {key}"}
+
+
+def route_for(provider: Provider, ref: ModelRef) -> Route:
+    """The route of `ref` on an already-loaded provider row."""
+    if not provider.enabled:
+        raise ProviderUnavailable(f"provider {provider.slug!r} is disabled")
+    base_url = provider.base_url.rstrip("/")
+    sidecar = provider.sidecar_url.rstrip("/") or None
+    return Route(
+        ref=ref,
+        provider_name=provider.name,
+        kind=provider.kind,
+        base_url=base_url,
+        api_base=_api_base(provider.kind, base_url),
+        sidecar_url=sidecar,
+        timeout=httpx.Timeout(provider.read_timeout, connect=provider.connect_timeout),
+        models_timeout=provider.models_timeout,
+        headers=auth_headers(provider),
+    )
+
+
+def parse_model_ref(model_id: str) -> tuple[ModelRef, Provider]:
+    """Parse a composite, bare or legacy id against the registry; unknown providers are errors."""
+    if not isinstance(model_id, str):
+        raise RoutingError(f"a model id must be a string, not {type(model_id).__name__}")
+    try:
+        if needs_default_provider(model_id):
+            provider = Provider.objects.default()
+            if provider is None:
+                raise RoutingError(
+                    f"model {model_id!r} names no provider and no default provider is configured"
+                )
+            return ModelRef.parse(model_id, default_provider=provider.slug), provider
+        ref = ModelRef.parse(model_id)
+    except InvalidModelId as exc:
+        raise RoutingError(f"invalid model id: {exc}") from None
+    provider = Provider.objects.filter(slug=ref.provider).first()
+    if provider is None:
+        raise UnknownProvider(f"model {model_id!r}: unknown provider {ref.provider!r}")
+    return ref, provider
+
+
+def resolve(model_id: str) -> Route:
+    """Resolve any model id (composite, bare, or legacy `llama-swap/`) to its route."""
+    ref, provider = parse_model_ref(model_id)
+    return route_for(provider, ref)
+
+
+def canonical_model_id(model_id: str) -> str:
+    """The composite id for `model_id` (bare and legacy ids get the default provider's prefix)."""
+    ref, _ = parse_model_ref(model_id)
+    return str(ref)

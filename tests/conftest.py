@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+import pytest
+from django.core.cache import cache
+
+from tests.fakes.deepseek import FakeDeepSeek
+from tests.fakes.llama_swap import FakeLlamaSwap, FakeModel
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    from django.conf import settings
+
+    # The suite renders templates without running collectstatic first.
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache():
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def _no_provider_env(settings):
+    """Tests start from no configured provider source unless they set one."""
+    settings.LLAMA_PROVIDERS_PATH = ""
+    settings.LLAMA_SWAP_URL = ""
+    settings.LLAMA_SIDECAR_URL = ""
+
+
+@pytest.fixture
+def sam_desktop():
+    """The GPU desktop: big models, a llama-swap peer, and a `qwen3-8b` with a 2048 context."""
+    host = FakeLlamaSwap([
+        FakeModel("qwen3-30b", n_ctx=32768, name="Qwen3 30B", description="MoE, 3B active", context_length=32768, loaded=True),
+        FakeModel("qwen3-8b", n_ctx=2048),
+        FakeModel("gpt-oss-20b", n_ctx=8192, peer="box2"),
+    ])
+    with host:
+        yield host
+
+
+@pytest.fixture
+def embedding_host():
+    """The small box: embeddings and small models, among them a local DeepSeek distill."""
+    host = FakeLlamaSwap([
+        FakeModel("qwen3-8b", n_ctx=1024),
+        FakeModel("deepseek-r1-qwen3-8b", n_ctx=4096),
+        FakeModel("nomic-embed", n_ctx=2048),
+    ], swap=False)
+    with host:
+        yield host
+
+
+@pytest.fixture
+def deepseek_host():
+    with FakeDeepSeek() as host:
+        yield host
+
+
+@pytest.fixture
+def admin_client(client, django_user_model):
+    user = django_user_model.objects.create_superuser("root", password="pw-for-tests-only")
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def user_client(client, django_user_model):
+    user = django_user_model.objects.create_user("alice", password="pw-for-tests-only")
+    client.force_login(user)
+    return client

@@ -1,0 +1,208 @@
+"""A fake llama-swap host (and the llama-server behind it) that answers like the captures.
+
+Shapes follow tests/fixtures: `llama-swap/` for the proxy's own endpoints (per version) and the
+real `llama-server/` captures for chat, completions and props.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from tests.fakes.fixtures import fixture_bytes, json_fixture, sse_events
+from tests.fakes.server import FakeHost, Raw, RecordedRequest, Response, Stream
+
+_STREAM = [json.loads(e[len(b"data: "):]) for e in sse_events("llama-server/12-a-chat-stream-usage.http")[:-1]]
+_STREAM_NO_USAGE = [json.loads(e[len(b"data: "):]) for e in sse_events("llama-server/11-a-chat-stream.http")[:-1]]
+# The captured answer, piece by piece: what the fake streams unless told to say something else.
+CAPTURED_PIECES = [chunk["choices"][0]["delta"]["content"] for chunk in _STREAM[1:-2]]
+DONE = b"data: [DONE]\n\n"
+
+
+def sse(data: Any) -> bytes:
+    """One SSE event as llama-server writes it: compact JSON, raw UTF-8."""
+    return b"data: " + json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode() + b"\n\n"
+
+
+def _with(template: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    return {key: changes.get(key, value) for key, value in template.items()}
+
+
+@dataclass
+class FakeModel:
+    id: str
+    n_ctx: int = 2048
+    loaded: bool = False
+    name: str | None = None
+    description: str | None = None
+    context_length: int | None = None  # set when the host's config declares it (then also meta.n_ctx)
+    peer: str | None = None  # served by a llama-swap peer (listed `peer/id` since v242)
+
+
+def estimate_tokens(body: dict[str, Any]) -> int:
+    """The fake's tokenizer: 4 characters a token plus 4 per message (close to real chat templates)."""
+    messages = body.get("messages") or []
+    chars = sum(len(m.get("content") or "") if isinstance(m.get("content"), str) else 0 for m in messages)
+    return math.ceil(chars / 4) + 4 * len(messages)
+
+
+class FakeLlamaSwap(FakeHost):
+    """llama-swap `version` in {"v150", "v226", "v250", "head"}; `swap`: one model loaded at a time."""
+
+    def __init__(
+        self,
+        models: list[FakeModel] | None = None,
+        *,
+        version: str = "v250",
+        swap: bool = True,
+        send_loading_state: bool = False,
+        reply: list[str] | None = None,
+        stream_delay: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.models = models if models is not None else [FakeModel("qwen3-8b")]
+        self.version = version
+        self.swap = swap
+        self.send_loading_state = send_loading_state
+        self.reply = reply if reply is not None else CAPTURED_PIECES
+        self.stream_delay = stream_delay
+
+    # -- what llama-swap lists ------------------------------------------------------------------
+    def listed_id(self, model: FakeModel) -> str:
+        return f"{model.peer}/{model.id}" if model.peer and self.version in ("v250", "head") else model.id
+
+    def find(self, model_id: str) -> FakeModel | None:
+        return next((m for m in self.models if self.listed_id(m) == model_id), None)
+
+    def model_entry(self, model: FakeModel) -> dict[str, Any]:
+        entry: dict[str, Any] = {"id": self.listed_id(model), "object": "model", "created": 1787700000, "owned_by": "llama-swap"}
+        if model.peer:
+            entry["name"] = f"{model.peer}: {model.id}"
+        elif model.name:
+            entry["name"] = model.name
+        if model.description:
+            entry["description"] = model.description
+        if self.version == "v150":
+            return entry
+        if model.context_length:
+            entry["context_length"] = model.context_length
+        meta: dict[str, Any] = {"llamaswap": {"peerID": model.peer}} if model.peer else {}
+        if self.version in ("v250", "head"):
+            meta.setdefault("llamaswap", {})["type"] = "peer" if model.peer else "model"
+            if model.context_length:
+                meta["n_ctx"] = model.context_length
+            entry["status"] = {"value": "loaded" if model.loaded else "unloaded"}
+        if meta:
+            entry["meta"] = meta
+        return entry
+
+    def load(self, model: FakeModel) -> None:
+        if self.swap:
+            for other in self.models:
+                other.loaded = False
+        model.loaded = True
+
+    def unknown_model(self, model_id: str) -> Response:
+        if self.version == "v150":
+            return Response(400, f"could not find suitable inference handler for {model_id}".encode(), "text/plain; charset=utf-8")
+        if self.version == "head":
+            return Response(404, fixture_bytes("llama-swap/head-unknown-model-404.json"))
+        return Response(404, fixture_bytes("llama-swap/v226-unknown-model-404.json"))
+
+    # -- dispatch ---------------------------------------------------------------------------------
+    async def handle(self, request: RecordedRequest) -> Response | Stream | Raw:
+        path = request.path
+        if request.method == "GET":
+            if path == "/health":
+                return Response(200, b"OK", "text/plain; charset=utf-8")
+            if path == "/api/version":
+                return Response.json({"version": self.version, "commit": "0bdb372", "build_date": "2026-08-14T00:00:00Z"})
+            if path == "/v1/models":
+                return Response.json({"object": "list", "data": [self.model_entry(m) for m in self.models]})
+            if path == "/running":
+                return Response.json({"running": [{"model": self.listed_id(m), "state": "ready"} for m in self.models if m.loaded]})
+            if path.startswith("/upstream/") and path.endswith("/props"):
+                return self.props(path[len("/upstream/") : -len("/props")])
+        if request.method == "POST" and path in ("/v1/chat/completions", "/v1/completions", "/v1/embeddings"):
+            return self.inference(request)
+        return Response(404, b"404 page not found", "text/plain; charset=utf-8")
+
+    def props(self, model_id: str) -> Response:
+        model = self.find(model_id)
+        if model is None:
+            return self.unknown_model(model_id)
+        self.load(model)  # through llama-swap, /upstream/<id>/... starts the model
+        props = json_fixture("llama-server/02-a-props.http")
+        props["default_generation_settings"]["n_ctx"] = model.n_ctx
+        props["model_alias"] = model.id
+        return Response.json(props)
+
+    def inference(self, request: RecordedRequest) -> Response | Stream:
+        # llama-swap reads `model` from the body only when the request says it is JSON.
+        if "application/json" not in request.headers.get("content-type", ""):
+            return Response(400, b"missing or invalid 'model' key", "text/plain; charset=utf-8")
+        try:
+            body = request.json()
+            model_id = body["model"]
+        except (ValueError, KeyError, TypeError):
+            return Response(400, b"missing or invalid 'model' key", "text/plain; charset=utf-8")
+        model = self.find(model_id)
+        if model is None:
+            return self.unknown_model(model_id)
+        was_loaded = model.loaded
+        self.load(model)
+        if request.path == "/v1/embeddings":
+            return Response.json(self.embeddings(model, body))
+        if request.path == "/v1/completions":
+            return Response.json(_with(json_fixture("llama-server/27-a-completions.http"), model=model.id))
+        prompt_tokens = estimate_tokens(body)
+        if prompt_tokens > model.n_ctx:
+            # As llama-server answers, also for stream:true (fixtures 20 and 21).
+            return Response.json({"error": {
+                "code": 400,
+                "message": f"request ({prompt_tokens} tokens) exceeds the available context size ({model.n_ctx} tokens), try increasing it",
+                "type": "exceed_context_size_error", "n_prompt_tokens": prompt_tokens, "n_ctx": model.n_ctx,
+            }}, status=400)
+        if body.get("stream"):
+            include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+            loading = [] if was_loaded or not self.send_loading_state else loading_events(model.id)
+            return Stream(loading + self.stream_events(model.id, include_usage), delay=self.stream_delay)
+        answer = json_fixture("llama-server/10-a-chat.http")
+        answer["choices"][0]["message"]["content"] = "".join(self.reply)
+        return Response.json(_with(answer, model=model.id))
+
+    def stream_events(self, model_id: str, include_usage: bool) -> list[bytes]:
+        """The captured stream's events (fixtures 11/12) carrying `self.reply` and `model_id`."""
+        template = _STREAM if include_usage else _STREAM_NO_USAGE
+        role, content, finish = template[0], template[1], template[-2 if include_usage else -1]
+        events = [sse(_with(role, model=model_id))]
+        for piece in self.reply:
+            chunk = _with(content, model=model_id, choices=[{**content["choices"][0], "delta": {"content": piece}}])
+            events.append(sse(chunk))
+        events.append(sse(_with(finish, model=model_id)))
+        if include_usage:
+            events.append(sse(_with(template[-1], model=model_id)))
+        return events + [DONE]
+
+    @staticmethod
+    def embeddings(model: FakeModel, body: dict[str, Any]) -> dict[str, Any]:
+        inputs = body.get("input")
+        inputs = inputs if isinstance(inputs, list) else [inputs]
+        data = [
+            {"object": "embedding", "index": i, "embedding": [round(((len(str(text)) + i + k) % 7) / 7, 4) for k in range(8)]}
+            for i, text in enumerate(inputs)
+        ]
+        tokens = sum(len(str(text)) // 4 + 1 for text in inputs)
+        return {"object": "list", "data": data, "model": model.id, "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+
+
+def loading_events(model_id: str) -> list[bytes]:
+    """llama-swap's sendLoadingState chunks: reasoning deltas without an `id` (v250 fixture)."""
+    return [
+        sse({"choices": [{"delta": {"reasoning_content": f"llama-swap loading model: {model_id}\n"}}]}),
+        sse({"choices": [{"delta": {"reasoning_content": "..."}}]}),
+        sse({"choices": [{"delta": {"reasoning_content": "Done! (12.34s)\n"}}]}),
+    ]
+
