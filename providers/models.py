@@ -160,9 +160,12 @@ class Provider(models.Model):
         if self.is_default and not self.enabled:
             raise ValidationError({"enabled": "The default provider must be enabled."})
 
-    @property
-    def is_managed_by_file(self) -> bool:
-        return self.source == ProviderSource.FILE
+    def validate_constraints(self, exclude: set[str] | None = None) -> None:
+        # Marking a provider default takes the flag from the previous one in the same transaction
+        # (admin save, sync): the database index still guarantees one default, but a form must
+        # not refuse the new default because an old one exists.
+        exclude = set(exclude or ()) | {"is_default"}
+        super().validate_constraints(exclude=exclude)
 
 
 class ModelOverride(models.Model):

@@ -10,11 +10,15 @@ from tests.fakes.llama_swap import FakeLlamaSwap, FakeModel
 def pytest_configure(config: pytest.Config) -> None:
     from django.conf import settings
 
-    # The suite renders templates without running collectstatic first.
+    # The suite serves static files from the source folders, without running collectstatic first.
     settings.STORAGES = {
         **settings.STORAGES,
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
+    settings.STATIC_ROOT = None
+    settings.WHITENOISE_USE_FINDERS = True
+    # Hashing test passwords at full strength only makes the suite slow.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture(autouse=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from tests.fakes.fixtures import fixture_bytes, json_fixture, sse_events
@@ -39,13 +39,16 @@ class FakeModel:
     description: str | None = None
     context_length: int | None = None  # set when the host's config declares it (then also meta.n_ctx)
     peer: str | None = None  # served by a llama-swap peer (listed `peer/id` since v242)
+    aliases: tuple[str, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)  # more /v1/models fields (capabilities, ...)
 
 
 def estimate_tokens(body: dict[str, Any]) -> int:
-    """The fake's tokenizer: 4 characters a token plus 4 per message (close to real chat templates)."""
+    """The fake's tokenizer, fitted to the captures: 1,800 characters in one message gave 1,212
+    tokens and 3,600 gave 2,412 (the captured model's vocabulary is tiny), plus template tokens."""
     messages = body.get("messages") or []
-    chars = sum(len(m.get("content") or "") if isinstance(m.get("content"), str) else 0 for m in messages)
-    return math.ceil(chars / 4) + 4 * len(messages)
+    chars = sum(len(m["content"]) for m in messages if isinstance(m, dict) and isinstance(m.get("content"), str))
+    return math.ceil(chars * 2 / 3) + 10 + 2 * len(messages)
 
 
 class FakeLlamaSwap(FakeHost):
@@ -74,7 +77,7 @@ class FakeLlamaSwap(FakeHost):
         return f"{model.peer}/{model.id}" if model.peer and self.version in ("v250", "head") else model.id
 
     def find(self, model_id: str) -> FakeModel | None:
-        return next((m for m in self.models if self.listed_id(m) == model_id), None)
+        return next((m for m in self.models if model_id == self.listed_id(m) or model_id in m.aliases), None)
 
     def model_entry(self, model: FakeModel) -> dict[str, Any]:
         entry: dict[str, Any] = {"id": self.listed_id(model), "object": "model", "created": 1787700000, "owned_by": "llama-swap"}
@@ -86,10 +89,13 @@ class FakeLlamaSwap(FakeHost):
             entry["description"] = model.description
         if self.version == "v150":
             return entry
+        entry.update(model.extra)
         if model.context_length:
             entry["context_length"] = model.context_length
         meta: dict[str, Any] = {"llamaswap": {"peerID": model.peer}} if model.peer else {}
         if self.version in ("v250", "head"):
+            if model.aliases:
+                meta.setdefault("llamaswap", {})["aliases"] = list(model.aliases)
             meta.setdefault("llamaswap", {})["type"] = "peer" if model.peer else "model"
             if model.context_length:
                 meta["n_ctx"] = model.context_length

@@ -1,0 +1,64 @@
+import pytest
+from django.core.management import call_command
+from django.urls import reverse
+
+from tests.factories import make_provider
+
+pytestmark = pytest.mark.django_db
+
+
+def test_pages_require_login(client):
+    response = client.get(reverse("home"))
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("login"))
+
+
+def test_login_page_renders(client):
+    response = client.get(reverse("login"))
+    assert response.status_code == 200
+    assert b'name="password"' in response.content
+
+
+def test_home_lists_providers_without_secrets(user_client, monkeypatch):
+    monkeypatch.setenv("DEEPSEEK_API_KEY", "sk-very-secret")
+    make_provider(slug="sam-desktop", name="Sam's desktop", is_default=True)
+    make_provider(slug="deepseek", name="DeepSeek", kind="deepseek", api_key_env="DEEPSEEK_API_KEY")
+    response = user_client.get(reverse("home"))
+    assert response.status_code == 200
+    assert response.template_name == "home.html"
+    assert [p.slug for p in response.context_data["providers"]] == ["sam-desktop", "deepseek"]
+    body = response.content.decode()
+    assert "Sam&#x27;s desktop" in body and "default" in body
+    assert "sk-very-secret" not in body
+
+
+def test_home_without_providers_says_how_to_add_one(user_client):
+    response = user_client.get(reverse("home"))
+    assert "LLAMA_PROVIDERS_PATH" in response.content.decode()
+
+
+def test_healthz_needs_no_login(client):
+    response = client.get(reverse("healthz"))
+    assert response.status_code == 200
+    assert response.content == b"ok"
+
+
+def test_ensure_admin_creates_one_admin_once(django_user_model, monkeypatch, capsys):
+    monkeypatch.delenv("BOOCHAT_ADMIN_PASSWORD", raising=False)
+    call_command("ensure_admin")
+    out = capsys.readouterr().out
+    admin = django_user_model.objects.get()
+    assert admin.is_superuser and admin.username == "admin"
+    password = out.split("password: ")[1].split()[0]
+    assert admin.check_password(password)
+
+    call_command("ensure_admin")
+    assert capsys.readouterr().out == ""
+    assert django_user_model.objects.count() == 1
+
+
+def test_ensure_admin_reads_the_password_from_the_environment(django_user_model, monkeypatch, capsys):
+    monkeypatch.setenv("BOOCHAT_ADMIN_PASSWORD", "correct horse battery")
+    call_command("ensure_admin")
+    assert "correct horse battery" not in capsys.readouterr().out
+    assert django_user_model.objects.get().check_password("correct horse battery")

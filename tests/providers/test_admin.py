@@ -1,0 +1,90 @@
+import pytest
+from django.urls import reverse
+
+from providers.models import Provider, ProviderSource
+from tests.factories import make_provider
+
+pytestmark = pytest.mark.django_db
+
+
+def add_form(**fields):
+    return {
+        "slug": "sam-desktop", "name": "Sam's desktop", "kind": "llama_swap", "base_url": "http://gpu-box:8080",
+        "sidecar_url": "", "api_key_env": "", "enabled": "on",
+        "connect_timeout": "3", "read_timeout": "600", "models_timeout": "2",
+        "overrides-TOTAL_FORMS": "0", "overrides-INITIAL_FORMS": "0",
+        **fields,
+    }
+
+
+def test_changelist_shows_where_each_row_comes_from(admin_client):
+    make_provider(slug="from-file", source=ProviderSource.FILE, is_default=True)
+    make_provider(slug="by-hand")
+    response = admin_client.get(reverse("admin:providers_provider_changelist"))
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert "Provider file" in body and "Admin" in body
+
+
+def test_adding_the_first_provider_makes_it_the_default(admin_client):
+    response = admin_client.post(reverse("admin:providers_provider_add"), add_form())
+    assert response.status_code == 302, response.content.decode()
+    provider = Provider.objects.get()
+    assert provider.is_default and provider.source == ProviderSource.ADMIN
+
+
+def test_a_new_default_replaces_the_old_one(admin_client):
+    make_provider(slug="old", is_default=True)
+    admin_client.post(reverse("admin:providers_provider_add"), add_form(is_default="on"))
+    assert Provider.objects.default().slug == "sam-desktop"
+    assert Provider.objects.filter(is_default=True).count() == 1
+
+
+@pytest.mark.parametrize("fields, error", [
+    ({"slug": "Sam/Desktop"}, "no &#x27;/&#x27;"),
+    ({"slug": "llama-swap"}, "reserved"),
+    ({"base_url": "gpu-box:8080"}, "http:// or https://"),
+    ({"api_key_env": "sk-live-123"}, "not an environment variable name"),
+    ({"is_default": "on", "enabled": ""}, "default provider must be enabled"),
+])
+def test_bad_input_is_refused_with_the_reason(admin_client, fields, error):
+    response = admin_client.post(reverse("admin:providers_provider_add"), add_form(**fields))
+    assert response.status_code == 200
+    assert error in response.content.decode()
+    assert not Provider.objects.exists()
+
+
+def test_slug_cannot_change_after_creation(admin_client):
+    provider = make_provider(slug="sam-desktop", is_default=True)
+    url = reverse("admin:providers_provider_change", args=[provider.pk])
+    admin_client.post(url, add_form(slug="renamed", is_default="on"))
+    assert Provider.objects.get(pk=provider.pk).slug == "sam-desktop"
+
+
+def test_rows_from_the_file_are_read_only(admin_client):
+    provider = make_provider(slug="sam-desktop", source=ProviderSource.FILE, is_default=True)
+    url = reverse("admin:providers_provider_change", args=[provider.pk])
+    response = admin_client.get(url)
+    assert "edit it there" in response.content.decode()
+    assert 'name="base_url"' not in response.content.decode()
+    admin_client.post(url, add_form(base_url="http://elsewhere:1", is_default="on"))
+    assert Provider.objects.get().base_url == "http://127.0.0.1:9"
+
+
+def test_make_default_action(admin_client):
+    make_provider(slug="a", is_default=True)
+    b = make_provider(slug="b")
+    admin_client.post(reverse("admin:providers_provider_changelist"), {"action": "make_default", "_selected_action": [b.pk]})
+    assert Provider.objects.default() == b
+
+
+def test_the_default_cannot_be_disabled_by_action(admin_client):
+    a = make_provider(slug="a", is_default=True)
+    admin_client.post(reverse("admin:providers_provider_changelist"), {"action": "disable", "_selected_action": [a.pk]})
+    assert Provider.objects.get(pk=a.pk).enabled
+
+
+def test_admin_needs_staff(user_client):
+    response = user_client.get(reverse("admin:providers_provider_changelist"))
+    assert response.status_code == 302
+    assert "/admin/login/" in response["Location"]

@@ -1,0 +1,84 @@
+import os
+import subprocess
+import sys
+
+import pytest
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+from boochat.settings import env_bool, env_int, env_list
+
+PRODUCTION_ENV = {
+    "BOOCHAT_SECRET_KEY": "x" * 20 + "-production-secret-key-with-enough-entropy-0123456789",
+    "BOOCHAT_ALLOWED_HOSTS": "chat.example.org",
+    "BOOCHAT_HTTPS": "true",
+    "BOOCHAT_DEBUG": "false",
+}
+
+
+def manage(*args, env=None):
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=settings.BASE_DIR,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_deploy_check_is_clean_with_production_settings():
+    result = manage("check", "--deploy", "--fail-level", "WARNING", env=PRODUCTION_ENV)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_deploy_check_warns_without_https():
+    env = {**PRODUCTION_ENV, "BOOCHAT_HTTPS": "false"}
+    result = manage("check", "--deploy", "--fail-level", "WARNING", env=env)
+    assert result.returncode != 0
+    assert "SECURE_SSL_REDIRECT" in result.stdout + result.stderr
+
+
+def test_migrations_match_the_models():
+    result = manage("makemigrations", "--check", "--dry-run")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_env_helpers_parse_and_refuse(monkeypatch):
+    monkeypatch.setenv("X_BOOL", "Yes")
+    monkeypatch.setenv("X_INT", "12")
+    monkeypatch.setenv("X_LIST", " a, b ,,c ")
+    assert env_bool("X_BOOL") is True
+    assert env_int("X_INT", 1) == 12
+    assert env_list("X_LIST", "") == ["a", "b", "c"]
+    assert env_bool("X_UNSET", True) is True
+
+    monkeypatch.setenv("X_BOOL", "maybe")
+    with pytest.raises(ImproperlyConfigured, match="X_BOOL='maybe' is not a boolean"):
+        env_bool("X_BOOL")
+    monkeypatch.setenv("X_INT", "ten")
+    with pytest.raises(ImproperlyConfigured, match="X_INT='ten' is not a whole number"):
+        env_int("X_INT", 1)
+
+
+def test_a_bad_setting_stops_start_up_with_its_name():
+    result = manage("check", env={"BOOCHAT_DEBUG": "perhaps"})
+    assert result.returncode != 0
+    assert "BOOCHAT_DEBUG='perhaps' is not a boolean" in result.stderr
+
+
+@pytest.mark.django_db
+def test_the_suite_runs_on_the_configured_database_and_cache():
+    """CI runs the suite twice; this proves the second run really is on PostgreSQL and Redis."""
+    from django.core.cache import caches
+    from django.db import connection
+
+    cache = caches["default"]
+
+    expected_vendor = "postgresql" if os.environ.get("DATABASE_URL", "").startswith("postgres") else "sqlite"
+    assert connection.vendor == expected_vendor
+    expected_cache = "RedisCache" if os.environ.get("REDIS_URL") else "LocMemCache"
+    assert type(cache).__name__ == expected_cache
+    cache.set("boochat-probe", "ok")
+    assert cache.get("boochat-probe") == "ok"
