@@ -200,6 +200,8 @@ if env_bool("BOOCHAT_TRUST_X_FORWARDED_PROTO", False):
 LLAMA_PROVIDERS_PATH = env_str("LLAMA_PROVIDERS_PATH")
 LLAMA_SWAP_URL = env_str("LLAMA_SWAP_URL")
 LLAMA_SIDECAR_URL = env_str("LLAMA_SIDECAR_URL")
+# Seconds a provider's model list is served before it is refreshed (in the background).
+BOOCHAT_CATALOG_TTL = env_int("BOOCHAT_CATALOG_TTL", 15)
 
 LOGGING = {
     "version": 1,

@@ -25,10 +25,10 @@ class ProviderUnavailable(RoutingError):
 
 
 @dataclass(frozen=True)
-class Route:
-    """Everything needed to send one model's requests to its host."""
+class Endpoint:
+    """How to reach one provider: its URLs, timeouts and auth headers."""
 
-    ref: ModelRef
+    provider: str
     provider_name: str
     kind: str
     base_url: str
@@ -39,9 +39,21 @@ class Route:
     # Carries the provider's API key: kept out of repr() so it never reaches a log line.
     headers: dict[str, str] = field(repr=False)
 
+    def api_url(self, endpoint: str) -> str:
+        """An OpenAI-style endpoint on the host itself (`models`, `completions`, `embeddings`)."""
+        return f"{self.api_base}/{endpoint}"
+
     @property
-    def provider(self) -> str:
-        return self.ref.provider
+    def running_url(self) -> str | None:
+        """llama-swap's list of loaded models."""
+        return f"{self.base_url}/running" if self.kind == ProviderKind.LLAMA_SWAP else None
+
+
+@dataclass(frozen=True)
+class Route(Endpoint):
+    """Everything needed to send one model's requests to its host."""
+
+    ref: ModelRef = field(kw_only=True)
 
     @property
     def wire_model(self) -> str:
@@ -57,10 +69,6 @@ class Route:
         """Chat goes through the provider's sidecar when it has one, else to the host itself."""
         base = _api_base(self.kind, self.sidecar_url) if self.sidecar_url else self.api_base
         return f"{base}/chat/completions"
-
-    def api_url(self, endpoint: str) -> str:
-        """An OpenAI-style endpoint on the host itself (`models`, `completions`, `embeddings`)."""
-        return f"{self.api_base}/{endpoint}"
 
     @property
     def props_url(self) -> str | None:
@@ -93,23 +101,31 @@ def auth_headers(provider: Provider) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
+def endpoint_for(provider: Provider) -> Endpoint:
+    """How to reach an already-loaded provider row; refuses disabled ones and missing keys."""
+    return Endpoint(**_endpoint_fields(provider))
+
+
 def route_for(provider: Provider, ref: ModelRef) -> Route:
     """The route of `ref` on an already-loaded provider row."""
+    return Route(**_endpoint_fields(provider), ref=ref)
+
+
+def _endpoint_fields(provider: Provider) -> dict[str, object]:
     if not provider.enabled:
         raise ProviderUnavailable(f"provider {provider.slug!r} is disabled")
     base_url = provider.base_url.rstrip("/")
-    sidecar = provider.sidecar_url.rstrip("/") or None
-    return Route(
-        ref=ref,
-        provider_name=provider.name,
-        kind=provider.kind,
-        base_url=base_url,
-        api_base=_api_base(provider.kind, base_url),
-        sidecar_url=sidecar,
-        timeout=httpx.Timeout(provider.read_timeout, connect=provider.connect_timeout),
-        models_timeout=provider.models_timeout,
-        headers=auth_headers(provider),
-    )
+    return {
+        "provider": provider.slug,
+        "provider_name": provider.name,
+        "kind": provider.kind,
+        "base_url": base_url,
+        "api_base": _api_base(provider.kind, base_url),
+        "sidecar_url": provider.sidecar_url.rstrip("/") or None,
+        "timeout": httpx.Timeout(provider.read_timeout, connect=provider.connect_timeout),
+        "models_timeout": provider.models_timeout,
+        "headers": auth_headers(provider),
+    }
 
 
 def parse_model_ref(model_id: str) -> tuple[ModelRef, Provider]:

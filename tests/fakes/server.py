@@ -70,6 +70,7 @@ class FakeHost:
 
     def __init__(self) -> None:
         self.requests: list[RecordedRequest] = []
+        self.hang = False  # accept connections and read requests, but never answer
         self.disconnects: list[RecordedRequest] = []  # streams the client left before they ended
         self.port = 0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -107,7 +108,11 @@ class FakeHost:
             self._server.close()
             for writer in list(self._connections):
                 writer.transport.abort()
-            await self._server.wait_closed()
+            current = asyncio.current_task()
+            pending = [task for task in asyncio.all_tasks() if task is not current]
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
 
         asyncio.run_coroutine_threadsafe(shutdown(), self._loop).result(5)
         self._loop.call_soon_threadsafe(self._loop.stop)
@@ -142,6 +147,8 @@ class FakeHost:
                 if request is None:
                     break
                 self.requests.append(request)
+                if self.hang:
+                    await asyncio.Event().wait()
                 reply = await self.handle(request)
                 keep_open = await self._write(reply, request, reader, writer)
                 if not keep_open or request.headers.get("connection", "").lower() == "close":

@@ -1,0 +1,45 @@
+"""Normalization of model ids that people and API clients send as favorites or settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from providers.routing import RoutingError, canonical_model_id
+
+
+class InvalidModelIds(ValueError):
+    def __init__(self, errors: list[str]):
+        self.errors = errors
+        super().__init__("; ".join(errors))
+
+
+def normalize_model_id(value: Any, *, known: frozenset[str] | set[str] = frozenset()) -> str:
+    """The composite id for `value`; ids in `known` (already stored) are kept as they are."""
+    if not isinstance(value, str):
+        raise RoutingError(f"{value!r} is not a string")
+    if value in known:
+        return value
+    return canonical_model_id(value)
+
+
+def normalize_model_ids(values: Any, *, field: str, known: frozenset[str] | set[str] = frozenset()) -> list[str]:
+    """Composite ids in order, duplicates collapsed (first wins); every bad entry is reported at once.
+
+    Bare and `llama-swap/` ids get the default provider. Ids already stored (`known`) are accepted
+    even when their provider no longer exists, so a client can send back what it read.
+    """
+    if not isinstance(values, list):
+        raise InvalidModelIds([f"{field} must be a list of model ids"])
+    ids: list[str] = []
+    errors: list[str] = []
+    for index, value in enumerate(values):
+        try:
+            model_id = normalize_model_id(value, known=known)
+        except RoutingError as exc:
+            errors.append(f"{field}[{index}]: {exc}")
+            continue
+        if model_id not in ids:
+            ids.append(model_id)
+    if errors:
+        raise InvalidModelIds(errors)
+    return ids

@@ -1,0 +1,164 @@
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_not_required
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_http_methods, require_POST
+
+from boochat.picker import build_picker
+from providers.catalog import load_catalog
+from providers.routing import RoutingError
+from settings_app.models import Favorite, UserSettings
+from settings_app.normalize import InvalidModelIds, normalize_model_id, normalize_model_ids
+
+SETTINGS_FIELDS = {"default_model", "favorite_models", "favorite_models_add", "favorite_models_remove"}
+
+
+def json_error(status: int, message: str, **extra: Any) -> JsonResponse:
+    return JsonResponse({"error": message, **extra}, status=status)
+
+
+def api_login_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """JSON APIs answer 401 instead of redirecting to the login page."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not request.user.is_authenticated:
+            return json_error(401, "authentication required: log in first")
+        return view(request, *args, **kwargs)
+
+    return login_not_required(wrapper)
+
+
+def settings_payload(user: Any) -> dict[str, Any]:
+    return {
+        "default_model": UserSettings.for_user(user).default_model or None,
+        "favorite_models": Favorite.objects.ids_for(user),
+    }
+
+
+@api_login_required
+@require_http_methods(["GET", "PATCH"])
+def api_settings(request: HttpRequest) -> JsonResponse:
+    """Read or change the user's settings; `favorite_models` is a list of composite ids."""
+    if request.method == "GET":
+        return JsonResponse(settings_payload(request.user))
+    try:
+        body = json.loads(request.body or b"null")
+    except (ValueError, UnicodeDecodeError):
+        return json_error(400, "the body is not valid JSON")
+    if not isinstance(body, dict):
+        return json_error(400, "the body must be a JSON object")
+    if unknown := sorted(set(body) - SETTINGS_FIELDS):
+        return json_error(400, f"unknown field(s): {', '.join(unknown)}; expected {', '.join(sorted(SETTINGS_FIELDS))}")
+
+    user = request.user
+    stored = set(Favorite.objects.ids_for(user))
+    errors: list[str] = []
+    changes: dict[str, Any] = {}
+    for field in ("favorite_models", "favorite_models_add", "favorite_models_remove"):
+        if field in body:
+            try:
+                changes[field] = normalize_model_ids(body[field], field=field, known=stored)
+            except InvalidModelIds as exc:
+                errors += exc.errors
+    if "default_model" in body and body["default_model"] not in (None, ""):
+        try:
+            changes["default_model"] = normalize_model_id(body["default_model"])
+        except RoutingError as exc:
+            errors.append(f"default_model: {exc}")
+    elif "default_model" in body:
+        changes["default_model"] = ""
+    if errors:
+        return json_error(400, "invalid model ids: " + "; ".join(errors), errors=errors)
+
+    with transaction.atomic():
+        if "favorite_models" in changes:
+            Favorite.objects.replace(user=user, model_ids=changes["favorite_models"])
+        for model_id in changes.get("favorite_models_add", []):
+            Favorite.objects.add(user=user, model_id=model_id)
+        for model_id in changes.get("favorite_models_remove", []):
+            Favorite.objects.remove(user=user, model_id=model_id)
+        if "default_model" in changes:
+            UserSettings.objects.update_or_create(user=user, defaults={"default_model": changes["default_model"]})
+    return JsonResponse(settings_payload(user))
+
+
+def _back(request: HttpRequest, fallback: str) -> HttpResponse:
+    target = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(target, {request.get_host()}, require_https=request.is_secure()):
+        target = fallback
+    return redirect(target, permanent=False)
+
+
+@require_POST
+def favorite_toggle(request: HttpRequest, model_id: str) -> HttpResponse:
+    """Star or unstar one model; htmx gets the re-rendered row and Favorites section."""
+    stored = set(Favorite.objects.ids_for(request.user))
+    try:
+        model_id = normalize_model_id(model_id, known=stored)
+    except RoutingError as exc:
+        if request.htmx:
+            return HttpResponse(f"Cannot star this model: {exc}", status=400, content_type="text/plain")
+        messages.error(request, f"Cannot star this model: {exc}")
+        return _back(request, "picker")
+    is_favorite = Favorite.objects.toggle(user=request.user, model_id=model_id)
+    if not request.htmx:
+        return _back(request, "picker")
+    picker = build_picker(load_catalog(), Favorite.objects.ids_for(request.user))
+    response = TemplateResponse(
+        request,
+        "picker.html#toggle_result",
+        {"picker": picker, "row": picker.row(model_id), "is_favorite": is_favorite},
+    )
+    response["Vary"] = "HX-Request"
+    return response
+
+
+@require_POST
+def favorite_remove(request: HttpRequest, model_id: str) -> HttpResponse:
+    """Remove one favorite explicitly (the only way an unavailable favorite goes away)."""
+    Favorite.objects.remove(user=request.user, model_id=model_id)
+    messages.success(request, f"Removed {model_id} from your favorites.")
+    return _back(request, "settings")
+
+
+@require_http_methods(["GET", "POST"])
+def settings_page(request: HttpRequest) -> TemplateResponse | HttpResponse:
+    """The user's settings: default model and favorites, including unavailable ones."""
+    user_settings = UserSettings.for_user(request.user)
+    error = None
+    if request.method == "POST":
+        chosen = request.POST.get("default_model", "")
+        try:
+            user_settings.default_model = normalize_model_id(chosen) if chosen else ""
+        except RoutingError as exc:
+            error = f"Default model: {exc}"
+        else:
+            user_settings.save(update_fields=["default_model", "updated_at"])
+            messages.success(request, "Settings saved.")
+            return redirect("settings")
+    catalog = load_catalog()
+    favorite_ids = Favorite.objects.ids_for(request.user)
+    picker = build_picker(catalog, favorite_ids)
+    by_id = catalog.by_id()
+    return TemplateResponse(
+        request,
+        "settings.html",
+        {
+            "picker": picker,
+            "favorites": [(model_id, by_id.get(model_id)) for model_id in favorite_ids],
+            "selected": user_settings.default_model,
+            "error": error,
+        },
+    )
+
