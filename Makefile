@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install migrate check clean
+.PHONY: run test install migrate check bench browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,8 +25,19 @@ run: migrate
 	$(BIN)/python manage.py ensure_admin
 	BOOCHAT_BIND=$(HOST):$(PORT) $(BIN)/gunicorn --config python:boochat.gunicorn_conf boochat.asgi:application
 
-test: install
+test: install browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Browser tests drive Debian's Chromium (Playwright's own browser download cannot work offline).
+CHROMIUM ?= /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser: $(CHROMIUM)
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver
+
+bench: install
+	$(BIN)/python bench/picker_render.py
 
 check: install
 	$(BIN)/python manage.py check

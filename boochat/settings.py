@@ -141,6 +141,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "timeout": 20,
     }
+    # A file, not Django's shared in-memory database, so tests with concurrent writers see SQLite's
+    # real locking (busy timeout) rather than shared-cache table locks.
+    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}
 
 REDIS_URL = env_str("REDIS_URL")
 if REDIS_URL:
@@ -209,4 +212,6 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("BOOCHAT_LOG_LEVEL", "INFO").upper()},
+    # httpx logs every request at INFO; BooChat logs what matters about providers itself.
+    "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
 }

@@ -11,6 +11,7 @@ from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
+from django.utils.cache import patch_vary_headers
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -100,17 +101,21 @@ def _back(request: HttpRequest, fallback: str) -> HttpResponse:
     return redirect(target, permanent=False)
 
 
+def _refuse(request: HttpRequest, message: str, fallback: str) -> HttpResponse:
+    if request.htmx:
+        return HttpResponse(message, status=400, content_type="text/plain; charset=utf-8")
+    messages.error(request, message)
+    return _back(request, fallback)
+
+
 @require_POST
-def favorite_toggle(request: HttpRequest, model_id: str) -> HttpResponse:
-    """Star or unstar one model; htmx gets the re-rendered row and Favorites section."""
+def favorite_toggle(request: HttpRequest) -> HttpResponse:
+    """Star or unstar the posted `model_id`; htmx gets the re-rendered row and Favorites section."""
     stored = set(Favorite.objects.ids_for(request.user))
     try:
-        model_id = normalize_model_id(model_id, known=stored)
+        model_id = normalize_model_id(request.POST.get("model_id", ""), known=stored)
     except RoutingError as exc:
-        if request.htmx:
-            return HttpResponse(f"Cannot star this model: {exc}", status=400, content_type="text/plain")
-        messages.error(request, f"Cannot star this model: {exc}")
-        return _back(request, "picker")
+        return _refuse(request, f"Cannot star this model: {exc}", "picker")
     is_favorite = Favorite.objects.toggle(user=request.user, model_id=model_id)
     if not request.htmx:
         return _back(request, "picker")
@@ -120,13 +125,16 @@ def favorite_toggle(request: HttpRequest, model_id: str) -> HttpResponse:
         "picker.html#toggle_result",
         {"picker": picker, "row": picker.row(model_id), "is_favorite": is_favorite},
     )
-    response["Vary"] = "HX-Request"
+    patch_vary_headers(response, ["HX-Request"])
     return response
 
 
 @require_POST
-def favorite_remove(request: HttpRequest, model_id: str) -> HttpResponse:
-    """Remove one favorite explicitly (the only way an unavailable favorite goes away)."""
+def favorite_remove(request: HttpRequest) -> HttpResponse:
+    """Remove the posted `model_id` from favorites (the only way an unavailable favorite goes away)."""
+    model_id = request.POST.get("model_id", "")
+    if not model_id:
+        return _refuse(request, "Which favorite? The form sent no model_id.", "settings")
     Favorite.objects.remove(user=request.user, model_id=model_id)
     messages.success(request, f"Removed {model_id} from your favorites.")
     return _back(request, "settings")

@@ -17,10 +17,12 @@ PRODUCTION_ENV = {
 
 
 def manage(*args, env=None):
+    # The browser tests' DJANGO_ALLOW_ASYNC_UNSAFE is theirs, not the deployment's.
+    base = {k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"}
     return subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=settings.BASE_DIR,
-        env={**os.environ, **(env or {})},
+        env={**base, **(env or {})},
         capture_output=True,
         text=True,
         timeout=120,

@@ -1,0 +1,61 @@
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.factories import make_provider
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def hosts(sam_desktop, embedding_host):
+    make_provider(slug="sam-desktop", name="Sam's desktop", base_url=sam_desktop.url, is_default=True)
+    make_provider(slug="embedding", name="Embedding box", base_url=embedding_host.url)
+    make_provider(slug="gone", name="Gone box", base_url="http://127.0.0.1:9")
+
+
+def test_picker_groups_toggles_filters_and_marks_down_hosts(logged_in_page, live_server, hosts):
+    page = logged_in_page
+    page.goto(f"{live_server.url}/models/")
+
+    headings = page.get_by_role("heading", level=2).all_inner_texts()
+    assert headings[0].startswith("★ Favorites")
+    assert [re.sub(r"\s+", " ", h).strip() for h in headings[1:]] == ["Sam's desktop up", "Embedding box up", "Gone box down"]
+
+    gone = page.locator("#provider-gone")
+    expect(gone.locator(".state")).to_have_text("down")
+    expect(gone).to_contain_text("connection refused or host unreachable")
+
+    # Star a model: it appears in Favorites without a page reload.
+    page.evaluate("window.__noReload = true")
+    favorites = page.locator("#favorites")
+    expect(favorites.get_by_role("button", name="Remove qwen3-8b · embedding from favorites", exact=True)).to_have_count(0)
+    star = page.get_by_role("button", name="Add qwen3-8b · embedding to favorites")
+    star.click()
+    expect(favorites.get_by_role("button", name="Remove qwen3-8b · embedding from favorites")).to_be_visible()
+    expect(page.locator("#provider-embedding").get_by_role("button", name="Remove qwen3-8b · embedding from favorites")).to_have_attribute("aria-pressed", "true")
+    # the same name on the other host is untouched
+    expect(page.get_by_role("button", name="Add qwen3-8b · sam-desktop to favorites")).to_have_attribute("aria-pressed", "false")
+    assert page.evaluate("window.__noReload") is True
+
+    # Type to filter.
+    page.get_by_label("Filter models").fill("deepseek")
+    expect(page.locator("#provider-embedding li.model:visible")).to_have_count(1)
+    expect(page.locator("#provider-sam-desktop li.model:visible")).to_have_count(0)
+
+    # Keyboard: arrow down from the filter box lands on the first visible star.
+    page.get_by_label("Filter models").press("ArrowDown")
+    expect(page.get_by_role("button", name="Add deepseek-r1-qwen3-8b · embedding to favorites")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(favorites.get_by_role("button", name="Remove deepseek-r1-qwen3-8b · embedding from favorites")).to_be_visible()
+
+    # Unstar from the Favorites section: it leaves Favorites and its group row follows.
+    page.get_by_label("Filter models").fill("")
+    favorites.get_by_role("button", name="Remove qwen3-8b · embedding from favorites", exact=True).click()
+    expect(favorites.get_by_role("button", name="Remove qwen3-8b · embedding from favorites", exact=True)).to_have_count(0)
+    expect(page.locator("#provider-embedding").get_by_role("button", name="Add qwen3-8b · embedding to favorites")).to_be_visible()
+    assert page.evaluate("window.__noReload") is True
+
+    page.reload()
+    expect(favorites.get_by_role("button", name="Remove deepseek-r1-qwen3-8b · embedding from favorites")).to_be_visible()
