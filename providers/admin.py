@@ -5,6 +5,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from providers.catalog import UP, load_catalog
 from providers.models import ModelOverride, Provider, ProviderSource
 
 
@@ -34,7 +35,7 @@ class ProviderAdmin(admin.ModelAdmin):
     list_filter = ["kind", "enabled", "source"]
     search_fields = ["slug", "name", "base_url"]
     inlines = [ModelOverrideInline]
-    actions = ["make_default", "enable", "disable"]
+    actions = ["test_connection", "make_default", "enable", "disable"]
     fieldsets = [
         (None, {"fields": ["slug", "name", "kind", "base_url", "sidecar_url", "api_key_env"]}),
         ("Routing", {"fields": ["enabled", "is_default"]}),
@@ -69,6 +70,23 @@ class ProviderAdmin(admin.ModelAdmin):
                 obj.is_default = True
                 messages.info(request, f"{obj.slug} is now the default provider: there must be one.")
             super().save_model(request, obj, form, change)
+
+    @admin.action(description="Test the selected providers (fetch their model lists now)")
+    def test_connection(self, request: HttpRequest, queryset: QuerySet[Provider]) -> None:
+        catalog = load_catalog(providers=queryset.filter(enabled=True).prefetch_related("overrides"), background=False)
+        for status in catalog.providers:
+            if status.state == UP or status.state == "slow":
+                names = ", ".join(m.display_name for m in status.models[:8])
+                more = f" and {len(status.models) - 8} more" if len(status.models) > 8 else ""
+                self.message_user(
+                    request,
+                    f"Provider {status.slug}: {status.state}, {status.latency_ms} ms, {len(status.models)} models ({names}{more})",
+                    messages.SUCCESS if status.state == UP else messages.WARNING,
+                )
+            else:
+                self.message_user(request, f"Provider {status.slug}: down: {status.last_error}", messages.ERROR)
+        if disabled := queryset.filter(enabled=False).count():
+            self.message_user(request, f"{disabled} disabled provider(s) not tested.", messages.WARNING)
 
     @admin.action(description="Make the selected provider the default")
     def make_default(self, request: HttpRequest, queryset: QuerySet[Provider]) -> None:

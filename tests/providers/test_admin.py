@@ -88,3 +88,16 @@ def test_admin_needs_staff(user_client):
     response = user_client.get(reverse("admin:providers_provider_changelist"))
     assert response.status_code == 302
     assert "/admin/login/" in response["Location"]
+
+
+def test_test_connection_action_reports_health_and_models(admin_client, sam_desktop):
+    up = make_provider(slug="sam-desktop", base_url=sam_desktop.url, is_default=True)
+    down = make_provider(slug="gone", base_url="http://127.0.0.1:9")
+    response = admin_client.post(
+        reverse("admin:providers_provider_changelist"),
+        {"action": "test_connection", "_selected_action": [up.pk, down.pk]},
+        follow=True,
+    )
+    body = response.content.decode()
+    assert "Provider sam-desktop: up" in body and "3 models (qwen3-30b, qwen3-8b, box2/gpt-oss-20b)" in body
+    assert "Provider gone: down: connection refused or host unreachable" in body
