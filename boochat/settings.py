@@ -203,6 +203,10 @@ if env_bool("BOOCHAT_TRUST_X_FORWARDED_PROTO", False):
 LLAMA_PROVIDERS_PATH = env_str("LLAMA_PROVIDERS_PATH")
 LLAMA_SWAP_URL = env_str("LLAMA_SWAP_URL")
 LLAMA_SIDECAR_URL = env_str("LLAMA_SIDECAR_URL")
+# Chat: the model for titles (composite id; empty: the session's own model), and for compaction
+# summaries ("" = the session's model, "task" = the task model, or a composite id).
+BOOCHAT_TASK_MODEL = env_str("BOOCHAT_TASK_MODEL")
+BOOCHAT_SUMMARY_MODEL = env_str("BOOCHAT_SUMMARY_MODEL")
 # Seconds a provider's model list is served before it is refreshed (in the background).
 BOOCHAT_CATALOG_TTL = env_int("BOOCHAT_CATALOG_TTL", 15)
 

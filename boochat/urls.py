@@ -2,12 +2,19 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from boochat import views
+from boochat import chat_views, views
 from settings_app import views as settings_views
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("models/", views.picker, name="picker"),
+    path("chat/", chat_views.chat_index, name="chat_index"),
+    path("chat/new", chat_views.chat_new, name="chat_new"),
+    path("chat/<int:pk>/", chat_views.chat_session, name="chat_session"),
+    path("chat/<int:pk>/model", chat_views.chat_set_model, name="chat_set_model"),
+    path("chat/<int:pk>/send", chat_views.chat_send, name="chat_send"),
+    path("chat/<int:pk>/title", chat_views.chat_title, name="chat_title"),
+    path("chat/messages/<int:pk>", chat_views.chat_message, name="chat_message"),
     path("settings/", settings_views.settings_page, name="settings"),
     path("favorites/toggle", settings_views.favorite_toggle, name="favorite_toggle"),
     path("favorites/remove", settings_views.favorite_remove, name="favorite_remove"),

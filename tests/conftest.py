@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import threading
+import time
+from types import SimpleNamespace
+
 import pytest
 from django.core.cache import cache
 
@@ -78,3 +82,37 @@ def user_client(client, django_user_model):
     user = django_user_model.objects.create_user("alice", password="pw-for-tests-only")
     client.force_login(user)
     return client
+
+
+@pytest.fixture
+def asgi_server(transactional_db):
+    """The app served by uvicorn on 127.0.0.1, as in production (ASGI, streams not buffered).
+    pytest-django's live_server is WSGI, which would buffer every stream."""
+    import uvicorn
+
+    from boochat.asgi import application
+
+    server = uvicorn.Server(uvicorn.Config(application, host="127.0.0.1", port=0, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, name="asgi-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    yield SimpleNamespace(url=f"http://127.0.0.1:{port}")
+    server.should_exit = True
+    thread.join(10)
+
+
+@pytest.fixture
+def session_cookie(django_user_model):
+    """Log a user in and return (user, cookies) for clients other than Django's test client."""
+    from django.test import Client
+
+    def login(username="alice"):
+        user = django_user_model.objects.create_user(username)
+        client = Client()
+        client.force_login(user)
+        return user, {"sessionid": client.cookies["sessionid"].value}
+
+    return login

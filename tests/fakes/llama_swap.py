@@ -64,6 +64,11 @@ class FakeLlamaSwap(FakeHost):
         reply: list[str] | None = None,
         stream_delay: float = 0.0,
     ) -> None:
+        # Faults, set by tests: answer 429 (concurrency limit), send an error event or drop the
+        # connection after this many stream events.
+        self.busy = False
+        self.error_after: int | None = None
+        self.drop_after: int | None = None
         super().__init__()
         self.models = models if models is not None else [FakeModel("qwen3-8b")]
         self.version = version
@@ -157,6 +162,8 @@ class FakeLlamaSwap(FakeHost):
         model = self.find(model_id)
         if model is None:
             return self.unknown_model(model_id)
+        if self.busy:
+            return Response(429, fixture_bytes("llama-swap/v250-concurrency-429.json"), headers={"Retry-After": "7"})
         was_loaded = model.loaded
         self.load(model)
         if request.path == "/v1/embeddings":
@@ -174,7 +181,11 @@ class FakeLlamaSwap(FakeHost):
         if body.get("stream"):
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
             loading = [] if was_loaded or not self.send_loading_state else loading_events(model.id)
-            return Stream(loading + self.stream_events(model.id, include_usage), delay=self.stream_delay)
+            events = loading + self.stream_events(model.id, include_usage)
+            if self.error_after is not None:
+                error = {"error": {"code": 500, "message": "slot crashed", "type": "server_error"}}
+                events = events[: self.error_after] + [sse(error), DONE]
+            return Stream(events, delay=self.stream_delay, drop_after=self.drop_after)
         answer = json_fixture("llama-server/10-a-chat.http")
         answer["choices"][0]["message"]["content"] = "".join(self.reply)
         return Response.json(_with(answer, model=model.id))

@@ -56,6 +56,7 @@ class Stream:
     status: int = 200
     content_type: str = "text/event-stream"
     delay: float = 0.0  # seconds before each chunk after the first
+    drop_after: int | None = None  # close the connection mid-body after this many chunks
 
 
 @dataclass
@@ -153,8 +154,8 @@ class FakeHost:
                 keep_open = await self._write(reply, request, reader, writer)
                 if not keep_open or request.headers.get("connection", "").lower() == "close":
                     break
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
+            pass  # the client left, or the fake is stopping: nothing to report
         finally:
             self._connections.discard(writer)
             writer.close()
@@ -194,7 +195,12 @@ class FakeHost:
         client_gone = asyncio.ensure_future(reader.read(1))
         try:
             first = True
+            sent = 0
             async for chunk in _aiter(reply.chunks):
+                if reply.drop_after is not None and sent >= reply.drop_after:
+                    writer.transport.abort()  # the host dies mid-answer: no terminating chunk
+                    return False
+                sent += 1
                 if not first and reply.delay:
                     await asyncio.wait({client_gone}, timeout=reply.delay)
                 first = False

@@ -1,0 +1,309 @@
+"""A chat turn: build what the model sees, compact when it would not fit, stream, save; and titles."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from asgiref.sync import sync_to_async
+from django.conf import settings
+
+from boochat.models import ChatSession, Compaction, Message, MessageState
+from boochat.proxy import UpstreamError, answer_text, complete_chat, open_chat_stream
+from boochat.sse import StreamAccumulator
+from providers.catalog import DOWN, load_catalog
+from providers.context import context_size_for, learn_context_size
+from providers.models import ProviderKind
+from providers.routing import Route, RoutingError, canonical_model_id, resolve
+
+logger = logging.getLogger(__name__)
+
+SUMMARY_PROMPT = (
+    "You compress chat histories. Summarize the conversation below so that it can continue without "
+    "it: keep facts, names, numbers, decisions, open questions and the user's preferences. Write "
+    "plain prose, at most 250 words, in the conversation's language."
+)
+TITLE_PROMPT = (
+    "Write a title of at most six words for the conversation below. Answer with the title only: "
+    "no quotes, no trailing punctuation."
+)
+SAVE_EVERY_SECONDS = 2.0  # partial answers reach the database at least this often while streaming
+
+
+def estimate_tokens(messages: list[dict[str, Any]]) -> int:
+    """A deliberately high estimate (3 characters a token, plus template tokens per message)."""
+    return sum(math.ceil(len(str(m.get("content") or "")) / 3) + 4 for m in messages)
+
+
+def answer_reserve(n_ctx: int) -> int:
+    """Tokens kept free for the answer."""
+    return min(2048, n_ctx // 4)
+
+
+# -- what the model sees ---------------------------------------------------------------------------
+
+
+def active_messages(session: ChatSession) -> tuple[Compaction | None, list[Message]]:
+    """The latest compaction and the messages after it that still go to the model."""
+    compaction = session.latest_compaction()
+    messages = session.messages.exclude(state=MessageState.FAILED).exclude(state=MessageState.STREAMING)
+    if compaction is not None:
+        messages = messages.filter(id__gt=compaction.through_message_id)
+    return compaction, [m for m in messages if m.role == Message.Role.USER or m.content or m.tool_calls]
+
+
+def upstream_messages(route: Route, compaction: Compaction | None, messages: list[Message]) -> list[dict[str, Any]]:
+    """OpenAI chat messages for `route`'s host."""
+    result: list[dict[str, Any]] = []
+    if compaction is not None:
+        result.append({"role": "system", "content": f"Summary of the earlier conversation:\n{compaction.summary}"})
+    for message in messages:
+        item: dict[str, Any] = {"role": message.role, "content": message.content}
+        if message.tool_calls:
+            item["tool_calls"] = message.tool_calls
+            # DeepSeek's thinking mode needs its reasoning back on turns that called tools, and
+            # refuses it elsewhere (older R1); no other host gets it (DeepSeek API docs).
+            if route.kind == ProviderKind.DEEPSEEK and message.reasoning:
+                item["reasoning_content"] = message.reasoning
+        result.append(item)
+    return result
+
+
+def _summary_model_id(session: ChatSession) -> str:
+    choice = settings.BOOCHAT_SUMMARY_MODEL
+    if choice == "task":
+        return task_model_candidates(session.model_id)[0]
+    return choice or session.model_id
+
+
+async def compact(session: ChatSession, *, budget: int, scale: float = 1.0) -> Compaction | None:
+    """Summarize the oldest turns so that the rest fits `budget` tokens; None if nothing can go."""
+    compaction, messages = await sync_to_async(active_messages)(session)
+    if len(messages) < 2:
+        return None
+    keep = 1  # always the newest message; the one before too when both fit comfortably
+    if len(messages) > 2 and estimate_tokens([{"content": m.content} for m in messages[-2:]]) * scale < budget / 2:
+        keep = 2
+    older, recent = messages[:-keep], messages[-keep:]
+    transcript = "\n\n".join(
+        ([f"(Earlier summary) {compaction.summary}"] if compaction else [])
+        + [f"{m.role.upper()}: {m.content}" for m in older]
+    )
+    summary_model = await sync_to_async(_summary_model_id)(session)
+    route = await sync_to_async(resolve)(summary_model)
+    summary = await summarize(route, transcript)
+    created = await Compaction.objects.acreate(
+        session=session, through_message=older[-1], summary=summary, model_id=str(route.ref)
+    )
+    logger.info("compacted session %s through message %s (%d kept)", session.pk, older[-1].pk, len(recent))
+    return created
+
+
+async def summarize(route: Route, transcript: str) -> str:
+    """A summary of `transcript` from `route`'s model. If the transcript does not fit that model's
+    context, its most recent part is summarized; the host's own token count corrects our estimate."""
+    n_ctx = (await sync_to_async(context_size_for)(str(route.ref))).tokens
+    limit = max(1000, (n_ctx - answer_reserve(n_ctx) - 200) * 3)
+    for attempt in (1, 2):
+        request = [{"role": "system", "content": SUMMARY_PROMPT}, {"role": "user", "content": transcript[-limit:]}]
+        try:
+            answer = await complete_chat(route, request)
+            break
+        except UpstreamError as exc:
+            if not exc.over_context or attempt == 2:
+                raise
+            await sync_to_async(learn_context_size)(str(route.ref), exc.n_ctx)
+            fits = (exc.n_ctx - answer_reserve(exc.n_ctx)) / max(exc.n_prompt_tokens or 0, exc.n_ctx + 1)
+            limit = max(200, int(min(limit, len(transcript)) * fits * 0.9))
+    summary = answer_text(answer).strip()
+    if not summary:
+        raise UpstreamError(f"{route.provider_name} ({route.provider}) returned an empty summary.")
+    return summary
+
+
+async def prepare_messages(session: ChatSession, route: Route, *, n_ctx: int, scale: float = 1.0) -> list[dict[str, Any]]:
+    """The messages to send, compacting first when they would not fit the context."""
+    budget = n_ctx - answer_reserve(n_ctx)
+    for _ in range(3):  # each compaction summarizes more; a few rounds at most
+        compaction, messages = await sync_to_async(active_messages)(session)
+        prepared = upstream_messages(route, compaction, messages)
+        if estimate_tokens(prepared) * scale <= budget:
+            return prepared
+        if await compact(session, budget=budget, scale=scale) is None:
+            break
+    compaction, messages = await sync_to_async(active_messages)(session)
+    return upstream_messages(route, compaction, messages)
+
+
+# -- one streamed answer ---------------------------------------------------------------------------
+
+
+@dataclass
+class Turn:
+    """A started answer: the open upstream response and the message that will hold it."""
+
+    route: Route
+    response: httpx.Response
+    answer: Message
+
+
+async def start_turn(session: ChatSession) -> Turn:
+    """Resolve, compact if needed, and open the stream; one compaction + retry on over-context.
+
+    Raises RoutingError or UpstreamError (after saving a failed answer that says why)."""
+    answer = Message(session=session, role=Message.Role.ASSISTANT, state=MessageState.STREAMING, model_id=session.model_id)
+    try:
+        route = await sync_to_async(resolve)(session.model_id)
+        answer.provider, answer.wire_model, answer.model_id = route.provider, route.wire_model, str(route.ref)
+        n_ctx = (await sync_to_async(context_size_for)(session.model_id)).tokens
+        scale = 1.0
+        for attempt in (1, 2):
+            messages = await prepare_messages(session, route, n_ctx=n_ctx, scale=scale)
+            body = {"model": route.wire_model, "messages": messages, "stream": True,
+                    "stream_options": {"include_usage": True}}
+            try:
+                response = await open_chat_stream(route, body)
+                break
+            except UpstreamError as exc:
+                if not exc.over_context or attempt == 2:
+                    raise
+                # The host told us its real size and how many tokens our prompt was: learn both.
+                await sync_to_async(learn_context_size)(str(route.ref), exc.n_ctx)
+                n_ctx = exc.n_ctx
+                if exc.n_prompt_tokens:
+                    scale = max(1.0, exc.n_prompt_tokens / max(1, estimate_tokens(messages)))
+    except (RoutingError, UpstreamError) as exc:
+        answer.state, answer.error = MessageState.FAILED, str(exc)
+        await answer.asave()
+        raise
+    await answer.asave()
+    return Turn(route, response, answer)
+
+
+def _finish(answer: Message, acc: StreamAccumulator, state: str, error: str = "") -> None:
+    answer.content = acc.text
+    answer.reasoning = acc.reasoning_text
+    answer.tool_calls = acc.tool_call_list()
+    answer.usage = acc.usage
+    answer.timings = acc.timings
+    answer.tokens_per_second = acc.tokens_per_second
+    answer.finish_reason = acc.finish_reason
+    answer.state = state
+    answer.error = error
+    answer.save()
+    ChatSession.objects.filter(pk=answer.session_id).update(updated_at=answer.updated_at)
+
+
+def _save_partial(answer: Message, acc: StreamAccumulator) -> None:
+    Message.objects.filter(pk=answer.pk).update(content=acc.text, reasoning=acc.reasoning_text)
+
+
+async def relay(turn: Turn) -> AsyncIterator[bytes]:
+    """Yield the upstream bytes as they arrive, and save the answer however the stream ends:
+    complete, failed (the host said so), or interrupted (host dropped, or the browser left)."""
+    acc = StreamAccumulator()
+    state, error = MessageState.INTERRUPTED, "Stopped before the answer was complete."
+    last_save = time.monotonic()
+    try:
+        async for chunk in turn.response.aiter_raw():
+            acc.feed(chunk)
+            yield chunk
+            if time.monotonic() - last_save > SAVE_EVERY_SECONDS:
+                last_save = time.monotonic()
+                await sync_to_async(_save_partial)(turn.answer, acc)
+        acc.close()
+        if acc.error:
+            state, error = MessageState.FAILED, f"{turn.route.provider_name} ({turn.route.provider}): {acc.error}"
+        elif acc.done or acc.finish_reason:
+            state, error = MessageState.COMPLETE, ""
+        else:
+            error = f"{turn.route.provider_name} ({turn.route.provider}) ended the stream before the answer was complete."
+    except httpx.HTTPError as exc:
+        error = f"Lost the connection to {turn.route.provider_name} ({turn.route.provider}) mid-answer ({type(exc).__name__})."
+        event = {"error": {"message": error, "type": "upstream_disconnected"}}
+        yield b"data: " + json_bytes(event) + b"\n\n"
+    finally:
+        # Runs also when the browser goes away (the task is cancelled): closing the upstream
+        # response closes its connection, so the host stops generating.
+        await turn.response.aclose()
+        await asyncio.shield(sync_to_async(_finish)(turn.answer, acc, state, error))
+
+
+def json_bytes(data: Any) -> bytes:
+    return json.dumps(data, separators=(",", ":")).encode()
+
+
+# -- titles ---------------------------------------------------------------------------------------
+
+
+def task_model_candidates(session_model_id: str) -> list[str]:
+    """Models to try for a title, best first (README, "Task model").
+
+    The task model goes first when its host is up and using it needs no swap. On a llama-swap host
+    where the task model is not loaded, the session's own model goes first if it is loaded there
+    (or anywhere): a title is not worth unloading a model someone is chatting with."""
+    session_model = canonical_model_id(session_model_id)
+    task = settings.BOOCHAT_TASK_MODEL
+    if not task:
+        return [session_model]
+    try:
+        task = canonical_model_id(task)
+    except RoutingError:
+        logger.warning("BOOCHAT_TASK_MODEL=%s cannot be routed; using the session's model", task)
+        return [session_model]
+    if task == session_model:
+        return [task]
+    catalog = load_catalog()
+    by_id = catalog.by_id()
+    states = {p.slug: p.state for p in catalog.providers}
+
+    def ready(model_id: str) -> bool:
+        model = by_id.get(model_id)
+        return model is not None and states.get(model.provider) != DOWN and model.loaded is not False
+
+    if ready(task) or not ready(session_model):
+        return [task, session_model]
+    return [session_model, task]
+
+
+def _title_source(session: ChatSession) -> list[Message]:
+    return list(session.messages.exclude(state=MessageState.FAILED).order_by("id")[:2])
+
+
+def clean_title(text: str) -> str:
+    line = next((line for line in text.strip().splitlines() if line.strip()), "")
+    return line.strip().strip("\"'“”‘’*#").strip().rstrip(".!?:;")[:80].strip()
+
+
+async def generate_title(session: ChatSession) -> str:
+    """A short title from the task model (or a fallback); saved on the session and returned."""
+    first = await sync_to_async(_title_source)(session)
+    if not first:
+        return session.title
+    transcript = "\n\n".join(f"{m.role.upper()}: {m.content[:1500]}" for m in first)
+    title = ""
+    for model_id in await sync_to_async(task_model_candidates)(session.model_id):
+        try:
+            route = await sync_to_async(resolve)(model_id)
+            answer = await complete_chat(
+                route,
+                [{"role": "system", "content": TITLE_PROMPT}, {"role": "user", "content": transcript}],
+                max_tokens=60,
+            )
+        except (RoutingError, UpstreamError) as exc:
+            logger.info("title from %s failed: %s", model_id, exc)
+            continue
+        if title := clean_title(answer_text(answer)):
+            break
+    if not title:  # every model failed: the first words of the question are still a fine title
+        title = " ".join(first[0].content.split()[:8])[:80] or "New chat"
+    session.title = title
+    await session.asave(update_fields=["title", "updated_at"])
+    return title

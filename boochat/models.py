@@ -1,0 +1,94 @@
+"""Chat sessions, their messages, and compactions of long sessions."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.urls import reverse
+
+
+class ChatSessionQuerySet(models.QuerySet["ChatSession"]):
+    def for_user(self, user: models.Model) -> ChatSessionQuerySet:
+        return self.filter(user=user)
+
+
+class ChatSession(models.Model):
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_sessions")
+    title = models.CharField(max_length=200, blank=True)
+    # A composite id (provider/model). Sessions stored by single-host versions hold bare ids; those
+    # keep resolving to the default provider.
+    model_id = models.CharField("model", max_length=330)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ChatSessionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-updated_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.title or f"Chat {self.pk}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("chat_session", args=[self.pk])
+
+    def latest_compaction(self) -> Compaction | None:
+        return self.compactions.order_by("-through_message_id").first()
+
+
+class MessageState(models.TextChoices):
+    STREAMING = "streaming", "Streaming"
+    COMPLETE = "complete", "Complete"
+    INTERRUPTED = "interrupted", "Interrupted"
+    FAILED = "failed", "Failed"
+
+
+class Message(models.Model):
+    class Role(models.TextChoices):
+        USER = "user", "User"
+        ASSISTANT = "assistant", "Assistant"
+
+    session = models.ForeignKey(ChatSession, on_delete=models.CASCADE, related_name="messages")
+    role = models.CharField(max_length=10, choices=Role.choices)
+    content = models.TextField(blank=True)
+    reasoning = models.TextField(blank=True)
+    tool_calls = models.JSONField(null=True, blank=True)
+    # For answers: which host and model produced it, and how.
+    model_id = models.CharField(max_length=330, blank=True)
+    provider = models.CharField(max_length=64, blank=True)
+    wire_model = models.CharField(max_length=255, blank=True)
+    state = models.CharField(max_length=12, choices=MessageState.choices, default=MessageState.COMPLETE)
+    finish_reason = models.CharField(max_length=40, blank=True)
+    error = models.TextField(blank=True)
+    usage = models.JSONField(null=True, blank=True)
+    timings = models.JSONField(null=True, blank=True)
+    tokens_per_second = models.FloatField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.role}: {self.content[:40]}"
+
+    @property
+    def is_answer(self) -> bool:
+        return self.role == self.Role.ASSISTANT
+
+
+class Compaction(models.Model):
+    """A summary standing in for every message up to `through_message` when talking to the model.
+    The summarized messages stay in the session and on the page."""
+
+    session = models.ForeignKey(ChatSession, on_delete=models.CASCADE, related_name="compactions")
+    through_message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="+")
+    summary = models.TextField()
+    model_id = models.CharField(max_length=330, help_text="The model that wrote the summary.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["session", "through_message"]
+
+    def __str__(self) -> str:
+        return f"Compaction of {self.session} through message {self.through_message_id}"

@@ -1,0 +1,140 @@
+"""Talking to the resolved host for chat: open a stream, relay it, and turn upstream failures into
+messages that name the provider. Every call goes through a `Route` from `providers.routing`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import weakref
+from typing import Any
+
+import httpx
+
+from providers.http import async_client
+from providers.routing import Route
+
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = weakref.WeakKeyDictionary()
+_MAX_ERROR_BODY = 64 * 1024
+
+
+def upstream_client() -> httpx.AsyncClient:
+    """One pooled client per event loop (a worker has one loop; tests may make many)."""
+    loop = asyncio.get_running_loop()
+    client = _clients.get(loop)
+    if client is None or client.is_closed:
+        # A few hundred streams per worker; a small keep-alive pool (a large one slowed TTFB, DESIGN.md).
+        limits = httpx.Limits(max_connections=1000, max_keepalive_connections=20)
+        client = _clients[loop] = async_client(limits=limits)
+    return client
+
+
+class UpstreamError(Exception):
+    """A host refused or failed a request; `str()` is a message for people and names the provider."""
+
+    def __init__(self, message: str, *, status: int = 502, retry_after: str | None = None,
+                 n_ctx: int | None = None, n_prompt_tokens: int | None = None):
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
+        self.n_ctx = n_ctx
+        self.n_prompt_tokens = n_prompt_tokens
+
+    @property
+    def over_context(self) -> bool:
+        return self.n_ctx is not None
+
+
+def error_from_response(route: Route, status: int, body: bytes, headers: httpx.Headers) -> UpstreamError:
+    """An UpstreamError for a non-200 answer, in any of the error shapes DESIGN.md lists."""
+    name = f"{route.provider_name} ({route.provider})"
+    try:
+        payload: Any = json.loads(body)
+    except ValueError:
+        payload = None
+    error = payload.get("error") if isinstance(payload, dict) else None
+    if isinstance(error, dict):
+        detail = str(error.get("message") or error.get("type") or "")
+        if error.get("type") == "exceed_context_size_error" and isinstance(error.get("n_ctx"), int):
+            return UpstreamError(
+                f"{name}: {detail}", status=400, n_ctx=error["n_ctx"],
+                n_prompt_tokens=error.get("n_prompt_tokens") if isinstance(error.get("n_prompt_tokens"), int) else None,
+            )
+    elif isinstance(error, str):
+        detail = error
+    else:
+        detail = body[:500].decode("utf-8", errors="replace").strip()
+    if status == 429:
+        retry_after = headers.get("retry-after")
+        wait = f"; try again in {retry_after} s" if retry_after else ""
+        return UpstreamError(f"{name} is busy (too many requests){wait}.", status=503, retry_after=retry_after)
+    if status == 402:
+        return UpstreamError(f"{name}: {detail or 'payment required'} (check the account's balance).", status=402)
+    if status in (401, 403):
+        return UpstreamError(f"{name} refused the API key: {detail or status}.", status=502)
+    if status == 404 or "no router for requested model" in detail or "could not find suitable inference handler" in detail:
+        return UpstreamError(f"{name} does not serve {route.wire_model!r}: {detail or 'not found'}.", status=404)
+    if status == 503:
+        return UpstreamError(f"{name} is not ready: {detail or 'unavailable'}.", status=503, retry_after=headers.get("retry-after"))
+    return UpstreamError(f"{name} answered HTTP {status}: {detail or 'no details'}.", status=502 if status >= 500 else status)
+
+
+def _transport_error(route: Route, exc: httpx.HTTPError) -> UpstreamError:
+    name = f"{route.provider_name} ({route.provider})"
+    if isinstance(exc, httpx.ConnectTimeout):
+        return UpstreamError(f"{name} did not accept the connection within {route.timeout.connect:g} s.", status=504)
+    if isinstance(exc, httpx.TimeoutException):
+        return UpstreamError(f"{name} did not answer within {route.timeout.read:g} s.", status=504)
+    if isinstance(exc, httpx.ConnectError):
+        return UpstreamError(f"{name} is unreachable (connection refused or host down).", status=502)
+    return UpstreamError(f"{name}: connection failed ({type(exc).__name__}).", status=502)
+
+
+async def open_chat_stream(route: Route, body: dict[str, Any]) -> httpx.Response:
+    """POST a streaming chat completion; return the open 200 response, or raise UpstreamError."""
+    client = upstream_client()
+    # identity: the bytes are relayed as they come, so they must not be compressed on the way in.
+    headers = {**route.headers, "Accept": "text/event-stream", "Accept-Encoding": "identity"}
+    request = client.build_request("POST", route.chat_completions_url, json=body, headers=headers, timeout=route.timeout)
+    try:
+        response = await client.send(request, stream=True)
+    except httpx.HTTPError as exc:
+        raise _transport_error(route, exc) from None
+    if response.status_code != 200:
+        try:
+            raw = b""
+            async for chunk in response.aiter_raw():
+                raw += chunk
+                if len(raw) > _MAX_ERROR_BODY:
+                    break
+        except httpx.HTTPError:
+            pass
+        finally:
+            await response.aclose()
+        raise error_from_response(route, response.status_code, raw, response.headers)
+    return response
+
+
+async def complete_chat(route: Route, messages: list[dict[str, Any]], **options: Any) -> dict[str, Any]:
+    """A non-streaming chat completion (titles, summaries); raise UpstreamError on any failure."""
+    client = upstream_client()
+    body = {"model": route.wire_model, "messages": messages, "stream": False, **options}
+    try:
+        response = await client.post(route.chat_completions_url, json=body, headers=route.headers, timeout=route.timeout)
+    except httpx.HTTPError as exc:
+        raise _transport_error(route, exc) from None
+    if response.status_code != 200:
+        raise error_from_response(route, response.status_code, response.content[:_MAX_ERROR_BODY], response.headers)
+    try:
+        answer = response.json()
+        return answer if isinstance(answer, dict) else {}
+    except ValueError:
+        raise UpstreamError(f"{route.provider_name} ({route.provider}) answered with invalid JSON.") from None
+
+
+def answer_text(answer: dict[str, Any]) -> str:
+    """The assistant text of a non-streaming completion (empty when the shape is unexpected)."""
+    try:
+        content = answer["choices"][0]["message"].get("content")
+    except (KeyError, IndexError, TypeError, AttributeError):
+        return ""
+    return content if isinstance(content, str) else ""

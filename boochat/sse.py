@@ -1,0 +1,135 @@
+"""Reading OpenAI-style SSE chat streams as they pass through, to know what to save.
+
+The bytes are relayed untouched; this only watches them. It copes with every shape in DESIGN.md:
+several events in one read and events split across reads, `: keep-alive` comments, `data:
+{"error": ...}` and the older `error:` lines, a final usage chunk with `choices: []`, `[DONE]`, and
+llama-swap's loading messages (reasoning deltas in chunks without an `id`), which are status only.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def _error_text(error: Any) -> str:
+    if isinstance(error, dict):
+        return str(error.get("message") or error.get("type") or json.dumps(error))
+    return str(error)
+
+
+@dataclass
+class StreamAccumulator:
+    content: list[str] = field(default_factory=list)
+    reasoning: list[str] = field(default_factory=list)
+    status: list[str] = field(default_factory=list)  # llama-swap loading messages: shown, not stored
+    tool_calls: dict[int, dict[str, Any]] = field(default_factory=dict)
+    usage: dict[str, Any] | None = None
+    timings: dict[str, Any] | None = None
+    finish_reason: str = ""
+    error: str = ""
+    done: bool = False
+    malformed: int = 0
+    _buffer: bytes = b""
+
+    def feed(self, data: bytes) -> None:
+        """Take the next bytes of the stream; complete events are read, the rest waits."""
+        self._buffer += data
+        while True:
+            end, sep_len = _event_end(self._buffer)
+            if end < 0:
+                return
+            block, self._buffer = self._buffer[:end], self._buffer[end + sep_len :]
+            self._event(block)
+
+    def close(self) -> None:
+        """The stream ended: read what is left (a last event without its blank line)."""
+        if self._buffer.strip():
+            self._event(self._buffer)
+        self._buffer = b""
+
+    @property
+    def text(self) -> str:
+        return "".join(self.content)
+
+    @property
+    def reasoning_text(self) -> str:
+        return "".join(self.reasoning)
+
+    @property
+    def tokens_per_second(self) -> float | None:
+        value = (self.timings or {}).get("predicted_per_second")
+        return round(float(value), 2) if isinstance(value, (int, float)) and value > 0 else None
+
+    def tool_call_list(self) -> list[dict[str, Any]] | None:
+        return [self.tool_calls[i] for i in sorted(self.tool_calls)] or None
+
+    def _event(self, block: bytes) -> None:
+        data_lines = []
+        for raw in block.decode("utf-8", errors="replace").splitlines():
+            if not raw or raw.startswith(":"):
+                continue  # blank, or a comment such as DeepSeek's `: keep-alive`
+            name, _, value = raw.partition(":")
+            value = value[1:] if value.startswith(" ") else value
+            if name == "data":
+                data_lines.append(value)
+            elif name == "error":  # older llama-server builds
+                self.error = self.error or value.strip() or "the host reported an error"
+        if data_lines:
+            self._data("\n".join(data_lines))
+
+    def _data(self, data: str) -> None:
+        if data.strip() == "[DONE]":
+            self.done = True
+            return
+        try:
+            chunk = json.loads(data)
+        except ValueError:
+            self.malformed += 1
+            return
+        if not isinstance(chunk, dict):
+            self.malformed += 1
+            return
+        if "error" in chunk:
+            self.error = _error_text(chunk["error"])
+            return
+        if isinstance(chunk.get("usage"), dict):
+            self.usage = chunk["usage"]
+        if isinstance(chunk.get("timings"), dict):
+            self.timings = chunk["timings"]
+        choices = chunk.get("choices")
+        if not isinstance(choices, list):
+            return
+        for choice in choices:
+            if not isinstance(choice, dict):
+                continue
+            delta = choice.get("delta") if isinstance(choice.get("delta"), dict) else {}
+            if isinstance(choice.get("finish_reason"), str):
+                self.finish_reason = choice["finish_reason"]
+            reasoning = delta.get("reasoning_content")
+            if isinstance(reasoning, str) and reasoning:
+                # llama-swap's sendLoadingState chunks carry no id: progress, not the model's thought.
+                (self.reasoning if "id" in chunk else self.status).append(reasoning)
+            if isinstance(delta.get("content"), str):
+                self.content.append(delta["content"])
+            for call in delta.get("tool_calls") or []:
+                if isinstance(call, dict):
+                    self._tool_call(call)
+
+    def _tool_call(self, delta: dict[str, Any]) -> None:
+        index = delta.get("index", 0) if isinstance(delta.get("index"), int) else 0
+        call = self.tool_calls.setdefault(index, {"id": "", "type": "function", "function": {"name": "", "arguments": ""}})
+        if isinstance(delta.get("id"), str):
+            call["id"] = delta["id"]
+        function = delta.get("function") if isinstance(delta.get("function"), dict) else {}
+        for key in ("name", "arguments"):
+            if isinstance(function.get(key), str):
+                call["function"][key] += function[key]
+
+
+def _event_end(buffer: bytes) -> tuple[int, int]:
+    """Where the first complete event ends, and the separator's length (`\\n\\n` or `\\r\\n\\r\\n`)."""
+    candidates = [(buffer.find(sep), len(sep)) for sep in (b"\n\n", b"\r\n\r\n", b"\r\r")]
+    found = [c for c in candidates if c[0] >= 0]
+    return min(found) if found else (-1, 0)

@@ -1,0 +1,14 @@
+from __future__ import annotations
+
+from django import template
+from django.utils.safestring import SafeString
+
+from boochat.markdown import render_markdown
+
+register = template.Library()
+
+
+@register.filter(name="markdown")
+def markdown_filter(text: str) -> SafeString:
+    """Render an answer's Markdown to sanitized HTML."""
+    return render_markdown(text or "")
