@@ -38,6 +38,7 @@ $(CHROMIUM):
 
 bench: install
 	$(BIN)/python bench/picker_render.py
+	$(BIN)/python bench/chat_relay.py
 
 check: install
 	$(BIN)/python manage.py check

@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import math
+import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -278,8 +279,10 @@ def _title_source(session: ChatSession) -> list[Message]:
 
 
 def clean_title(text: str) -> str:
+    """The first line of a model's answer, without quotes, Markdown marks or end punctuation."""
     line = next((line for line in text.strip().splitlines() if line.strip()), "")
-    return line.strip().strip("\"'“”‘’*#").strip().rstrip(".!?:;")[:80].strip()
+    line = re.sub(r"[*_`#]+", "", line)
+    return line.strip().strip("\"'“”‘’").strip().rstrip(".!?:;")[:80].strip()
 
 
 async def generate_title(session: ChatSession) -> str:

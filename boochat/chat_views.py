@@ -176,4 +176,4 @@ async def chat_title(request: HttpRequest, pk: int) -> HttpResponse:
         raise Http404("No such chat session.")
     if not session.title:
         await generate_title(session)
-    return TemplateResponse(request, "chat.html#session_title", {"session": session})
+    return TemplateResponse(request, "chat.html#session_title", {"session": session, "oob": True})

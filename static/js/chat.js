@@ -75,6 +75,12 @@
     await htmx.ajax("GET", messageUrl(id), { target: "#message-" + id, swap: "outerHTML" });
   }
 
+  async function refreshContextUsage() {
+    if (document.getElementById("context-usage") && window.htmx) {
+      await htmx.ajax("GET", window.location.pathname, { target: "#context-usage", select: "#context-usage", swap: "outerHTML" });
+    }
+  }
+
   async function maybeTitle() {
     const title = document.getElementById("session-title");
     if (title && "untitled" in title.dataset && window.htmx) {
@@ -138,6 +144,7 @@
       status.textContent = "";
       await showSaved(messageId);
       await maybeTitle();
+      await refreshContextUsage();
     }
   });
 

@@ -3,6 +3,7 @@
 import pytest
 from django.urls import reverse
 
+from boochat.chat import clean_title
 from boochat.models import ChatSession, Compaction, Message, MessageState
 from providers.context import context_size_for
 from providers.models import ProviderKind
@@ -66,7 +67,7 @@ def test_a_message_is_answered_saved_and_titled(user_client, hosts):
     assert stream["messages"] == [{"role": "user", "content": "Hello, who are you?"}]
     assert title["stream"] is False  # the title, from the session's model (no task model configured)
     session.refresh_from_db()
-    assert session.title == "".join(CAPTURED_PIECES)[:80].strip().rstrip(".!?:;")
+    assert session.title == clean_title("".join(CAPTURED_PIECES))
 
     page = user_client.get(session.get_absolute_url())
     assert page.status_code == 200
@@ -358,3 +359,13 @@ def test_llama_swap_loading_messages_are_not_stored(user_client, sam_desktop):
     (answer,) = answers(session)
     assert answer.reasoning == "" and "loading" not in answer.content
     assert answer.state == MessageState.COMPLETE
+
+
+@pytest.mark.parametrize("raw, title", [
+    ('"Llamas and swaps."', "Llamas and swaps"),
+    ("**Here is** `code`\nsecond line", "Here is code"),
+    ("\n\n# Heading!", "Heading"),
+    ("x" * 100, "x" * 80),
+])
+def test_clean_title(raw, title):
+    assert clean_title(raw) == title

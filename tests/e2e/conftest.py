@@ -36,12 +36,22 @@ def browser_type_launch_args(browser_type_launch_args):
     }
 
 
-@pytest.fixture
-def logged_in_page(page, live_server, django_user_model):
+def log_in(page, base_url, django_user_model):
     django_user_model.objects.create_user("alice", password="correct horse battery staple")
-    page.goto(f"{live_server.url}/accounts/login/")
+    page.goto(f"{base_url}/accounts/login/")
     page.get_by_label("Username").fill("alice")
     page.get_by_label("Password").fill("correct horse battery staple")
     page.get_by_role("button", name="Log in").click()
-    page.wait_for_url(f"{live_server.url}/")
+    page.wait_for_url(f"{base_url}/")
     return page
+
+
+@pytest.fixture
+def logged_in_page(page, live_server, django_user_model):
+    return log_in(page, live_server.url, django_user_model)
+
+
+@pytest.fixture
+def asgi_page(page, asgi_server, django_user_model):
+    """A logged-in page on the ASGI server (streams need it; live_server is WSGI)."""
+    return log_in(page, asgi_server.url, django_user_model)

@@ -1,0 +1,79 @@
+import pytest
+
+from boochat.sse import StreamAccumulator
+from tests.fakes.fixtures import decode_chunked, fixture_bytes, http_fixture
+from tests.fakes.llama_swap import CAPTURED_PIECES
+
+
+def feed_in_pieces(data, size):
+    acc = StreamAccumulator()
+    for start in range(0, len(data), size):
+        acc.feed(data[start:start + size])
+    acc.close()
+    return acc
+
+
+@pytest.mark.parametrize("size", [1, 7, 64, 100_000])
+def test_the_captured_stream_reads_the_same_however_it_is_split(size):
+    body = http_fixture("llama-server/12-a-chat-stream-usage.http")[2]
+    acc = feed_in_pieces(body, size)
+    assert acc.text == "".join(CAPTURED_PIECES)
+    assert acc.done and acc.finish_reason == "stop"
+    assert acc.usage["total_tokens"] == 40
+    assert acc.tokens_per_second == pytest.approx(3451.08, rel=1e-4)
+    assert acc.error == "" and acc.malformed == 0
+
+
+def test_the_wire_capture_with_several_events_per_network_read():
+    wire = fixture_bytes("llama-server/90-a-chat-stream-usage.wire")
+    acc = feed_in_pieces(decode_chunked(wire.partition(b"\r\n\r\n")[2]), 0x1ee)
+    assert acc.text.startswith("ourRA")
+    assert acc.done
+
+
+def test_deepseek_keep_alives_and_reasoning():
+    acc = feed_in_pieces(fixture_bytes("deepseek/chat-stream-thinking.sse"), 50)
+    assert (acc.reasoning_text, acc.text) == ("The user greets.", "Hello!")
+    assert acc.usage["completion_tokens_details"]["reasoning_tokens"] == 5
+    assert acc.status == []
+
+
+def test_llama_swap_loading_messages_are_status_not_reasoning():
+    acc = feed_in_pieces(fixture_bytes("llama-swap/v250-send-loading-state-stream.sse"), 33)
+    assert acc.status == ["llama-swap loading model: qwen3-30b\n", "...", "Done! (12.34s)\n"]
+    assert acc.reasoning_text == ""
+    assert acc.text == "Hello"
+
+
+@pytest.mark.parametrize("stream, error", [
+    (b'data: {"choices":[{"delta":{"content":"a"}}]}\n\ndata: {"error":{"code":500,"message":"slot crashed","type":"server_error"}}\n\n', "slot crashed"),
+    (b'data: {"choices":[{"delta":{"content":"a"}}]}\n\nerror: {"message":"old style"}\n\n', '{"message":"old style"}'),
+    (b'data: {"error":"plain string"}\n\n', "plain string"),
+])
+def test_errors_after_the_stream_started(stream, error):
+    acc = feed_in_pieces(stream, 5)
+    assert acc.error == error
+
+
+def test_lines_that_are_not_json_are_counted_not_fatal():
+    acc = feed_in_pieces(b'data: {not json\n\ndata: [1,2]\n\ndata: {"choices":[{"delta":{"content":"ok"}}]}\r\n\r\n', 4)
+    assert acc.malformed == 2 and acc.text == "ok"
+
+
+def test_a_truncated_last_event_is_read_at_close():
+    acc = StreamAccumulator()
+    acc.feed(b'data: {"choices":[{"delta":{"content":"a"}}]}\n\ndata: {"choices":[{"delta":{"content":"b"}}]}')
+    assert acc.text == "a"
+    acc.close()
+    assert acc.text == "ab" and not acc.done
+
+
+def test_tool_call_deltas_are_assembled():
+    stream = (
+        b'data: {"id":"x","choices":[{"delta":{"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"get_","arguments":""}}]}}]}\n\n'
+        b'data: {"id":"x","choices":[{"delta":{"tool_calls":[{"index":0,"function":{"name":"weather","arguments":"{\\"city\\":"}}]}}]}\n\n'
+        b'data: {"id":"x","choices":[{"delta":{"tool_calls":[{"index":0,"function":{"arguments":"\\"Oslo\\"}"}}]},"finish_reason":"tool_calls"}]}\n\n'
+    )
+    acc = feed_in_pieces(stream, 9)
+    assert acc.tool_call_list() == [{"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Oslo"}'}}]
+    assert acc.finish_reason == "tool_calls"

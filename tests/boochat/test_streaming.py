@@ -1,0 +1,122 @@
+"""The streaming proxy behind a real ASGI server (uvicorn), read by a real HTTP client."""
+
+import time
+
+import httpx
+import pytest
+from django.urls import reverse
+
+from boochat.models import ChatSession, Message, MessageState
+from tests.factories import make_provider
+from tests.fakes.llama_swap import CAPTURED_PIECES, FakeLlamaSwap, FakeModel
+
+pytestmark = pytest.mark.django_db(transaction=True)
+STREAM = {"X-BooChat-Stream": "1"}
+
+
+@pytest.fixture
+def chat(asgi_server, session_cookie):
+    """Returns (session, httpx client, send url) for a session on `host` / `model`."""
+    user, cookies = session_cookie()
+    clients = []
+
+    def start(host, model="qwen3-8b", slug="sam-desktop"):
+        make_provider(slug=slug, base_url=host.url, is_default=True)
+        session = ChatSession.objects.create(user=user, model_id=f"{slug}/{model}", title="t")
+        client = httpx.Client(base_url=asgi_server.url, cookies=cookies, timeout=10)
+        token = client.get(session.get_absolute_url()).cookies.get("csrftoken") or client.cookies.get("csrftoken")
+        client.headers.update({**STREAM, "X-CSRFToken": token})
+        clients.append(client)
+        return session, client, reverse("chat_send", args=[session.pk])
+
+    yield start
+    for client in clients:
+        client.close()
+
+
+def wait_for_state(message_pk, timeout=5):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        message = Message.objects.get(pk=message_pk)
+        if message.state != MessageState.STREAMING:
+            return message
+        time.sleep(0.05)
+    return Message.objects.get(pk=message_pk)
+
+
+def test_the_stream_is_relayed_byte_for_byte(chat):
+    with FakeLlamaSwap() as host:
+        session, client, url = chat(host)
+        with client.stream("POST", url, data={"content": "Hello, who are you?"}) as response:
+            assert response.status_code == 200
+            assert response.headers["content-type"] == "text/event-stream"
+            body = b"".join(response.iter_raw())
+        expected = b"".join(host.stream_events("qwen3-8b", include_usage=True))
+    assert body == expected
+    answer = wait_for_state(int(response.headers["x-boochat-message"]))
+    assert answer.state == MessageState.COMPLETE
+    assert answer.provider == "sam-desktop"
+
+
+def test_tokens_arrive_before_the_stream_ends(chat):
+    with FakeLlamaSwap(reply=["one ", "two ", "three"], stream_delay=0.3) as host:
+        _, client, url = chat(host)
+        started = time.monotonic()
+        with client.stream("POST", url, data={"content": "count"}) as response:
+            chunks = response.iter_raw()
+            first = next(c for c in chunks if b'"content":"one ' in c)
+            first_at = time.monotonic() - started
+            rest = b"".join(chunks)
+            done_at = time.monotonic() - started
+    assert first and b"[DONE]" in rest
+    assert first_at < done_at - 0.5  # the first words were not held back until the end
+
+
+def test_a_host_dropping_mid_stream_ends_the_relay_with_an_error_event(chat):
+    with FakeLlamaSwap() as host:
+        host.drop_after = 5
+        _, client, url = chat(host)
+        with client.stream("POST", url, data={"content": "hi"}) as response:
+            body = b"".join(response.iter_raw())
+    assert b'"type":"upstream_disconnected"' in body
+    answer = wait_for_state(int(response.headers["x-boochat-message"]))
+    assert answer.state == MessageState.INTERRUPTED
+    assert answer.content == "".join(CAPTURED_PIECES[:4])
+
+
+def test_leaving_mid_answer_closes_the_upstream_and_saves_the_partial(chat):
+    with FakeLlamaSwap(reply=["word "] * 400, stream_delay=0.02) as host:
+        _, client, url = chat(host)
+        with client.stream("POST", url, data={"content": "talk a lot"}) as response:
+            message_pk = int(response.headers["x-boochat-message"])
+            received = b""
+            for chunk in response.iter_raw():
+                received += chunk
+                if received.count(b"word") >= 5:
+                    break
+        left_at = time.monotonic()
+        assert host.wait_for_disconnect(timeout=1.0), "the host kept generating after the browser left"
+        closed_after = time.monotonic() - left_at
+        answer = wait_for_state(message_pk)
+    assert closed_after < 1.0
+    assert answer.state == MessageState.INTERRUPTED
+    assert answer.content.startswith("word word word word word")
+    assert answer.content.count("word") < 400
+
+
+def test_loading_state_is_relayed_but_not_stored(chat):
+    with FakeLlamaSwap([FakeModel("qwen3-30b")], send_loading_state=True) as host:
+        _, client, url = chat(host, model="qwen3-30b")
+        with client.stream("POST", url, data={"content": "hi"}) as response:
+            body = b"".join(response.iter_raw())
+    assert b"llama-swap loading model: qwen3-30b" in body
+    answer = wait_for_state(int(response.headers["x-boochat-message"]))
+    assert answer.reasoning == "" and answer.state == MessageState.COMPLETE
+
+
+def test_host_errors_before_the_stream_are_json_with_the_provider_named(chat):
+    with FakeLlamaSwap() as host:
+        _, client, url = chat(host, model="not-served")
+        response = client.post(url, data={"content": "hi"})
+    assert response.status_code == 404
+    assert response.json()["error"].startswith("sam-desktop (sam-desktop) does not serve 'not-served'")

@@ -1,0 +1,55 @@
+import pytest
+from playwright.sync_api import expect
+
+from boochat.models import Message, MessageState
+from tests.factories import make_provider
+from tests.fakes.llama_swap import FakeLlamaSwap, FakeModel
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_chat_streams_stops_and_survives_a_reload(asgi_page, asgi_server):
+    page = asgi_page
+    words = [f"w{i} " for i in range(300)]
+    with FakeLlamaSwap([FakeModel("qwen3-8b"), FakeModel("qwen3-30b", loaded=True)], reply=["Hello ", "there ", "friend."]) as host:
+        make_provider(slug="sam-desktop", name="Sam's desktop", base_url=host.url, is_default=True)
+        page.goto(f"{asgi_server.url}/chat/")
+        page.get_by_label("Model").select_option("sam-desktop/qwen3-30b")
+        page.get_by_role("button", name="Start chat").click()
+        expect(page.locator("#session-title")).to_have_text("New chat")
+
+        # A slow answer: the first words show while the host is still sending.
+        host.stream_delay = 0.15
+        page.get_by_label("Message").fill("Say hello")
+        page.get_by_role("button", name="Send").click()
+        answer = page.locator("article.message.assistant").last
+        expect(answer).to_contain_text("Hello", timeout=5000)
+        assert "friend." not in answer.inner_text()  # still streaming
+        expect(answer.locator(".markdown")).to_have_text("Hello there friend.", timeout=5000)
+        expect(answer).to_contain_text("qwen3-30b · sam-desktop")
+        expect(page.locator("#session-title")).not_to_have_text("New chat", timeout=5000)
+        title = page.locator("#session-title").inner_text()
+        expect(page.locator("aside").get_by_role("link", name=title)).to_be_visible()  # the list follows
+
+        # A long answer, stopped half-way.
+        host.reply, host.stream_delay = words, 0.05
+        page.get_by_label("Message").fill("Count slowly")
+        page.get_by_role("button", name="Send").click()
+        expect(page.get_by_role("button", name="Stop")).to_be_visible()
+        expect(page.locator("article.message.assistant").last).to_contain_text("w3 ", timeout=5000)
+        page.get_by_role("button", name="Stop").click()
+        assert host.wait_for_disconnect(2.0)
+        stopped = page.locator("article.message.assistant").last
+        expect(stopped).to_contain_text("interrupted", timeout=5000)
+
+    saved = Message.objects.filter(role="assistant").order_by("id")
+    assert [m.state for m in saved] == [MessageState.COMPLETE, MessageState.INTERRUPTED]
+    assert 0 < saved[1].content.count(" ") < 300
+
+    page.reload()
+    expect(page.locator("article.message.user")).to_have_count(2)
+    expect(page.locator("article.message.assistant").first.locator(".markdown")).to_have_text("Hello there friend.")
+    expect(page.locator("article.message.assistant").last).to_contain_text("interrupted")
+    title = page.locator("#session-title").inner_text()
+    expect(page.get_by_role("link", name=title)).to_be_visible()
+    expect(page.locator(".context-usage")).to_contain_text("tokens of context")
