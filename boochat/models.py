@@ -92,3 +92,33 @@ class Compaction(models.Model):
 
     def __str__(self) -> str:
         return f"Compaction of {self.session} through message {self.through_message_id}"
+
+
+class GatewayKeyQuerySet(models.QuerySet["GatewayKey"]):
+    def active(self) -> GatewayKeyQuerySet:
+        return self.filter(revoked_at__isnull=True)
+
+
+class GatewayKey(models.Model):
+    """A bearer key for the OpenAI-compatible gateway. Only its SHA-256 is stored: the key is shown
+    once, when it is created in admin."""
+
+    name = models.CharField(max_length=100, help_text="Who or what uses it (opencode on the laptop, a script).")
+    prefix = models.CharField(max_length=12, editable=False, help_text="The key's first characters, to recognize it.")
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    objects = GatewayKeyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "gateway API key"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None

@@ -78,7 +78,7 @@ def error_from_response(route: Route, status: int, body: bytes, headers: httpx.H
     return UpstreamError(f"{name} answered HTTP {status}: {detail or 'no details'}.", status=502 if status >= 500 else status)
 
 
-def _transport_error(route: Route, exc: httpx.HTTPError) -> UpstreamError:
+def transport_error(route: Route, exc: httpx.HTTPError) -> UpstreamError:
     name = f"{route.provider_name} ({route.provider})"
     if isinstance(exc, httpx.ConnectTimeout):
         return UpstreamError(f"{name} did not accept the connection within {route.timeout.connect:g} s.", status=504)
@@ -98,7 +98,7 @@ async def open_chat_stream(route: Route, body: dict[str, Any]) -> httpx.Response
     try:
         response = await client.send(request, stream=True)
     except httpx.HTTPError as exc:
-        raise _transport_error(route, exc) from None
+        raise transport_error(route, exc) from None
     if response.status_code != 200:
         try:
             raw = b""
@@ -121,7 +121,7 @@ async def complete_chat(route: Route, messages: list[dict[str, Any]], **options:
     try:
         response = await client.post(route.chat_completions_url, json=body, headers=route.headers, timeout=route.timeout)
     except httpx.HTTPError as exc:
-        raise _transport_error(route, exc) from None
+        raise transport_error(route, exc) from None
     if response.status_code != 200:
         raise error_from_response(route, response.status_code, response.content[:_MAX_ERROR_BODY], response.headers)
     try:

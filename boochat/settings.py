@@ -207,6 +207,10 @@ LLAMA_SIDECAR_URL = env_str("LLAMA_SIDECAR_URL")
 # summaries ("" = the session's model, "task" = the task model, or a composite id).
 BOOCHAT_TASK_MODEL = env_str("BOOCHAT_TASK_MODEL")
 BOOCHAT_SUMMARY_MODEL = env_str("BOOCHAT_SUMMARY_MODEL")
+# The OpenAI-compatible gateway (/v1/): without a key only when explicitly opened (loopback installs).
+BOOCHAT_GATEWAY_OPEN = env_bool("BOOCHAT_GATEWAY_OPEN", False)
+# Largest request body (chat bodies with long histories or images are big); larger gets a 413.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("BOOCHAT_MAX_BODY_BYTES", 32 * 1024 * 1024)
 # Seconds a provider's model list is served before it is refreshed (in the background).
 BOOCHAT_CATALOG_TTL = env_int("BOOCHAT_CATALOG_TTL", 15)
 

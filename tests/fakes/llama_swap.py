@@ -178,24 +178,45 @@ class FakeLlamaSwap(FakeHost):
                 "message": f"request ({prompt_tokens} tokens) exceeds the available context size ({model.n_ctx} tokens), try increasing it",
                 "type": "exceed_context_size_error", "n_prompt_tokens": prompt_tokens, "n_ctx": model.n_ctx,
             }}, status=400)
+        tools = body.get("tools") or []
+        messages = body.get("messages") or [{}]
+        if tools and messages[-1].get("role") != "tool":
+            return self.tool_call(model.id, tools[0]["function"]["name"], bool(body.get("stream")))
+        reply = [f"Tool result: {messages[-1].get('content')}"] if messages[-1].get("role") == "tool" else self.reply
         if body.get("stream"):
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
             loading = [] if was_loaded or not self.send_loading_state else loading_events(model.id)
-            events = loading + self.stream_events(model.id, include_usage)
+            events = loading + self.stream_events(model.id, include_usage, reply)
             if self.error_after is not None:
                 error = {"error": {"code": 500, "message": "slot crashed", "type": "server_error"}}
                 events = events[: self.error_after] + [sse(error), DONE]
             return Stream(events, delay=self.stream_delay, drop_after=self.drop_after)
         answer = json_fixture("llama-server/10-a-chat.http")
-        answer["choices"][0]["message"]["content"] = "".join(self.reply)
+        answer["choices"][0]["message"]["content"] = "".join(reply)
         return Response.json(_with(answer, model=model.id))
 
-    def stream_events(self, model_id: str, include_usage: bool) -> list[bytes]:
-        """The captured stream's events (fixtures 11/12) carrying `self.reply` and `model_id`."""
+    def tool_call(self, model_id: str, function: str, stream: bool) -> Response | Stream:
+        """The model asks to call the first tool offered (llama-server's shapes with --jinja)."""
+        call = {"id": "call_fake_1", "type": "function", "function": {"name": function, "arguments": '{"city":"Oslo"}'}}
+        if not stream:
+            answer = json_fixture("llama-server/10-a-chat.http")
+            answer["choices"][0].update(finish_reason="tool_calls", message={"role": "assistant", "content": None, "tool_calls": [call]})
+            return Response.json(_with(answer, model=model_id))
+        role, content, finish = _STREAM[0], _STREAM[1], _STREAM[-2]
+        delta = {"tool_calls": [{"index": 0, **call}]}
+        return Stream([
+            sse(_with(role, model=model_id)),
+            sse(_with(content, model=model_id, choices=[{**content["choices"][0], "delta": delta}])),
+            sse(_with(finish, model=model_id, choices=[{**finish["choices"][0], "finish_reason": "tool_calls"}])),
+            DONE,
+        ])
+
+    def stream_events(self, model_id: str, include_usage: bool, reply: list[str] | None = None) -> list[bytes]:
+        """The captured stream's events (fixtures 11/12) carrying the reply and `model_id`."""
         template = _STREAM if include_usage else _STREAM_NO_USAGE
         role, content, finish = template[0], template[1], template[-2 if include_usage else -1]
         events = [sse(_with(role, model=model_id))]
-        for piece in self.reply:
+        for piece in self.reply if reply is None else reply:
             chunk = _with(content, model=model_id, choices=[{**content["choices"][0], "delta": {"content": piece}}])
             events.append(sse(chunk))
         events.append(sse(_with(finish, model=model_id)))

@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.utils import timezone
+
+from boochat.gateway import create_key, forget_key
+from boochat.models import GatewayKey
+
+
+@admin.register(GatewayKey)
+class GatewayKeyAdmin(admin.ModelAdmin):
+    list_display = ["name", "prefix", "created_at", "last_used_at", "revoked_at"]
+    list_filter = [("revoked_at", admin.EmptyFieldListFilter)]
+    search_fields = ["name", "prefix"]
+    fields = ["name", "prefix", "created_at", "last_used_at", "revoked_at"]
+    readonly_fields = ["prefix", "created_at", "last_used_at", "revoked_at"]
+    actions = ["revoke"]
+
+    def save_model(self, request: HttpRequest, obj: GatewayKey, form, change: bool) -> None:  # noqa: ANN001
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        row, key = create_key(name=obj.name)
+        obj.pk, obj.prefix, obj.key_hash = row.pk, row.prefix, row.key_hash
+        request._gateway_key = key  # for response_add only: never stored, logged or put in a cookie
+
+    def response_add(self, request: HttpRequest, obj: GatewayKey, post_url_continue: str | None = None) -> HttpResponse:
+        """Show the new key once, on its own page (not in a message, which would travel in a cookie)."""
+        context = {**self.admin_site.each_context(request), "row": obj, "key": request._gateway_key,
+                   "title": "Gateway key created"}
+        return TemplateResponse(request, "admin/boochat/gatewaykey/created.html", context)
+
+    def has_delete_permission(self, request: HttpRequest, obj: GatewayKey | None = None) -> bool:
+        return False  # revoke instead: the row keeps who had access and when
+
+    @admin.action(description="Revoke the selected keys")
+    def revoke(self, request: HttpRequest, queryset: QuerySet[GatewayKey]) -> None:
+        keys = list(queryset.filter(revoked_at__isnull=True))
+        GatewayKey.objects.filter(pk__in=[k.pk for k in keys]).update(revoked_at=timezone.now())
+        for key in keys:
+            forget_key(key)
+        self.message_user(request, f"Revoked {len(keys)} key(s).", messages.SUCCESS)
