@@ -39,6 +39,7 @@ $(CHROMIUM):
 bench: install
 	$(BIN)/python bench/picker_render.py
 	$(BIN)/python bench/chat_relay.py
+	$(BIN)/python bench/gateway.py
 
 check: install
 	$(BIN)/python manage.py check

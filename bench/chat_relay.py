@@ -7,29 +7,17 @@ Run with `make bench` or `.venv/bin/python bench/chat_relay.py`. Loopback only, 
 
 from __future__ import annotations
 
-import os
-import socket
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-os.environ["BOOCHAT_DATA_DIR"] = tempfile.mkdtemp(prefix="boochat-bench-")
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "boochat.settings")
+from harness import percentile, running_app, setup_django
 
-import django  # noqa: E402
-
-django.setup()
+setup_django()
 
 import httpx  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.contrib.auth import get_user_model  # noqa: E402
 from django.contrib.sessions.backends.db import SessionStore  # noqa: E402
-from django.core.management import call_command  # noqa: E402
 
 from boochat.models import ChatSession  # noqa: E402
 from providers.models import Provider  # noqa: E402
@@ -37,12 +25,6 @@ from tests.fakes.llama_swap import FakeLlamaSwap, FakeModel  # noqa: E402
 
 SAMPLES = 30
 LONG_STREAM = 5000
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def ttfb(client: httpx.Client, url: str, **kwargs: object) -> float:
@@ -66,7 +48,6 @@ def throughput(client: httpx.Client, url: str, **kwargs: object) -> tuple[float,
 
 
 def main() -> None:
-    call_command("migrate", verbosity=0)
     host = FakeLlamaSwap([FakeModel("qwen3-8b", n_ctx=32768, loaded=True)]).start()
     Provider.objects.create(slug="bench", name="Bench host", base_url=host.url, is_default=True)
     user = get_user_model().objects.create_user("bench")
@@ -75,52 +56,42 @@ def main() -> None:
                   "_auth_user_hash": user.get_session_auth_hash()})
     store.create()
 
-    port = free_port()
-    env = {**os.environ, "BOOCHAT_BIND": f"127.0.0.1:{port}", "BOOCHAT_WORKERS": "1"}
-    app = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--config", "python:boochat.gunicorn_conf", "--access-logfile", "/dev/null",
-         "boochat.asgi:application"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit("the app did not start: " + app.stderr.read1().decode())
-            time.sleep(0.2)
-
-        body = {"model": "qwen3-8b", "stream": True, "stream_options": {"include_usage": True},
-                "messages": [{"role": "user", "content": "Hello, who are you?"}]}
-        with httpx.Client(timeout=60) as direct, httpx.Client(base_url=base, timeout=60,
-                                                                cookies={"sessionid": store.session_key}) as proxy:
-            token = proxy.get("/chat/").cookies.get("csrftoken") or proxy.cookies.get("csrftoken")
-            headers = {"X-BooChat-Stream": "1", "X-CSRFToken": token}
-
-            def proxy_url() -> str:
-                session = ChatSession.objects.create(user=user, model_id="bench/qwen3-8b", title="bench")
-                return f"/chat/{session.pk}/send"
-
-            for _ in range(3):  # warm-up both paths
-                ttfb(direct, f"{host.url}/v1/chat/completions", json=body)
-                ttfb(proxy, proxy_url(), data={"content": "Hello, who are you?"}, headers=headers)
-            direct_ttfb = [ttfb(direct, f"{host.url}/v1/chat/completions", json=body) for _ in range(SAMPLES)]
-            proxy_ttfb = [ttfb(proxy, proxy_url(), data={"content": "Hello, who are you?"}, headers=headers) for _ in range(SAMPLES)]
-
-            host.reply = ["tok "] * LONG_STREAM
-            direct_rate, direct_events = throughput(direct, f"{host.url}/v1/chat/completions", json=body)
-            proxy_rate, proxy_events = throughput(proxy, proxy_url(), data={"content": "go"}, headers=headers)
+        with running_app() as base:
+            measured = measure(host, base, user, store.session_key)
     finally:
-        app.terminate()
-        app.wait(10)
         host.stop()
+    report(*measured)
 
+
+def measure(host: FakeLlamaSwap, base: str, user: object, session_key: str) -> tuple:
+    body = {"model": "qwen3-8b", "stream": True, "stream_options": {"include_usage": True},
+            "messages": [{"role": "user", "content": "Hello, who are you?"}]}
+    with httpx.Client(timeout=60) as direct, httpx.Client(base_url=base, timeout=60,
+                                                            cookies={"sessionid": session_key}) as proxy:
+        token = proxy.get("/chat/").cookies.get("csrftoken") or proxy.cookies.get("csrftoken")
+        headers = {"X-BooChat-Stream": "1", "X-CSRFToken": token}
+
+        def proxy_url() -> str:
+            session = ChatSession.objects.create(user=user, model_id="bench/qwen3-8b", title="bench")
+            return f"/chat/{session.pk}/send"
+
+        for _ in range(3):  # warm-up both paths
+            ttfb(direct, f"{host.url}/v1/chat/completions", json=body)
+            ttfb(proxy, proxy_url(), data={"content": "Hello, who are you?"}, headers=headers)
+        direct_ttfb = [ttfb(direct, f"{host.url}/v1/chat/completions", json=body) for _ in range(SAMPLES)]
+        proxy_ttfb = [ttfb(proxy, proxy_url(), data={"content": "Hello, who are you?"}, headers=headers) for _ in range(SAMPLES)]
+
+        host.reply = ["tok "] * LONG_STREAM
+        direct_rate, direct_events = throughput(direct, f"{host.url}/v1/chat/completions", json=body)
+        proxy_rate, proxy_events = throughput(proxy, proxy_url(), data={"content": "go"}, headers=headers)
+    return direct_ttfb, proxy_ttfb, direct_rate, proxy_rate, direct_events, proxy_events
+
+
+def report(direct_ttfb: list[float], proxy_ttfb: list[float], direct_rate: float, proxy_rate: float,
+           direct_events: int, proxy_events: int) -> None:
     def p95(values: list[float]) -> float:
-        return sorted(values)[int(0.95 * (len(values) - 1))]
+        return percentile(values, 95)
 
     d50, p50 = statistics.median(direct_ttfb), statistics.median(proxy_ttfb)
     print(f"chat streaming proxy vs direct ({SAMPLES} requests each; app: gunicorn + 1 uvicorn worker, SQLite)")

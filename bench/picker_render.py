@@ -9,21 +9,12 @@ from __future__ import annotations
 
 import os
 import statistics
-import sys
-import tempfile
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-os.environ["BOOCHAT_DATA_DIR"] = tempfile.mkdtemp(prefix="boochat-bench-")
-os.environ.setdefault("BOOCHAT_ALLOWED_HOSTS", "testserver")
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "boochat.settings")
 os.environ.setdefault("BOOCHAT_CATALOG_TTL", "3600")
+from harness import percentile, setup_django  # noqa: E402
 
-import django  # noqa: E402
-
-django.setup()
+setup_django()
 
 from django.contrib.auth import get_user_model  # noqa: E402
 from django.core.management import call_command  # noqa: E402
@@ -38,13 +29,7 @@ from tests.fakes.llama_swap import FakeLlamaSwap, FakeModel  # noqa: E402
 PROVIDERS, MODELS, REQUESTS = 10, 50, 200
 
 
-def percentile(values: list[float], pct: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(pct / 100 * (len(ordered) - 1))))]
-
-
 def main() -> None:
-    call_command("migrate", verbosity=0)
     call_command("collectstatic", interactive=False, verbosity=0)  # as `make run` does
     hosts = [
         FakeLlamaSwap([FakeModel(f"model-{p}-{m}", n_ctx=8192, context_length=8192, loaded=m == 0) for m in range(MODELS)]).start()

@@ -1,0 +1,93 @@
+"""Benchmark: the OpenAI-compatible gateway against calling the fake host directly.
+
+(a) added latency of a non-streaming chat completion, p50/p99, at concurrency 1 and 50, and
+requests/s at 50; (b) relay rate of one 5,000-chunk stream. Printed side by side with ratios.
+The app runs under gunicorn with one uvicorn worker; everything on 127.0.0.1, bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+
+from harness import fake_host_process, percentile, running_app, setup_django
+
+setup_django()
+
+import httpx  # noqa: E402
+
+from boochat.gateway import create_key  # noqa: E402
+from providers.models import Provider  # noqa: E402
+
+SEQUENTIAL = 200
+CONCURRENT, CONCURRENT_TOTAL = 50, 1000
+LONG_STREAM = 5000
+
+
+async def timed_requests(url: str, body: dict, headers: dict, *, concurrency: int, total: int) -> tuple[list[float], float]:
+    latencies: list[float] = []
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+        queue = iter(range(total))
+
+        async def worker() -> None:
+            for _ in queue:
+                started = time.perf_counter()
+                response = await client.post(url, json=body, headers=headers)
+                latencies.append((time.perf_counter() - started) * 1000)
+                assert response.status_code == 200, response.text
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    return latencies, total / elapsed
+
+
+def stream_rate(url: str, body: dict, headers: dict) -> float:
+    started = time.perf_counter()
+    with httpx.stream("POST", url, json=body, headers=headers, timeout=60) as response:
+        events = b"".join(response.iter_raw()).count(b"data: ")
+    return events / (time.perf_counter() - started)
+
+
+def main() -> None:
+    model = {"id": "qwen3-8b", "loaded": True}
+    with fake_host_process([model], reply=["Hi"]) as short_host, \
+            fake_host_process([model], reply=["tok "] * LONG_STREAM) as long_host:
+        Provider.objects.create(slug="bench", name="Bench host", base_url=short_host, is_default=True)
+        Provider.objects.create(slug="long", name="Long answers", base_url=long_host)
+        _, key = create_key(name="bench")
+        auth = {"Authorization": f"Bearer {key}"}
+        message = [{"role": "user", "content": "Hello"}]
+        direct_body = {"model": "qwen3-8b", "messages": message}
+        results = {}
+        with running_app() as base:
+            gateway = f"{base}/v1/chat/completions"
+            cases = (("direct", f"{short_host}/v1/chat/completions", direct_body, {}),
+                     ("gateway", gateway, {"model": "bench/qwen3-8b", "messages": message}, auth))
+            for name, url, body, headers in cases:
+                asyncio.run(timed_requests(url, body, headers, concurrency=5, total=50))  # warm-up
+                results[name, 1] = asyncio.run(timed_requests(url, body, headers, concurrency=1, total=SEQUENTIAL))
+                results[name, 50] = asyncio.run(timed_requests(url, body, headers, concurrency=CONCURRENT, total=CONCURRENT_TOTAL))
+            results["stream"] = (
+                stream_rate(f"{long_host}/v1/chat/completions", {**direct_body, "stream": True}, {}),
+                stream_rate(gateway, {"model": "long/qwen3-8b", "messages": message, "stream": True}, auth),
+            )
+
+    print("OpenAI-compatible gateway vs direct (non-streaming chat completion; gunicorn + 1 uvicorn worker;")
+    print("the fake hosts run in their own processes)")
+    print(f"  {'':34}{'direct':>10}{'gateway':>10}{'added':>10}{'ratio':>8}")
+    for concurrency in (1, 50):
+        (direct, direct_rps), (gateway, gateway_rps) = results["direct", concurrency], results["gateway", concurrency]
+        for label, pct in (("p50", 50), ("p99", 99)):
+            d, g = percentile(direct, pct), percentile(gateway, pct)
+            print(f"  {f'latency {label} at concurrency {concurrency} (ms)':34}{d:10.2f}{g:10.2f}{g - d:+10.2f}{g / d:8.1f}x")
+        print(f"  {f'requests/s at concurrency {concurrency}':34}{direct_rps:10.0f}{gateway_rps:10.0f}{'':10}{gateway_rps / direct_rps:8.0%}")
+    direct_rate, gateway_rate = results["stream"]
+    print(f"  {f'relay of one {LONG_STREAM}-chunk stream (events/s)':34}{direct_rate:10.0f}{gateway_rate:10.0f}{'':10}{gateway_rate / direct_rate:8.0%}")
+    print(f"  (median latency at concurrency 1: direct {statistics.median(results['direct', 1][0]):.2f} ms)")
+
+
+if __name__ == "__main__":
+    main()

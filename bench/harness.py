@@ -1,0 +1,94 @@
+"""Shared by the benchmarks: a temporary database, the app under gunicorn, percentiles."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def setup_django() -> None:
+    """Configure Django on a fresh SQLite database in a temporary folder (call before other imports)."""
+    sys.path.insert(0, str(ROOT))
+    os.environ["BOOCHAT_DATA_DIR"] = tempfile.mkdtemp(prefix="boochat-bench-")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "boochat.settings")
+    os.environ.setdefault("BOOCHAT_ALLOWED_HOSTS", "127.0.0.1,testserver")
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    call_command("migrate", verbosity=0)
+
+
+def percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(pct / 100 * (len(ordered) - 1))))]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def running_app(**env: str) -> Iterator[str]:
+    """BooChat under gunicorn with one uvicorn worker (the production stack); yields its base URL."""
+    import httpx
+
+    port = free_port()
+    environment = {**os.environ, "BOOCHAT_BIND": f"127.0.0.1:{port}", "BOOCHAT_WORKERS": "1", **env}
+    app = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "--config", "python:boochat.gunicorn_conf", "--access-logfile", "/dev/null",
+         "boochat.asgi:application"], cwd=ROOT, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if app.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit("the app did not start: " + app.stderr.read().decode())
+            time.sleep(0.2)
+        yield base
+    finally:
+        app.terminate()
+        app.wait(10)
+
+
+def _serve_fake(queue: object, models: list[dict], options: dict) -> None:
+    import threading
+
+    from tests.fakes.llama_swap import FakeLlamaSwap, FakeModel
+
+    host = FakeLlamaSwap([FakeModel(**m) for m in models], **options).start()
+    queue.put(host.url)
+    threading.Event().wait()
+
+
+@contextmanager
+def fake_host_process(models: list[dict], **options: object) -> Iterator[str]:
+    """A fake llama-swap host in its own process, so that it does not share the benchmark's GIL."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    process = context.Process(target=_serve_fake, args=(queue, models, options), daemon=True)
+    process.start()
+    try:
+        yield queue.get(timeout=30)
+    finally:
+        process.terminate()
+        process.join(10)
