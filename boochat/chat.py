@@ -107,12 +107,19 @@ async def compact(session: ChatSession, *, budget: int, scale: float = 1.0) -> C
     return created
 
 
+async def learn_from_overflow(route: Route, exc: UpstreamError, sent: list[dict[str, Any]]) -> tuple[int, float]:
+    """After an exceed_context_size_error: remember the host's n_ctx, and return it with how far our
+    token estimate of what was sent fell short of the host's own count (>= 1)."""
+    await sync_to_async(learn_context_size)(str(route.ref), exc.n_ctx)
+    return exc.n_ctx, max(1.0, (exc.n_prompt_tokens or 0) / max(1, estimate_tokens(sent)))
+
+
 async def summarize(route: Route, transcript: str) -> str:
     """A summary of `transcript` from `route`'s model. If the transcript does not fit that model's
-    context, its most recent part is summarized; the host's own token count corrects our estimate."""
-    n_ctx = (await sync_to_async(context_size_for)(str(route.ref))).tokens
-    limit = max(1000, (n_ctx - answer_reserve(n_ctx) - 200) * 3)
+    context, its most recent part is summarized; one retry, shorter, if the host says it overflowed."""
+    n_ctx, scale = (await sync_to_async(context_size_for)(str(route.ref))).tokens, 1.0
     for attempt in (1, 2):
+        limit = max(200, int((n_ctx - answer_reserve(n_ctx) - 200) * 3 / scale))
         request = [{"role": "system", "content": SUMMARY_PROMPT}, {"role": "user", "content": transcript[-limit:]}]
         try:
             answer = await complete_chat(route, request)
@@ -120,9 +127,7 @@ async def summarize(route: Route, transcript: str) -> str:
         except UpstreamError as exc:
             if not exc.over_context or attempt == 2:
                 raise
-            await sync_to_async(learn_context_size)(str(route.ref), exc.n_ctx)
-            fits = (exc.n_ctx - answer_reserve(exc.n_ctx)) / max(exc.n_prompt_tokens or 0, exc.n_ctx + 1)
-            limit = max(200, int(min(limit, len(transcript)) * fits * 0.9))
+            n_ctx, scale = await learn_from_overflow(route, exc, request)
     summary = answer_text(answer).strip()
     if not summary:
         raise UpstreamError(f"{route.provider_name} ({route.provider}) returned an empty summary.")
@@ -175,11 +180,7 @@ async def start_turn(session: ChatSession) -> Turn:
             except UpstreamError as exc:
                 if not exc.over_context or attempt == 2:
                     raise
-                # The host told us its real size and how many tokens our prompt was: learn both.
-                await sync_to_async(learn_context_size)(str(route.ref), exc.n_ctx)
-                n_ctx = exc.n_ctx
-                if exc.n_prompt_tokens:
-                    scale = max(1.0, exc.n_prompt_tokens / max(1, estimate_tokens(messages)))
+                n_ctx, scale = await learn_from_overflow(route, exc, messages)
     except (RoutingError, UpstreamError) as exc:
         answer.state, answer.error = MessageState.FAILED, str(exc)
         await answer.asave()

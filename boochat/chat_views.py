@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    JsonResponse,
+    StreamingHttpResponse,
+)
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.views.decorators.http import require_GET, require_POST
 
-from boochat.chat import active_messages, estimate_tokens, generate_title, relay, start_turn, upstream_messages
+from boochat.chat import (
+    active_messages,
+    estimate_tokens,
+    generate_title,
+    relay,
+    start_turn,
+    upstream_messages,
+)
 from boochat.models import ChatSession, Message
 from boochat.picker import build_picker
 from boochat.proxy import UpstreamError

@@ -28,7 +28,13 @@ from django.views.decorators.http import require_GET, require_POST
 from boochat.models import GatewayKey
 from boochat.proxy import error_from_response, transport_error, upstream_client
 from providers.catalog import load_catalog
-from providers.routing import ProviderUnavailable, RoutingError, UnknownProvider, canonical_model_id, resolve
+from providers.routing import (
+    ProviderUnavailable,
+    RoutingError,
+    UnknownProvider,
+    canonical_model_id,
+    resolve,
+)
 
 KEY_PREFIX = "bc-"
 _KEY_CACHE_SECONDS = 60

@@ -231,7 +231,7 @@ async def refresh_listings(endpoints: list[Endpoint], previous: dict[str, dict[s
         results = await asyncio.gather(
             *(_refresh_one(client, endpoint, previous.get(cache_key(endpoint))) for endpoint in endpoints)
         )
-    return {cache_key(endpoint): result for endpoint, result in zip(endpoints, results)}
+    return {cache_key(endpoint): result for endpoint, result in zip(endpoints, results, strict=True)}
 
 
 # -- caching ---------------------------------------------------------------------------------------

@@ -9,7 +9,13 @@ from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.db.models import Q
 
-from providers.ids import LEGACY_NAMESPACE, SLUG_MAX_LENGTH, InvalidModelId, is_valid_slug, validate_model_name
+from providers.ids import (
+    LEGACY_NAMESPACE,
+    SLUG_MAX_LENGTH,
+    InvalidModelId,
+    is_valid_slug,
+    validate_model_name,
+)
 
 ENV_VAR_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 

@@ -9,11 +9,18 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.db import transaction
 
-from providers.models import ModelOverride, Provider, ProviderKind, ProviderSource, validate_base_url
+from providers.models import (
+    ModelOverride,
+    Provider,
+    ProviderKind,
+    ProviderSource,
+    validate_base_url,
+)
 from providers.provider_file import OverrideSpec, ProviderSpec, load_provider_file
 
 logger = logging.getLogger(__name__)

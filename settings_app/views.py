@@ -19,7 +19,11 @@ from boochat.picker import build_picker
 from providers.catalog import load_catalog
 from providers.routing import RoutingError
 from settings_app.models import Favorite, UserSettings
-from settings_app.normalize import InvalidModelIds, normalize_model_id, normalize_model_ids
+from settings_app.normalize import (
+    InvalidModelIds,
+    normalize_model_id,
+    normalize_model_ids,
+)
 
 SETTINGS_FIELDS = {"default_model", "favorite_models", "favorite_models_add", "favorite_models_remove"}
 

@@ -71,6 +71,20 @@ def deepseek_host():
 
 
 @pytest.fixture
+def hosts(sam_desktop, embedding_host, deepseek_host, monkeypatch):
+    """sam-desktop (default) + embedding + deepseek providers, each pointing at its fake host."""
+    from providers.models import ProviderKind
+    from tests.factories import make_provider
+
+    monkeypatch.setenv("DEEPSEEK_API_KEY", deepseek_host.api_key)
+    make_provider(slug="sam-desktop", name="Sam's desktop", base_url=sam_desktop.url, is_default=True)
+    make_provider(slug="embedding", name="Embedding box", base_url=embedding_host.url)
+    make_provider(slug="deepseek", name="DeepSeek", kind=ProviderKind.DEEPSEEK, base_url=deepseek_host.url,
+                  api_key_env="DEEPSEEK_API_KEY")
+    return {"sam-desktop": sam_desktop, "embedding": embedding_host, "deepseek": deepseek_host}
+
+
+@pytest.fixture
 def admin_client(client, django_user_model):
     user = django_user_model.objects.create_superuser("root", password="pw-for-tests-only")
     client.force_login(user)

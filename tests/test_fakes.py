@@ -6,7 +6,13 @@ import httpx
 import pytest
 
 from tests.fakes.deepseek import FakeDeepSeek
-from tests.fakes.fixtures import decode_chunked, fixture_bytes, http_fixture, json_fixture, sse_events
+from tests.fakes.fixtures import (
+    decode_chunked,
+    fixture_bytes,
+    http_fixture,
+    json_fixture,
+    sse_events,
+)
 from tests.fakes.llama_swap import FakeLlamaSwap, FakeModel
 
 V226_CAPS = {"capabilities": {"function_calling": True, "vision": True}}

@@ -6,21 +6,10 @@ from django.urls import reverse
 from boochat.chat import clean_title
 from boochat.models import ChatSession, Compaction, Message, MessageState
 from providers.context import context_size_for
-from providers.models import ProviderKind
 from tests.factories import make_provider
 from tests.fakes.llama_swap import CAPTURED_PIECES, FakeLlamaSwap, FakeModel
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def hosts(sam_desktop, embedding_host, deepseek_host, monkeypatch):
-    monkeypatch.setenv("DEEPSEEK_API_KEY", deepseek_host.api_key)
-    make_provider(slug="sam-desktop", name="Sam's desktop", base_url=sam_desktop.url, is_default=True)
-    make_provider(slug="embedding", name="Embedding box", base_url=embedding_host.url)
-    make_provider(slug="deepseek", name="DeepSeek", kind=ProviderKind.DEEPSEEK, base_url=deepseek_host.url,
-                  api_key_env="DEEPSEEK_API_KEY")
-    return {"sam-desktop": sam_desktop, "embedding": embedding_host, "deepseek": deepseek_host}
 
 
 def user_of(client):

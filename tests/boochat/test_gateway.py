@@ -9,20 +9,9 @@ from django.test import Client
 
 from boochat.gateway import create_key, forget_key, hash_key
 from boochat.models import GatewayKey
-from providers.models import ProviderKind
 from tests.factories import make_provider
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def hosts(sam_desktop, embedding_host, deepseek_host, monkeypatch):
-    monkeypatch.setenv("DEEPSEEK_API_KEY", deepseek_host.api_key)
-    make_provider(slug="sam-desktop", name="Sam's desktop", base_url=sam_desktop.url, is_default=True)
-    make_provider(slug="embedding", name="Embedding box", base_url=embedding_host.url)
-    make_provider(slug="deepseek", name="DeepSeek", kind=ProviderKind.DEEPSEEK, base_url=deepseek_host.url,
-                  api_key_env="DEEPSEEK_API_KEY")
-    return {"sam-desktop": sam_desktop, "embedding": embedding_host, "deepseek": deepseek_host}
 
 
 @pytest.fixture

@@ -6,7 +6,11 @@ from django.conf import settings
 from django.core.management import CommandError, call_command
 
 from providers.models import ModelOverride, Provider, ProviderSource
-from providers.provider_file import ProviderFileError, load_provider_file, parse_provider_file
+from providers.provider_file import (
+    ProviderFileError,
+    load_provider_file,
+    parse_provider_file,
+)
 from providers.routing import resolve
 from providers.sync import LEGACY_SLUG, plan_from_environment, sync_from_environment
 from tests.factories import make_provider

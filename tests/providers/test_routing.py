@@ -2,20 +2,21 @@ import httpx
 import pytest
 
 from providers.models import ProviderKind
-from providers.routing import ProviderUnavailable, RoutingError, UnknownProvider, canonical_model_id, resolve
+from providers.routing import (
+    ProviderUnavailable,
+    RoutingError,
+    UnknownProvider,
+    canonical_model_id,
+    resolve,
+)
 from tests.factories import make_provider
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def registry(sam_desktop, embedding_host, deepseek_host, monkeypatch):
-    """sam-desktop (default) + embedding + deepseek, each pointing at its fake host."""
-    monkeypatch.setenv("DEEPSEEK_API_KEY", deepseek_host.api_key)
-    make_provider(slug="sam-desktop", name="Sam's desktop", base_url=sam_desktop.url, is_default=True)
-    make_provider(slug="embedding", name="Embedding box", base_url=embedding_host.url)
-    make_provider(slug="deepseek", name="DeepSeek", kind=ProviderKind.DEEPSEEK, base_url=deepseek_host.url, api_key_env="DEEPSEEK_API_KEY")
-    return {"sam-desktop": sam_desktop, "embedding": embedding_host, "deepseek": deepseek_host}
+def registry(hosts):
+    return hosts
 
 
 def send_chat(route):
