@@ -290,3 +290,22 @@ class TestCommands:
         plan = plan_from_environment()
         assert plan.origin == str(EXAMPLE)
         assert [c.action for c in plan.changes] == ["create", "create", "create"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_server_syncs_the_provider_file_when_it_starts(settings):
+    from boochat import gunicorn_conf
+
+    settings.LLAMA_PROVIDERS_PATH = str(EXAMPLE)
+    gunicorn_conf.on_starting(server=None)
+    assert sorted(Provider.objects.values_list("slug", flat=True)) == ["deepseek", "embedding", "sam-desktop"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_bad_provider_file_stops_the_server_from_starting(tmp_path, settings):
+    from boochat import gunicorn_conf
+
+    settings.LLAMA_PROVIDERS_PATH = str(write(tmp_path, {"providers": [entry(kind="nope")]}))
+    with pytest.raises(ProviderFileError, match="field 'kind'"):
+        gunicorn_conf.on_starting(server=None)
+    assert not Provider.objects.exists()
