@@ -8,7 +8,7 @@ import logging
 import math
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +16,7 @@ import httpx
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
-from boochat.models import ChatSession, Compaction, Message, MessageState
+from boochat.models import ChatSession, Compaction, GeneratedText, Message, MessageState
 from boochat.proxy import UpstreamError, answer_text, complete_chat, open_chat_stream
 from boochat.sse import StreamAccumulator
 from providers.catalog import DOWN, load_catalog
@@ -189,7 +189,8 @@ async def start_turn(session: ChatSession) -> Turn:
     return Turn(route, response, answer)
 
 
-def _finish(answer: Message, acc: StreamAccumulator, state: str, error: str = "") -> None:
+def record_outcome(answer: GeneratedText, acc: StreamAccumulator, state: str, error: str) -> None:
+    """Save what a stream brought into an answer row (chat or arena), however it ended."""
     answer.content = acc.text
     answer.reasoning = acc.reasoning_text
     answer.tool_calls = acc.tool_call_list()
@@ -200,42 +201,58 @@ def _finish(answer: Message, acc: StreamAccumulator, state: str, error: str = ""
     answer.state = state
     answer.error = error
     answer.save()
-    ChatSession.objects.filter(pk=answer.session_id).update(updated_at=answer.updated_at)
 
 
-def _save_partial(answer: Message, acc: StreamAccumulator) -> None:
-    Message.objects.filter(pk=answer.pk).update(content=acc.text, reasoning=acc.reasoning_text)
+def save_partial(answer: GeneratedText, acc: StreamAccumulator) -> None:
+    type(answer).objects.filter(pk=answer.pk).update(content=acc.text, reasoning=acc.reasoning_text)
 
 
-async def relay(turn: Turn) -> AsyncIterator[bytes]:
-    """Yield the upstream bytes as they arrive, and save the answer however the stream ends:
-    complete, failed (the host said so), or interrupted (host dropped, or the browser left)."""
+async def relay_stream(route: Route, response: httpx.Response, answer: GeneratedText,
+                       on_end: Callable[[StreamAccumulator, str, str], None] | None = None) -> AsyncIterator[bytes]:
+    """Yield the upstream bytes as they arrive, and save `answer` however the stream ends: complete,
+    failed (the host said so), or interrupted (host dropped, or the browser left). `on_end` runs
+    after the answer is saved, in the same thread, with the accumulator, state and error."""
     acc = StreamAccumulator()
+    name = f"{route.provider_name} ({route.provider})"
     state, error = MessageState.INTERRUPTED, "Stopped before the answer was complete."
     last_save = time.monotonic()
     try:
-        async for chunk in turn.response.aiter_raw():
+        async for chunk in response.aiter_raw():
             acc.feed(chunk)
             yield chunk
             if time.monotonic() - last_save > SAVE_EVERY_SECONDS:
                 last_save = time.monotonic()
-                await sync_to_async(_save_partial)(turn.answer, acc)
+                await sync_to_async(save_partial)(answer, acc)
         acc.close()
         if acc.error:
-            state, error = MessageState.FAILED, f"{turn.route.provider_name} ({turn.route.provider}): {acc.error}"
+            state, error = MessageState.FAILED, f"{name}: {acc.error}"
         elif acc.done or acc.finish_reason:
             state, error = MessageState.COMPLETE, ""
         else:
-            error = f"{turn.route.provider_name} ({turn.route.provider}) ended the stream before the answer was complete."
+            error = f"{name} ended the stream before the answer was complete."
     except httpx.HTTPError as exc:
-        error = f"Lost the connection to {turn.route.provider_name} ({turn.route.provider}) mid-answer ({type(exc).__name__})."
-        event = {"error": {"message": error, "type": "upstream_disconnected"}}
-        yield b"data: " + json_bytes(event) + b"\n\n"
+        error = f"Lost the connection to {name} mid-answer ({type(exc).__name__})."
+        yield b"data: " + json_bytes({"error": {"message": error, "type": "upstream_disconnected"}}) + b"\n\n"
     finally:
         # Runs also when the browser goes away (the task is cancelled): closing the upstream
         # response closes its connection, so the host stops generating.
-        await turn.response.aclose()
-        await asyncio.shield(sync_to_async(_finish)(turn.answer, acc, state, error))
+        await response.aclose()
+
+        def save() -> None:
+            record_outcome(answer, acc, state, error)
+            if on_end is not None:
+                on_end(acc, state, error)
+
+        await asyncio.shield(sync_to_async(save)())
+
+
+def relay(turn: Turn) -> AsyncIterator[bytes]:
+    """The chat answer's stream; the session moves to the top of the list when it ends."""
+
+    def touch_session(acc: StreamAccumulator, state: str, error: str) -> None:
+        ChatSession.objects.filter(pk=turn.answer.session_id).update(updated_at=turn.answer.updated_at)
+
+    return relay_stream(turn.route, turn.response, turn.answer, touch_session)
 
 
 def json_bytes(data: Any) -> bytes:

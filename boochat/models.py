@@ -37,23 +37,20 @@ class ChatSession(models.Model):
 
 
 class MessageState(models.TextChoices):
+    PENDING = "pending", "Not started"
     STREAMING = "streaming", "Streaming"
     COMPLETE = "complete", "Complete"
     INTERRUPTED = "interrupted", "Interrupted"
     FAILED = "failed", "Failed"
 
 
-class Message(models.Model):
-    class Role(models.TextChoices):
-        USER = "user", "User"
-        ASSISTANT = "assistant", "Assistant"
+class GeneratedText(models.Model):
+    """What a model wrote and how: shared by chat answers and arena answers."""
 
-    session = models.ForeignKey(ChatSession, on_delete=models.CASCADE, related_name="messages")
-    role = models.CharField(max_length=10, choices=Role.choices)
     content = models.TextField(blank=True)
     reasoning = models.TextField(blank=True)
     tool_calls = models.JSONField(null=True, blank=True)
-    # For answers: which host and model produced it, and how.
+    # Which host and model produced it.
     model_id = models.CharField(max_length=330, blank=True)
     provider = models.CharField(max_length=64, blank=True)
     wire_model = models.CharField(max_length=255, blank=True)
@@ -63,6 +60,18 @@ class Message(models.Model):
     usage = models.JSONField(null=True, blank=True)
     timings = models.JSONField(null=True, blank=True)
     tokens_per_second = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+
+class Message(GeneratedText):
+    class Role(models.TextChoices):
+        USER = "user", "User"
+        ASSISTANT = "assistant", "Assistant"
+
+    session = models.ForeignKey(ChatSession, on_delete=models.CASCADE, related_name="messages")
+    role = models.CharField(max_length=10, choices=Role.choices)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -122,3 +131,40 @@ class GatewayKey(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+class ArenaRun(models.Model):
+    """One prompt sent to several models at once, and a model's comparison of their answers."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="arena_runs")
+    prompt = models.TextField()
+    analyzer_model_id = models.CharField("analyzer", max_length=330)
+    analysis = models.TextField(blank=True)
+    analysis_state = models.CharField(max_length=12, choices=MessageState.choices, default=MessageState.STREAMING)
+    analysis_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.prompt[:60]
+
+    def get_absolute_url(self) -> str:
+        return reverse("arena_run", args=[self.pk])
+
+
+class ArenaAnswer(GeneratedText):
+    run = models.ForeignKey(ArenaRun, on_delete=models.CASCADE, related_name="answers")
+    # Arena answers are created before their streams start.
+    state = models.CharField(max_length=12, choices=MessageState.choices, default=MessageState.PENDING)
+    position = models.PositiveSmallIntegerField()
+    ttft_ms = models.FloatField("time to first token (ms)", null=True, blank=True)
+    duration_ms = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["run", "position"]
+        constraints = [models.UniqueConstraint(fields=["run", "position"], name="arena_one_answer_per_column")]
+
+    def __str__(self) -> str:
+        return f"{self.model_id} in {self.run}"

@@ -9,6 +9,7 @@ llama-swap's loading messages (reasoning deltas in chunks without an `id`), whic
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +32,7 @@ class StreamAccumulator:
     error: str = ""
     done: bool = False
     malformed: int = 0
+    first_token_at: float | None = None  # time.monotonic() of the first text or reasoning
     _buffer: bytes = b""
 
     def feed(self, data: bytes) -> None:
@@ -110,12 +112,22 @@ class StreamAccumulator:
             reasoning = delta.get("reasoning_content")
             if isinstance(reasoning, str) and reasoning:
                 # llama-swap's sendLoadingState chunks carry no id: progress, not the model's thought.
-                (self.reasoning if "id" in chunk else self.status).append(reasoning)
+                if "id" in chunk:
+                    self._first_token()
+                    self.reasoning.append(reasoning)
+                else:
+                    self.status.append(reasoning)
             if isinstance(delta.get("content"), str):
+                if delta["content"]:
+                    self._first_token()
                 self.content.append(delta["content"])
             for call in delta.get("tool_calls") or []:
                 if isinstance(call, dict):
                     self._tool_call(call)
+
+    def _first_token(self) -> None:
+        if self.first_token_at is None:
+            self.first_token_at = time.monotonic()
 
     def _tool_call(self, delta: dict[str, Any]) -> None:
         index = delta.get("index", 0) if isinstance(delta.get("index"), int) else 0

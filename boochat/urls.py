@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from boochat import chat_views, gateway, views
+from boochat import arena_views, chat_views, gateway, views
 from settings_app import views as settings_views
 
 urlpatterns = [
@@ -15,6 +15,14 @@ urlpatterns = [
     path("chat/<int:pk>/send", chat_views.chat_send, name="chat_send"),
     path("chat/<int:pk>/title", chat_views.chat_title, name="chat_title"),
     path("chat/messages/<int:pk>", chat_views.chat_message, name="chat_message"),
+    path("arena/", arena_views.arena_index, name="arena_index"),
+    path("arena/new", arena_views.arena_new, name="arena_new"),
+    path("arena/<int:pk>/", arena_views.arena_run, name="arena_run"),
+    path("arena/<int:pk>/analyze", arena_views.arena_analyze, name="arena_analyze"),
+    path("arena/<int:pk>.json", arena_views.arena_export, name="arena_export"),
+    path("arena/answers/<int:pk>", arena_views.arena_answer, name="arena_answer"),
+    path("arena/answers/<int:pk>/stream", arena_views.arena_answer_stream, name="arena_answer_stream"),
+    path("arena/answers/<int:pk>/continue", arena_views.arena_continue, name="arena_continue"),
     path("settings/", settings_views.settings_page, name="settings"),
     path("favorites/toggle", settings_views.favorite_toggle, name="favorite_toggle"),
     path("favorites/remove", settings_views.favorite_remove, name="favorite_remove"),

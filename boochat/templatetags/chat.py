@@ -12,3 +12,9 @@ register = template.Library()
 def markdown_filter(text: str) -> SafeString:
     """Render an answer's Markdown to sanitized HTML."""
     return render_markdown(text or "")
+
+
+@register.filter(name="get_item")
+def get_item(mapping: dict, key: str) -> object:
+    """`mapping[key]` in a template (the arena form's chosen models)."""
+    return mapping.get(key, "") if isinstance(mapping, dict) else ""

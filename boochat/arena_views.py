@@ -1,0 +1,118 @@
+"""Arena pages: start a run, stream its answers side by side, analyze, export, continue as chat."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.views.decorators.http import require_GET, require_POST
+
+from boochat import arena
+from boochat.models import ArenaAnswer, ArenaRun
+from boochat.picker import build_picker
+from boochat.proxy import UpstreamError
+from providers.catalog import load_catalog
+from providers.routing import RoutingError
+from settings_app.models import Favorite
+
+MODEL_FIELDS = [f"model_{n}" for n in range(1, arena.MAX_MODELS + 1)]
+
+
+def _form_context(request: HttpRequest, **extra: object) -> dict[str, object]:
+    return {
+        "picker": build_picker(load_catalog(), Favorite.objects.ids_for(request.user)),
+        "runs": ArenaRun.objects.filter(user=request.user).prefetch_related("answers")[:20],
+        "model_fields": MODEL_FIELDS,
+        **extra,
+    }
+
+
+@require_GET
+def arena_index(request: HttpRequest) -> TemplateResponse:
+    """The arena: a prompt, 2–4 models, and the past runs."""
+    return TemplateResponse(request, "arena.html", _form_context(request, selected={}, prompt=""))
+
+
+@require_POST
+def arena_new(request: HttpRequest) -> HttpResponse:
+    """Save a run and go to its page, where the answers start streaming."""
+    model_ids = [request.POST.get(field, "") for field in MODEL_FIELDS]
+    try:
+        run = arena.create_run(user=request.user, prompt=request.POST.get("prompt", ""), model_ids=model_ids,
+                               analyzer=request.POST.get("analyzer", ""))
+    except arena.ArenaError as exc:
+        selected = {field: request.POST.get(field, "") for field in [*MODEL_FIELDS, "analyzer"]}
+        context = _form_context(request, error=str(exc), selected=selected, prompt=request.POST.get("prompt", ""))
+        return TemplateResponse(request, "arena.html", context)
+    return redirect(run)
+
+
+@require_GET
+def arena_run(request: HttpRequest, pk: int) -> TemplateResponse:
+    """One run: a column per model, then the analysis."""
+    run = get_object_or_404(ArenaRun.objects.filter(user=request.user), pk=pk)
+    return TemplateResponse(request, "arena.html", {"run": run, "answers": list(run.answers.all())})
+
+
+@require_POST
+async def arena_answer_stream(request: HttpRequest, pk: int) -> HttpResponse:
+    """Stream one column's answer from its own host (or, without the stream header, wait for it)."""
+    user = await request.auser()
+    answer = await ArenaAnswer.objects.filter(pk=pk, run__user=user).afirst()
+    if answer is None:
+        raise Http404("No such arena answer.")
+    streaming = request.headers.get("X-BooChat-Stream") == "1"
+    try:
+        stream = await arena.stream_answer(answer)
+    except (arena.ArenaError, RoutingError, UpstreamError) as exc:
+        status = 409 if isinstance(exc, arena.ArenaError) else getattr(exc, "status", 400)
+        if streaming:
+            return JsonResponse({"error": str(exc)}, status=status)
+        messages.error(request, str(exc))
+        return redirect("arena_run", answer.run_id)
+    if not streaming:
+        async for _ in stream:
+            pass
+        return redirect("arena_run", answer.run_id)
+    response = StreamingHttpResponse(stream, content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"
+    response["X-BooChat-Provider"] = answer.provider
+    return response
+
+
+@require_POST
+async def arena_analyze(request: HttpRequest, pk: int) -> HttpResponse:
+    """Compare the answers with the run's analyzer model; returns the analysis fragment."""
+    user = await request.auser()
+    run = await ArenaRun.objects.filter(pk=pk, user=user).afirst()
+    if run is None:
+        raise Http404("No such arena run.")
+    await arena.analyze(run)
+    if not request.htmx:
+        return redirect(run)
+    return TemplateResponse(request, "arena.html#analysis", {"run": run})
+
+
+@require_GET
+def arena_answer(request: HttpRequest, pk: int) -> TemplateResponse:
+    """One saved column, rendered (swapped in when its stream ends)."""
+    answer = get_object_or_404(ArenaAnswer.objects.select_related("run"), pk=pk, run__user=request.user)
+    return TemplateResponse(request, "arena.html#answer", {"answer": answer})
+
+
+@require_GET
+def arena_export(request: HttpRequest, pk: int) -> JsonResponse:
+    """The run as a JSON file."""
+    run = get_object_or_404(ArenaRun.objects.filter(user=request.user), pk=pk)
+    response = JsonResponse(arena.export(run), json_dumps_params={"indent": 2, "ensure_ascii": False})
+    response["Content-Disposition"] = f'attachment; filename="arena-{run.pk}.json"'
+    return response
+
+
+@require_POST
+def arena_continue(request: HttpRequest, pk: int) -> HttpResponse:
+    """Open one answer as a normal chat session."""
+    answer = get_object_or_404(ArenaAnswer.objects.select_related("run__user"), pk=pk, run__user=request.user)
+    return redirect(arena.continue_as_chat(answer))
