@@ -97,9 +97,17 @@ async def compact(session: ChatSession, *, budget: int, scale: float = 1.0) -> C
         ([f"(Earlier summary) {compaction.summary}"] if compaction else [])
         + [f"{m.role.upper()}: {m.content}" for m in older]
     )
-    summary_model = await sync_to_async(_summary_model_id)(session)
-    route = await sync_to_async(resolve)(summary_model)
-    summary = await summarize(route, transcript)
+    # The configured summary model first; if it cannot be reached, the session's own model.
+    candidates = list(dict.fromkeys([await sync_to_async(_summary_model_id)(session), session.model_id]))
+    for model_id in candidates:
+        try:
+            route = await sync_to_async(resolve)(model_id)
+            summary = await summarize(route, transcript)
+            break
+        except (RoutingError, UpstreamError) as exc:
+            if model_id == candidates[-1]:
+                raise UpstreamError(f"Could not summarize the earlier conversation: {exc}", status=getattr(exc, "status", 502)) from None
+            logger.info("summary from %s failed, trying the session's model: %s", model_id, exc)
     created = await Compaction.objects.acreate(
         session=session, through_message=older[-1], summary=summary, model_id=str(route.ref)
     )
@@ -230,6 +238,9 @@ async def relay_stream(route: Route, response: httpx.Response, answer: Generated
             state, error = MessageState.COMPLETE, ""
         else:
             error = f"{name} ended the stream before the answer was complete."
+    except httpx.TimeoutException:
+        error = f"{name} sent nothing for {route.timeout.read:g} s; the answer stops here."
+        yield b"data: " + json_bytes({"error": {"message": error, "type": "upstream_timeout"}}) + b"\n\n"
     except httpx.HTTPError as exc:
         error = f"Lost the connection to {name} mid-answer ({type(exc).__name__})."
         yield b"data: " + json_bytes({"error": {"message": error, "type": "upstream_disconnected"}}) + b"\n\n"

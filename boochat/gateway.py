@@ -166,13 +166,19 @@ async def _read_limited(response: httpx.Response) -> bytes:
 
 
 def _upstream_failure(route: Any, response: httpx.Response, raw: bytes) -> HttpResponse:
-    """A host's error: its own OpenAI envelope passes through; other shapes are wrapped."""
+    """A host's error keeps its status. An error object it sent keeps its fields (n_ctx, ...), with
+    the provider named in its message and OpenAI's four fields filled in; other shapes are wrapped."""
     try:
         payload = json.loads(raw)
     except ValueError:
         payload = None
-    if isinstance(payload, dict) and isinstance(payload.get("error"), dict) and response.status_code != 404:
-        return HttpResponse(raw, status=response.status_code, content_type="application/json")
+    upstream_error = payload.get("error") if isinstance(payload, dict) else None
+    if isinstance(upstream_error, dict) and response.status_code != 404:
+        message = str(upstream_error.get("message") or upstream_error.get("type") or "error")
+        body = {"error": {"type": "upstream_error", "param": None, "code": None, **upstream_error,
+                          "message": f"{route.provider_name} ({route.provider}): {message}"}}
+        headers = {"Retry-After": response.headers["retry-after"]} if "retry-after" in response.headers else None
+        return JsonResponse(body, status=response.status_code, headers=headers)
     failure = error_from_response(route, response.status_code, raw, response.headers)
     headers = {"Retry-After": failure.retry_after} if failure.retry_after else None
     status = 404 if failure.status == 404 else response.status_code

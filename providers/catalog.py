@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 import time
 from collections.abc import Iterable
@@ -34,6 +35,8 @@ UP, SLOW, DOWN = "up", "slow", "down"
 _CACHE_VERSION = 1
 # Keep a provider's last good list long after it went down: serving it is the point of the cache.
 _CACHE_SECONDS = 7 * 24 * 3600
+MAX_LISTING_BYTES = 4 * 1024 * 1024  # a few hundred models take ~100 KB; more is a broken host
+MAX_MODELS_PER_PROVIDER = 2000
 _refresher = ThreadPoolExecutor(max_workers=4, thread_name_prefix="catalog-refresh")
 _in_flight: set[Future[None]] = set()
 
@@ -125,7 +128,7 @@ def parse_model_list(payload: Any) -> tuple[list[dict[str, Any]], int]:
     if not isinstance(data, list):
         raise ListingError("the model list is not an OpenAI list (no 'data' array)")
     entries, skipped = [], 0
-    for item in data:
+    for item in data[:MAX_MODELS_PER_PROVIDER]:
         model_id = item.get("id") if isinstance(item, dict) else None
         try:
             validate_model_name(model_id if isinstance(model_id, str) else "")
@@ -158,13 +161,19 @@ def parse_running(payload: Any) -> set[str]:
 
 
 async def _get_json(client: httpx.AsyncClient, url: str, endpoint: Endpoint) -> Any:
-    response = await client.get(url, headers=endpoint.headers, timeout=endpoint.models_timeout)
-    if response.status_code != 200:
-        raise ListingError(f"{url.removeprefix(endpoint.base_url) or '/'} answered HTTP {response.status_code}")
+    path = url.removeprefix(endpoint.base_url) or "/"
+    async with client.stream("GET", url, headers=endpoint.headers, timeout=endpoint.models_timeout) as response:
+        if response.status_code != 200:
+            raise ListingError(f"{path} answered HTTP {response.status_code}")
+        body = b""
+        async for chunk in response.aiter_bytes():
+            body += chunk
+            if len(body) > MAX_LISTING_BYTES:
+                raise ListingError(f"{path} sent more than {MAX_LISTING_BYTES // (1024 * 1024)} MB")
     try:
-        return response.json()
+        return json.loads(body)
     except ValueError:
-        raise ListingError(f"{url.removeprefix(endpoint.base_url)} did not answer JSON") from None
+        raise ListingError(f"{path} did not answer JSON") from None
 
 
 async def fetch_listing(client: httpx.AsyncClient, endpoint: Endpoint) -> dict[str, Any]:
@@ -172,6 +181,7 @@ async def fetch_listing(client: httpx.AsyncClient, endpoint: Endpoint) -> dict[s
     started = time.monotonic()
     payload = await _get_json(client, endpoint.api_url("models"), endpoint)
     entries, skipped = parse_model_list(payload)
+    total = len(payload.get("data", payload) if isinstance(payload, dict) else payload)
     if endpoint.kind == ProviderKind.LLAMA_SERVER:
         for entry in entries:
             entry["loaded"] = True  # a llama-server serves the one model it has loaded
@@ -192,8 +202,17 @@ async def fetch_listing(client: httpx.AsyncClient, endpoint: Endpoint) -> dict[s
         "checked_at": now,
         "latency_ms": latency_ms,
         "state": SLOW if latency_ms > endpoint.models_timeout * 500 else UP,
-        "error": f"{skipped} malformed model entr{'y' if skipped == 1 else 'ies'} skipped" if skipped else None,
+        "error": _listing_note(skipped, total),
     }
+
+
+def _listing_note(skipped: int, total: int) -> str | None:
+    notes = []
+    if skipped:
+        notes.append(f"{skipped} malformed model entr{'y' if skipped == 1 else 'ies'} skipped")
+    if total > MAX_MODELS_PER_PROVIDER:
+        notes.append(f"only the first {MAX_MODELS_PER_PROVIDER} of {total} models are listed")
+    return "; ".join(notes) or None
 
 
 def _describe(exc: BaseException, endpoint: Endpoint) -> str:

@@ -164,7 +164,8 @@ def test_upstream_errors_keep_their_status(sdk, hosts):
     hosts["deepseek"].balance = False
     with pytest.raises(openai.APIStatusError) as excinfo:
         sdk.chat.completions.create(model="deepseek/deepseek-v4-flash", messages=[{"role": "user", "content": "hi"}])
-    assert excinfo.value.status_code == 402 and excinfo.value.body["message"] == "Insufficient Balance"
+    assert excinfo.value.status_code == 402
+    assert excinfo.value.body["message"] == "DeepSeek (deepseek): Insufficient Balance"
 
 
 @pytest.mark.parametrize("body, message", [

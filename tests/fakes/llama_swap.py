@@ -69,6 +69,9 @@ class FakeLlamaSwap(FakeHost):
         self.busy = False
         self.error_after: int | None = None
         self.drop_after: int | None = None
+        # A fault from FAULTS answers every request (or only those to `fault_paths`).
+        self.fault: str | None = None
+        self.fault_paths: set[str] | None = None
         super().__init__()
         self.models = models if models is not None else [FakeModel("qwen3-8b")]
         self.version = version
@@ -125,6 +128,8 @@ class FakeLlamaSwap(FakeHost):
     # -- dispatch ---------------------------------------------------------------------------------
     async def handle(self, request: RecordedRequest) -> Response | Stream | Raw:
         path = request.path
+        if self.fault and (self.fault_paths is None or path in self.fault_paths):
+            return self.faulty(request)
         if request.method == "GET":
             if path == "/health":
                 return Response(200, b"OK", "text/plain; charset=utf-8")
@@ -139,6 +144,35 @@ class FakeLlamaSwap(FakeHost):
         if request.method == "POST" and path in ("/v1/chat/completions", "/v1/completions", "/v1/embeddings"):
             return self.inference(request)
         return Response(404, b"404 page not found", "text/plain; charset=utf-8")
+
+    def faulty(self, request: RecordedRequest) -> Response | Stream:
+        """Every way a host has been seen to fail (DESIGN.md wire facts and the captures)."""
+        fault = self.fault
+        events = self.stream_events("qwen3-8b", include_usage=True)
+        if fault == "500":  # llama-server's own error shape
+            return Response(500, fixture_bytes("llama-server/23-a-invalid-json.http").partition(b"\r\n\r\n")[2])
+        if fault == "502":  # llama-swap's reverse proxy when the model's server died: no body
+            return Response(502, b"", "text/plain; charset=utf-8")
+        if fault == "503":  # llama-server still loading
+            return Response(503, b'{"error":{"message":"Loading model","type":"unavailable_error","code":503}}')
+        if fault == "429":
+            return Response(429, fixture_bytes("llama-swap/v250-concurrency-429.json"), headers={"Retry-After": "7"})
+        if fault == "404":
+            return Response(404, fixture_bytes("llama-swap/head-unknown-model-404.json"))
+        if fault == "404-text":  # llama-swap before v218
+            return Response(400, b"could not find suitable inference handler for x", "text/plain; charset=utf-8")
+        if fault == "invalid-json":
+            return Response(200, b'{"object":"list","data":[{"id":"qwen3-8b"')
+        if fault == "truncated-sse":  # the stream ends cleanly, but in the middle of an event
+            return Stream(events[:5] + [events[5][:40]])
+        if fault == "non-json-sse":
+            return Stream(events[:3] + [b"data: this is not json\n\n", b"data: {\"half\": \n\n"] + events[3:])
+        if fault == "huge-models":  # a 10 MB model list
+            entry = {"id": "m", "object": "model", "owned_by": "llama-swap", "description": "x" * 1000}
+            return Response.json({"object": "list", "data": [{**entry, "id": f"m{i}"} for i in range(10_000)]})
+        if fault == "slow":
+            return Stream(events, delay=0.5)
+        raise ValueError(f"unknown fault {fault!r}")
 
     def props(self, model_id: str) -> Response:
         model = self.find(model_id)
