@@ -5,8 +5,10 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
+from django.core.exceptions import RequestDataTooBig
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect
@@ -59,6 +61,8 @@ def api_settings(request: HttpRequest) -> JsonResponse:
         return JsonResponse(settings_payload(request.user))
     try:
         body = json.loads(request.body or b"null")
+    except RequestDataTooBig:
+        return json_error(413, f"the body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes")
     except (ValueError, UnicodeDecodeError):
         return json_error(400, "the body is not valid JSON")
     if not isinstance(body, dict):

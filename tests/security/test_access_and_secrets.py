@@ -1,0 +1,115 @@
+"""Who may do what, and that secrets never leave the server."""
+
+import json
+import logging
+
+import pytest
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+
+from boochat.gateway import create_key
+from boochat.models import ChatSession
+from providers.models import ProviderKind
+from tests.factories import make_provider
+
+pytestmark = pytest.mark.django_db
+
+PUBLIC = {"login", "healthz"}
+DEEPSEEK_KEY = "sk-live-very-secret-deepseek-key"
+
+
+def app_routes():
+    """(name, url) for every named route outside admin, filled with plausible arguments."""
+    def walk(patterns, prefix=""):
+        for pattern in patterns:
+            if isinstance(pattern, URLResolver):
+                if "admin" in str(pattern.pattern):
+                    continue
+                yield from walk(pattern.url_patterns, prefix + str(pattern.pattern))
+            elif isinstance(pattern, URLPattern) and pattern.name:
+                yield pattern.name, pattern
+
+    for name, pattern in walk(get_resolver().url_patterns):
+        kwargs = {key: ("sam-desktop/qwen3-8b" if key == "model_id" else 1) for key in pattern.pattern.converters}
+        yield name, reverse(name, kwargs=kwargs)
+
+
+@pytest.mark.parametrize("name, url", list(app_routes()))
+def test_every_page_and_api_needs_a_login_or_a_gateway_key(client, name, url):
+    if name in PUBLIC:
+        return
+    for method in ("get", "post"):
+        response = getattr(client, method)(url)
+        if name.startswith("gateway"):
+            assert response.status_code == 401, (method, url)
+        elif name.startswith("api_"):
+            assert response.status_code in (401, 405), (method, url)
+        else:
+            assert response.status_code in (302, 405), (method, url)
+            if response.status_code == 302:
+                assert response["Location"].startswith(reverse("login")), (method, url)
+
+
+@pytest.mark.parametrize("url, data", [
+    ("chat_new", {}),
+    ("favorite_toggle", {"model_id": "sam-desktop/x"}),
+    ("settings", {"default_model": ""}),
+    ("arena_new", {"prompt": "x"}),
+    ("logout", {}),
+])
+def test_session_writes_need_the_csrf_token(django_user_model, url, data):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(django_user_model.objects.create_user("csrf"))
+    assert client.post(reverse(url), data).status_code == 403
+
+
+def test_another_users_session_is_invisible(client, django_user_model):
+    owner = django_user_model.objects.create_user("owner")
+    session = ChatSession.objects.create(user=owner, model_id="sam-desktop/x", title="private plans")
+    client.force_login(django_user_model.objects.create_user("other"))
+    assert client.get(session.get_absolute_url()).status_code == 404
+    assert "private plans" not in client.get(reverse("chat_index")).content.decode()
+    assert client.post(reverse("chat_set_model", args=[session.pk]), {"model_id": "a/b"}).status_code == 404
+    assert client.post(reverse("chat_title", args=[session.pk])).status_code == 404
+
+
+@pytest.fixture
+def deepseek(deepseek_host, monkeypatch):
+    monkeypatch.setenv("DEEPSEEK_API_KEY", DEEPSEEK_KEY)
+    deepseek_host.api_key = DEEPSEEK_KEY
+    make_provider(slug="deepseek", name="DeepSeek", kind=ProviderKind.DEEPSEEK, base_url=deepseek_host.url,
+                  api_key_env="DEEPSEEK_API_KEY", is_default=True)
+    return deepseek_host
+
+
+def test_provider_keys_never_reach_pages_payloads_or_logs(admin_client, deepseek, caplog):
+    caplog.set_level(logging.DEBUG)
+    session = ChatSession.objects.create(user=ChatSession._meta.get_field("user").related_model.objects.get(),
+                                         model_id="deepseek/deepseek-v4-flash", title="t")
+    admin_client.post(reverse("chat_send", args=[session.pk]), {"content": "hi"})
+    deepseek.balance = False  # an error path too
+    admin_client.post(reverse("chat_send", args=[session.pk]), {"content": "again"})
+    _, gateway_key = create_key(name="t")
+    gateway = Client()
+    gateway.post("/v1/chat/completions", json.dumps({"model": "deepseek/deepseek-v4-flash", "messages": []}),
+                 content_type="application/json", headers={"Authorization": f"Bearer {gateway_key}"})
+    pages = [
+        admin_client.get(url).content.decode()
+        for url in (reverse("home"), reverse("picker"), reverse("settings"), session.get_absolute_url(),
+                    reverse("api_models"), "/admin/providers/provider/", "/admin/providers/provider/1/change/",
+                    "/admin/boochat/gatewaykey/")
+    ]
+    everything = "\n".join(pages) + caplog.text + json.dumps(list(session.messages.values()), default=str)
+    assert DEEPSEEK_KEY not in everything
+    assert gateway_key not in everything
+    assert "DEEPSEEK_API_KEY" in pages[-3] or "DEEPSEEK_API_KEY" in pages[-2]  # the variable's name is fine to show
+
+
+def test_a_missing_key_error_names_the_variable_not_a_value(user_client, deepseek, monkeypatch):
+    monkeypatch.delenv("DEEPSEEK_API_KEY")
+    session = ChatSession.objects.create(user=ChatSession._meta.get_field("user").related_model.objects.get(),
+                                         model_id="deepseek/deepseek-v4-flash", title="t")
+    response = user_client.post(reverse("chat_send", args=[session.pk]), {"content": "hi"}, headers={"X-BooChat-Stream": "1"})
+    assert response.status_code == 400
+    assert "environment variable DEEPSEEK_API_KEY, which is not set" in response.json()["error"]
+    assert deepseek.requests == []

@@ -1,0 +1,102 @@
+"""Arbitrary input to the JSON APIs and the gateway: only 4xx with a message, never a 500."""
+
+import json
+
+import pytest
+from django.test import Client
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from boochat.gateway import create_key
+from providers.ids import InvalidModelId, ModelRef
+from settings_app.models import Favorite
+from tests.factories import make_provider
+
+pytestmark = pytest.mark.django_db
+NO_FIXTURE_RESET = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+tricky_text = st.one_of(
+    st.text(max_size=80),
+    st.sampled_from(["..", "%2F", "sam-desktop/%2e%2e/admin", "\x00", "sam-desktop/\x00", "http://127.0.0.1:1/x",
+                     "//evil/x", "sam-desktop/../../admin", "llama-swap/", "/", "a" * 5000, "ＳＡＭ/qwen", "sam-desktop/ü"]),
+)
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | tricky_text,
+    lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=10), children, max_size=5),
+    max_leaves=20,
+)
+
+
+@given(tricky_text)
+def test_parsing_any_string_either_gives_a_valid_ref_or_says_why(value):
+    try:
+        ref = ModelRef.parse(value, default_provider="sam-desktop")
+    except InvalidModelId as exc:
+        assert str(exc)
+    else:
+        assert ModelRef.parse(str(ref)) == ref
+
+
+@pytest.fixture
+def patch_client(django_user_model):
+    make_provider(slug="sam-desktop", base_url="http://127.0.0.1:9", is_default=True)
+    client = Client()
+    client.force_login(django_user_model.objects.create_user("fuzz"))
+    return client
+
+
+@NO_FIXTURE_RESET
+@given(body=st.dictionaries(st.sampled_from(["favorite_models", "favorite_models_add", "favorite_models_remove",
+                                             "default_model", "other"]), json_values, max_size=3))
+def test_settings_patch_never_fails_with_a_500(patch_client, body):
+    response = patch_client.patch("/api/settings", json.dumps(body), content_type="application/json")
+    assert response.status_code in (200, 400), response.content
+    payload = response.json()
+    if response.status_code == 400:
+        assert payload["error"]
+    else:
+        for model_id in payload["favorite_models"]:
+            assert ModelRef.parse(model_id)  # only well-formed composite ids are ever stored
+
+
+@NO_FIXTURE_RESET
+@given(raw=st.one_of(json_values.map(json.dumps), st.binary(max_size=200).map(lambda b: b.decode("latin-1"))))
+def test_gateway_bodies_never_fail_with_a_500(patch_client, raw):
+    _, key = create_key(name="fuzz")
+    response = patch_client.post("/v1/chat/completions", raw.encode("utf-8", "surrogatepass"),
+                                 content_type="application/json", headers={"Authorization": f"Bearer {key}"})
+    assert 400 <= response.status_code < 600 and response.status_code != 500
+    error = response.json()["error"]
+    assert error["message"] and {"type", "param", "code"} <= set(error)
+
+
+def test_huge_bodies_get_a_clear_413(patch_client, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    big = json.dumps({"favorite_models": ["sam-desktop/x"] * 200})
+    response = patch_client.patch("/api/settings", big, content_type="application/json")
+    assert response.status_code == 413 and "larger than 1000 bytes" in response.json()["error"]
+    assert not Favorite.objects.exists()
+    _, key = create_key(name="big")
+    response = patch_client.post("/v1/chat/completions", json.dumps({"model": "x", "pad": "y" * 2000}),
+                                 content_type="application/json", headers={"Authorization": f"Bearer {key}"})
+    assert response.status_code == 413 and "larger than 1000 bytes" in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("model_id", ["http://127.0.0.1:1/x", "//evil/x", "sam-desktop/../../admin",
+                                      "sam-desktop/%2e%2e/admin", "sam-desktop/x?url=http://evil", "sam-desktop/x#frag"])
+def test_no_model_id_makes_boochat_call_anything_but_a_configured_host(patch_client, model_id, monkeypatch):
+    import httpx
+
+    called = []
+    real_send = httpx.AsyncClient.send
+
+    async def recording_send(self, request, **kwargs):
+        called.append(str(request.url))
+        return await real_send(self, request, **kwargs)
+
+    monkeypatch.setattr(httpx.AsyncClient, "send", recording_send)
+    _, key = create_key(name="ssrf")
+    response = patch_client.post("/v1/chat/completions", json.dumps({"model": model_id, "messages": []}),
+                                 content_type="application/json", headers={"Authorization": f"Bearer {key}"})
+    assert response.status_code == 400
+    assert called == []
