@@ -9,6 +9,7 @@ from django.template.response import TemplateResponse
 from django.views.decorators.http import require_GET, require_POST
 
 from boochat import arena
+from boochat.chat import interrupt_stale_answers
 from boochat.models import ArenaAnswer, ArenaRun
 from boochat.picker import build_picker
 from boochat.proxy import UpstreamError
@@ -52,6 +53,7 @@ def arena_new(request: HttpRequest) -> HttpResponse:
 def arena_run(request: HttpRequest, pk: int) -> TemplateResponse:
     """One run: a column per model, then the analysis."""
     run = get_object_or_404(ArenaRun.objects.filter(user=request.user), pk=pk)
+    interrupt_stale_answers(ArenaAnswer, run=run)
     return TemplateResponse(request, "arena.html", {"run": run, "answers": list(run.answers.all())})
 
 

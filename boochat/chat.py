@@ -10,18 +10,20 @@ import re
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import httpx
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.utils import timezone
 
 from boochat.models import ChatSession, Compaction, GeneratedText, Message, MessageState
 from boochat.proxy import UpstreamError, answer_text, complete_chat, open_chat_stream
 from boochat.sse import StreamAccumulator
 from providers.catalog import DOWN, load_catalog
 from providers.context import context_size_for, learn_context_size
-from providers.models import ProviderKind
+from providers.models import Provider, ProviderKind
 from providers.routing import Route, RoutingError, canonical_model_id, resolve
 
 logger = logging.getLogger(__name__)
@@ -212,7 +214,27 @@ def record_outcome(answer: GeneratedText, acc: StreamAccumulator, state: str, er
 
 
 def save_partial(answer: GeneratedText, acc: StreamAccumulator) -> None:
-    type(answer).objects.filter(pk=answer.pk).update(content=acc.text, reasoning=acc.reasoning_text)
+    type(answer).objects.filter(pk=answer.pk).update(
+        content=acc.text, reasoning=acc.reasoning_text, updated_at=timezone.now()
+    )
+
+
+def interrupt_stale_answers(model: type[GeneratedText], **filters: Any) -> int:
+    """Mark answers left "streaming" by an app process that died as interrupted, keeping what was
+    saved. A live stream saves at least every few seconds once bytes flow, and waits at most its
+    provider's read timeout for them, so anything quiet for longer than that (plus a grace) is dead."""
+    quiet_since = timezone.now() - timedelta(seconds=settings.BOOCHAT_STALE_STREAM_GRACE)
+    candidates = list(model.objects.filter(state=MessageState.STREAMING, updated_at__lt=quiet_since, **filters))
+    if not candidates:
+        return 0
+    read_timeouts = dict(Provider.objects.values_list("slug", "read_timeout"))
+    stale = [
+        a.pk for a in candidates
+        if a.updated_at < quiet_since - timedelta(seconds=read_timeouts.get(a.provider, 600.0))
+    ]
+    return model.objects.filter(pk__in=stale, state=MessageState.STREAMING).update(
+        state=MessageState.INTERRUPTED, error="BooChat stopped while this answer was streaming; what arrived is kept.",
+    )
 
 
 async def relay_stream(route: Route, response: httpx.Response, answer: GeneratedText,

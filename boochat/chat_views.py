@@ -18,6 +18,7 @@ from boochat.chat import (
     active_messages,
     estimate_tokens,
     generate_title,
+    interrupt_stale_answers,
     relay,
     start_turn,
     upstream_messages,
@@ -85,6 +86,7 @@ def chat_new(request: HttpRequest) -> HttpResponse:
 def chat_session(request: HttpRequest, pk: int) -> TemplateResponse:
     """One session: its messages (compacted ones marked), the composer, and context use."""
     session = get_object_or_404(ChatSession.objects.for_user(request.user), pk=pk)
+    interrupt_stale_answers(Message, session=session)
     history = list(session.messages.all())
     compaction = session.latest_compaction()
     catalog = load_catalog()
@@ -126,6 +128,8 @@ def chat_set_model(request: HttpRequest, pk: int) -> HttpResponse:
 def chat_message(request: HttpRequest, pk: int) -> TemplateResponse:
     """One saved message, rendered (the page swaps it in when a stream ends)."""
     message = get_object_or_404(Message.objects.select_related("session"), pk=pk, session__user=request.user)
+    if interrupt_stale_answers(Message, pk=message.pk):
+        message.refresh_from_db()
     compaction = message.session.latest_compaction()
     return TemplateResponse(request, "chat.html#message", {
         "message": message, "compacted_through": compaction.through_message_id if compaction else 0,

@@ -60,6 +60,7 @@ class GeneratedText(models.Model):
     usage = models.JSONField(null=True, blank=True)
     timings = models.JSONField(null=True, blank=True)
     tokens_per_second = models.FloatField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         abstract = True
@@ -73,7 +74,6 @@ class Message(GeneratedText):
     session = models.ForeignKey(ChatSession, on_delete=models.CASCADE, related_name="messages")
     role = models.CharField(max_length=10, choices=Role.choices)
     created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["id"]

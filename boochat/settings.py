@@ -207,6 +207,9 @@ LLAMA_SIDECAR_URL = env_str("LLAMA_SIDECAR_URL")
 # summaries ("" = the session's model, "task" = the task model, or a composite id).
 BOOCHAT_TASK_MODEL = env_str("BOOCHAT_TASK_MODEL")
 BOOCHAT_SUMMARY_MODEL = env_str("BOOCHAT_SUMMARY_MODEL")
+# An answer still "streaming" this many seconds past its provider's read timeout was left by a
+# process that died; it is shown as interrupted with what was saved.
+BOOCHAT_STALE_STREAM_GRACE = env_int("BOOCHAT_STALE_STREAM_GRACE", 60)
 # The OpenAI-compatible gateway (/v1/): without a key only when explicitly opened (loopback installs).
 BOOCHAT_GATEWAY_OPEN = env_bool("BOOCHAT_GATEWAY_OPEN", False)
 # Largest request body (chat bodies with long histories or images are big); larger gets a 413.
