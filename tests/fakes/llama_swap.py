@@ -170,8 +170,6 @@ class FakeLlamaSwap(FakeHost):
         if fault == "huge-models":  # a 10 MB model list
             entry = {"id": "m", "object": "model", "owned_by": "llama-swap", "description": "x" * 1000}
             return Response.json({"object": "list", "data": [{**entry, "id": f"m{i}"} for i in range(10_000)]})
-        if fault == "slow":
-            return Stream(events, delay=0.5)
         raise ValueError(f"unknown fault {fault!r}")
 
     def props(self, model_id: str) -> Response:

@@ -1,17 +1,12 @@
-"""An app process killed mid-answer: the session stays readable and the partial answer is kept,
-marked interrupted. The app runs as in production (gunicorn + uvicorn worker) on the test database."""
+"""BooChat as production runs it (gunicorn + uvicorn worker processes) on the test database: two
+processes share it without losing writes, and one killed mid-answer leaves its partial answer."""
 
 import os
 import signal
-import socket
-import subprocess
-import sys
 import time
 
 import httpx
 import pytest
-from django.conf import settings
-from django.db import connection
 from django.test import Client
 
 from boochat.models import ChatSession, Message, MessageState
@@ -21,44 +16,8 @@ from tests.fakes.llama_swap import FakeLlamaSwap, FakeModel
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def database_url() -> str:
-    db = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{db['NAME']}"
-    return f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture
-def app_process():
-    port = free_port()
-    env = {**os.environ, "DATABASE_URL": database_url(), "BOOCHAT_BIND": f"127.0.0.1:{port}",
-           "BOOCHAT_ALLOWED_HOSTS": "127.0.0.1", "BOOCHAT_SECRET_KEY": settings.SECRET_KEY}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--config", "python:boochat.gunicorn_conf", "boochat.asgi:application"],
-        cwd=settings.BASE_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    yield base, process
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(10)
-
-
 def test_killing_the_app_mid_answer_keeps_the_partial_answer(app_process, django_user_model, settings):
-    base, process = app_process
+    base, process = app_process()
     settings.BOOCHAT_STALE_STREAM_GRACE = 1
     with FakeLlamaSwap([FakeModel("qwen3-8b")], reply=["word "] * 300, stream_delay=0.05) as host:
         make_provider(slug="sam-desktop", base_url=host.url, is_default=True, read_timeout=1)
@@ -91,3 +50,49 @@ def test_killing_the_app_mid_answer_keeps_the_partial_answer(app_process, django
     assert answer.content.startswith("word word word") and answer.content.count("word") < 300
     assert "stopped while this answer was streaming" in answer.error
     assert Message.objects.filter(session=session, role="user").get().content == "talk"
+
+
+def test_two_app_processes_on_one_database_lose_nothing(app_process, django_user_model, hosts):
+    """Several clients spread over two app processes star models and chat at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from settings_app.models import Favorite
+
+    bases = [app_process()[0], app_process()[0]]
+    user = django_user_model.objects.create_user("tabs")
+    sessions = [ChatSession.objects.create(user=user, model_id="sam-desktop/qwen3-8b", title=f"s{i}") for i in range(6)]
+    browser = Client()
+    browser.force_login(user)
+    cookies = {"sessionid": browser.cookies["sessionid"].value}
+
+    def client_for(n):
+        client = httpx.Client(base_url=bases[n % 2], cookies=cookies, timeout=30)
+        token = client.get("/settings/").cookies.get("csrftoken") or client.cookies.get("csrftoken")
+        client.headers["X-CSRFToken"] = token
+        return client
+
+    def star(n):
+        client = client_for(n)
+        try:
+            return client.post("/favorites/toggle", data={"model_id": f"sam-desktop/model-{n}"},
+                               headers={"HX-Request": "true"}).status_code
+        finally:
+            client.close()
+
+    def chat(n):
+        client = client_for(n)
+        try:
+            return client.post(f"/chat/{sessions[n].pk}/send", data={"content": f"question {n}"}).status_code
+        finally:
+            client.close()
+
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        starred = pool.map(star, range(40))
+        chatted = pool.map(chat, range(6))
+        assert list(starred) == [200] * 40
+        assert list(chatted) == [302] * 6
+
+    assert set(Favorite.objects.ids_for(user)) == {f"sam-desktop/model-{n}" for n in range(40)}
+    for session in sessions:
+        roles = list(session.messages.values_list("role", "state"))
+        assert roles == [("user", "complete"), ("assistant", "complete")]
