@@ -40,6 +40,7 @@ bench: install
 	$(BIN)/python bench/picker_render.py
 	$(BIN)/python bench/chat_relay.py
 	$(BIN)/python bench/gateway.py
+	$(BIN)/python bench/streams_load.py
 
 check: install
 	$(BIN)/python manage.py check

@@ -41,7 +41,8 @@ def free_port() -> int:
 
 @contextmanager
 def running_app(**env: str) -> Iterator[str]:
-    """BooChat under gunicorn with one uvicorn worker (the production stack); yields its base URL."""
+    """BooChat under gunicorn with one uvicorn worker (the production stack); yields its base URL.
+    The gunicorn master's pid is `running_app.pid` while it runs."""
     import httpx
 
     port = free_port()
@@ -62,6 +63,7 @@ def running_app(**env: str) -> Iterator[str]:
             if app.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit("the app did not start: " + app.stderr.read().decode())
             time.sleep(0.2)
+        running_app.pid = app.pid
         yield base
     finally:
         app.terminate()

@@ -8,6 +8,7 @@ replay captured llama-server bytes exactly and, later, to inject faults. Every r
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 import time
@@ -215,6 +216,8 @@ class FakeHost:
             return False
         finally:
             client_gone.cancel()
+            with contextlib.suppress(BaseException):
+                await client_gone  # the reader must be free before the next request is read
         return True
 
 

@@ -1,0 +1,177 @@
+"""Benchmark: many concurrent slow streams through one app instance (gunicorn + 1 uvicorn worker).
+
+Each stream sends one chunk every 50 ms for 10 s (200 chunks), like a model generating slowly. For
+N streams at once (default 500; `--streams 200 500 1000`), through the chat proxy and the gateway,
+and directly to the fake host for reference, it prints: completed, errors, time to first byte p99,
+inter-chunk lag p99 (how late each chunk arrives against the host's 50 ms schedule) and the app
+worker's peak memory. The client is a minimal asyncio HTTP reader so that it is not the bottleneck.
+Loopback only; every run is bounded by its stream length plus a timeout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from harness import fake_host_process, percentile, running_app, setup_django
+
+setup_django()
+
+import httpx  # noqa: E402
+from django.conf import settings  # noqa: E402
+from django.contrib.auth import get_user_model  # noqa: E402
+from django.contrib.sessions.backends.db import SessionStore  # noqa: E402
+
+from boochat.gateway import create_key  # noqa: E402
+from boochat.models import ChatSession  # noqa: E402
+from providers.models import Provider  # noqa: E402
+
+CHUNKS, INTERVAL = 200, 0.05
+
+
+class Result:
+    def __init__(self) -> None:
+        self.ttfb: list[float] = []
+        self.lags: list[float] = []
+        self.completed = 0
+        self.errors: list[str] = []
+
+
+async def one_stream(url: str, request: bytes, result: Result) -> None:
+    parts = urlsplit(url)
+    started = time.perf_counter()
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(parts.hostname, parts.port), 30)
+        writer.write(request)
+        await writer.drain()
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 60)
+        if not head.startswith(b"HTTP/1.1 200"):
+            result.errors.append(head.split(b"\r\n", 1)[0].decode())
+            writer.close()
+            return
+        first_at, events, done = None, 0, False
+        while not done:
+            data = await asyncio.wait_for(reader.read(65536), 30)
+            if not data:
+                break
+            now = time.perf_counter()
+            if first_at is None:
+                first_at = now
+                result.ttfb.append((now - started) * 1000)
+            for _ in range(data.count(b"data: ")):
+                result.lags.append(max(0.0, (now - first_at - events * INTERVAL) * 1000))
+                events += 1
+            done = b"[DONE]" in data
+        writer.close()
+        if done:
+            result.completed += 1
+        else:
+            result.errors.append(f"stream ended after {events} events")
+    except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError) as exc:
+        result.errors.append(type(exc).__name__)
+
+
+def post(url: str, body: bytes, headers: dict[str, str]) -> bytes:
+    parts = urlsplit(url)
+    lines = [f"POST {parts.path} HTTP/1.1", f"Host: {parts.netloc}", f"Content-Length: {len(body)}", "Connection: close"]
+    lines += [f"{k}: {v}" for k, v in headers.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+async def run_streams(requests: list[tuple[str, bytes]]) -> Result:
+    result = Result()
+    await asyncio.gather(*(one_stream(url, request, result) for url, request in requests))
+    return result
+
+
+def worker_rss_mb(master_pid: int) -> float:
+    """Resident memory of the gunicorn master's children (the uvicorn worker)."""
+    total = 0
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            text = status.read_text()
+        except OSError:
+            continue
+        fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+        if fields.get("PPid", "").strip() == str(master_pid):
+            total += int(fields.get("VmRSS", "0 kB").split()[0])
+    return total / 1024
+
+
+def measure(label: str, requests: list[tuple[str, bytes]], master_pid: int | None) -> dict:
+    peak = [0.0]
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            if master_pid:
+                peak[0] = max(peak[0], worker_rss_mb(master_pid))
+            time.sleep(0.2)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    started = time.perf_counter()
+    result = asyncio.run(run_streams(requests))
+    stop.set()
+    sampler.join()
+    return {"label": label, "n": len(requests), "completed": result.completed, "errors": len(result.errors),
+            "error_kinds": sorted(set(result.errors))[:3],
+            "ttfb_p99": percentile(result.ttfb, 99) if result.ttfb else float("nan"),
+            "ttfb_p50": statistics.median(result.ttfb) if result.ttfb else float("nan"),
+            "lag_p99": percentile(result.lags, 99) if result.lags else float("nan"),
+            "rss_mb": peak[0], "seconds": time.perf_counter() - started}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--streams", type=int, nargs="+", default=[500])
+    args = parser.parse_args()
+    chunk_body = {"model": "qwen3-8b", "stream": True, "messages": [{"role": "user", "content": "go"}]}
+    rows = []
+    with fake_host_process([{"id": "qwen3-8b", "loaded": True}], reply=["tok "] * CHUNKS, stream_delay=INTERVAL) as host:
+        Provider.objects.create(slug="slow", name="Slow host", base_url=host, is_default=True, read_timeout=60)
+        user = get_user_model().objects.create_user("load")
+        store = SessionStore()
+        store.update({"_auth_user_id": str(user.pk), "_auth_user_backend": settings.AUTHENTICATION_BACKENDS[0],
+                      "_auth_user_hash": user.get_session_auth_hash()})
+        store.create()
+        _, key = create_key(name="load")
+        with running_app(BOOCHAT_LOG_LEVEL="WARNING") as base:
+            csrf = httpx.get(f"{base}/chat/", cookies={"sessionid": store.session_key}).cookies["csrftoken"]
+            master = running_app.pid
+            for n in args.streams:
+                direct = [(f"{host}/v1/chat/completions",
+                           post(f"{host}/v1/chat/completions", json.dumps(chunk_body).encode(), {"Content-Type": "application/json"}))] * n
+                gateway_body = json.dumps({**chunk_body, "model": "slow/qwen3-8b"}).encode()
+                gateway = [(f"{base}/v1/chat/completions",
+                            post(f"{base}/v1/chat/completions", gateway_body,
+                                 {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}))] * n
+                sessions = ChatSession.objects.bulk_create(
+                    ChatSession(user=user, model_id="slow/qwen3-8b", title="load") for _ in range(n))
+                cookie = f"sessionid={store.session_key}; csrftoken={csrf}"
+                chat = [(f"{base}/chat/{s.pk}/send",
+                         post(f"{base}/chat/{s.pk}/send", b"content=go",
+                              {"Content-Type": "application/x-www-form-urlencoded", "Cookie": cookie,
+                               "X-CSRFToken": csrf, "X-BooChat-Stream": "1"})) for s in sessions]
+                rows.append(measure("direct to host", direct, None))
+                rows.append(measure("gateway /v1/", gateway, master))
+                rows.append(measure("chat proxy", chat, master))
+
+    print(f"{CHUNKS}-chunk streams, one chunk every {INTERVAL * 1000:.0f} ms (app: gunicorn + 1 uvicorn worker, SQLite)")
+    print(f"  {'path':16}{'streams':>8}{'done':>7}{'errors':>8}{'TTFB p50':>10}{'TTFB p99':>10}{'lag p99':>9}{'peak RSS':>10}")
+    for r in rows:
+        rss = f"{r['rss_mb']:.0f} MB" if r["rss_mb"] else "-"
+        print(f"  {r['label']:16}{r['n']:8}{r['completed']:7}{r['errors']:8}{r['ttfb_p50']:8.0f}ms{r['ttfb_p99']:8.0f}ms"
+              f"{r['lag_p99']:7.0f}ms{rss:>10}" + (f"   {r['error_kinds']}" if r["errors"] else ""))
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("BOOCHAT_LOG_LEVEL", "WARNING")
+    main()
