@@ -5,7 +5,9 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install migrate check bench browser clean
+WORKERS ?= $(shell nproc 2>/dev/null || echo 2)
+
+.PHONY: run serve test install migrate check bench browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +27,11 @@ run: migrate
 	$(BIN)/python manage.py ensure_admin
 	BOOCHAT_BIND=$(HOST):$(PORT) $(BIN)/gunicorn --config python:boochat.gunicorn_conf boochat.asgi:application
 
+# Production: every setting from the environment (README), WORKERS uvicorn workers under gunicorn.
+serve: migrate
+	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
+	BOOCHAT_BIND=$(HOST):$(PORT) BOOCHAT_WORKERS=$(WORKERS) $(BIN)/gunicorn --config python:boochat.gunicorn_conf boochat.asgi:application
+
 test: install browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
@@ -41,6 +48,7 @@ bench: install
 	$(BIN)/python bench/chat_relay.py
 	$(BIN)/python bench/gateway.py
 	$(BIN)/python bench/streams_load.py
+	$(BIN)/python bench/models_api.py
 
 check: install
 	$(BIN)/python manage.py check
