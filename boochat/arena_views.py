@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
-from django.shortcuts import get_object_or_404, redirect
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import aget_object_or_404, get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.views.decorators.http import require_GET, require_POST
 
@@ -12,7 +12,7 @@ from boochat import arena
 from boochat.chat import interrupt_stale_answers
 from boochat.models import ArenaAnswer, ArenaRun
 from boochat.picker import build_picker
-from boochat.proxy import UpstreamError
+from boochat.proxy import UpstreamError, sse_response
 from providers.catalog import load_catalog
 from providers.routing import RoutingError
 from settings_app.models import Favorite
@@ -60,10 +60,7 @@ def arena_run(request: HttpRequest, pk: int) -> TemplateResponse:
 @require_POST
 async def arena_answer_stream(request: HttpRequest, pk: int) -> HttpResponse:
     """Stream one column's answer from its own host (or, without the stream header, wait for it)."""
-    user = await request.auser()
-    answer = await ArenaAnswer.objects.filter(pk=pk, run__user=user).afirst()
-    if answer is None:
-        raise Http404("No such arena answer.")
+    answer = await aget_object_or_404(ArenaAnswer, pk=pk, run__user=await request.auser())
     streaming = request.headers.get("X-BooChat-Stream") == "1"
     try:
         stream = await arena.stream_answer(answer)
@@ -77,20 +74,13 @@ async def arena_answer_stream(request: HttpRequest, pk: int) -> HttpResponse:
         async for _ in stream:
             pass
         return redirect("arena_run", answer.run_id)
-    response = StreamingHttpResponse(stream, content_type="text/event-stream")
-    response["Cache-Control"] = "no-cache"
-    response["X-Accel-Buffering"] = "no"
-    response["X-BooChat-Provider"] = answer.provider
-    return response
+    return sse_response(stream, headers={"X-BooChat-Provider": answer.provider})
 
 
 @require_POST
 async def arena_analyze(request: HttpRequest, pk: int) -> HttpResponse:
     """Compare the answers with the run's analyzer model; returns the analysis fragment."""
-    user = await request.auser()
-    run = await ArenaRun.objects.filter(pk=pk, user=user).afirst()
-    if run is None:
-        raise Http404("No such arena run.")
+    run = await aget_object_or_404(ArenaRun, pk=pk, user=await request.auser())
     await arena.analyze(run)
     if not request.htmx:
         return redirect(run)

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.http import (
-    Http404,
     HttpRequest,
     HttpResponse,
     JsonResponse,
-    StreamingHttpResponse,
 )
-from django.shortcuts import get_object_or_404, redirect
+from django.shortcuts import aget_object_or_404, get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.views.decorators.http import require_GET, require_POST
 
@@ -25,7 +23,7 @@ from boochat.chat import (
 )
 from boochat.models import ChatSession, Message
 from boochat.picker import build_picker
-from boochat.proxy import UpstreamError
+from boochat.proxy import UpstreamError, sse_response
 from providers.catalog import load_catalog
 from providers.context import context_size_for
 from providers.routing import RoutingError, resolve
@@ -152,10 +150,7 @@ async def chat_send(request: HttpRequest, pk: int) -> HttpResponse:
 
     With `X-BooChat-Stream: 1` (the page's script) the upstream SSE bytes are relayed as they
     arrive; a plain form post waits for the whole answer and redirects back to the session."""
-    user = await request.auser()
-    session = await ChatSession.objects.filter(user=user, pk=pk).afirst()
-    if session is None:
-        raise Http404("No such chat session.")
+    session = await aget_object_or_404(ChatSession, user=await request.auser(), pk=pk)
     content = request.POST.get("content", "").strip()
     if not content:
         return _send_error(request, session, 400, "The message is empty.")
@@ -176,21 +171,14 @@ async def chat_send(request: HttpRequest, pk: int) -> HttpResponse:
         if not session.title:
             await generate_title(session)
         return redirect(session)
-    response = StreamingHttpResponse(relay(turn), content_type="text/event-stream")
-    response["Cache-Control"] = "no-cache"
-    response["X-Accel-Buffering"] = "no"
-    response["X-BooChat-Message"] = str(turn.answer.pk)
-    response["X-BooChat-Provider"] = turn.route.provider
-    return response
+    return sse_response(relay(turn), headers={"X-BooChat-Message": str(turn.answer.pk),
+                                              "X-BooChat-Provider": turn.route.provider})
 
 
 @require_POST
 async def chat_title(request: HttpRequest, pk: int) -> HttpResponse:
     """Give an untitled session a title (task model, see README); returns the title fragment."""
-    user = await request.auser()
-    session = await ChatSession.objects.filter(user=user, pk=pk).afirst()
-    if session is None:
-        raise Http404("No such chat session.")
+    session = await aget_object_or_404(ChatSession, user=await request.auser(), pk=pk)
     if not session.title:
         await generate_title(session)
     return TemplateResponse(request, "chat.html#session_title", {"session": session, "oob": True})

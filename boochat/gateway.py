@@ -20,13 +20,13 @@ from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.core.cache import cache
 from django.core.exceptions import RequestDataTooBig
-from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from boochat.models import GatewayKey
-from boochat.proxy import error_from_response, transport_error, upstream_client
+from boochat.proxy import error_from_response, sse_response, transport_error, upstream_client
 from providers.catalog import load_catalog
 from providers.routing import (
     ProviderUnavailable,
@@ -221,10 +221,7 @@ async def forward(request: HttpRequest, endpoint: str) -> HttpResponse:
         return _upstream_failure(route, response, await _read_limited(response))
     content_type = response.headers.get("content-type", "application/json")
     if body.get("stream") is True and content_type.startswith("text/event-stream"):
-        relayed = StreamingHttpResponse(_relay(response, route.provider), content_type=content_type)
-        relayed["Cache-Control"] = "no-cache"
-        relayed["X-Accel-Buffering"] = "no"
-        return relayed
+        return sse_response(_relay(response, route.provider), content_type=content_type)
     try:
         content = await response.aread()
     except httpx.HTTPError as exc:

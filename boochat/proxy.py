@@ -6,15 +6,25 @@ from __future__ import annotations
 import asyncio
 import json
 import weakref
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+from django.http import StreamingHttpResponse
 
 from providers.http import async_client
 from providers.routing import Route
 
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = weakref.WeakKeyDictionary()
 _MAX_ERROR_BODY = 64 * 1024
+
+
+def sse_response(stream: AsyncIterator[bytes], *, content_type: str = "text/event-stream",
+                 headers: dict[str, str] | None = None) -> StreamingHttpResponse:
+    """A relayed event stream: never cached, never buffered by a proxy in front of BooChat."""
+    return StreamingHttpResponse(stream, content_type=content_type, headers={
+        "Cache-Control": "no-cache", "X-Accel-Buffering": "no", **(headers or {}),
+    })
 
 
 def upstream_client() -> httpx.AsyncClient:
