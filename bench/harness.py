@@ -46,7 +46,11 @@ def running_app(**env: str) -> Iterator[str]:
     import httpx
 
     port = free_port()
-    environment = {**os.environ, "BOOCHAT_BIND": f"127.0.0.1:{port}", "BOOCHAT_WORKERS": "1", **env}
+    static_root = tempfile.mkdtemp(prefix="boochat-static-")
+    environment = {**os.environ, "BOOCHAT_BIND": f"127.0.0.1:{port}", "BOOCHAT_WORKERS": "1",
+                   "BOOCHAT_STATIC_ROOT": static_root, **env}
+    subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput", "--verbosity", "0"],
+                   cwd=ROOT, env=environment, check=True)  # as `make serve` does
     app = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "--config", "python:boochat.gunicorn_conf", "--access-logfile", "/dev/null",
          "boochat.asgi:application"], cwd=ROOT, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import statistics
+import tempfile
 import time
 
 os.environ.setdefault("BOOCHAT_CATALOG_TTL", "3600")
@@ -16,6 +17,7 @@ from harness import percentile, setup_django  # noqa: E402
 
 setup_django()
 
+from django.conf import settings  # noqa: E402
 from django.contrib.auth import get_user_model  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.test import Client  # noqa: E402
@@ -30,7 +32,8 @@ PROVIDERS, MODELS, REQUESTS = 10, 50, 200
 
 
 def main() -> None:
-    call_command("collectstatic", interactive=False, verbosity=0)  # as `make run` does
+    settings.STATIC_ROOT = tempfile.mkdtemp(prefix="boochat-static-")
+    call_command("collectstatic", interactive=False, verbosity=0)  # as `make serve` does
     hosts = [
         FakeLlamaSwap([FakeModel(f"model-{p}-{m}", n_ctx=8192, context_length=8192, loaded=m == 0) for m in range(MODELS)]).start()
         for p in range(PROVIDERS)

@@ -142,8 +142,23 @@ def _database_url() -> str:
     return f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
+@pytest.fixture(scope="session")
+def collected_static(tmp_path_factory):
+    """Static files collected as `make serve` does, for app processes started by tests."""
+    import os
+    import subprocess
+    import sys
+
+    from django.conf import settings
+
+    root = tmp_path_factory.mktemp("static")
+    subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput", "--verbosity", "0"],
+                   cwd=settings.BASE_DIR, env={**os.environ, "BOOCHAT_STATIC_ROOT": str(root)}, check=True)
+    return root
+
+
 @pytest.fixture
-def app_process(transactional_db):
+def app_process(transactional_db, collected_static):
     """Start BooChat as production runs it (gunicorn + uvicorn worker) on the test database;
     returns (base URL, process). Every process started is killed at the end."""
     import os
@@ -162,7 +177,8 @@ def app_process(transactional_db):
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
         env = {**os.environ, "DATABASE_URL": _database_url(), "BOOCHAT_BIND": f"127.0.0.1:{port}",
-               "BOOCHAT_ALLOWED_HOSTS": "127.0.0.1", "BOOCHAT_SECRET_KEY": settings.SECRET_KEY}
+               "BOOCHAT_ALLOWED_HOSTS": "127.0.0.1", "BOOCHAT_SECRET_KEY": settings.SECRET_KEY,
+               "BOOCHAT_STATIC_ROOT": str(collected_static)}
         process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "--config", "python:boochat.gunicorn_conf", "boochat.asgi:application"],
             cwd=settings.BASE_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
@@ -170,13 +186,14 @@ def app_process(transactional_db):
         started.append(process)
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
+        while True:
             try:
                 if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
+                    return base, process
             except httpx.HTTPError:
                 time.sleep(0.2)
-        return base, process
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"the app process did not start (exit code {process.poll()})")
 
     yield start
     for process in started:
