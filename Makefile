@@ -43,12 +43,10 @@ $(CHROMIUM):
 	$(SUDO) apt-get update -qq
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver
 
+# Every benchmark, a summary table, and bench/results/latest.json. STREAMS="200 500 1000" for more.
+STREAMS ?= 500
 bench: install
-	$(BIN)/python bench/picker_render.py
-	$(BIN)/python bench/chat_relay.py
-	$(BIN)/python bench/gateway.py
-	$(BIN)/python bench/streams_load.py
-	$(BIN)/python bench/models_api.py
+	$(BIN)/python bench/run_all.py --streams $(STREAMS)
 
 check: install
 	$(BIN)/python manage.py check

@@ -11,7 +11,7 @@ import asyncio
 import statistics
 import time
 
-from harness import fake_host_process, percentile, running_app, setup_django
+from harness import fake_host_process, percentile, record, running_app, setup_django
 
 setup_django()
 
@@ -87,6 +87,14 @@ def main() -> None:
     direct_rate, gateway_rate = results["stream"]
     print(f"  {f'relay of one {LONG_STREAM}-chunk stream (events/s)':34}{direct_rate:10.0f}{gateway_rate:10.0f}{'':10}{gateway_rate / direct_rate:8.0%}")
     print(f"  (median latency at concurrency 1: direct {statistics.median(results['direct', 1][0]):.2f} ms)")
+    d1, g1 = percentile(results["direct", 1][0], 50), percentile(results["gateway", 1][0], 50)
+    record("gateway", "latency p50 at concurrency 1", boochat=g1, direct=d1, target="+1 ms", met=g1 - d1 <= 1)
+    record("gateway", "latency p99 at concurrency 50", boochat=percentile(results["gateway", 50][0], 99),
+           direct=percentile(results["direct", 50][0], 99))
+    record("gateway", "requests/s at concurrency 50", boochat=results["gateway", 50][1], direct=results["direct", 50][1],
+           unit="req/s")
+    record("gateway", "relay of a 5000-chunk stream", boochat=gateway_rate, direct=direct_rate, unit="events/s",
+           target=">= 80 % of direct", met=gateway_rate >= 0.8 * direct_rate)
 
 
 if __name__ == "__main__":

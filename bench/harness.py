@@ -98,3 +98,17 @@ def fake_host_process(models: list[dict], **options: object) -> Iterator[str]:
     finally:
         process.terminate()
         process.join(10)
+
+
+def record(benchmark: str, figure: str, *, boochat: float, direct: float | None = None, unit: str = "ms",
+           target: str = "", met: bool | None = None) -> None:
+    """Add one figure to the run's results (bench/run_all.py collects them into a table and JSON)."""
+    import json
+
+    path = os.environ.get("BOOCHAT_BENCH_OUT")
+    if not path:
+        return
+    row = {"benchmark": benchmark, "figure": figure, "boochat": round(boochat, 2), "unit": unit,
+           "direct": round(direct, 2) if direct is not None else None, "target": target, "met": met}
+    with open(path, "a", encoding="utf-8") as out:
+        out.write(json.dumps(row) + "\n")

@@ -12,7 +12,7 @@ import statistics
 import time
 
 os.environ["BOOCHAT_CATALOG_TTL"] = "0"  # every request finds the lists stale: the worst case for waiting
-from harness import percentile, setup_django  # noqa: E402
+from harness import percentile, record, setup_django  # noqa: E402
 
 setup_django()
 
@@ -58,6 +58,10 @@ def main() -> None:
           f"   target <= {TIMEOUT * 1000 + 50:.0f} ms: {'met' if percentile(cold, 99) <= TIMEOUT * 1000 + 50 else 'NOT met'}")
     print(f"  warm cache: p50 {statistics.median(warm):7.1f} ms  p99 {percentile(warm, 99):7.1f} ms"
           f"   target <= 50 ms: {'met' if percentile(warm, 99) <= 50 else 'NOT met'}")
+    record("/api/models, one dead provider", "cold cache p99", boochat=percentile(cold, 99),
+           target=f"<= {TIMEOUT * 1000 + 50:.0f} ms", met=percentile(cold, 99) <= TIMEOUT * 1000 + 50)
+    record("/api/models, one dead provider", "warm cache p99", boochat=percentile(warm, 99), target="<= 50 ms",
+           met=percentile(warm, 99) <= 50)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from harness import fake_host_process, percentile, running_app, setup_django
+from harness import fake_host_process, percentile, record, running_app, setup_django
 
 setup_django()
 
@@ -170,6 +170,17 @@ def main() -> None:
         rss = f"{r['rss_mb']:.0f} MB" if r["rss_mb"] else "-"
         print(f"  {r['label']:16}{r['n']:8}{r['completed']:7}{r['errors']:8}{r['ttfb_p50']:8.0f}ms{r['ttfb_p99']:8.0f}ms"
               f"{r['lag_p99']:7.0f}ms{rss:>10}" + (f"   {r['error_kinds']}" if r["errors"] else ""))
+    direct = {r["n"]: r for r in rows if r["label"] == "direct to host"}
+    for r in rows:
+        if r["label"] == "direct to host":
+            continue
+        name = f"{r['label']}, {r['n']} slow streams"
+        record(name, "errors", boochat=r["errors"], unit="", target="0", met=r["errors"] == 0)
+        record(name, "TTFB p99", boochat=r["ttfb_p99"], direct=direct[r["n"]]["ttfb_p99"], target="<= 250 ms at 500",
+               met=r["ttfb_p99"] <= 250 if r["n"] == 500 else None)
+        record(name, "inter-chunk lag p99", boochat=r["lag_p99"], direct=direct[r["n"]]["lag_p99"],
+               target="<= 50 ms at 500", met=r["lag_p99"] <= 50 if r["n"] == 500 else None)
+        record(name, "worker peak RSS", boochat=r["rss_mb"], unit="MB", target="<= 300 MB", met=r["rss_mb"] <= 300)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,48 @@
+"""`make bench`: run every benchmark, then print one table (BooChat, direct, ratio, target) and write
+it as JSON to bench/results/latest.json. Each benchmark also prints its own details as it runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+BENCHMARKS = ["picker_render.py", "models_api.py", "chat_relay.py", "gateway.py", "streams_load.py"]
+
+
+def main() -> int:
+    out = Path(tempfile.mkstemp(prefix="boochat-bench-", suffix=".jsonl")[1])
+    failed = []
+    for script in BENCHMARKS:
+        print(f"\n== {script}", flush=True)
+        arguments = sys.argv[1:] if script == "streams_load.py" else []  # --streams N ...
+        result = subprocess.run([sys.executable, str(HERE / script), *arguments],
+                                env={**os.environ, "BOOCHAT_BENCH_OUT": str(out)})
+        if result.returncode:
+            failed.append(script)
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    print("\n== summary")
+    print(f"  {'benchmark':38}{'figure':38}{'BooChat':>12}{'direct':>12}{'ratio':>8}  target")
+    for r in rows:
+        direct = f"{r['direct']:.1f}" if r["direct"] is not None else "-"
+        ratio = f"{r['boochat'] / r['direct']:.2f}x" if r["direct"] else "-"
+        verdict = {True: "met", False: "NOT met", None: ""}[r["met"]]
+        print(f"  {r['benchmark'][:37]:38}{r['figure'][:37]:38}{r['boochat']:10.1f}{r['unit'][:2]:>2}{direct:>12}{ratio:>8}"
+              f"  {r['target']} {verdict}")
+    results = HERE / "results"
+    results.mkdir(exist_ok=True)
+    report = {"when": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+              "python": platform.python_version(), "figures": rows, "failed": failed}
+    (results / "latest.json").write_text(json.dumps(report, indent=2))
+    print(f"\nwritten to {results / 'latest.json'}" + (f"; failed: {', '.join(failed)}" if failed else ""))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
