@@ -3,15 +3,26 @@
 (a) added latency of a non-streaming chat completion, p50/p99, at concurrency 1 and 50, and
 requests/s at 50; (b) relay rate of one 5,000-chunk stream. Printed side by side with ratios.
 The app runs under gunicorn with one uvicorn worker; everything on 127.0.0.1, bounded.
+
+When a LiteLLM proxy is installed (`pip install 'litellm[proxy]'`, found on PATH or named by
+BOOCHAT_BENCH_LITELLM), the same load also runs against it, configured with the same fake hosts,
+so BooChat and the peer gateway are compared in one run (offline: no cost map download, no telemetry).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
 import statistics
+import subprocess
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
-from harness import fake_host_process, percentile, record, running_app, setup_django
+from harness import fake_host_process, free_port, percentile, record, running_app, setup_django
 
 setup_django()
 
@@ -51,6 +62,41 @@ def stream_rate(url: str, body: dict, headers: dict) -> float:
     return events / (time.perf_counter() - started)
 
 
+@contextmanager
+def litellm_proxy(hosts: dict[str, str]) -> Iterator[tuple[str, dict[str, str]] | None]:
+    """A LiteLLM proxy routing the same model names to the same fake hosts, if LiteLLM is installed."""
+    binary = os.environ.get("BOOCHAT_BENCH_LITELLM") or shutil.which("litellm")
+    if not binary:
+        yield None
+        return
+    config = Path(tempfile.mkdtemp(prefix="boochat-litellm-")) / "config.yaml"
+    config.write_text("model_list:\n" + "".join(
+        f"  - model_name: {name}\n    litellm_params:\n      model: openai/qwen3-8b\n"
+        f"      api_base: {url}/v1\n      api_key: none\n" for name, url in hosts.items()))
+    port, master_key = free_port(), "sk-bench-" + "0" * 32
+    env = {**os.environ, "LITELLM_MASTER_KEY": master_key, "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+           "LITELLM_LOG": "ERROR"}
+    proxy = subprocess.Popen([binary, "--config", str(config), "--port", str(port), "--telemetry", "False"],
+                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proxy.poll() is None:
+            try:
+                if httpx.get(f"{base}/health/liveliness", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        else:
+            print("  (LiteLLM did not start; compared without it)")
+            yield None
+            return
+        yield f"{base}/v1/chat/completions", {"Authorization": f"Bearer {master_key}"}
+    finally:
+        proxy.terminate()
+        proxy.wait(20)
+
+
 def main() -> None:
     model = {"id": "qwen3-8b", "loaded": True}
     with fake_host_process([model], reply=["Hi"]) as short_host, \
@@ -74,6 +120,13 @@ def main() -> None:
                 stream_rate(f"{long_host}/v1/chat/completions", {**direct_body, "stream": True}, {}),
                 stream_rate(gateway, {"model": "long/qwen3-8b", "messages": message, "stream": True}, auth),
             )
+        with litellm_proxy({"bench/qwen3-8b": short_host, "long/qwen3-8b": long_host}) as peer:
+            if peer is not None:
+                url, headers = peer
+                body = {"model": "bench/qwen3-8b", "messages": message}
+                asyncio.run(timed_requests(url, body, headers, concurrency=5, total=50))  # warm-up
+                results["litellm", 1] = asyncio.run(timed_requests(url, body, headers, concurrency=1, total=SEQUENTIAL))
+                results["litellm", 50] = asyncio.run(timed_requests(url, body, headers, concurrency=CONCURRENT, total=CONCURRENT_TOTAL))
 
     print("OpenAI-compatible gateway vs direct (non-streaming chat completion; gunicorn + 1 uvicorn worker;")
     print("the fake hosts run in their own processes)")
@@ -87,6 +140,16 @@ def main() -> None:
     direct_rate, gateway_rate = results["stream"]
     print(f"  {f'relay of one {LONG_STREAM}-chunk stream (events/s)':34}{direct_rate:10.0f}{gateway_rate:10.0f}{'':10}{gateway_rate / direct_rate:8.0%}")
     print(f"  (median latency at concurrency 1: direct {statistics.median(results['direct', 1][0]):.2f} ms)")
+    if ("litellm", 50) in results:
+        for concurrency in (1, 50):
+            (peer, peer_rps), (gateway, gateway_rps) = results["litellm", concurrency], results["gateway", concurrency]
+            print(f"  LiteLLM proxy at concurrency {concurrency}: p50 {percentile(peer, 50):.2f} ms, p99 {percentile(peer, 99):.2f} ms,"
+                  f" {peer_rps:.0f} req/s; BooChat's throughput is {gateway_rps / peer_rps:.1f}x LiteLLM's")
+        ratio = results["gateway", 50][1] / results["litellm", 50][1]
+        record("gateway", "req/s at concurrency 50 vs LiteLLM proxy", boochat=results["gateway", 50][1], unit="req/s",
+               target=">= 3x LiteLLM", met=ratio >= 3)
+    else:
+        print("  (no LiteLLM proxy installed: `pip install 'litellm[proxy]'` to compare with it in the same run)")
     d1, g1 = percentile(results["direct", 1][0], 50), percentile(results["gateway", 1][0], 50)
     record("gateway", "latency p50 at concurrency 1", boochat=g1, direct=d1, target="+1 ms", met=g1 - d1 <= 1)
     record("gateway", "latency p99 at concurrency 50", boochat=percentile(results["gateway", 50][0], 99),
