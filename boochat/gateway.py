@@ -26,7 +26,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from boochat.models import GatewayKey
-from boochat.proxy import error_from_response, sse_response, transport_error, upstream_client
+from boochat.proxy import error_from_response, read_error_body, sse_response, transport_error, upstream_client
 from providers.catalog import load_catalog
 from providers.routing import (
     ProviderUnavailable,
@@ -38,7 +38,6 @@ from providers.routing import (
 
 KEY_PREFIX = "bc-"
 _KEY_CACHE_SECONDS = 60
-_MAX_ERROR_BODY = 64 * 1024
 
 
 # -- keys -----------------------------------------------------------------------------------------
@@ -153,18 +152,6 @@ async def _relay(response: httpx.Response, provider: str) -> AsyncIterator[bytes
         await response.aclose()
 
 
-async def _read_limited(response: httpx.Response) -> bytes:
-    raw = b""
-    try:
-        async for chunk in response.aiter_raw():
-            raw += chunk
-            if len(raw) > _MAX_ERROR_BODY:
-                break
-    finally:
-        await response.aclose()
-    return raw
-
-
 def _upstream_failure(route: Any, response: httpx.Response, raw: bytes) -> HttpResponse:
     """A host's error keeps its status. An error object it sent keeps its fields (n_ctx, ...), with
     the provider named in its message and OpenAI's four fields filled in; other shapes are wrapped."""
@@ -218,7 +205,7 @@ async def forward(request: HttpRequest, endpoint: str) -> HttpResponse:
         failure = transport_error(route, exc)
         return error(failure.status, str(failure), type="upstream_error", code="provider_unreachable")
     if response.status_code != 200:
-        return _upstream_failure(route, response, await _read_limited(response))
+        return _upstream_failure(route, response, await read_error_body(response))
     content_type = response.headers.get("content-type", "application/json")
     if body.get("stream") is True and content_type.startswith("text/event-stream"):
         return sse_response(_relay(response, route.provider), content_type=content_type)

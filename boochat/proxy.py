@@ -110,18 +110,24 @@ async def open_chat_stream(route: Route, body: dict[str, Any]) -> httpx.Response
     except httpx.HTTPError as exc:
         raise transport_error(route, exc) from None
     if response.status_code != 200:
-        try:
-            raw = b""
-            async for chunk in response.aiter_raw():
-                raw += chunk
-                if len(raw) > _MAX_ERROR_BODY:
-                    break
-        except httpx.HTTPError:
-            pass
-        finally:
-            await response.aclose()
-        raise error_from_response(route, response.status_code, raw, response.headers)
+        raise error_from_response(route, response.status_code, await read_error_body(response), response.headers)
     return response
+
+
+async def read_error_body(response: httpx.Response) -> bytes:
+    """The start of a failed answer's body (enough for its error message), then the response closed.
+    A host that breaks off while sending it gives what arrived."""
+    raw = b""
+    try:
+        async for chunk in response.aiter_raw():
+            raw += chunk
+            if len(raw) > _MAX_ERROR_BODY:
+                break
+    except httpx.HTTPError:
+        pass
+    finally:
+        await response.aclose()
+    return raw
 
 
 async def complete_chat(route: Route, messages: list[dict[str, Any]], **options: Any) -> dict[str, Any]:

@@ -18,7 +18,7 @@ import httpx
 from django.core.cache import cache
 
 from providers.catalog import load_catalog
-from providers.http import tls_context
+from providers.http import sync_client
 from providers.models import ModelOverride, ProviderKind
 from providers.routing import Route, parse_model_ref, route_for
 
@@ -56,7 +56,7 @@ def fetch_props_n_ctx(route: Route) -> int | None:
     if route.props_url is None:
         return None
     try:
-        with httpx.Client(verify=tls_context(), trust_env=False, timeout=route.models_timeout) as client:
+        with sync_client(timeout=route.models_timeout) as client:
             response = client.get(route.props_url, headers=route.headers)
         n_ctx = response.json()["default_generation_settings"]["n_ctx"] if response.status_code == 200 else None
     except (httpx.HTTPError, ValueError, KeyError, TypeError):

@@ -15,7 +15,13 @@ def tls_context() -> SSLContext:
     return httpx.create_ssl_context()
 
 
+# Provider clients ignore HTTP(S)_PROXY variables: providers are reached directly at their
+# configured URLs, never through whatever proxy the environment names.
 def async_client(**options: Any) -> httpx.AsyncClient:
-    """A client for provider calls. It ignores HTTP(S)_PROXY variables: providers are reached
-    directly at their configured URLs, never through whatever proxy the environment names."""
+    """A client for provider calls from async code."""
     return httpx.AsyncClient(verify=tls_context(), trust_env=False, **options)
+
+
+def sync_client(**options: Any) -> httpx.Client:
+    """A client for provider calls from synchronous code."""
+    return httpx.Client(verify=tls_context(), trust_env=False, **options)
