@@ -16,7 +16,7 @@ from boochat.chat import relay_stream
 from boochat.models import ArenaAnswer, ArenaRun, ChatSession, Message, MessageState
 from boochat.proxy import UpstreamError, answer_text, complete_chat, open_chat_stream
 from boochat.sse import StreamAccumulator
-from providers.routing import RoutingError, canonical_model_id, resolve
+from providers.routing import RoutingError, aresolve, canonical_model_id
 
 MIN_MODELS, MAX_MODELS = 2, 4
 ANALYZER_PROMPT = (
@@ -73,7 +73,7 @@ async def stream_answer(answer: ArenaAnswer) -> AsyncIterator[bytes]:
     prompt = await ArenaRun.objects.values_list("prompt", flat=True).aget(pk=answer.run_id)
     started = time.monotonic()
     try:
-        route = await sync_to_async(resolve)(answer.model_id)
+        route = await aresolve(answer.model_id)
         answer.provider, answer.wire_model = route.provider, route.wire_model
         body = {"model": route.wire_model, "messages": [{"role": "user", "content": prompt}],
                 "stream": True, "stream_options": {"include_usage": True}}
@@ -121,7 +121,7 @@ async def analyze(run: ArenaRun, *, wait_seconds: float = 5.0) -> ArenaRun:
         for a in answers
     )
     try:
-        route = await sync_to_async(resolve)(run.analyzer_model_id)
+        route = await aresolve(run.analyzer_model_id)
         result = await complete_chat(route, [
             {"role": "system", "content": ANALYZER_PROMPT},
             {"role": "user", "content": f"## Prompt\n{run.prompt}\n\n## Answers\n\n{report}"},

@@ -24,7 +24,7 @@ from boochat.sse import StreamAccumulator
 from providers.catalog import DOWN, load_catalog
 from providers.context import context_size_for, learn_context_size
 from providers.models import Provider, ProviderKind
-from providers.routing import Route, RoutingError, canonical_model_id, resolve
+from providers.routing import Route, RoutingError, aresolve, canonical_model_id
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ async def compact(session: ChatSession, *, budget: int, scale: float = 1.0) -> C
     candidates = list(dict.fromkeys([await sync_to_async(_summary_model_id)(session), session.model_id]))
     for model_id in candidates:
         try:
-            route = await sync_to_async(resolve)(model_id)
+            route = await aresolve(model_id)
             summary = await summarize(route, transcript)
             break
         except (RoutingError, UpstreamError) as exc:
@@ -176,7 +176,7 @@ async def start_turn(session: ChatSession) -> Turn:
     Raises RoutingError or UpstreamError (after saving a failed answer that says why)."""
     answer = Message(session=session, role=Message.Role.ASSISTANT, state=MessageState.STREAMING, model_id=session.model_id)
     try:
-        route = await sync_to_async(resolve)(session.model_id)
+        route = await aresolve(session.model_id)
         answer.provider, answer.wire_model, answer.model_id = route.provider, route.wire_model, str(route.ref)
         n_ctx = (await sync_to_async(context_size_for)(session.model_id)).tokens
         scale = 1.0
@@ -345,7 +345,7 @@ async def generate_title(session: ChatSession) -> str:
     title = ""
     for model_id in await sync_to_async(task_model_candidates)(session.model_id):
         try:
-            route = await sync_to_async(resolve)(model_id)
+            route = await aresolve(model_id)
             answer = await complete_chat(
                 route,
                 [{"role": "system", "content": TITLE_PROMPT}, {"role": "user", "content": transcript}],

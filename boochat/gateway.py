@@ -32,8 +32,8 @@ from providers.routing import (
     ProviderUnavailable,
     RoutingError,
     UnknownProvider,
+    aresolve,
     canonical_model_id,
-    resolve,
 )
 
 KEY_PREFIX = "bc-"
@@ -186,7 +186,7 @@ async def forward(request: HttpRequest, endpoint: str) -> HttpResponse:
     if not isinstance(model, str) or not model:
         return error(400, "'model' is required: a model id such as 'sam-desktop/qwen3-8b'.", param="model")
     try:
-        route = await sync_to_async(resolve)(model)
+        route = await aresolve(model)
     except UnknownProvider as exc:
         return error(400, str(exc), param="model", code="unknown_provider")
     except ProviderUnavailable as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
@@ -74,6 +75,15 @@ class ProviderSource(models.TextChoices):
 
 
 class ProviderQuerySet(models.QuerySet["Provider"]):
+    def update(self, **kwargs: Any) -> int:
+        # Bulk writes send no signals: they tell the routing snapshot themselves.
+        from providers.routing import registry_changed
+
+        try:
+            return super().update(**kwargs)
+        finally:
+            registry_changed()
+
     def enabled(self) -> ProviderQuerySet:
         return self.filter(enabled=True)
 

@@ -7,6 +7,7 @@ from types import SimpleNamespace
 import pytest
 from django.core.cache import cache
 
+from providers.routing import forget_registry
 from tests.fakes.deepseek import FakeDeepSeek
 from tests.fakes.llama_swap import FakeLlamaSwap, FakeModel
 
@@ -27,9 +28,12 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture(autouse=True)
 def _clear_cache():
+    # Each test's rows are rolled back, which no signal reports: start every test from nothing cached.
     cache.clear()
+    forget_registry()
     yield
     cache.clear()
+    forget_registry()
 
 
 @pytest.fixture(autouse=True)

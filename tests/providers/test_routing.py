@@ -1,11 +1,17 @@
+import time
+
 import httpx
 import pytest
+from asgiref.sync import async_to_sync
+from django.db import connection
 
-from providers.models import ProviderKind
+from providers import routing
+from providers.models import Provider, ProviderKind
 from providers.routing import (
     ProviderUnavailable,
     RoutingError,
     UnknownProvider,
+    aresolve,
     canonical_model_id,
     resolve,
 )
@@ -154,3 +160,51 @@ def test_timeouts_come_from_the_provider():
     assert route.timeout.connect == 1.5
     assert route.timeout.read == 900
     assert route.models_timeout == 0.5
+
+
+# -- the in-process registry snapshot -------------------------------------------------------------
+
+
+def test_a_warm_registry_routes_without_a_query(registry, django_assert_num_queries):
+    resolve("embedding/qwen3-8b")
+    with django_assert_num_queries(0):
+        assert resolve("sam-desktop/qwen3-8b").provider == "sam-desktop"
+        assert resolve("qwen3-8b").provider == "sam-desktop"
+
+
+def test_changes_made_in_this_process_route_at_once(registry):
+    resolve("embedding/qwen3-8b")
+    Provider.objects.filter(slug="embedding").update(enabled=False)  # a bulk write sends no signal
+    with pytest.raises(ProviderUnavailable):
+        resolve("embedding/qwen3-8b")
+
+    Provider.objects.filter(slug="embedding").update(enabled=True)
+    make_provider(slug="gpu2", base_url="http://127.0.0.1:9")
+    assert resolve("gpu2/qwen3-8b").base_url == "http://127.0.0.1:9"
+
+    Provider.objects.make_default(Provider.objects.get(slug="embedding"))
+    assert resolve("qwen3-8b").provider == "embedding"
+
+    Provider.objects.get(slug="gpu2").delete()
+    with pytest.raises(UnknownProvider):
+        resolve("gpu2/qwen3-8b")
+
+
+def test_changes_from_other_processes_route_within_the_ttl(registry, monkeypatch):
+    resolve("embedding/qwen3-8b")
+    with connection.cursor() as cursor:  # as another process would: no signal reaches this one
+        cursor.execute("UPDATE providers_provider SET enabled = %s WHERE slug = %s", [False, "embedding"])
+    assert resolve("embedding/qwen3-8b").provider == "embedding"  # the snapshot is still fresh
+
+    now = time.monotonic()
+    monkeypatch.setattr(routing.time, "monotonic", lambda: now + routing.REGISTRY_TTL + 0.1)
+    with pytest.raises(ProviderUnavailable):
+        resolve("embedding/qwen3-8b")
+
+
+def test_async_callers_share_the_snapshot(registry):
+    async def both():
+        return await aresolve("embedding/qwen3-8b"), await aresolve("qwen3-8b")
+
+    first, bare = async_to_sync(both)()
+    assert (first.provider, bare.provider) == ("embedding", "sam-desktop")
