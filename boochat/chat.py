@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-import httpx
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.utils import timezone
@@ -23,6 +22,7 @@ from boochat.proxy import UpstreamError, answer_text, complete_chat, open_chat_s
 from boochat.sse import StreamAccumulator
 from providers.catalog import DOWN, load_catalog
 from providers.context import context_size_for, learn_context_size
+from providers.http import TransportError, UpstreamResponse
 from providers.models import Provider, ProviderKind
 from providers.routing import Route, RoutingError, aresolve, canonical_model_id
 
@@ -166,7 +166,7 @@ class Turn:
     """A started answer: the open upstream response and the message that will hold it."""
 
     route: Route
-    response: httpx.Response
+    response: UpstreamResponse
     answer: Message
 
 
@@ -237,7 +237,7 @@ def interrupt_stale_answers(model: type[GeneratedText], **filters: Any) -> int:
     )
 
 
-async def relay_stream(route: Route, response: httpx.Response, answer: GeneratedText,
+async def relay_stream(route: Route, response: UpstreamResponse, answer: GeneratedText,
                        on_end: Callable[[StreamAccumulator, str, str], None] | None = None) -> AsyncIterator[bytes]:
     """Yield the upstream bytes as they arrive, and save `answer` however the stream ends: complete,
     failed (the host said so), or interrupted (host dropped, or the browser left). `on_end` runs
@@ -247,7 +247,7 @@ async def relay_stream(route: Route, response: httpx.Response, answer: Generated
     state, error = MessageState.INTERRUPTED, "Stopped before the answer was complete."
     last_save = time.monotonic()
     try:
-        async for chunk in response.aiter_raw():
+        async for chunk in response.chunks():
             acc.feed(chunk)
             yield chunk
             if time.monotonic() - last_save > SAVE_EVERY_SECONDS:
@@ -260,16 +260,16 @@ async def relay_stream(route: Route, response: httpx.Response, answer: Generated
             state, error = MessageState.COMPLETE, ""
         else:
             error = f"{name} ended the stream before the answer was complete."
-    except httpx.TimeoutException:
-        error = f"{name} sent nothing for {route.timeout.read:g} s; the answer stops here."
-        yield b"data: " + json_bytes({"error": {"message": error, "type": "upstream_timeout"}}) + b"\n\n"
-    except httpx.HTTPError as exc:
-        error = f"Lost the connection to {name} mid-answer ({type(exc).__name__})."
-        yield b"data: " + json_bytes({"error": {"message": error, "type": "upstream_disconnected"}}) + b"\n\n"
+    except TransportError as exc:
+        if exc.kind == "read_timeout":
+            error, kind = f"{name} sent nothing for {route.timeout.read:g} s; the answer stops here.", "upstream_timeout"
+        else:
+            error, kind = f"Lost the connection to {name} mid-answer ({exc.cause_name}).", "upstream_disconnected"
+        yield b"data: " + json_bytes({"error": {"message": error, "type": kind}}) + b"\n\n"
     finally:
         # Runs also when the browser goes away (the task is cancelled): closing the upstream
         # response closes its connection, so the host stops generating.
-        await response.aclose()
+        response.close()
 
         def save() -> None:
             record_outcome(answer, acc, state, error)

@@ -1,43 +1,53 @@
 """The OpenAI-compatible gateway: one endpoint for external agents, every host behind it.
 
-Requests name models by composite id; each is resolved with `providers.routing.resolve` and
-forwarded with only `model` rewritten to the host's own id. Answers (SSE included) pass through
-as they arrive. Errors use OpenAI's envelope: {"error": {"message", "type", "param", "code"}}.
+Requests name models by composite id; each is resolved with `providers.routing` and forwarded with
+only `model` rewritten to the host's own id. Answers (SSE included) pass through as they arrive.
+Errors use OpenAI's envelope: {"error": {"message", "type", "param", "code"}}.
+
+`/v1/` is its own small ASGI application (boochat.asgi sends it here), not a Django view: it needs
+none of Django's request machinery (sessions, CSRF, templates), and that machinery cost more than
+the rest of a request (bench/gateway.py). It keeps what matters: bearer keys from the admin, the
+body size limit, the error envelope, and Django's `django.request` log lines for failed requests.
+Keys and providers come from in-process snapshots (providers.snapshot): no query per request.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import logging
 import secrets
-from collections.abc import AsyncIterator, Callable
-from functools import wraps
-from typing import Any
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import Any, TypeVar
 
-import httpx
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.contrib.auth.decorators import login_not_required
-from django.core.cache import cache
-from django.core.exceptions import RequestDataTooBig
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.db import close_old_connections
 from django.utils import timezone
-from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_POST
 
 from boochat.models import GatewayKey
-from boochat.proxy import error_from_response, read_error_body, sse_response, transport_error, upstream_client
+from boochat.proxy import UpstreamError, error_from_response, read_error_body, send_to
 from providers.catalog import load_catalog
+from providers.http import TransportError, UpstreamResponse
 from providers.routing import (
     ProviderUnavailable,
+    Route,
     RoutingError,
     UnknownProvider,
-    aresolve,
-    canonical_model_id,
+    parse_model_ref,
+    registry,
+    resolve,
 )
+from providers.snapshot import Snapshot
 
 KEY_PREFIX = "bc-"
-_KEY_CACHE_SECONDS = 60
+_LAST_USED_EVERY = 60.0  # seconds between last_used_at writes for one key
+logger = logging.getLogger("django.request")  # where Django logs failed requests
+T = TypeVar("T")
 
 
 # -- keys -----------------------------------------------------------------------------------------
@@ -54,46 +64,119 @@ def create_key(*, name: str) -> tuple[GatewayKey, str]:
     return row, key
 
 
+def _load_keys() -> dict[str, int]:
+    return dict(GatewayKey.objects.active().values_list("key_hash", "id"))
+
+
+# Active keys by hash. A revocation in this process applies at once; other workers see it within
+# the snapshot's TTL (one second).
+keys = Snapshot(_load_keys)
+
+
 def forget_key(row: GatewayKey) -> None:
-    """Drop a key's cached lookup (after revoking it) so it stops working at once."""
-    cache.delete(f"gateway-key:{row.key_hash}")
+    """A key was revoked with a bulk update (no signal): stop accepting it at once."""
+    keys.forget()
+
+
+# -- plumbing ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Reply:
+    status: int
+    body: bytes
+    content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class StreamReply:
+    """An upstream event stream relayed as it arrives."""
+
+    response: UpstreamResponse
+    route: Route
+    content_type: str
+
+
+def json_reply(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Reply:
+    return Reply(status, json.dumps(payload).encode(), headers=headers or {})
 
 
 def error(status: int, message: str, *, type: str = "invalid_request_error", param: str | None = None,
-          code: str | None = None, headers: dict[str, str] | None = None) -> JsonResponse:
+          code: str | None = None, headers: dict[str, str] | None = None) -> Reply:
     """OpenAI's error envelope."""
-    body = {"error": {"message": message, "type": type, "param": param, "code": code}}
-    return JsonResponse(body, status=status, headers=headers)
+    return json_reply({"error": {"message": message, "type": type, "param": param, "code": code}}, status, headers)
 
 
-async def _key_id(key: str) -> int | None:
-    digest = hash_key(key)
-    cache_key = f"gateway-key:{digest}"
-    cached = await cache.aget(cache_key)
-    if cached is None:
-        row = await GatewayKey.objects.active().filter(key_hash=digest).values("id").afirst()
-        cached = row["id"] if row else 0
-        # The ORM lookup costs more than the rest of a small request: keep the answer a minute.
-        await cache.aset(cache_key, cached, _KEY_CACHE_SECONDS)
-    if cached and await cache.aadd(f"gateway-key-used:{cached}", 1, _KEY_CACHE_SECONDS):
-        await GatewayKey.objects.filter(pk=cached).aupdate(last_used_at=timezone.now())
-    return cached or None
+async def _database(work: Callable[[], T]) -> T:
+    """Run ORM code in a worker thread. No Django request wraps this application, so this does what
+    its request signals would: drop a connection that is broken or past its age, before and after."""
+
+    def run() -> T:
+        close_old_connections()
+        try:
+            return work()
+        finally:
+            close_old_connections()
+
+    return await sync_to_async(run, thread_sensitive=False)()
 
 
-def gateway_view(view: Callable[..., Any]) -> Callable[..., Any]:
-    """Bearer-key authentication (or BOOCHAT_GATEWAY_OPEN), no session, no CSRF."""
+async def _current(snapshot: Snapshot[T]) -> T:
+    kept = snapshot.fresh()
+    return kept if kept is not None else await _database(snapshot.get)
 
-    @wraps(view)
-    async def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if not settings.BOOCHAT_GATEWAY_OPEN:
-            scheme, _, key = request.headers.get("Authorization", "").partition(" ")
-            if scheme.lower() != "bearer" or not key.strip() or await _key_id(key.strip()) is None:
-                return error(401, "Missing or invalid API key: send 'Authorization: Bearer <key>' "
-                                  "with a key created in BooChat's admin.",
-                             code="invalid_api_key", headers={"WWW-Authenticate": "Bearer"})
-        return await view(request, *args, **kwargs)
 
-    return csrf_exempt(login_not_required(wrapper))
+_last_used: dict[int, float] = {}
+_background: set[asyncio.Task[Any]] = set()
+
+
+def _note_use(key_id: int) -> None:
+    """Record when a key was last used, at most once a minute per key, off the request's path."""
+    now = time.monotonic()
+    if now - _last_used.get(key_id, -_LAST_USED_EVERY) < _LAST_USED_EVERY:
+        return
+    _last_used[key_id] = now
+    task = asyncio.ensure_future(_database(
+        lambda: GatewayKey.objects.filter(pk=key_id).update(last_used_at=timezone.now())))
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+
+
+async def _authorized(headers: dict[bytes, bytes]) -> bool:
+    if settings.BOOCHAT_GATEWAY_OPEN:
+        return True
+    scheme, _, key = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
+    key = key.strip()
+    if scheme.lower() != "bearer" or not key:
+        return False
+    key_id = (await _current(keys)).get(hash_key(key))
+    if key_id is None:
+        return False
+    _note_use(key_id)
+    return True
+
+
+_UNAUTHORIZED = ("Missing or invalid API key: send 'Authorization: Bearer <key>' with a key created in "
+                 "BooChat's admin.")
+
+
+async def _read_body(receive: Callable[[], Awaitable[dict[str, Any]]], declared: int | None) -> bytes | Reply | None:
+    """The request body; a 413 reply past the limit; None if the client left while sending it."""
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    too_big = error(413, f"The request body is larger than {limit} bytes.")
+    if declared is not None and declared > limit:
+        return too_big
+    body = bytearray()
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        body += message.get("body", b"")
+        if len(body) > limit:
+            return too_big
+        if not message.get("more_body"):
+            return bytes(body)
 
 
 # -- models ---------------------------------------------------------------------------------------
@@ -112,47 +195,30 @@ def _model_entries() -> dict[str, dict[str, Any]]:
     return entries
 
 
-@gateway_view
-@require_GET
-async def list_models(request: HttpRequest) -> JsonResponse:
+async def list_models() -> Reply:
     """Every available model of every enabled provider, by composite id."""
-    entries = await sync_to_async(_model_entries)()
-    return JsonResponse({"object": "list", "data": list(entries.values())})
+    entries = await _database(_model_entries)
+    return json_reply({"object": "list", "data": list(entries.values())})
 
 
-@gateway_view
-@require_GET
-async def retrieve_model(request: HttpRequest, model_id: str) -> JsonResponse:
+async def retrieve_model(model_id: str) -> Reply:
     """One model; the official SDKs send the id's `/` as `%2F`, which arrives decoded here."""
     try:
-        composite = await sync_to_async(canonical_model_id)(model_id)
+        composite = str(parse_model_ref(model_id, await _current(registry))[0])
     except UnknownProvider as exc:
         return error(400, str(exc), param="model", code="unknown_provider")
     except RoutingError as exc:
         return error(400, str(exc), param="model", code="invalid_model")
-    entry = (await sync_to_async(_model_entries)()).get(composite)
+    entry = (await _database(_model_entries)).get(composite)
     if entry is None:
         return error(404, f"The model {composite!r} is not available.", param="model", code="model_not_found")
-    return JsonResponse(entry)
+    return json_reply(entry)
 
 
 # -- inference ------------------------------------------------------------------------------------
 
 
-async def _relay(response: httpx.Response, provider: str) -> AsyncIterator[bytes]:
-    try:
-        async for chunk in response.aiter_raw():
-            yield chunk
-    except httpx.HTTPError as exc:
-        message = f"Lost the connection to provider {provider!r} mid-answer ({type(exc).__name__})."
-        body = {"error": {"message": message, "type": "upstream_error", "param": None, "code": "upstream_disconnected"}}
-        yield b"data: " + json.dumps(body).encode() + b"\n\n"
-    finally:
-        # Also when the client goes away: the host's connection closes and it stops generating.
-        await response.aclose()
-
-
-def _upstream_failure(route: Any, response: httpx.Response, raw: bytes) -> HttpResponse:
+def _upstream_failure(route: Route, response: UpstreamResponse, raw: bytes) -> Reply:
     """A host's error keeps its status. An error object it sent keeps its fields (n_ctx, ...), with
     the provider named in its message and OpenAI's four fields filled in; other shapes are wrapped."""
     try:
@@ -160,24 +226,27 @@ def _upstream_failure(route: Any, response: httpx.Response, raw: bytes) -> HttpR
     except ValueError:
         payload = None
     upstream_error = payload.get("error") if isinstance(payload, dict) else None
-    if isinstance(upstream_error, dict) and response.status_code != 404:
+    retry_after = response.headers.get("retry-after")
+    if isinstance(upstream_error, dict) and response.status != 404:
         message = str(upstream_error.get("message") or upstream_error.get("type") or "error")
         body = {"error": {"type": "upstream_error", "param": None, "code": None, **upstream_error,
                           "message": f"{route.provider_name} ({route.provider}): {message}"}}
-        headers = {"Retry-After": response.headers["retry-after"]} if "retry-after" in response.headers else None
-        return JsonResponse(body, status=response.status_code, headers=headers)
-    failure = error_from_response(route, response.status_code, raw, response.headers)
+        return json_reply(body, response.status, {"Retry-After": retry_after} if retry_after else None)
+    failure = error_from_response(route, response.status, raw, response.headers)
     headers = {"Retry-After": failure.retry_after} if failure.retry_after else None
-    status = 404 if failure.status == 404 else response.status_code
-    return error(status, str(failure), type="upstream_error", code="model_not_found" if status == 404 else None, headers=headers)
+    status = 404 if failure.status == 404 else response.status
+    return error(status, str(failure), type="upstream_error", code="model_not_found" if status == 404 else None,
+                 headers=headers)
 
 
-async def forward(request: HttpRequest, endpoint: str) -> HttpResponse:
+def _unreachable(failure: UpstreamError) -> Reply:
+    return error(failure.status, str(failure), type="upstream_error", code="provider_unreachable")
+
+
+async def forward(endpoint: str, raw: bytes) -> Reply | StreamReply:
     """Resolve the body's model and send the body, `model` rewritten, to the resolved host."""
     try:
-        body = json.loads(request.body)
-    except RequestDataTooBig:
-        return error(413, f"The request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes.")
+        body = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         return error(400, "The request body is not valid JSON.")
     if not isinstance(body, dict):
@@ -186,7 +255,7 @@ async def forward(request: HttpRequest, endpoint: str) -> HttpResponse:
     if not isinstance(model, str) or not model:
         return error(400, "'model' is required: a model id such as 'sam-desktop/qwen3-8b'.", param="model")
     try:
-        route = await aresolve(model)
+        route = resolve(model, await _current(registry))
     except UnknownProvider as exc:
         return error(400, str(exc), param="model", code="unknown_provider")
     except ProviderUnavailable as exc:
@@ -196,45 +265,124 @@ async def forward(request: HttpRequest, endpoint: str) -> HttpResponse:
 
     body["model"] = route.wire_model
     url = route.chat_completions_url if endpoint == "chat/completions" else route.api_url(endpoint)
-    client = upstream_client()
-    headers = {**route.headers, "Content-Type": "application/json", "Accept-Encoding": "identity"}
-    upstream = client.build_request("POST", url, content=json.dumps(body).encode(), headers=headers, timeout=route.timeout)
     try:
-        response = await client.send(upstream, stream=True)
-    except httpx.HTTPError as exc:
-        failure = transport_error(route, exc)
-        return error(failure.status, str(failure), type="upstream_error", code="provider_unreachable")
-    if response.status_code != 200:
+        # identity: answers are relayed as they come, so they must not be compressed on the way in.
+        response = await send_to(route, url, json.dumps(body).encode(),
+                                 {"Content-Type": "application/json", "Accept-Encoding": "identity"})
+    except UpstreamError as failure:
+        return _unreachable(failure)
+    if response.status != 200:
         return _upstream_failure(route, response, await read_error_body(response))
     content_type = response.headers.get("content-type", "application/json")
     if body.get("stream") is True and content_type.startswith("text/event-stream"):
-        return sse_response(_relay(response, route.provider), content_type=content_type)
+        return StreamReply(response, route, content_type)
     try:
-        content = await response.aread()
-    except httpx.HTTPError as exc:
-        failure = transport_error(route, exc)
-        return error(failure.status, str(failure), type="upstream_error", code="provider_unreachable")
+        content = await response.read()
+    except TransportError as exc:
+        return _unreachable(UpstreamError(f"Lost the connection to {route.provider_name} ({route.provider}) "
+                                          f"mid-answer ({exc.cause_name}).", status=502))
     finally:
-        await response.aclose()
-    return HttpResponse(content, status=200, content_type=content_type)
+        response.close()
+    return Reply(200, content, content_type)
 
 
-@gateway_view
-@require_POST
-async def chat_completions(request: HttpRequest) -> HttpResponse:
-    """POST /v1/chat/completions, streaming or not."""
-    return await forward(request, "chat/completions")
+# -- the ASGI application ---------------------------------------------------------------------------
+
+_POST_ENDPOINTS = ("chat/completions", "completions", "embeddings")
 
 
-@gateway_view
-@require_POST
-async def completions(request: HttpRequest) -> HttpResponse:
-    """POST /v1/completions."""
-    return await forward(request, "completions")
+async def _dispatch(scope: dict[str, Any], receive: Callable[[], Awaitable[dict[str, Any]]]) -> Reply | StreamReply | None:
+    path, method = scope["path"].removeprefix("/v1/"), scope["method"]
+    if path in _POST_ENDPOINTS:
+        allowed = "POST"
+    elif path == "models" or (path.startswith("models/") and len(path) > len("models/")):
+        allowed = "GET"
+    else:
+        return error(404, f"Unknown endpoint {scope['path']!r}: the gateway serves /v1/models, "
+                          f"/v1/chat/completions, /v1/completions and /v1/embeddings.", code="unknown_url")
+    if method != allowed:
+        return error(405, f"{scope['path']} accepts {allowed}, not {method}.", headers={"Allow": allowed})
+    headers = dict(scope["headers"])
+    if not await _authorized(headers):
+        return error(401, _UNAUTHORIZED, code="invalid_api_key", headers={"WWW-Authenticate": "Bearer"})
+    if path == "models":
+        return await list_models()
+    if allowed == "GET":
+        return await retrieve_model(path.removeprefix("models/"))
+    try:
+        declared = int(headers[b"content-length"]) if b"content-length" in headers else None
+    except ValueError:
+        return error(400, "The Content-Length header is not a number.")
+    body = await _read_body(receive, declared)
+    if body is None or isinstance(body, Reply):
+        return body
+    return await forward(path, body)
 
 
-@gateway_view
-@require_POST
-async def embeddings(request: HttpRequest) -> HttpResponse:
-    """POST /v1/embeddings."""
-    return await forward(request, "embeddings")
+def _header_list(content_type: str, headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
+    return [(b"content-type", content_type.encode("latin-1"))] + [
+        (name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
+
+
+async def _relay(reply: StreamReply, send: Callable[[dict[str, Any]], Awaitable[None]],
+                 receive: Callable[[], Awaitable[dict[str, Any]]]) -> None:
+    """Pass the host's events on as they arrive. When the client leaves, the host's connection is
+    closed at once (even while the host is quiet), so it stops generating."""
+    relaying = asyncio.current_task()
+
+    async def watch() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        relaying.cancel()
+
+    watcher = asyncio.ensure_future(watch())
+    try:
+        await send({"type": "http.response.start", "status": 200, "headers": _header_list(
+            reply.content_type, {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})})
+        try:
+            async for chunk in reply.response.chunks():
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        except TransportError as exc:
+            message = (f"Lost the connection to provider {reply.route.provider!r} mid-answer "
+                       f"({exc.cause_name}).")
+            event = {"error": {"message": message, "type": "upstream_error", "param": None,
+                               "code": "upstream_disconnected"}}
+            await send({"type": "http.response.body", "body": b"data: " + json.dumps(event).encode() + b"\n\n",
+                        "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+    except asyncio.CancelledError:
+        if watcher.done() and not watcher.cancelled():
+            relaying.uncancel()
+            return  # the client left: nothing more to send
+        raise
+    finally:
+        watcher.cancel()
+        reply.response.close()
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return f"HTTP {status}"
+
+
+async def application(scope: dict[str, Any], receive: Callable[[], Awaitable[dict[str, Any]]],
+                      send: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
+    """ASGI entry for /v1/ (HTTP only; boochat.asgi routes here)."""
+    try:
+        reply = await _dispatch(scope, receive)
+    except Exception:
+        logger.exception("Internal Server Error: %s", scope["path"])
+        reply = error(500, "BooChat failed on this request; the error is in its log.", type="server_error")
+    if reply is None:
+        return  # the client left before its request was complete
+    if isinstance(reply, StreamReply):
+        await _relay(reply, send, receive)
+        return
+    if reply.status >= 400:
+        log = logger.error if reply.status >= 500 else logger.warning
+        log("%s: %s", _phrase(reply.status), scope["path"], extra={"status_code": reply.status})
+    await send({"type": "http.response.start", "status": reply.status, "headers": _header_list(
+        reply.content_type, {"Content-Length": str(len(reply.body)), **reply.headers})})
+    await send({"type": "http.response.body", "body": reply.body})

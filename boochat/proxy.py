@@ -3,19 +3,15 @@ messages that name the provider. Every call goes through a `Route` from `provide
 
 from __future__ import annotations
 
-import asyncio
 import json
-import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-import httpx
 from django.http import StreamingHttpResponse
 
-from providers.http import async_client
+from providers.http import TransportError, UpstreamResponse, send
 from providers.routing import Route
 
-_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = weakref.WeakKeyDictionary()
 _MAX_ERROR_BODY = 64 * 1024
 
 
@@ -25,17 +21,6 @@ def sse_response(stream: AsyncIterator[bytes], *, content_type: str = "text/even
     return StreamingHttpResponse(stream, content_type=content_type, headers={
         "Cache-Control": "no-cache", "X-Accel-Buffering": "no", **(headers or {}),
     })
-
-
-def upstream_client() -> httpx.AsyncClient:
-    """One pooled client per event loop (a worker has one loop; tests may make many)."""
-    loop = asyncio.get_running_loop()
-    client = _clients.get(loop)
-    if client is None or client.is_closed:
-        # A few hundred streams per worker; a small keep-alive pool (a large one slowed TTFB, DESIGN.md).
-        limits = httpx.Limits(max_connections=1000, max_keepalive_connections=20)
-        client = _clients[loop] = async_client(limits=limits)
-    return client
 
 
 class UpstreamError(Exception):
@@ -54,7 +39,7 @@ class UpstreamError(Exception):
         return self.n_ctx is not None
 
 
-def error_from_response(route: Route, status: int, body: bytes, headers: httpx.Headers) -> UpstreamError:
+def error_from_response(route: Route, status: int, body: bytes, headers: Mapping[str, str]) -> UpstreamError:
     """An UpstreamError for a non-200 answer, in any of the error shapes DESIGN.md lists."""
     name = f"{route.provider_name} ({route.provider})"
     try:
@@ -88,63 +73,71 @@ def error_from_response(route: Route, status: int, body: bytes, headers: httpx.H
     return UpstreamError(f"{name} answered HTTP {status}: {detail or 'no details'}.", status=502 if status >= 500 else status)
 
 
-def transport_error(route: Route, exc: httpx.HTTPError) -> UpstreamError:
+def transport_error(route: Route, exc: TransportError) -> UpstreamError:
     name = f"{route.provider_name} ({route.provider})"
-    if isinstance(exc, httpx.ConnectTimeout):
+    if exc.kind == "connect_timeout":
         return UpstreamError(f"{name} did not accept the connection within {route.timeout.connect:g} s.", status=504)
-    if isinstance(exc, httpx.TimeoutException):
+    if exc.kind == "read_timeout":
         return UpstreamError(f"{name} did not answer within {route.timeout.read:g} s.", status=504)
-    if isinstance(exc, httpx.ConnectError):
+    if exc.kind == "connect":
         return UpstreamError(f"{name} is unreachable (connection refused or host down).", status=502)
-    return UpstreamError(f"{name}: connection failed ({type(exc).__name__}).", status=502)
+    return UpstreamError(f"{name}: connection failed ({exc.cause_name}).", status=502)
 
 
-async def open_chat_stream(route: Route, body: dict[str, Any]) -> httpx.Response:
-    """POST a streaming chat completion; return the open 200 response, or raise UpstreamError."""
-    client = upstream_client()
-    # identity: the bytes are relayed as they come, so they must not be compressed on the way in.
-    headers = {**route.headers, "Accept": "text/event-stream", "Accept-Encoding": "identity"}
-    request = client.build_request("POST", route.chat_completions_url, json=body, headers=headers, timeout=route.timeout)
+async def send_to(route: Route, url: str, body: bytes, headers: Mapping[str, str]) -> UpstreamResponse:
+    """POST `body` to one of the route's URLs with its auth and timeouts; raise UpstreamError when
+    the host cannot be reached. The response may carry any status."""
     try:
-        response = await client.send(request, stream=True)
-    except httpx.HTTPError as exc:
+        return await send("POST", url, body=body, headers={**route.headers, **headers},
+                          connect_timeout=route.timeout.connect, read_timeout=route.timeout.read)
+    except TransportError as exc:
         raise transport_error(route, exc) from None
-    if response.status_code != 200:
-        raise error_from_response(route, response.status_code, await read_error_body(response), response.headers)
+
+
+async def open_chat_stream(route: Route, body: dict[str, Any]) -> UpstreamResponse:
+    """POST a streaming chat completion; return the open 200 response, or raise UpstreamError."""
+    # identity: the bytes are relayed as they come, so they must not be compressed on the way in.
+    response = await send_to(route, route.chat_completions_url, json.dumps(body).encode(), {
+        "Content-Type": "application/json", "Accept": "text/event-stream", "Accept-Encoding": "identity"})
+    if response.status != 200:
+        raise error_from_response(route, response.status, await read_error_body(response), response.headers)
     return response
 
 
-async def read_error_body(response: httpx.Response) -> bytes:
+async def read_error_body(response: UpstreamResponse) -> bytes:
     """The start of a failed answer's body (enough for its error message), then the response closed.
     A host that breaks off while sending it gives what arrived."""
-    raw = b""
+    raw = bytearray()
     try:
-        async for chunk in response.aiter_raw():
+        async for chunk in response.chunks():
             raw += chunk
             if len(raw) > _MAX_ERROR_BODY:
                 break
-    except httpx.HTTPError:
+    except TransportError:
         pass
     finally:
-        await response.aclose()
-    return raw
+        response.close()
+    return bytes(raw)
 
 
 async def complete_chat(route: Route, messages: list[dict[str, Any]], **options: Any) -> dict[str, Any]:
     """A non-streaming chat completion (titles, summaries); raise UpstreamError on any failure."""
-    client = upstream_client()
     body = {"model": route.wire_model, "messages": messages, "stream": False, **options}
+    response = await send_to(route, route.chat_completions_url, json.dumps(body).encode(),
+                             {"Content-Type": "application/json", "Accept-Encoding": "identity"})
+    if response.status != 200:
+        raise error_from_response(route, response.status, await read_error_body(response), response.headers)
     try:
-        response = await client.post(route.chat_completions_url, json=body, headers=route.headers, timeout=route.timeout)
-    except httpx.HTTPError as exc:
+        raw = await response.read()
+    except TransportError as exc:
         raise transport_error(route, exc) from None
-    if response.status_code != 200:
-        raise error_from_response(route, response.status_code, response.content[:_MAX_ERROR_BODY], response.headers)
+    finally:
+        response.close()
     try:
-        answer = response.json()
-        return answer if isinstance(answer, dict) else {}
+        answer = json.loads(raw)
     except ValueError:
         raise UpstreamError(f"{route.provider_name} ({route.provider}) answered with invalid JSON.") from None
+    return answer if isinstance(answer, dict) else {}
 
 
 def answer_text(answer: dict[str, Any]) -> str:

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from boochat import arena_views, chat_views, gateway, views
+from boochat import arena_views, chat_views, views
 from settings_app import views as settings_views
 
 urlpatterns = [
@@ -28,11 +28,6 @@ urlpatterns = [
     path("favorites/remove", settings_views.favorite_remove, name="favorite_remove"),
     path("api/models", views.api_models, name="api_models"),
     path("api/settings", settings_views.api_settings, name="api_settings"),
-    path("v1/models", gateway.list_models, name="gateway_models"),
-    path("v1/models/<path:model_id>", gateway.retrieve_model, name="gateway_model"),
-    path("v1/chat/completions", gateway.chat_completions, name="gateway_chat_completions"),
-    path("v1/completions", gateway.completions, name="gateway_completions"),
-    path("v1/embeddings", gateway.embeddings, name="gateway_embeddings"),
     path("healthz", views.healthz, name="healthz"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),

@@ -8,7 +8,7 @@ class ProvidersConfig(AppConfig):
 
     def ready(self) -> None:
         from providers.models import Provider
-        from providers.routing import registry_changed
+        from providers.routing import registry
 
-        post_save.connect(registry_changed, sender=Provider, dispatch_uid="providers-registry-save")
-        post_delete.connect(registry_changed, sender=Provider, dispatch_uid="providers-registry-delete")
+        post_save.connect(registry.forget, sender=Provider, dispatch_uid="providers-registry-save")
+        post_delete.connect(registry.forget, sender=Provider, dispatch_uid="providers-registry-delete")

@@ -77,12 +77,12 @@ class ProviderSource(models.TextChoices):
 class ProviderQuerySet(models.QuerySet["Provider"]):
     def update(self, **kwargs: Any) -> int:
         # Bulk writes send no signals: they tell the routing snapshot themselves.
-        from providers.routing import registry_changed
+        from providers.routing import registry
 
         try:
             return super().update(**kwargs)
         finally:
-            registry_changed()
+            registry.forget()
 
     def enabled(self) -> ProviderQuerySet:
         return self.filter(enabled=True)

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import os
-import time
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
 import httpx
-from asgiref.sync import sync_to_async
-from django.db import transaction
 
 from providers.ids import InvalidModelId, ModelRef, needs_default_provider
 from providers.models import Provider, ProviderKind
+from providers.snapshot import Snapshot
 
 
 class RoutingError(ValueError):
@@ -134,64 +132,29 @@ def _endpoint_fields(provider: Provider) -> dict[str, object]:
 # -- the registry snapshot ------------------------------------------------------------------------
 #
 # Routing runs on every chat turn and every gateway request, so it reads the provider rows from an
-# in-process snapshot instead of querying each time. A change made in this process (a save, a
-# delete, a queryset update: see ProviderQuerySet) drops the snapshot at once; other processes (more
-# gunicorn workers, `manage.py sync_providers`) are seen within REGISTRY_TTL seconds.
-
-REGISTRY_TTL = 1.0
+# in-process snapshot instead of querying each time (see providers.snapshot; ProviderQuerySet.update
+# and the signals in providers.apps drop it).
 
 
 @dataclass(frozen=True)
 class Registry:
     providers: dict[str, Provider]
     default: Provider | None
-    loaded_at: float
-
-    @property
-    def fresh(self) -> bool:
-        return time.monotonic() - self.loaded_at < REGISTRY_TTL
 
 
-_registry: Registry | None = None
+def _load_registry() -> Registry:
+    providers = {p.slug: p for p in Provider.objects.all()}
+    return Registry(providers, next((p for p in providers.values() if p.is_default), None))
 
 
-def forget_registry() -> None:
-    """Drop the snapshot: the next lookup reads the provider rows again."""
-    global _registry
-    _registry = None
-
-
-def registry_changed(**_signal: object) -> None:
-    """A provider row changed: drop the snapshot now, and again once the transaction commits (so a
-    reload that ran in between, before the change was visible, does not stay)."""
-    forget_registry()
-    transaction.on_commit(forget_registry)
-
-
-def registry() -> Registry:
-    """The provider rows by slug (loaded again when older than REGISTRY_TTL)."""
-    global _registry
-    current = _registry
-    if current is None or not current.fresh:
-        providers = {p.slug: p for p in Provider.objects.all()}
-        default = next((p for p in providers.values() if p.is_default), None)
-        current = _registry = Registry(providers, default, time.monotonic())
-    return current
-
-
-async def aregistry() -> Registry:
-    """`registry()` from async code: no thread hop while the snapshot is fresh."""
-    current = _registry
-    if current is not None and current.fresh:
-        return current
-    return await sync_to_async(registry)()
+registry = Snapshot(_load_registry)
 
 
 def parse_model_ref(model_id: str, snapshot: Registry | None = None) -> tuple[ModelRef, Provider]:
     """Parse a composite, bare or legacy id against the registry; unknown providers are errors."""
     if not isinstance(model_id, str):
         raise RoutingError(f"a model id must be a string, not {type(model_id).__name__}")
-    snapshot = snapshot or registry()
+    snapshot = snapshot or registry.get()
     try:
         if needs_default_provider(model_id):
             provider = snapshot.default
@@ -209,16 +172,15 @@ def parse_model_ref(model_id: str, snapshot: Registry | None = None) -> tuple[Mo
     return ref, provider
 
 
-def resolve(model_id: str) -> Route:
+def resolve(model_id: str, snapshot: Registry | None = None) -> Route:
     """Resolve any model id (composite, bare, or legacy `llama-swap/`) to its route."""
-    ref, provider = parse_model_ref(model_id)
+    ref, provider = parse_model_ref(model_id, snapshot)
     return route_for(provider, ref)
 
 
 async def aresolve(model_id: str) -> Route:
     """`resolve()` from async code (no database query while the registry snapshot is fresh)."""
-    ref, provider = parse_model_ref(model_id, await aregistry())
-    return route_for(provider, ref)
+    return resolve(model_id, await registry.aget())
 
 
 def canonical_model_id(model_id: str) -> str:

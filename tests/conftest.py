@@ -7,7 +7,8 @@ from types import SimpleNamespace
 import pytest
 from django.core.cache import cache
 
-from providers.routing import forget_registry
+from boochat.gateway import keys
+from providers.routing import registry
 from tests.fakes.deepseek import FakeDeepSeek
 from tests.fakes.llama_swap import FakeLlamaSwap, FakeModel
 
@@ -30,10 +31,12 @@ def pytest_configure(config: pytest.Config) -> None:
 def _clear_cache():
     # Each test's rows are rolled back, which no signal reports: start every test from nothing cached.
     cache.clear()
-    forget_registry()
+    registry.forget()
+    keys.forget()
     yield
     cache.clear()
-    forget_registry()
+    registry.forget()
+    keys.forget()
 
 
 @pytest.fixture(autouse=True)
@@ -110,7 +113,8 @@ def asgi_server(transactional_db):
 
     from boochat.asgi import application
 
-    server = uvicorn.Server(uvicorn.Config(application, host="127.0.0.1", port=0, log_level="warning", lifespan="off"))
+    server = uvicorn.Server(uvicorn.Config(application, host="127.0.0.1", port=0, log_level="warning", lifespan="off",
+                                           loop="asyncio"))
     thread = threading.Thread(target=server.run, name="asgi-server", daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -120,6 +124,15 @@ def asgi_server(transactional_db):
     yield SimpleNamespace(url=f"http://127.0.0.1:{port}")
     server.should_exit = True
     thread.join(10)
+
+
+@pytest.fixture
+def gateway(asgi_server):
+    """An HTTP client for the app served by uvicorn, for gateway requests the SDK cannot make."""
+    import httpx
+
+    with httpx.Client(base_url=asgi_server.url, timeout=10) as client:
+        yield client
 
 
 @pytest.fixture

@@ -1,7 +1,6 @@
 """Every way a host fails, on every path: a clear error naming the provider, never a 500 from
 BooChat, never a wait past the provider's timeout, nothing stored lost, other providers unaffected."""
 
-import json
 import time
 
 import pytest
@@ -79,9 +78,9 @@ class TestModelLists:
         assert by_slug["healthy"]["state"] == "up"
         assert [m["id"] for m in payload["models"]] == ["healthy/qwen3-8b"]
 
-    def test_the_gateway_lists_the_healthy_host(self, client, healthy, broken):
+    def test_the_gateway_lists_the_healthy_host(self, gateway, healthy, broken):
         _, key = create_key(name="t")
-        response = client.get("/v1/models", headers={"Authorization": f"Bearer {key}"})
+        response = gateway.get("/v1/models", headers={"Authorization": f"Bearer {key}"})
         assert response.status_code == 200
         assert [m["id"] for m in response.json()["data"]] == ["healthy/qwen3-8b"]
 
@@ -106,11 +105,11 @@ class TestAnswers:
         user_client.post(reverse("chat_send", args=[other.pk]), {"content": "hi"})
         assert other.messages.get(role="assistant").state == MessageState.COMPLETE
 
-    def test_the_gateway_answers_in_the_openai_envelope(self, client, healthy, broken):
+    def test_the_gateway_answers_in_the_openai_envelope(self, gateway, healthy, broken):
         _, key = create_key(name="t")
         body = {"model": "broken/qwen3-8b", "messages": [{"role": "user", "content": "hi"}]}
-        response, seconds = timed(lambda: client.post("/v1/chat/completions", json.dumps(body), content_type="application/json",
-                                                      headers={"Authorization": f"Bearer {key}"}))
+        response, seconds = timed(lambda: gateway.post("/v1/chat/completions", json=body,
+                                                       headers={"Authorization": f"Bearer {key}"}))
         assert response.status_code != 500 or broken.fault == "500"  # a host's own 500 keeps its status
         if response.status_code != 200:
             error = response.json()["error"]

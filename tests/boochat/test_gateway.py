@@ -1,6 +1,7 @@
 """The OpenAI-compatible gateway, through the official openai SDK against the app served by uvicorn."""
 
 import json
+import time
 
 import httpx
 import openai
@@ -237,3 +238,42 @@ def test_keys_are_stored_hashed_and_shown_once_in_admin(asgi_server):
     listing = admin.get("/admin/boochat/gatewaykey/").content.decode()
     assert key not in listing and row.prefix in listing
     assert key not in str(response.cookies)  # shown on the page, never carried in a cookie
+
+
+def test_leaving_while_the_host_is_quiet_closes_the_upstream_at_once(asgi_server, key, hosts):
+    hosts["sam-desktop"].reply, hosts["sam-desktop"].stream_delay = ["thinking ", "long "], 30
+    body = {"model": "sam-desktop/qwen3-8b", "stream": True, "messages": [{"role": "user", "content": "go"}]}
+    with httpx.stream("POST", f"{asgi_server.url}/v1/chat/completions", json=body,
+                      headers={"Authorization": f"Bearer {key}"}) as response:
+        next(response.iter_raw())  # the first event; the host then says nothing for 30 s
+    assert hosts["sam-desktop"].wait_for_disconnect(timeout=1.0)
+
+
+@pytest.mark.parametrize(("method", "path", "status", "allow"), [
+    ("GET", "/v1/chat/completions", 405, "POST"),
+    ("POST", "/v1/models", 405, "GET"),
+    ("DELETE", "/v1/embeddings", 405, "POST"),
+    ("GET", "/v1/files", 404, None),
+    ("GET", "/v1/models/", 404, None),
+])
+def test_unknown_endpoints_and_methods_are_named_in_the_envelope(asgi_server, key, hosts, method, path, status, allow):
+    response = httpx.request(method, f"{asgi_server.url}{path}", headers={"Authorization": f"Bearer {key}"})
+    assert response.status_code == status
+    assert path in response.json()["error"]["message"]
+    assert response.headers.get("allow") == allow
+
+
+def test_failed_requests_are_logged_as_django_logs_them(asgi_server, hosts, caplog):
+    httpx.get(f"{asgi_server.url}/v1/models", headers={"Authorization": "Bearer bc-wrong"})
+    (record,) = [r for r in caplog.records if r.name == "django.request"]
+    assert record.getMessage() == "Unauthorized: /v1/models" and record.status_code == 401
+
+
+def test_a_new_key_works_at_once_and_use_is_recorded(asgi_server, hosts, key):
+    assert httpx.get(f"{asgi_server.url}/v1/models", headers={"Authorization": f"Bearer {key}"}).status_code == 200
+    row, second = create_key(name="second")  # after the first request loaded the keys
+    assert httpx.get(f"{asgi_server.url}/v1/models", headers={"Authorization": f"Bearer {second}"}).status_code == 200
+    deadline = time.monotonic() + 5
+    while GatewayKey.objects.get(pk=row.pk).last_used_at is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert GatewayKey.objects.get(pk=row.pk).last_used_at is not None

@@ -5,7 +5,7 @@ import pytest
 from asgiref.sync import async_to_sync
 from django.db import connection
 
-from providers import routing
+from providers import routing, snapshot
 from providers.models import Provider, ProviderKind
 from providers.routing import (
     ProviderUnavailable,
@@ -197,7 +197,7 @@ def test_changes_from_other_processes_route_within_the_ttl(registry, monkeypatch
     assert resolve("embedding/qwen3-8b").provider == "embedding"  # the snapshot is still fresh
 
     now = time.monotonic()
-    monkeypatch.setattr(routing.time, "monotonic", lambda: now + routing.REGISTRY_TTL + 0.1)
+    monkeypatch.setattr(snapshot.time, "monotonic", lambda: now + routing.registry.ttl + 0.1)
     with pytest.raises(ProviderUnavailable):
         resolve("embedding/qwen3-8b")
 

@@ -89,10 +89,6 @@ def test_provider_keys_never_reach_pages_payloads_or_logs(admin_client, deepseek
     admin_client.post(reverse("chat_send", args=[session.pk]), {"content": "hi"})
     deepseek.balance = False  # an error path too
     admin_client.post(reverse("chat_send", args=[session.pk]), {"content": "again"})
-    _, gateway_key = create_key(name="t")
-    gateway = Client()
-    gateway.post("/v1/chat/completions", json.dumps({"model": "deepseek/deepseek-v4-flash", "messages": []}),
-                 content_type="application/json", headers={"Authorization": f"Bearer {gateway_key}"})
     pages = [
         admin_client.get(url).content.decode()
         for url in (reverse("home"), reverse("picker"), reverse("settings"), session.get_absolute_url(),
@@ -102,8 +98,22 @@ def test_provider_keys_never_reach_pages_payloads_or_logs(admin_client, deepseek
     ]
     everything = "\n".join(pages) + caplog.text + json.dumps(list(session.messages.values()), default=str)
     assert DEEPSEEK_KEY not in everything
-    assert gateway_key not in everything
     assert "DEEPSEEK_API_KEY" in pages[-2]  # the variable's name is fine to show
+
+
+def test_keys_never_reach_the_gateways_answers_or_logs(deepseek, gateway, caplog):
+    caplog.set_level(logging.DEBUG)
+    _, gateway_key = create_key(name="t")
+    headers = {"Authorization": f"Bearer {gateway_key}"}
+    answers = [gateway.post("/v1/chat/completions", json={"model": "deepseek/deepseek-v4-flash", "messages": []},
+                            headers=headers).text]
+    deepseek.balance = False  # an error path too
+    answers.append(gateway.post("/v1/chat/completions", json={"model": "deepseek/deepseek-v4-flash", "messages": []},
+                                headers=headers).text)
+    answers.append(gateway.get("/v1/models", headers=headers).text)
+    everything = "\n".join(answers) + caplog.text
+    assert "Payment Required" in caplog.text  # the failed request was logged...
+    assert DEEPSEEK_KEY not in everything and gateway_key not in everything  # ...without either key
 
 
 def test_a_missing_key_error_names_the_variable_not_a_value(user_client, deepseek, monkeypatch):

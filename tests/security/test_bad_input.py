@@ -59,44 +59,51 @@ def test_settings_patch_never_fails_with_a_500(patch_client, body):
             assert ModelRef.parse(model_id)  # only well-formed composite ids are ever stored
 
 
+@pytest.fixture
+def gateway_key(gateway, patch_client):
+    return {"Authorization": f"Bearer {create_key(name='fuzz')[1]}", "Content-Type": "application/json"}
+
+
 @NO_FIXTURE_RESET
 @given(raw=st.one_of(json_values.map(json.dumps), st.binary(max_size=200).map(lambda b: b.decode("latin-1"))))
-def test_gateway_bodies_never_fail_with_a_500(patch_client, raw):
-    _, key = create_key(name="fuzz")
-    response = patch_client.post("/v1/chat/completions", raw.encode("utf-8", "surrogatepass"),
-                                 content_type="application/json", headers={"Authorization": f"Bearer {key}"})
+def test_gateway_bodies_never_fail_with_a_500(gateway, gateway_key, raw):
+    response = gateway.post("/v1/chat/completions", content=raw.encode("utf-8", "surrogatepass"), headers=gateway_key)
     assert 400 <= response.status_code < 600 and response.status_code != 500
     error = response.json()["error"]
     assert error["message"] and {"type", "param", "code"} <= set(error)
 
 
-def test_huge_bodies_get_a_clear_413(patch_client, settings):
+def test_huge_bodies_get_a_clear_413(patch_client, gateway, gateway_key, settings):
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
     big = json.dumps({"favorite_models": ["sam-desktop/x"] * 200})
     response = patch_client.patch("/api/settings", big, content_type="application/json")
     assert response.status_code == 413 and "larger than 1000 bytes" in response.json()["error"]
     assert not Favorite.objects.exists()
-    _, key = create_key(name="big")
-    response = patch_client.post("/v1/chat/completions", json.dumps({"model": "x", "pad": "y" * 2000}),
-                                 content_type="application/json", headers={"Authorization": f"Bearer {key}"})
+    body = json.dumps({"model": "x", "pad": "y" * 2000}).encode()
+    response = gateway.post("/v1/chat/completions", content=body, headers=gateway_key)
+    assert response.status_code == 413 and "larger than 1000 bytes" in response.json()["error"]["message"]
+
+    def without_length():  # chunked: no Content-Length to refuse it by
+        yield body[:500]
+        yield body[500:]
+
+    response = gateway.post("/v1/chat/completions", content=without_length(), headers=gateway_key)
     assert response.status_code == 413 and "larger than 1000 bytes" in response.json()["error"]["message"]
 
 
 @pytest.mark.parametrize("model_id", ["http://127.0.0.1:1/x", "//evil/x", "sam-desktop/../../admin",
                                       "sam-desktop/%2e%2e/admin", "sam-desktop/x?url=http://evil", "sam-desktop/x#frag"])
-def test_no_model_id_makes_boochat_call_anything_but_a_configured_host(patch_client, model_id, monkeypatch):
-    import httpx
+def test_no_model_id_makes_boochat_call_anything_but_a_configured_host(gateway, gateway_key, model_id, monkeypatch):
+    from boochat import proxy
 
     called = []
-    real_send = httpx.AsyncClient.send
+    real_send = proxy.send
 
-    async def recording_send(self, request, **kwargs):
-        called.append(str(request.url))
-        return await real_send(self, request, **kwargs)
+    async def recording_send(method, url, **kwargs):
+        called.append(url)
+        return await real_send(method, url, **kwargs)
 
-    monkeypatch.setattr(httpx.AsyncClient, "send", recording_send)
-    _, key = create_key(name="ssrf")
-    response = patch_client.post("/v1/chat/completions", json.dumps({"model": model_id, "messages": []}),
-                                 content_type="application/json", headers={"Authorization": f"Bearer {key}"})
+    monkeypatch.setattr(proxy, "send", recording_send)
+    response = gateway.post("/v1/chat/completions", json={"model": model_id, "messages": []}, headers=gateway_key)
     assert response.status_code == 400
     assert called == []
