@@ -74,11 +74,22 @@ def running_app(**env: str) -> Iterator[str]:
         app.wait(10)
 
 
+def fast_event_loops() -> None:
+    """uvloop for this process's event loops, as the app has (the fakes and load generators then
+    take less of the machine's two cores from the app they measure)."""
+    import asyncio
+
+    import uvloop
+
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
 def _serve_fake(queue: object, models: list[dict], options: dict) -> None:
     import threading
 
     from tests.fakes.llama_swap import FakeLlamaSwap, FakeModel
 
+    fast_event_loops()
     host = FakeLlamaSwap([FakeModel(**m) for m in models], **options).start()
     queue.put(host.url)
     threading.Event().wait()

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from harness import fake_host_process, percentile, record, running_app, setup_django
+from harness import fake_host_process, fast_event_loops, percentile, record, running_app, setup_django
 
 setup_django()
 
@@ -133,6 +133,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--streams", type=int, nargs="+", default=[500])
     args = parser.parse_args()
+    fast_event_loops()
     chunk_body = {"model": "qwen3-8b", "stream": True, "messages": [{"role": "user", "content": "go"}]}
     rows = []
     with fake_host_process([{"id": "qwen3-8b", "loaded": True}], reply=["tok "] * CHUNKS, stream_delay=INTERVAL) as host:

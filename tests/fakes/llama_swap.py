@@ -6,6 +6,7 @@ real `llama-server/` captures for chat, completions and props.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from dataclasses import dataclass, field
@@ -246,11 +247,9 @@ class FakeLlamaSwap(FakeHost):
     def stream_events(self, model_id: str, include_usage: bool, reply: list[str] | None = None) -> list[bytes]:
         """The captured stream's events (fixtures 11/12) carrying the reply and `model_id`."""
         template = _STREAM if include_usage else _STREAM_NO_USAGE
-        role, content, finish = template[0], template[1], template[-2 if include_usage else -1]
+        role, finish = template[0], template[-2 if include_usage else -1]
         events = [sse(_with(role, model=model_id))]
-        for piece in self.reply if reply is None else reply:
-            chunk = _with(content, model=model_id, choices=[{**content["choices"][0], "delta": {"content": piece}}])
-            events.append(sse(chunk))
+        events += [_content_event(model_id, include_usage, piece) for piece in (self.reply if reply is None else reply)]
         events.append(sse(_with(finish, model=model_id)))
         if include_usage:
             events.append(sse(_with(template[-1], model=model_id)))
@@ -266,6 +265,13 @@ class FakeLlamaSwap(FakeHost):
         ]
         tokens = sum(len(str(text)) // 4 + 1 for text in inputs)
         return {"object": "list", "data": data, "model": model.id, "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+
+
+@functools.lru_cache(maxsize=4096)
+def _content_event(model_id: str, include_usage: bool, piece: str) -> bytes:
+    # Cached: load benchmarks ask for hundreds of 200-event streams at once.
+    content = (_STREAM if include_usage else _STREAM_NO_USAGE)[1]
+    return sse(_with(content, model=model_id, choices=[{**content["choices"][0], "delta": {"content": piece}}]))
 
 
 def loading_events(model_id: str) -> list[bytes]:

@@ -195,16 +195,17 @@ class FakeHost:
         # The client going away shows as EOF on the read side while we stream.
         client_gone = asyncio.ensure_future(reader.read(1))
         try:
-            first = True
             sent = 0
+            started = asyncio.get_running_loop().time()
             async for chunk in _aiter(reply.chunks):
                 if reply.drop_after is not None and sent >= reply.drop_after:
                     writer.transport.abort()  # the host dies mid-answer: no terminating chunk
                     return False
+                if sent and reply.delay:  # on a fixed schedule, like a model generating at a steady rate
+                    wait = started + sent * reply.delay - asyncio.get_running_loop().time()
+                    if wait > 0:
+                        await asyncio.wait({client_gone}, timeout=wait)
                 sent += 1
-                if not first and reply.delay:
-                    await asyncio.wait({client_gone}, timeout=reply.delay)
-                first = False
                 if _closed(client_gone):
                     raise ConnectionResetError
                 writer.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
