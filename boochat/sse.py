@@ -36,14 +36,25 @@ class StreamAccumulator:
     _buffer: bytes = b""
 
     def feed(self, data: bytes) -> None:
-        """Take the next bytes of the stream; complete events are read, the rest waits."""
-        self._buffer += data
+        """Take the next bytes of the stream; complete events are read, the rest waits.
+
+        Linear in the bytes fed, however many events one read carries (a relay that fell behind
+        gets thousands at once): each separator is searched for from where the last one was."""
+        buffer = self._buffer + data
+        start = 0
+        found = [buffer.find(sep) for sep in _SEPARATORS]  # -1: none left in the buffer
         while True:
-            end, sep_len = _event_end(self._buffer)
-            if end < 0:
-                return
-            block, self._buffer = self._buffer[:end], self._buffer[end + sep_len :]
-            self._event(block)
+            best = -1
+            for i, sep in enumerate(_SEPARATORS):
+                if 0 <= found[i] < start:
+                    found[i] = buffer.find(sep, start)
+                if found[i] >= 0 and (best < 0 or found[i] < found[best]):
+                    best = i
+            if best < 0:
+                break
+            self._event(buffer[start:found[best]])
+            start = found[best] + len(_SEPARATORS[best])
+        self._buffer = buffer[start:]
 
     def close(self) -> None:
         """The stream ended: read what is left (a last event without its blank line)."""
@@ -140,8 +151,5 @@ class StreamAccumulator:
                 call["function"][key] += function[key]
 
 
-def _event_end(buffer: bytes) -> tuple[int, int]:
-    """Where the first complete event ends, and the separator's length (`\\n\\n` or `\\r\\n\\r\\n`)."""
-    candidates = [(buffer.find(sep), len(sep)) for sep in (b"\n\n", b"\r\n\r\n", b"\r\r")]
-    found = [c for c in candidates if c[0] >= 0]
-    return min(found) if found else (-1, 0)
+# An event ends at a blank line, whatever the line ending (the SSE spec allows all three).
+_SEPARATORS = (b"\n\n", b"\r\n\r\n", b"\r\r")

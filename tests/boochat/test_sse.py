@@ -77,3 +77,13 @@ def test_tool_call_deltas_are_assembled():
     acc = feed_in_pieces(stream, 9)
     assert acc.tool_call_list() == [{"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Oslo"}'}}]
     assert acc.finish_reason == "tool_calls"
+
+
+def test_thousands_of_events_in_one_read_with_mixed_line_endings():
+    # A relay that fell behind reads a backlog at once; every event in it counts, in order.
+    separators = [b"\n\n", b"\r\n\r\n", b"\r\r"]
+    events = [b'data: {"choices":[{"delta":{"content":"%d "}}]}' % i + separators[i % 3] for i in range(20000)]
+    acc = StreamAccumulator()
+    acc.feed(b"".join(events[:-1]) + events[-1][:10])
+    acc.feed(events[-1][10:] + b"data: [DONE]\n\n")
+    assert acc.text == "".join(f"{i} " for i in range(20000)) and acc.done
