@@ -18,7 +18,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from boochat.models import ChatSession, Compaction, GeneratedText, Message, MessageState
-from boochat.proxy import UpstreamError, answer_text, complete_chat, open_chat_stream
+from boochat.proxy import UpstreamError, answer_text, complete_chat, open_chat_stream, release_connection
 from boochat.sse import StreamAccumulator
 from providers.catalog import DOWN, load_catalog
 from providers.context import context_size_for, learn_context_size
@@ -217,6 +217,7 @@ def save_partial(answer: GeneratedText, acc: StreamAccumulator) -> None:
     type(answer).objects.filter(pk=answer.pk).update(
         content=acc.text, reasoning=acc.reasoning_text, updated_at=timezone.now()
     )
+    release_connection()  # the stream goes on without one
 
 
 def interrupt_stale_answers(model: type[GeneratedText], **filters: Any) -> int:
@@ -247,12 +248,13 @@ async def relay_stream(route: Route, response: UpstreamResponse, answer: Generat
     state, error = MessageState.INTERRUPTED, "Stopped before the answer was complete."
     last_save = time.monotonic()
     try:
+        await sync_to_async(release_connection)()  # until the next save: none is needed meanwhile
         async for chunk in response.chunks():
             acc.feed(chunk)
             yield chunk
             if time.monotonic() - last_save > SAVE_EVERY_SECONDS:
                 last_save = time.monotonic()
-                await sync_to_async(save_partial)(answer, acc)
+                await sync_to_async(save_partial)(answer, acc)  # and gives the connection back
         acc.close()
         if acc.error:
             state, error = MessageState.FAILED, f"{name}: {acc.error}"

@@ -7,6 +7,8 @@ import json
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
+from asgiref.sync import sync_to_async
+from django.db import connection
 from django.http import StreamingHttpResponse
 
 from providers.http import TransportError, UpstreamResponse, send
@@ -94,8 +96,18 @@ async def send_to(route: Route, url: str, body: bytes, headers: Mapping[str, str
         raise transport_error(route, exc) from None
 
 
+def release_connection() -> None:
+    """Give this thread's database connection back (to the pool, or closed). A chat request waits
+    on hosts and streams for minutes, and would otherwise hold a connection all along: PostgreSQL
+    allows about a hundred in all, and 200 concurrent chat streams failed before this. The next
+    query opens one again. Inside a transaction (the test suite's) the connection stays."""
+    if not connection.in_atomic_block:
+        connection.close()
+
+
 async def open_chat_stream(route: Route, body: dict[str, Any]) -> UpstreamResponse:
     """POST a streaming chat completion; return the open 200 response, or raise UpstreamError."""
+    await sync_to_async(release_connection)()  # the host may take minutes (a model swap)
     # identity: the bytes are relayed as they come, so they must not be compressed on the way in.
     response = await send_to(route, route.chat_completions_url, json.dumps(body).encode(), {
         "Content-Type": "application/json", "Accept": "text/event-stream", "Accept-Encoding": "identity"})
@@ -122,6 +134,7 @@ async def read_error_body(response: UpstreamResponse) -> bytes:
 
 async def complete_chat(route: Route, messages: list[dict[str, Any]], **options: Any) -> dict[str, Any]:
     """A non-streaming chat completion (titles, summaries); raise UpstreamError on any failure."""
+    await sync_to_async(release_connection)()
     body = {"model": route.wire_model, "messages": messages, "stream": False, **options}
     response = await send_to(route, route.chat_completions_url, json.dumps(body).encode(),
                              {"Content-Type": "application/json", "Accept-Encoding": "identity"})

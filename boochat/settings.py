@@ -145,6 +145,15 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # real locking (busy timeout) rather than shared-cache table locks.
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}
 
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_bool("BOOCHAT_DB_POOL", True):
+    # Django's psycopg pool: chat streams give their connection back while they wait on hosts
+    # (boochat.proxy.release_connection), which with a pool costs nothing. Per worker process.
+    if DATABASES["default"]["CONN_MAX_AGE"]:
+        raise ImproperlyConfigured("BOOCHAT_DB_CONN_MAX_AGE must be 0 with the connection pool (BOOCHAT_DB_POOL).")
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1, "max_size": env_int("BOOCHAT_DB_POOL_SIZE", 20), "timeout": 30,
+    }
+
 REDIS_URL = env_str("REDIS_URL")
 if REDIS_URL:
     CACHES = {

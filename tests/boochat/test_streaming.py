@@ -1,6 +1,8 @@
 """The streaming proxy behind a real ASGI server (uvicorn), read by a real HTTP client."""
 
+import contextlib
 import time
+import weakref
 
 import httpx
 import pytest
@@ -120,3 +122,38 @@ def test_host_errors_before_the_stream_are_json_with_the_provider_named(chat):
         response = client.post(url, data={"content": "hi"})
     assert response.status_code == 404
     assert response.json()["error"].startswith("sam-desktop (sam-desktop) does not serve 'not-served'")
+
+
+def test_answers_being_streamed_hold_no_database_connection(chat, monkeypatch):
+    # Each request has its own thread and connection; a stream lasts minutes. Holding a connection
+    # all along made 200 concurrent chats on PostgreSQL fail (it allows ~100 connections).
+    from django.db.backends.base.base import BaseDatabaseWrapper
+
+    wrappers = weakref.WeakSet()
+    real_connect = BaseDatabaseWrapper.connect
+
+    def connect(self):
+        wrappers.add(self)
+        return real_connect(self)
+
+    monkeypatch.setattr(BaseDatabaseWrapper, "connect", connect)
+
+    def open_connections():
+        return sum(1 for w in list(wrappers) if w.connection is not None)
+
+    with FakeLlamaSwap(reply=["word "] * 20, stream_delay=0.1) as host:
+        session, client, _ = chat(host)
+        streams = []
+        with contextlib.ExitStack() as stack:
+            for _ in range(5):
+                other = ChatSession.objects.create(user=session.user, model_id=session.model_id, title="t")
+                url = reverse("chat_send", args=[other.pk])
+                response = stack.enter_context(client.stream("POST", url, data={"content": "hi"}))
+                chunks = response.iter_raw()
+                assert b"data: " in next(chunks)
+                streams.append((response, chunks))
+            time.sleep(0.3)  # past the relay's start, mid-answer for all five
+            assert open_connections() <= 1  # at most this test's own
+            bodies = [b"".join(chunks) for _, chunks in streams]
+    assert all(b"[DONE]" in body for body in bodies)
+    assert all(wait_for_state(int(r.headers["x-boochat-message"])).state == MessageState.COMPLETE for r, _ in streams)
