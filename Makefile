@@ -43,10 +43,12 @@ $(CHROMIUM):
 	$(SUDO) apt-get update -qq
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver
 
-# Every benchmark, a summary table, and bench/results/latest.json. STREAMS="200 500 1000" for more.
+# Every benchmark, a summary table, and bench/results/latest.json. STREAMS="200 500 1000" for more;
+# RAMP=1 starts the concurrent streams over one second instead of all at the same moment.
 STREAMS ?= 500
+RAMP ?= 0
 bench: install
-	$(BIN)/python bench/run_all.py --streams $(STREAMS)
+	$(BIN)/python bench/run_all.py --streams $(STREAMS) --ramp $(RAMP)
 
 check: install
 	$(BIN)/python manage.py check

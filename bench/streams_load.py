@@ -44,8 +44,9 @@ class Result:
         self.errors: list[str] = []
 
 
-async def one_stream(url: str, request: bytes, result: Result) -> None:
+async def one_stream(url: str, request: bytes, result: Result, delay: float = 0.0) -> None:
     parts = urlsplit(url)
+    await asyncio.sleep(delay)
     started = time.perf_counter()
     try:
         reader, writer = await asyncio.wait_for(asyncio.open_connection(parts.hostname, parts.port), 30)
@@ -85,9 +86,11 @@ def post(url: str, body: bytes, headers: dict[str, str]) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
-async def run_streams(requests: list[tuple[str, bytes]]) -> Result:
+async def run_streams(requests: list[tuple[str, bytes]], ramp: float) -> Result:
+    """All streams at once (ramp 0), or their starts spread evenly over `ramp` seconds."""
     result = Result()
-    await asyncio.gather(*(one_stream(url, request, result) for url, request in requests))
+    await asyncio.gather(*(one_stream(url, request, result, ramp * i / len(requests))
+                           for i, (url, request) in enumerate(requests)))
     return result
 
 
@@ -105,7 +108,7 @@ def worker_rss_mb(master_pid: int) -> float:
     return total / 1024
 
 
-def measure(label: str, requests: list[tuple[str, bytes]], master_pid: int | None) -> dict:
+def measure(label: str, requests: list[tuple[str, bytes]], master_pid: int | None, ramp: float) -> dict:
     peak = [0.0]
     stop = threading.Event()
 
@@ -118,7 +121,7 @@ def measure(label: str, requests: list[tuple[str, bytes]], master_pid: int | Non
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     started = time.perf_counter()
-    result = asyncio.run(run_streams(requests))
+    result = asyncio.run(run_streams(requests, ramp))
     stop.set()
     sampler.join()
     return {"label": label, "n": len(requests), "completed": result.completed, "errors": len(result.errors),
@@ -132,6 +135,8 @@ def measure(label: str, requests: list[tuple[str, bytes]], master_pid: int | Non
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--streams", type=int, nargs="+", default=[500])
+    parser.add_argument("--ramp", type=float, default=0.0,
+                        help="seconds over which the streams start (default 0: all at the same moment)")
     args = parser.parse_args()
     fast_event_loops()
     chunk_body = {"model": "qwen3-8b", "stream": True, "messages": [{"role": "user", "content": "go"}]}
@@ -161,11 +166,12 @@ def main() -> None:
                          post(f"{base}/chat/{s.pk}/send", b"content=go",
                               {"Content-Type": "application/x-www-form-urlencoded", "Cookie": cookie,
                                "X-CSRFToken": csrf, "X-BooChat-Stream": "1"})) for s in sessions]
-                rows.append(measure("direct to host", direct, None))
-                rows.append(measure("gateway /v1/", gateway, master))
-                rows.append(measure("chat proxy", chat, master))
+                rows.append(measure("direct to host", direct, None, args.ramp))
+                rows.append(measure("gateway /v1/", gateway, master, args.ramp))
+                rows.append(measure("chat proxy", chat, master, args.ramp))
 
-    print(f"{CHUNKS}-chunk streams, one chunk every {INTERVAL * 1000:.0f} ms (app: gunicorn + 1 uvicorn worker, SQLite)")
+    start = f"started over {args.ramp:g} s" if args.ramp else "all started at once"
+    print(f"{CHUNKS}-chunk streams, one chunk every {INTERVAL * 1000:.0f} ms, {start} (app: gunicorn + 1 uvicorn worker, SQLite)")
     print(f"  {'path':16}{'streams':>8}{'done':>7}{'errors':>8}{'TTFB p50':>10}{'TTFB p99':>10}{'lag p99':>9}{'peak RSS':>10}")
     for r in rows:
         rss = f"{r['rss_mb']:.0f} MB" if r["rss_mb"] else "-"
@@ -175,7 +181,7 @@ def main() -> None:
     for r in rows:
         if r["label"] == "direct to host":
             continue
-        name = f"{r['label']}, {r['n']} slow streams"
+        name = f"{r['label']}, {r['n']} slow streams" + (f", started over {args.ramp:g} s" if args.ramp else "")
         record(name, "errors", boochat=r["errors"], unit="", target="0", met=r["errors"] == 0)
         record(name, "TTFB p99", boochat=r["ttfb_p99"], direct=direct[r["n"]]["ttfb_p99"], target="<= 250 ms at 500",
                met=r["ttfb_p99"] <= 250 if r["n"] == 500 else None)
