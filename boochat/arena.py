@@ -14,7 +14,7 @@ from django.db import transaction
 
 from boochat.chat import relay_stream
 from boochat.models import ArenaAnswer, ArenaRun, ChatSession, Message, MessageState
-from boochat.proxy import UpstreamError, answer_text, complete_chat, open_chat_stream
+from boochat.proxy import UpstreamError, answer_text, complete_chat, open_chat_stream, release_connection
 from boochat.sse import StreamAccumulator
 from providers.routing import RoutingError, aresolve, canonical_model_id
 
@@ -61,16 +61,20 @@ def create_run(*, user: Any, prompt: str, model_ids: list[str], analyzer: str = 
     return run
 
 
-def _claim(answer: ArenaAnswer) -> bool:
-    """Mark a pending answer as streaming; False if another request already took it."""
-    return ArenaAnswer.objects.filter(pk=answer.pk, state=MessageState.PENDING).update(state=MessageState.STREAMING) == 1
+def _claim(answer: ArenaAnswer) -> str | None:
+    """Mark a pending answer as streaming and return its prompt; None if another request already
+    took it. The connection is given back: what follows waits on the host."""
+    claimed = ArenaAnswer.objects.filter(pk=answer.pk, state=MessageState.PENDING).update(state=MessageState.STREAMING)
+    prompt = ArenaRun.objects.values_list("prompt", flat=True).get(pk=answer.run_id) if claimed else None
+    release_connection()
+    return prompt
 
 
 async def stream_answer(answer: ArenaAnswer) -> AsyncIterator[bytes]:
     """Open the answer's stream on its own host; raise RoutingError/UpstreamError (saved as failed)."""
-    if not await sync_to_async(_claim)(answer):
+    prompt = await sync_to_async(_claim)(answer)
+    if prompt is None:
         raise ArenaError("This answer has already been requested.")
-    prompt = await ArenaRun.objects.values_list("prompt", flat=True).aget(pk=answer.run_id)
     started = time.monotonic()
     try:
         route = await aresolve(answer.model_id)

@@ -24,7 +24,7 @@ from providers.catalog import DOWN, load_catalog
 from providers.context import context_size_for, learn_context_size
 from providers.http import TransportError, UpstreamResponse
 from providers.models import Provider, ProviderKind
-from providers.routing import Route, RoutingError, aresolve, canonical_model_id
+from providers.routing import Route, RoutingError, aresolve, canonical_model_id, resolve
 
 logger = logging.getLogger(__name__)
 
@@ -170,18 +170,36 @@ class Turn:
     answer: Message
 
 
-async def start_turn(session: ChatSession) -> Turn:
-    """Resolve, compact if needed, and open the stream; one compaction + retry on over-context.
-
-    Raises RoutingError or UpstreamError (after saving a failed answer that says why)."""
+def _open_turn(session: ChatSession, question: str) -> tuple[Route, int, list[dict[str, Any]], Message]:
+    """A new turn's database work in one trip: the question saved, the route, the context size, what
+    the model sees, and the answer row (streaming). The connection is given back at the end: what
+    follows waits on the host. A routing error is saved as a failed answer and raised."""
+    Message.objects.create(session=session, role=Message.Role.USER, content=question)
     answer = Message(session=session, role=Message.Role.ASSISTANT, state=MessageState.STREAMING, model_id=session.model_id)
     try:
-        route = await aresolve(session.model_id)
-        answer.provider, answer.wire_model, answer.model_id = route.provider, route.wire_model, str(route.ref)
-        n_ctx = (await sync_to_async(context_size_for)(session.model_id)).tokens
-        scale = 1.0
+        route = resolve(session.model_id)
+    except RoutingError as exc:
+        answer.state, answer.error = MessageState.FAILED, str(exc)
+        answer.save()
+        raise
+    answer.provider, answer.wire_model, answer.model_id = route.provider, route.wire_model, str(route.ref)
+    n_ctx = context_size_for(session.model_id).tokens
+    compaction, messages = active_messages(session)
+    answer.save()
+    release_connection()
+    return route, n_ctx, upstream_messages(route, compaction, messages), answer
+
+
+async def start_turn(session: ChatSession, question: str) -> Turn:
+    """Save the question, resolve, compact if needed, and open the stream; one compaction + retry on
+    over-context. Raises RoutingError or UpstreamError (after saving a failed answer that says why)."""
+    route, n_ctx, messages, answer = await sync_to_async(_open_turn)(session, question)
+    scale = 1.0
+    try:
         for attempt in (1, 2):
-            messages = await prepare_messages(session, route, n_ctx=n_ctx, scale=scale)
+            if attempt == 2 or estimate_tokens(messages) > n_ctx - answer_reserve(n_ctx):
+                messages = await prepare_messages(session, route, n_ctx=n_ctx, scale=scale)
+                await sync_to_async(release_connection)()
             body = {"model": route.wire_model, "messages": messages, "stream": True,
                     "stream_options": {"include_usage": True}}
             try:
@@ -191,11 +209,10 @@ async def start_turn(session: ChatSession) -> Turn:
                 if not exc.over_context or attempt == 2:
                     raise
                 n_ctx, scale = await learn_from_overflow(route, exc, messages)
-    except (RoutingError, UpstreamError) as exc:
+    except UpstreamError as exc:
         answer.state, answer.error = MessageState.FAILED, str(exc)
         await answer.asave()
         raise
-    await answer.asave()
     return Turn(route, response, answer)
 
 

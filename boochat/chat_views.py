@@ -156,9 +156,8 @@ async def chat_send(request: HttpRequest, pk: int) -> HttpResponse:
         return _send_error(request, session, 400, "The message is empty.")
     if len(content) > MAX_MESSAGE_CHARS:
         return _send_error(request, session, 413, f"The message is longer than {MAX_MESSAGE_CHARS} characters.")
-    await Message.objects.acreate(session=session, role=Message.Role.USER, content=content)
     try:
-        turn = await start_turn(session)
+        turn = await start_turn(session, content)
     except RoutingError as exc:
         return _send_error(request, session, 400, str(exc))
     except UpstreamError as exc:

@@ -106,8 +106,8 @@ def release_connection() -> None:
 
 
 async def open_chat_stream(route: Route, body: dict[str, Any]) -> UpstreamResponse:
-    """POST a streaming chat completion; return the open 200 response, or raise UpstreamError."""
-    await sync_to_async(release_connection)()  # the host may take minutes (a model swap)
+    """POST a streaming chat completion; return the open 200 response, or raise UpstreamError.
+    The host may take minutes (a model swap): callers give their database connection back first."""
     # identity: the bytes are relayed as they come, so they must not be compressed on the way in.
     response = await send_to(route, route.chat_completions_url, json.dumps(body).encode(), {
         "Content-Type": "application/json", "Accept": "text/event-stream", "Accept-Encoding": "identity"})
