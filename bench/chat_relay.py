@@ -25,7 +25,7 @@ from tests.fakes.llama_swap import FakeLlamaSwap, FakeModel  # noqa: E402
 
 SAMPLES = 30
 LONG_STREAM = 5000
-STREAM_RUNS = 7
+STREAM_RUNS = 11
 
 
 def ttfb(client: httpx.Client, url: str, **kwargs: object) -> float:
@@ -85,14 +85,16 @@ def measure(host: FakeLlamaSwap, base: str, user: object, session_key: str) -> t
 
         host.reply = ["tok "] * LONG_STREAM
         # One stream lasts ~0.1-0.2 s: the median of several is the figure.
-        direct_runs = [throughput(direct, f"{host.url}/v1/chat/completions", json=body) for _ in range(STREAM_RUNS)]
-        proxy_runs = [throughput(proxy, proxy_url(), data={"content": "go"}, headers=headers) for _ in range(STREAM_RUNS)]
-        direct_rate, direct_events = statistics.median(r[0] for r in direct_runs), direct_runs[0][1]
-        proxy_rate, proxy_events = statistics.median(r[0] for r in proxy_runs), proxy_runs[0][1]
-    return direct_ttfb, proxy_ttfb, direct_rate, proxy_rate, direct_events, proxy_events
+        # Rounds of direct-then-BooChat, so a noisy moment hits both; the median round's ratio is the figure.
+        rounds = [(throughput(direct, f"{host.url}/v1/chat/completions", json=body),
+                   throughput(proxy, proxy_url(), data={"content": "go"}, headers=headers)) for _ in range(STREAM_RUNS)]
+        direct_rate, direct_events = statistics.median(d[0] for d, _ in rounds), rounds[0][0][1]
+        proxy_rate, proxy_events = statistics.median(p[0] for _, p in rounds), rounds[0][1][1]
+        ratio = statistics.median(p[0] / d[0] for d, p in rounds)
+    return direct_ttfb, proxy_ttfb, direct_rate, proxy_rate, ratio, direct_events, proxy_events
 
 
-def report(direct_ttfb: list[float], proxy_ttfb: list[float], direct_rate: float, proxy_rate: float,
+def report(direct_ttfb: list[float], proxy_ttfb: list[float], direct_rate: float, proxy_rate: float, ratio: float,
            direct_events: int, proxy_events: int) -> None:
     def p95(values: list[float]) -> float:
         return percentile(values, 95)
@@ -102,13 +104,13 @@ def report(direct_ttfb: list[float], proxy_ttfb: list[float], direct_rate: float
     print(f"  {'':28}{'direct':>12}{'BooChat':>12}{'added / ratio':>16}")
     print(f"  {'time to first byte p50 (ms)':28}{d50:12.2f}{p50:12.2f}{p50 - d50:+15.2f}")
     print(f"  {'time to first byte p95 (ms)':28}{p95(direct_ttfb):12.2f}{p95(proxy_ttfb):12.2f}{p95(proxy_ttfb) - p95(direct_ttfb):+15.2f}")
-    print(f"  {'relay, events/s':28}{direct_rate:12.0f}{proxy_rate:12.0f}{proxy_rate / direct_rate:15.0%}")
-    print(f"  (streams of {LONG_STREAM} chunks, median of {STREAM_RUNS}: {direct_events} events direct, "
+    print(f"  {'relay, events/s':28}{direct_rate:12.0f}{proxy_rate:12.0f}{ratio:15.0%}")
+    print(f"  (streams of {LONG_STREAM} chunks, medians of {STREAM_RUNS} rounds of direct then BooChat: {direct_events} events direct, "
           f"{proxy_events} through BooChat)")
     print("  BooChat's first byte includes saving the question and the answer row, routing and the context check.")
     record("chat proxy", "TTFB p50", boochat=p50, direct=d50, target="+5 ms", met=p50 - d50 <= 5)
     record("chat proxy", "relay of a 5000-chunk stream", boochat=proxy_rate, direct=direct_rate, unit="events/s",
-           target=">= 80 % of direct", met=proxy_rate >= 0.8 * direct_rate)
+           target=">= 80 % of direct (median round)", met=ratio >= 0.8)
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ from providers.models import Provider  # noqa: E402
 SEQUENTIAL = 200
 CONCURRENT, CONCURRENT_TOTAL = 50, 1000
 LONG_STREAM = 5000
-STREAM_RUNS = 7
+STREAM_RUNS = 11
 
 
 async def timed_requests(url: str, body: dict, headers: dict, *, concurrency: int, total: int) -> tuple[list[float], float]:
@@ -124,13 +124,13 @@ def main() -> None:
                 asyncio.run(timed_requests(url, body, headers, concurrency=5, total=50))  # warm-up
                 results[name, 1] = asyncio.run(timed_requests(url, body, headers, concurrency=1, total=SEQUENTIAL))
                 results[name, 50] = asyncio.run(timed_requests(url, body, headers, concurrency=CONCURRENT, total=CONCURRENT_TOTAL))
-            # One stream lasts ~0.1 s: the median of several is the figure.
-            results["stream"] = (
-                statistics.median(asyncio.run(stream_rate(f"{long_host}/v1/chat/completions",
-                                                          {**direct_body, "stream": True}, {})) for _ in range(STREAM_RUNS)),
-                statistics.median(asyncio.run(stream_rate(gateway, {"model": "long/qwen3-8b", "messages": message,
-                                                                    "stream": True}, auth)) for _ in range(STREAM_RUNS)),
-            )
+            # One stream lasts ~0.1 s on a shared machine: rounds of direct-then-gateway, and the
+            # median of the rounds' ratios is the figure (so a noisy moment hits both paths).
+            rounds = [(asyncio.run(stream_rate(f"{long_host}/v1/chat/completions", {**direct_body, "stream": True}, {})),
+                       asyncio.run(stream_rate(gateway, {"model": "long/qwen3-8b", "messages": message, "stream": True},
+                                               auth))) for _ in range(STREAM_RUNS)]
+            results["stream"] = (statistics.median(d for d, _ in rounds), statistics.median(g for _, g in rounds),
+                                 statistics.median(g / d for d, g in rounds))
         with litellm_proxy({"bench/qwen3-8b": short_host, "long/qwen3-8b": long_host}) as peer:
             if peer is not None:
                 url, headers = peer
@@ -148,8 +148,9 @@ def main() -> None:
             d, g = percentile(direct, pct), percentile(gateway, pct)
             print(f"  {f'latency {label} at concurrency {concurrency} (ms)':34}{d:10.2f}{g:10.2f}{g - d:+10.2f}{g / d:8.1f}x")
         print(f"  {f'requests/s at concurrency {concurrency}':34}{direct_rps:10.0f}{gateway_rps:10.0f}{'':10}{gateway_rps / direct_rps:8.0%}")
-    direct_rate, gateway_rate = results["stream"]
-    print(f"  {f'relay of one {LONG_STREAM}-chunk stream (events/s)':34}{direct_rate:10.0f}{gateway_rate:10.0f}{'':10}{gateway_rate / direct_rate:8.0%}")
+    direct_rate, gateway_rate, relay_ratio = results["stream"]
+    print(f"  {f'relay of a {LONG_STREAM}-chunk stream (events/s)':34}{direct_rate:10.0f}{gateway_rate:10.0f}{'':10}{relay_ratio:8.0%}")
+    print(f"  (stream relay: medians of {STREAM_RUNS} rounds, each direct then gateway; the ratio is the median round's)")
     print(f"  (median latency at concurrency 1: direct {statistics.median(results['direct', 1][0]):.2f} ms)")
     if ("litellm", 50) in results:
         for concurrency in (1, 50):
@@ -168,7 +169,7 @@ def main() -> None:
     record("gateway", "requests/s at concurrency 50", boochat=results["gateway", 50][1], direct=results["direct", 50][1],
            unit="req/s")
     record("gateway", "relay of a 5000-chunk stream", boochat=gateway_rate, direct=direct_rate, unit="events/s",
-           target=">= 80 % of direct", met=gateway_rate >= 0.8 * direct_rate)
+           target=">= 80 % of direct (median round)", met=relay_ratio >= 0.8)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,9 @@
 """HTTP clients for talking to providers.
 
 Relaying (chat streams, the gateway, titles and summaries) goes through `send()`, which uses
-aiohttp: measured on this project's benchmarks, httpx's AsyncClient falls to ~150 requests/s at
-50 concurrent requests where aiohttp serves ~2,500 on the same fake host (encode/httpx#3215), and
-its per-chunk cost halved the relay rate. The model lists and /props probes, a few calls per
-minute, keep httpx (`async_client`, `sync_client`).
+aiohttp: measured on this machine, httpx's AsyncClient falls to ~150 requests/s at 50 concurrent
+requests where aiohttp serves ~2,500 against the same fake host (encode/httpx#3215). The model
+lists and /props probes, a few calls per minute, keep httpx (`async_client`, `sync_client`).
 
 Provider clients ignore HTTP(S)_PROXY variables: providers are reached directly at their
 configured URLs, never through whatever proxy the environment names.
