@@ -30,7 +30,7 @@ from django.db import close_old_connections
 from django.utils import timezone
 
 from boochat.models import GatewayKey
-from boochat.proxy import UpstreamError, error_from_response, read_error_body, send_to
+from boochat.proxy import UpstreamError, error_from_response, read_error_body, send_to, transport_error
 from providers.catalog import load_catalog
 from providers.http import TransportError, UpstreamResponse
 from providers.routing import (
@@ -68,14 +68,9 @@ def _load_keys() -> dict[str, int]:
     return dict(GatewayKey.objects.active().values_list("key_hash", "id"))
 
 
-# Active keys by hash. A revocation in this process applies at once; other workers see it within
-# the snapshot's TTL (one second).
+# Active keys by hash. A revocation in this process applies at once (signals in boochat.apps,
+# GatewayKeyQuerySet.update); other workers see it within the snapshot's TTL (one second).
 keys = Snapshot(_load_keys)
-
-
-def forget_key(row: GatewayKey) -> None:
-    """A key was revoked with a bulk update (no signal): stop accepting it at once."""
-    keys.forget()
 
 
 # -- plumbing ---------------------------------------------------------------------------------------
@@ -266,9 +261,7 @@ async def forward(endpoint: str, raw: bytes) -> Reply | StreamReply:
     body["model"] = route.wire_model
     url = route.chat_completions_url if endpoint == "chat/completions" else route.api_url(endpoint)
     try:
-        # identity: answers are relayed as they come, so they must not be compressed on the way in.
-        response = await send_to(route, url, json.dumps(body).encode(),
-                                 {"Content-Type": "application/json", "Accept-Encoding": "identity"})
+        response = await send_to(route, url, json.dumps(body).encode())
     except UpstreamError as failure:
         return _unreachable(failure)
     if response.status != 200:
@@ -279,8 +272,7 @@ async def forward(endpoint: str, raw: bytes) -> Reply | StreamReply:
     try:
         content = await response.read()
     except TransportError as exc:
-        return _unreachable(UpstreamError(f"Lost the connection to {route.provider_name} ({route.provider}) "
-                                          f"mid-answer ({exc.cause_name}).", status=502))
+        return _unreachable(transport_error(route, exc))
     finally:
         response.close()
     return Reply(200, content, content_type)

@@ -86,11 +86,12 @@ def transport_error(route: Route, exc: TransportError) -> UpstreamError:
     return UpstreamError(f"{name}: connection failed ({exc.cause_name}).", status=502)
 
 
-async def send_to(route: Route, url: str, body: bytes, headers: Mapping[str, str]) -> UpstreamResponse:
-    """POST `body` to one of the route's URLs with its auth and timeouts; raise UpstreamError when
-    the host cannot be reached. The response may carry any status."""
+async def send_to(route: Route, url: str, body: bytes, headers: Mapping[str, str] | None = None) -> UpstreamResponse:
+    """POST a JSON `body` to one of the route's URLs with its auth and timeouts; raise UpstreamError
+    when the host cannot be reached. The response may carry any status."""
     try:
-        return await send("POST", url, body=body, headers={**route.headers, **headers},
+        return await send("POST", url, body=body,
+                          headers={**route.headers, "Content-Type": "application/json", **(headers or {})},
                           connect_timeout=route.timeout.connect, read_timeout=route.timeout.read)
     except TransportError as exc:
         raise transport_error(route, exc) from None
@@ -107,15 +108,18 @@ def release_connection() -> None:
         connection.close()
 
 
-async def open_chat_stream(route: Route, body: dict[str, Any]) -> UpstreamResponse:
-    """POST a streaming chat completion; return the open 200 response, or raise UpstreamError.
-    The host may take minutes (a model swap): callers give their database connection back first."""
-    # identity: the bytes are relayed as they come, so they must not be compressed on the way in.
-    response = await send_to(route, route.chat_completions_url, json.dumps(body).encode(), {
-        "Content-Type": "application/json", "Accept": "text/event-stream", "Accept-Encoding": "identity"})
+async def _post_chat(route: Route, body: dict[str, Any], headers: Mapping[str, str] | None = None) -> UpstreamResponse:
+    """POST a chat completion; return the open 200 response, or raise UpstreamError."""
+    response = await send_to(route, route.chat_completions_url, json.dumps(body).encode(), headers)
     if response.status != 200:
         raise error_from_response(route, response.status, await read_error_body(response), response.headers)
     return response
+
+
+async def open_chat_stream(route: Route, body: dict[str, Any]) -> UpstreamResponse:
+    """POST a streaming chat completion; return the open 200 response, or raise UpstreamError.
+    The host may take minutes (a model swap): callers give their database connection back first."""
+    return await _post_chat(route, body, {"Accept": "text/event-stream"})
 
 
 async def read_error_body(response: UpstreamResponse) -> bytes:
@@ -137,11 +141,7 @@ async def read_error_body(response: UpstreamResponse) -> bytes:
 async def complete_chat(route: Route, messages: list[dict[str, Any]], **options: Any) -> dict[str, Any]:
     """A non-streaming chat completion (titles, summaries); raise UpstreamError on any failure."""
     await sync_to_async(release_connection)()
-    body = {"model": route.wire_model, "messages": messages, "stream": False, **options}
-    response = await send_to(route, route.chat_completions_url, json.dumps(body).encode(),
-                             {"Content-Type": "application/json", "Accept-Encoding": "identity"})
-    if response.status != 200:
-        raise error_from_response(route, response.status, await read_error_body(response), response.headers)
+    response = await _post_chat(route, {"model": route.wire_model, "messages": messages, "stream": False, **options})
     try:
         raw = await response.read()
     except TransportError as exc:

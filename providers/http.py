@@ -116,9 +116,11 @@ def _session() -> aiohttp.ClientSession:
     session = _sessions.get(loop)
     if session is None or session.closed:
         connector = aiohttp.TCPConnector(limit=0, ssl=tls_context(), keepalive_timeout=30, enable_cleanup_closed=True)
-        # No default headers (aiohttp would ask for gzip); never decompress: bytes are relayed as sent.
+        # Bytes are relayed as the host sends them: never ask for compression (aiohttp would ask for
+        # gzip) and never decompress.
         session = _sessions[loop] = aiohttp.ClientSession(
             connector=connector, auto_decompress=False, trust_env=False, skip_auto_headers=("User-Agent",),
+            headers={"Accept-Encoding": "identity"},
         )
         keeper = loop.create_task(_close_with_loop(session))
         _keepers.add(keeper)
