@@ -6,7 +6,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
-from boochat.gateway import create_key, forget_key
+from boochat.gateway import create_key
 from boochat.models import GatewayKey
 
 
@@ -38,8 +38,5 @@ class GatewayKeyAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke the selected keys")
     def revoke(self, request: HttpRequest, queryset: QuerySet[GatewayKey]) -> None:
-        keys = list(queryset.filter(revoked_at__isnull=True))
-        GatewayKey.objects.filter(pk__in=[k.pk for k in keys]).update(revoked_at=timezone.now())
-        for key in keys:
-            forget_key(key)
-        self.message_user(request, f"Revoked {len(keys)} key(s).", messages.SUCCESS)
+        count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+        self.message_user(request, f"Revoked {count} key(s).", messages.SUCCESS)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 from django.urls import reverse
@@ -104,6 +106,15 @@ class Compaction(models.Model):
 
 
 class GatewayKeyQuerySet(models.QuerySet["GatewayKey"]):
+    def update(self, **kwargs: Any) -> int:
+        # Bulk writes (revocation) send no signals: they tell the gateway's key snapshot themselves.
+        from boochat.gateway import keys
+
+        try:
+            return super().update(**kwargs)
+        finally:
+            keys.forget()
+
     def active(self) -> GatewayKeyQuerySet:
         return self.filter(revoked_at__isnull=True)
 

@@ -8,7 +8,7 @@ import openai
 import pytest
 from django.test import Client
 
-from boochat.gateway import create_key, forget_key, hash_key
+from boochat.gateway import create_key, hash_key
 from boochat.models import GatewayKey
 from tests.factories import make_provider
 
@@ -198,8 +198,7 @@ def test_a_revoked_key_stops_working_at_once(asgi_server, hosts):
     row, key = create_key(name="laptop")
     auth = {"Authorization": f"Bearer {key}"}
     assert httpx.get(f"{asgi_server.url}/v1/models", headers=auth).status_code == 200
-    GatewayKey.objects.filter(pk=row.pk).update(revoked_at="2026-01-01T00:00:00Z")
-    forget_key(row)
+    GatewayKey.objects.filter(pk=row.pk).update(revoked_at="2026-01-01T00:00:00Z")  # as admin's Revoke does
     assert httpx.get(f"{asgi_server.url}/v1/models", headers=auth).status_code == 401
 
 
@@ -277,3 +276,17 @@ def test_a_new_key_works_at_once_and_use_is_recorded(asgi_server, hosts, key):
     while GatewayKey.objects.get(pk=row.pk).last_used_at is None and time.monotonic() < deadline:
         time.sleep(0.05)
     assert GatewayKey.objects.get(pk=row.pk).last_used_at is not None
+
+
+def test_admins_revoke_action_stops_a_key_at_once(asgi_server, hosts):
+    from django.contrib.auth import get_user_model
+
+    row, key = create_key(name="old laptop")
+    auth = {"Authorization": f"Bearer {key}"}
+    assert httpx.get(f"{asgi_server.url}/v1/models", headers=auth).status_code == 200
+    admin = Client()
+    admin.force_login(get_user_model().objects.create_superuser("root", password="x"))
+    response = admin.post("/admin/boochat/gatewaykey/", {"action": "revoke", "_selected_action": [row.pk]})
+    assert response.status_code == 302
+    assert GatewayKey.objects.get(pk=row.pk).revoked_at is not None
+    assert httpx.get(f"{asgi_server.url}/v1/models", headers=auth).status_code == 401
