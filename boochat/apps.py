@@ -1,5 +1,4 @@
 from django.apps import AppConfig
-from django.db.models.signals import post_delete, post_save
 
 
 class BooChatConfig(AppConfig):
@@ -10,6 +9,4 @@ class BooChatConfig(AppConfig):
         from boochat.gateway import keys
         from boochat.models import GatewayKey
 
-        # The gateway's in-process key snapshot: a new or changed key counts at once.
-        post_save.connect(keys.forget, sender=GatewayKey, dispatch_uid="boochat-keys-save")
-        post_delete.connect(keys.forget, sender=GatewayKey, dispatch_uid="boochat-keys-delete")
+        keys.follow(GatewayKey)  # the gateway's key snapshot: a new or changed key counts at once

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.conf import settings
 from django.db import models
 from django.urls import reverse
+
+from providers.snapshot import SnapshotRowsQuerySet
 
 
 class ChatSessionQuerySet(models.QuerySet["ChatSession"]):
     def for_user(self, user: models.Model) -> ChatSessionQuerySet:
         return self.filter(user=user)
+
+    def with_compacted(self) -> ChatSessionQuerySet:
+        """Sessions with `compacted`: whether any compaction exists (a chat turn then skips a query)."""
+        return self.annotate(compacted=models.Exists(Compaction.objects.filter(session=models.OuterRef("pk"))))
 
 
 class ChatSession(models.Model):
@@ -105,15 +109,8 @@ class Compaction(models.Model):
         return f"Compaction of {self.session} through message {self.through_message_id}"
 
 
-class GatewayKeyQuerySet(models.QuerySet["GatewayKey"]):
-    def update(self, **kwargs: Any) -> int:
-        # Bulk writes (revocation) send no signals: they tell the gateway's key snapshot themselves.
-        from boochat.gateway import keys
-
-        try:
-            return super().update(**kwargs)
-        finally:
-            keys.forget()
+class GatewayKeyQuerySet(SnapshotRowsQuerySet):
+    snapshot = "boochat.gateway.keys"  # revocation is a bulk update
 
     def active(self) -> GatewayKeyQuerySet:
         return self.filter(revoked_at__isnull=True)

@@ -19,8 +19,8 @@ from django.core.cache import cache
 
 from providers.catalog import load_catalog
 from providers.http import sync_client
-from providers.models import ModelOverride, ProviderKind
-from providers.routing import Route, parse_model_ref, route_for
+from providers.models import ProviderKind
+from providers.routing import Route, parse_model_ref, registry, route_for
 
 logger = logging.getLogger(__name__)
 
@@ -67,11 +67,11 @@ def fetch_props_n_ctx(route: Route) -> int | None:
 
 def context_size_for(model_id: str) -> ContextSize:
     """The context size of a model (any id form), with where it came from."""
-    ref, provider = parse_model_ref(model_id)
+    snapshot = registry.get()
+    ref, provider = parse_model_ref(model_id, snapshot)
     composite = str(ref)
-    override = ModelOverride.objects.filter(provider=provider, model=ref.model).exclude(context_size=None).first()
-    if override is not None:
-        return ContextSize(override.context_size, "override", time.time())
+    if override := snapshot.context_sizes.get((provider.slug, ref.model)):
+        return ContextSize(override, "override", time.time())
     if cached := cache.get(_key(composite)):
         return ContextSize(**cached)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from typing import Any
 from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
@@ -17,6 +16,7 @@ from providers.ids import (
     is_valid_slug,
     validate_model_name,
 )
+from providers.snapshot import SnapshotRowsQuerySet
 
 ENV_VAR_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -74,16 +74,13 @@ class ProviderSource(models.TextChoices):
     ENV = "env", "Legacy env vars"
 
 
-class ProviderQuerySet(models.QuerySet["Provider"]):
-    def update(self, **kwargs: Any) -> int:
-        # Bulk writes send no signals: they tell the routing snapshot themselves.
-        from providers.routing import registry
+class RegistryQuerySet(SnapshotRowsQuerySet):
+    """Rows the routing snapshot holds."""
 
-        try:
-            return super().update(**kwargs)
-        finally:
-            registry.forget()
+    snapshot = "providers.routing.registry"
 
+
+class ProviderQuerySet(RegistryQuerySet):
     def enabled(self) -> ProviderQuerySet:
         return self.filter(enabled=True)
 
@@ -194,6 +191,8 @@ class ModelOverride(models.Model):
         null=True, blank=True, help_text="Tokens. Takes precedence over what the host reports."
     )
     hidden = models.BooleanField(default=False, help_text="Hide this model from the picker and the gateway.")
+
+    objects = RegistryQuerySet.as_manager()
 
     class Meta:
         ordering = ["provider", "model"]

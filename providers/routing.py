@@ -9,7 +9,7 @@ from urllib.parse import quote
 import httpx
 
 from providers.ids import InvalidModelId, ModelRef, needs_default_provider
-from providers.models import Provider, ProviderKind
+from providers.models import ModelOverride, Provider, ProviderKind
 from providers.snapshot import Snapshot
 
 
@@ -131,20 +131,25 @@ def _endpoint_fields(provider: Provider) -> dict[str, object]:
 
 # -- the registry snapshot ------------------------------------------------------------------------
 #
-# Routing runs on every chat turn and every gateway request, so it reads the provider rows from an
-# in-process snapshot instead of querying each time (see providers.snapshot; ProviderQuerySet.update
-# and the signals in providers.apps drop it).
+# Routing runs on every chat turn and every gateway request, so it reads the provider rows (and the
+# context sizes set in admin, read on every chat turn) from an in-process snapshot instead of
+# querying each time (see providers.snapshot; the querysets' update() and the signals in
+# providers.apps drop it).
 
 
 @dataclass(frozen=True)
 class Registry:
     providers: dict[str, Provider]
     default: Provider | None
+    # (provider slug, model) -> tokens, from ModelOverride rows that set a context size.
+    context_sizes: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
 def _load_registry() -> Registry:
     providers = {p.slug: p for p in Provider.objects.all()}
-    return Registry(providers, next((p for p in providers.values() if p.is_default), None))
+    sizes = ModelOverride.objects.exclude(context_size=None).values_list("provider__slug", "model", "context_size")
+    return Registry(providers, next((p for p in providers.values() if p.is_default), None),
+                    {(slug, model): size for slug, model, size in sizes})
 
 
 registry = Snapshot(_load_registry)

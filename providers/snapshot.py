@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from asgiref.sync import sync_to_async
-from django.db import transaction
+from django.db import models, transaction
+from django.db.models.signals import post_delete, post_save
+from django.utils.module_loading import import_string
 
 T = TypeVar("T")
 
@@ -15,9 +17,9 @@ T = TypeVar("T")
 class Snapshot(Generic[T]):
     """The result of `load()` (a few small queries), kept for `ttl` seconds.
 
-    Writes made in this process call `forget()` (signals, or the queryset's update()), so they are
-    seen at once; writes made by other processes (more gunicorn workers, management commands) are
-    seen within `ttl` seconds."""
+    Writes made in this process call `forget()` (`follow()`'s signals, or SnapshotRowsQuerySet's
+    update()), so they are seen at once; writes made by other processes (more gunicorn workers,
+    management commands) are seen within `ttl` seconds."""
 
     def __init__(self, load: Callable[[], T], ttl: float = 1.0):
         self._load = load
@@ -53,3 +55,23 @@ class Snapshot(Generic[T]):
 
     def _drop(self) -> None:
         self._value = None
+
+    def follow(self, *sources: type[models.Model]) -> None:
+        """Drop the value whenever a row of these models is saved or deleted in this process (call
+        from an AppConfig.ready(); connecting twice is harmless)."""
+        for model in sources:
+            post_save.connect(self.forget, sender=model)
+            post_delete.connect(self.forget, sender=model)
+
+
+class SnapshotRowsQuerySet(models.QuerySet):
+    """Rows a Snapshot holds. update() sends no signals, so it drops the snapshot itself; subclasses
+    name it in `snapshot` as "module.attribute" (imported on use: that module imports the models)."""
+
+    snapshot = ""
+
+    def update(self, **kwargs: Any) -> int:
+        try:
+            return super().update(**kwargs)
+        finally:
+            import_string(self.snapshot).forget()

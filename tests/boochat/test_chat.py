@@ -199,9 +199,26 @@ class TestContextAndCompaction:
         assert (context_size_for("sam-desktop/qwen3-30b").tokens, context_size_for("sam-desktop/qwen3-30b").source) == (32768, "listing")
         from providers.models import ModelOverride, Provider
 
-        ModelOverride.objects.create(provider=Provider.objects.get(slug="sam-desktop"), model="qwen3-30b", context_size=8000)
+        override = ModelOverride.objects.create(provider=Provider.objects.get(slug="sam-desktop"), model="qwen3-30b",
+                                                context_size=8000)
         assert context_size_for("sam-desktop/qwen3-30b").source == "override"
         assert context_size_for("deepseek/deepseek-chat").tokens == 131072
+        # Overrides are part of the routing snapshot: admin edits apply at once, in every form.
+        override.context_size = 9000
+        override.save()
+        assert context_size_for("sam-desktop/qwen3-30b").tokens == 9000
+        ModelOverride.objects.filter(pk=override.pk).update(context_size=7000)
+        assert context_size_for("sam-desktop/qwen3-30b").tokens == 7000
+        override.delete()
+        assert context_size_for("sam-desktop/qwen3-30b").source == "listing"
+
+    def test_an_override_is_read_without_a_query(self, hosts, django_assert_num_queries):
+        from providers.models import ModelOverride, Provider
+
+        ModelOverride.objects.create(provider=Provider.objects.get(slug="sam-desktop"), model="qwen3-30b", context_size=8000)
+        context_size_for("sam-desktop/qwen3-30b")
+        with django_assert_num_queries(0):
+            assert context_size_for("sam-desktop/qwen3-30b").tokens == 8000
 
     def test_a_long_session_is_compacted_before_sending(self, user_client, hosts):
         session = new_session(user_client, "embedding/qwen3-8b", title="long")
