@@ -35,9 +35,12 @@ def test_killing_the_app_mid_answer_keeps_the_partial_answer(app_process, django
                 for chunk in response.iter_raw():
                     received += chunk
                     if received.count(b"word") >= 60:  # 3 s of answer: at least one partial save happened
+                        # Killed before the loop ends: leaving iter_raw() closes the connection, and
+                        # an app that saw that first would save the answer as interrupted itself.
+                        os.killpg(process.pid, signal.SIGKILL)  # master and worker, no chance to clean up
+                        process.wait(10)
                         break
-                os.killpg(process.pid, signal.SIGKILL)  # master and worker, no chance to clean up
-                process.wait(10)
+        assert process.poll() is not None, f"the answer ended before the kill: {received[-300:]!r}"
         assert host.wait_for_disconnect(timeout=2.0)
 
     answer = session.messages.get(role="assistant")
