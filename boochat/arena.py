@@ -12,11 +12,12 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import transaction
 
+from boochat import db_threads
 from boochat.chat import relay_stream
 from boochat.models import ArenaAnswer, ArenaRun, ChatSession, Message, MessageState
-from boochat.proxy import UpstreamError, answer_text, complete_chat, open_chat_stream, release_connection
+from boochat.proxy import UpstreamError, answer_text, complete_chat, open_chat_stream
 from boochat.sse import StreamAccumulator
-from providers.routing import RoutingError, aresolve, canonical_model_id
+from providers.routing import Route, RoutingError, aresolve, canonical_model_id, resolve
 
 MIN_MODELS, MAX_MODELS = 2, 4
 ANALYZER_PROMPT = (
@@ -61,23 +62,24 @@ def create_run(*, user: Any, prompt: str, model_ids: list[str], analyzer: str = 
     return run
 
 
-def _claim(answer: ArenaAnswer) -> str | None:
-    """Mark a pending answer as streaming and return its prompt; None if another request already
-    took it. The connection is given back: what follows waits on the host."""
+def _claim(answer: ArenaAnswer) -> tuple[str, Route] | None:
+    """Mark a pending answer as streaming and return its prompt and route; None if another request
+    already took it."""
     claimed = ArenaAnswer.objects.filter(pk=answer.pk, state=MessageState.PENDING).update(state=MessageState.STREAMING)
-    prompt = ArenaRun.objects.values_list("prompt", flat=True).get(pk=answer.run_id) if claimed else None
-    release_connection()
-    return prompt
+    if not claimed:
+        return None
+    return ArenaRun.objects.values_list("prompt", flat=True).get(pk=answer.run_id), resolve(answer.model_id)
 
 
 async def stream_answer(answer: ArenaAnswer) -> AsyncIterator[bytes]:
     """Open the answer's stream on its own host; raise RoutingError/UpstreamError (saved as failed)."""
-    prompt = await sync_to_async(_claim)(answer)
-    if prompt is None:
-        raise ArenaError("This answer has already been requested.")
     started = time.monotonic()
     try:
-        route = await aresolve(answer.model_id)
+        claimed = await db_threads.run(_claim, answer)  # and gives the connection back: the host is next
+        if claimed is None:
+            raise ArenaError("This answer has already been requested.")
+        prompt, route = claimed
+        started = time.monotonic()
         answer.provider, answer.wire_model = route.provider, route.wire_model
         body = {"model": route.wire_model, "messages": [{"role": "user", "content": prompt}],
                 "stream": True, "stream_options": {"include_usage": True}}

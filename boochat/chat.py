@@ -17,8 +17,9 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.utils import timezone
 
+from boochat import db_threads
 from boochat.models import ChatSession, Compaction, GeneratedText, Message, MessageState
-from boochat.proxy import UpstreamError, answer_text, complete_chat, open_chat_stream, release_connection
+from boochat.proxy import UpstreamError, answer_text, complete_chat, open_chat_stream
 from boochat.sse import StreamAccumulator
 from providers.catalog import DOWN, load_catalog
 from providers.context import context_size_for, learn_context_size
@@ -53,10 +54,17 @@ def answer_reserve(n_ctx: int) -> int:
 # -- what the model sees ---------------------------------------------------------------------------
 
 
-def active_messages(session: ChatSession) -> tuple[Compaction | None, list[Message]]:
-    """The latest compaction and the messages after it that still go to the model."""
-    compaction = session.latest_compaction()
-    messages = session.messages.exclude(state=MessageState.FAILED).exclude(state=MessageState.STREAMING)
+# What a turn reads of each message, built once (read on every chat turn; only ever filtered, which
+# copies it, never evaluated itself).
+_SENT_TO_MODEL = (Message.objects.exclude(state__in=(MessageState.FAILED, MessageState.STREAMING))
+                  .only("id", "role", "content", "tool_calls", "reasoning"))
+
+
+def active_messages(session: ChatSession, *, compacted: bool = True) -> tuple[Compaction | None, list[Message]]:
+    """The latest compaction and the messages after it that still go to the model. `compacted=False`
+    says the caller knows there is no compaction (one query less)."""
+    compaction = session.latest_compaction() if compacted else None
+    messages = _SENT_TO_MODEL.filter(session=session)
     if compaction is not None:
         messages = messages.filter(id__gt=compaction.through_message_id)
     return compaction, [m for m in messages if m.role == Message.Role.USER or m.content or m.tool_calls]
@@ -88,7 +96,7 @@ def _summary_model_id(session: ChatSession) -> str:
 
 async def compact(session: ChatSession, *, budget: int, scale: float = 1.0) -> Compaction | None:
     """Summarize the oldest turns so that the rest fits `budget` tokens; None if nothing can go."""
-    compaction, messages = await sync_to_async(active_messages)(session)
+    compaction, messages = await db_threads.run(active_messages, session)
     if len(messages) < 2:
         return None
     keep = 1  # always the newest message; the one before too when both fit comfortably
@@ -100,7 +108,7 @@ async def compact(session: ChatSession, *, budget: int, scale: float = 1.0) -> C
         + [f"{m.role.upper()}: {m.content}" for m in older]
     )
     # The configured summary model first; if it cannot be reached, the session's own model.
-    candidates = list(dict.fromkeys([await sync_to_async(_summary_model_id)(session), session.model_id]))
+    candidates = list(dict.fromkeys([await db_threads.run(_summary_model_id, session), session.model_id]))
     for model_id in candidates:
         try:
             route = await aresolve(model_id)
@@ -110,9 +118,8 @@ async def compact(session: ChatSession, *, budget: int, scale: float = 1.0) -> C
             if model_id == candidates[-1]:
                 raise UpstreamError(f"Could not summarize the earlier conversation: {exc}", status=getattr(exc, "status", 502)) from None
             logger.info("summary from %s failed, trying the session's model: %s", model_id, exc)
-    created = await Compaction.objects.acreate(
-        session=session, through_message=older[-1], summary=summary, model_id=str(route.ref)
-    )
+    created = await db_threads.run(lambda: Compaction.objects.create(
+        session=session, through_message=older[-1], summary=summary, model_id=str(route.ref)))
     logger.info("compacted session %s through message %s (%d kept)", session.pk, older[-1].pk, len(recent))
     return created
 
@@ -120,14 +127,14 @@ async def compact(session: ChatSession, *, budget: int, scale: float = 1.0) -> C
 async def learn_from_overflow(route: Route, exc: UpstreamError, sent: list[dict[str, Any]]) -> tuple[int, float]:
     """After an exceed_context_size_error: remember the host's n_ctx, and return it with how far our
     token estimate of what was sent fell short of the host's own count (>= 1)."""
-    await sync_to_async(learn_context_size)(str(route.ref), exc.n_ctx)
+    await db_threads.run(learn_context_size, str(route.ref), exc.n_ctx)
     return exc.n_ctx, max(1.0, (exc.n_prompt_tokens or 0) / max(1, estimate_tokens(sent)))
 
 
 async def summarize(route: Route, transcript: str) -> str:
     """A summary of `transcript` from `route`'s model. If the transcript does not fit that model's
     context, its most recent part is summarized; one retry, shorter, if the host says it overflowed."""
-    n_ctx, scale = (await sync_to_async(context_size_for)(str(route.ref))).tokens, 1.0
+    n_ctx, scale = (await db_threads.run(context_size_for, str(route.ref))).tokens, 1.0
     for attempt in (1, 2):
         limit = max(200, int((n_ctx - answer_reserve(n_ctx) - 200) * 3 / scale))
         request = [{"role": "system", "content": SUMMARY_PROMPT}, {"role": "user", "content": transcript[-limit:]}]
@@ -148,13 +155,13 @@ async def prepare_messages(session: ChatSession, route: Route, *, n_ctx: int, sc
     """The messages to send, compacting first when they would not fit the context."""
     budget = n_ctx - answer_reserve(n_ctx)
     for _ in range(3):  # each compaction summarizes more; a few rounds at most
-        compaction, messages = await sync_to_async(active_messages)(session)
+        compaction, messages = await db_threads.run(active_messages, session)
         prepared = upstream_messages(route, compaction, messages)
         if estimate_tokens(prepared) * scale <= budget:
             return prepared
         if await compact(session, budget=budget, scale=scale) is None:
             break
-    compaction, messages = await sync_to_async(active_messages)(session)
+    compaction, messages = await db_threads.run(active_messages, session)
     return upstream_messages(route, compaction, messages)
 
 
@@ -170,36 +177,46 @@ class Turn:
     answer: Message
 
 
-def _open_turn(session: ChatSession, question: str) -> tuple[Route, int, list[dict[str, Any]], Message]:
-    """A new turn's database work in one trip: the question saved, the route, the context size, what
-    the model sees, and the answer row (streaming). The connection is given back at the end: what
-    follows waits on the host. A routing error is saved as a failed answer and raised."""
-    Message.objects.create(session=session, role=Message.Role.USER, content=question)
+@dataclass
+class NewTurn:
+    """A turn whose question and answer rows are saved, before its host is asked."""
+
+    route: Route
+    n_ctx: int
+    messages: list[dict[str, Any]]  # what the model sees, the question last
+    answer: Message
+
+
+def new_turn(session: ChatSession, question: str) -> NewTurn:
+    """A new turn's database work in one trip: the route, the context size, what the model sees, and
+    the question and answer (streaming) rows saved in one insert; run through db_threads.run, which
+    gives the connection back (what follows waits on the host). A routing error is saved as a failed
+    answer and raised."""
+    asked = Message(session=session, role=Message.Role.USER, content=question)
     answer = Message(session=session, role=Message.Role.ASSISTANT, state=MessageState.STREAMING, model_id=session.model_id)
     try:
         route = resolve(session.model_id)
     except RoutingError as exc:
         answer.state, answer.error = MessageState.FAILED, str(exc)
-        answer.save()
+        Message.objects.bulk_create([asked, answer])
         raise
     answer.provider, answer.wire_model, answer.model_id = route.provider, route.wire_model, str(route.ref)
     n_ctx = context_size_for(session.model_id).tokens
-    compaction, messages = active_messages(session)
-    answer.save()
-    release_connection()
-    return route, n_ctx, upstream_messages(route, compaction, messages), answer
+    # A session read with_compacted() tells whether it has a compaction (chat_views.owned_session).
+    compaction, messages = active_messages(session, compacted=getattr(session, "compacted", True))
+    Message.objects.bulk_create([asked, answer])
+    return NewTurn(route, n_ctx, upstream_messages(route, compaction, [*messages, asked]), answer)
 
 
-async def start_turn(session: ChatSession, question: str) -> Turn:
-    """Save the question, resolve, compact if needed, and open the stream; one compaction + retry on
-    over-context. Raises RoutingError or UpstreamError (after saving a failed answer that says why)."""
-    route, n_ctx, messages, answer = await sync_to_async(_open_turn)(session, question)
+async def start_turn(session: ChatSession, turn: NewTurn) -> Turn:
+    """Compact if needed and open the stream; one compaction + retry on over-context. Raises
+    UpstreamError after saving the failed answer with why."""
+    route, n_ctx, messages, answer = turn.route, turn.n_ctx, turn.messages, turn.answer
     scale = 1.0
     try:
         for attempt in (1, 2):
             if attempt == 2 or estimate_tokens(messages) > n_ctx - answer_reserve(n_ctx):
                 messages = await prepare_messages(session, route, n_ctx=n_ctx, scale=scale)
-                await sync_to_async(release_connection)()
             body = {"model": route.wire_model, "messages": messages, "stream": True,
                     "stream_options": {"include_usage": True}}
             try:
@@ -211,7 +228,7 @@ async def start_turn(session: ChatSession, question: str) -> Turn:
                 n_ctx, scale = await learn_from_overflow(route, exc, messages)
     except UpstreamError as exc:
         answer.state, answer.error = MessageState.FAILED, str(exc)
-        await answer.asave()
+        await db_threads.run(answer.save)
         raise
     return Turn(route, response, answer)
 
@@ -230,11 +247,13 @@ def record_outcome(answer: GeneratedText, acc: StreamAccumulator, state: str, er
     answer.save()
 
 
-def save_partial(answer: GeneratedText, acc: StreamAccumulator) -> None:
-    type(answer).objects.filter(pk=answer.pk).update(
-        content=acc.text, reasoning=acc.reasoning_text, updated_at=timezone.now()
-    )
-    release_connection()  # the stream goes on without one
+def save_partial(answer: GeneratedText, content: str, reasoning: str) -> None:
+    type(answer).objects.filter(pk=answer.pk).update(content=content, reasoning=reasoning, updated_at=timezone.now())
+
+
+def _log_failed_save(saving: asyncio.Future[None]) -> None:
+    if not saving.cancelled() and (exc := saving.exception()) is not None:
+        logger.warning("Could not save a partial answer (the final save will carry it): %s", exc)
 
 
 def interrupt_stale_answers(model: type[GeneratedText], **filters: Any) -> int:
@@ -259,19 +278,23 @@ async def relay_stream(route: Route, response: UpstreamResponse, answer: Generat
                        on_end: Callable[[StreamAccumulator, str, str], None] | None = None) -> AsyncIterator[bytes]:
     """Yield the upstream bytes as they arrive, and save `answer` however the stream ends: complete,
     failed (the host said so), or interrupted (host dropped, or the browser left). `on_end` runs
-    after the answer is saved, in the same thread, with the accumulator, state and error."""
+    after the answer is saved, in the same thread, with the accumulator, state and error.
+
+    While it streams, what arrived is saved every few seconds without holding up the relay: a busy
+    database makes saves rarer, never the bytes later (one save at a time per stream)."""
     acc = StreamAccumulator()
     name = f"{route.provider_name} ({route.provider})"
     state, error = MessageState.INTERRUPTED, "Stopped before the answer was complete."
     last_save = time.monotonic()
+    saving: asyncio.Future[None] | None = None
     try:
-        await sync_to_async(release_connection)()  # until the next save: none is needed meanwhile
         async for chunk in response.chunks():
             acc.feed(chunk)
             yield chunk
-            if time.monotonic() - last_save > SAVE_EVERY_SECONDS:
+            if time.monotonic() - last_save > SAVE_EVERY_SECONDS and (saving is None or saving.done()):
                 last_save = time.monotonic()
-                await sync_to_async(save_partial)(answer, acc)  # and gives the connection back
+                saving = asyncio.ensure_future(db_threads.run(save_partial, answer, acc.text, acc.reasoning_text))
+                saving.add_done_callback(_log_failed_save)
         acc.close()
         if acc.error:
             state, error = MessageState.FAILED, f"{name}: {acc.error}"
@@ -295,7 +318,12 @@ async def relay_stream(route: Route, response: UpstreamResponse, answer: Generat
             if on_end is not None:
                 on_end(acc, state, error)
 
-        await asyncio.shield(sync_to_async(save)())
+        async def finish() -> None:
+            if saving is not None:
+                await asyncio.wait([saving])  # a partial save still running must not land after the last one
+            await db_threads.run(save)
+
+        await asyncio.shield(finish())
 
 
 def relay(turn: Turn) -> AsyncIterator[bytes]:

@@ -12,11 +12,14 @@ from django.shortcuts import aget_object_or_404, get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.views.decorators.http import require_GET, require_POST
 
+from boochat import db_threads
 from boochat.chat import (
+    NewTurn,
     active_messages,
     estimate_tokens,
     generate_title,
     interrupt_stale_answers,
+    new_turn,
     relay,
     start_turn,
     upstream_messages,
@@ -144,34 +147,58 @@ def _send_error(request: HttpRequest, session: ChatSession, status: int, message
     return redirect(session)
 
 
-@require_POST
-async def chat_send(request: HttpRequest, pk: int) -> HttpResponse:
-    """Save the user's message and stream the answer from the session's resolved host.
+# Built once: annotating a queryset cost about as much as running it (0.3 ms of each chat send).
+# Only ever filtered, which copies it; never evaluated itself.
+_CHAT_SESSIONS = ChatSession.objects.with_compacted()
 
-    With `X-BooChat-Stream: 1` (the page's script) the upstream SSE bytes are relayed as they
-    arrive; a plain form post waits for the whole answer and redirects back to the session."""
-    session = await aget_object_or_404(ChatSession, user=await request.auser(), pk=pk)
+
+def owned_session(user: object, pk: int) -> ChatSession:
+    """The user's chat session `pk`, or 404."""
+    return get_object_or_404(_CHAT_SESSIONS, user=user, pk=pk)
+
+
+def begin_send(request: HttpRequest, session: ChatSession) -> NewTurn | HttpResponse:
+    """The posted message checked and saved, with its answer row (one trip to the database); or the
+    response that says why not."""
     content = request.POST.get("content", "").strip()
     if not content:
         return _send_error(request, session, 400, "The message is empty.")
     if len(content) > MAX_MESSAGE_CHARS:
         return _send_error(request, session, 413, f"The message is longer than {MAX_MESSAGE_CHARS} characters.")
     try:
-        turn = await start_turn(session, content)
+        return new_turn(session, content)
     except RoutingError as exc:
         return _send_error(request, session, 400, str(exc))
+
+
+async def answer_send(request: HttpRequest, session: ChatSession, turn: NewTurn) -> HttpResponse:
+    """Ask the host and relay its answer: the SSE bytes as they arrive with `X-BooChat-Stream: 1`
+    (the page's script); a plain form post waits for the whole answer and redirects back."""
+    try:
+        started = await start_turn(session, turn)
     except UpstreamError as exc:
         extra = {"Retry-After": exc.retry_after} if exc.retry_after else {}
         return _send_error(request, session, exc.status, str(exc), **extra)
 
     if request.headers.get("X-BooChat-Stream") != "1":
-        async for _ in relay(turn):
+        async for _ in relay(started):
             pass
         if not session.title:
             await generate_title(session)
         return redirect(session)
-    return sse_response(relay(turn), headers={"X-BooChat-Message": str(turn.answer.pk),
-                                              "X-BooChat-Provider": turn.route.provider})
+    return sse_response(relay(started), headers={"X-BooChat-Message": str(started.answer.pk),
+                                                 "X-BooChat-Provider": started.route.provider})
+
+
+@require_POST
+async def chat_send(request: HttpRequest, pk: int) -> HttpResponse:
+    """Save the user's message and stream the answer from the session's resolved host. A streamed
+    send normally arrives by boochat.handler's short path, which calls the same three steps."""
+    session = await db_threads.run(owned_session, await request.auser(), pk)
+    turn = await db_threads.run(begin_send, request, session)
+    if isinstance(turn, HttpResponse):
+        return turn
+    return await answer_send(request, session, turn)
 
 
 @require_POST

@@ -24,11 +24,10 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any, TypeVar
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import close_old_connections
 from django.utils import timezone
 
+from boochat import db_threads
 from boochat.models import GatewayKey
 from boochat.proxy import UpstreamError, error_from_response, read_error_body, send_to, transport_error
 from providers.catalog import load_catalog
@@ -103,23 +102,9 @@ def error(status: int, message: str, *, type: str = "invalid_request_error", par
     return json_reply({"error": {"message": message, "type": type, "param": param, "code": code}}, status, headers)
 
 
-async def _database(work: Callable[[], T]) -> T:
-    """Run ORM code in a worker thread. No Django request wraps this application, so this does what
-    its request signals would: drop a connection that is broken or past its age, before and after."""
-
-    def run() -> T:
-        close_old_connections()
-        try:
-            return work()
-        finally:
-            close_old_connections()
-
-    return await sync_to_async(run, thread_sensitive=False)()
-
-
 async def _current(snapshot: Snapshot[T]) -> T:
     kept = snapshot.fresh()
-    return kept if kept is not None else await _database(snapshot.get)
+    return kept if kept is not None else await db_threads.on_shared_threads(snapshot.get)
 
 
 _last_used: dict[int, float] = {}
@@ -132,7 +117,7 @@ def _note_use(key_id: int) -> None:
     if now - _last_used.get(key_id, -_LAST_USED_EVERY) < _LAST_USED_EVERY:
         return
     _last_used[key_id] = now
-    task = asyncio.ensure_future(_database(
+    task = asyncio.ensure_future(db_threads.on_shared_threads(
         lambda: GatewayKey.objects.filter(pk=key_id).update(last_used_at=timezone.now())))
     _background.add(task)
     task.add_done_callback(_background.discard)
@@ -192,7 +177,7 @@ def _model_entries() -> dict[str, dict[str, Any]]:
 
 async def list_models() -> Reply:
     """Every available model of every enabled provider, by composite id."""
-    entries = await _database(_model_entries)
+    entries = await db_threads.on_shared_threads(_model_entries)
     return json_reply({"object": "list", "data": list(entries.values())})
 
 
@@ -204,7 +189,7 @@ async def retrieve_model(model_id: str) -> Reply:
         return error(400, str(exc), param="model", code="unknown_provider")
     except RoutingError as exc:
         return error(400, str(exc), param="model", code="invalid_model")
-    entry = (await _database(_model_entries)).get(composite)
+    entry = (await db_threads.on_shared_threads(_model_entries)).get(composite)
     if entry is None:
         return error(404, f"The model {composite!r} is not available.", param="model", code="model_not_found")
     return json_reply(entry)

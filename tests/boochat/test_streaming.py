@@ -1,6 +1,7 @@
 """The streaming proxy behind a real ASGI server (uvicorn), read by a real HTTP client."""
 
 import contextlib
+import threading
 import time
 import weakref
 
@@ -159,3 +160,36 @@ def test_answers_being_streamed_hold_no_database_connection(chat, monkeypatch):
             bodies = [b"".join(chunks) for _, chunks in streams]
     assert all(b"[DONE]" in body for body in bodies)
     assert all(wait_for_state(int(r.headers["x-boochat-message"])).state == MessageState.COMPLETE for r, _ in streams)
+
+
+def test_a_slow_database_never_holds_up_the_stream(chat, monkeypatch):
+    # Partial saves run beside the relay, one at a time per stream; the final save comes last.
+    from boochat import chat as chat_module
+
+    release = threading.Event()
+    started, finished = [], []
+    real_save = chat_module.save_partial
+
+    def held_save(answer, content, reasoning):
+        started.append(content)
+        release.wait(10)
+        real_save(answer, content, reasoning)
+        finished.append(content)
+
+    monkeypatch.setattr(chat_module, "save_partial", held_save)
+    monkeypatch.setattr(chat_module, "SAVE_EVERY_SECONDS", 0.05)
+    with FakeLlamaSwap(reply=["word "] * 60, stream_delay=0.02) as host:
+        _, client, url = chat(host)
+        with client.stream("POST", url, data={"content": "talk"}) as response:
+            received = b""
+            for chunk in response.iter_raw():
+                received += chunk
+                if b"[DONE]" in received:
+                    break
+            # The whole answer went through while the first partial save was held, and no second
+            # save started beside it.
+            assert len(started) == 1 and finished == []
+            release.set()
+    answer = wait_for_state(int(response.headers["x-boochat-message"]))
+    assert finished == started
+    assert answer.state == MessageState.COMPLETE and answer.content == "word " * 60  # the final save landed last
