@@ -2,18 +2,21 @@
 
 `/v1/` (the OpenAI-compatible gateway) is its own lean ASGI application (boochat.gateway): it
 authenticates by bearer key and needs no session, CSRF, messages or templates, and Django's
-request handling cost more than the rest of a gateway request. Everything else is Django.
+request handling cost more than the rest of a gateway request. Everything else is Django, through
+its ASGI handler with one short path, for streamed chat sends (boochat.handler).
 """
 
 import os
 
-from django.core.asgi import get_asgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "boochat.settings")
-
-django_application = get_asgi_application()
+django.setup(set_prefix=False)  # as django.core.asgi.get_asgi_application does
 
 from boochat import gateway  # noqa: E402 - needs the apps loaded
+from boochat.handler import Handler  # noqa: E402
+
+django_application = Handler()
 
 
 async def application(scope, receive, send):  # noqa: ANN001, ANN201 - the ASGI signature

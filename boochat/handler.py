@@ -1,0 +1,191 @@
+"""Django's ASGI handler, with a short path for the one request whose speed users feel: the streamed
+chat send (`POST /chat/<pk>/send` with `X-BooChat-Stream: 1`, as the page's script sends it).
+
+Under ASGI, Django's middleware chain hops to a worker thread and back for each hook of each
+middleware, and the send's view hops again for each step of its database work: together about a
+third of the send's time to its first byte (bench/chat_relay.py). On the short path the same hooks
+of the same middleware, in the same order, run in one worker thread, followed by the view's
+database work, so the send crosses to a thread once, before it asks the host (the response hooks
+set headers and cookies, and run on the event loop unless the session has to be saved). That
+thread, and the ones that save the answer while it streams, are boochat.db_threads' long-lived
+threads: on SQLite each keeps its connection (a new one costs about a millisecond, and the last one
+closed checkpoints the WAL), elsewhere the connection goes back to the pool after each piece of
+work. What stays Django's: reading the body, the request signals, disconnects, sending and closing
+the response.
+
+Nothing is decided differently. Until the request is accepted (hooks that return a response, a
+hook that raises, a session that is not the user's) nothing has been written, and the original
+request goes through Django's full chain, which answers it as it always does (login redirect, CSRF
+403, bad host 400, 404). The hooks run on a copy of the request, so the full chain starts from the
+request as it arrived, and what the hooks log while trying it is dropped (Django's run logs the
+refusal once). A middleware that is not a MiddlewareMixin, and is not known to do nothing
+for a chat send, turns the short path off.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from io import BytesIO
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.core.exceptions import MiddlewareNotUsed
+from django.core.handlers.asgi import ASGIHandler, ASGIRequest
+from django.core.handlers.exception import response_for_exception
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.urls import Resolver404, ResolverMatch, get_resolver, set_urlconf
+from django.utils.deprecation import MiddlewareMixin
+from django.utils.log import log_response
+from django.utils.module_loading import import_string
+
+from boochat import chat_views, db_threads
+
+logger = logging.getLogger(__name__)
+
+# Middleware that are not MiddlewareMixin hooks, and what they do, which a chat send does not need.
+PASSIVE_MIDDLEWARE = {
+    "boochat.static.StaticFilesMiddleware": "answers only requests for files under STATIC_URL",
+    "django_htmx.middleware.HtmxMiddleware": "sets request.htmx, which a chat send does not read",
+}
+
+
+class _Trying(logging.Filter):
+    """Drops log records made in a thread while the short path tries a request: if the request is
+    refused, Django's full chain runs the same hook again and logs the refusal."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.local = threading.local()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(self.local, "active", False)
+
+
+_TRYING = _Trying()
+logging.getLogger("django.security.csrf").addFilter(_TRYING)  # the one hook that logs its refusals
+
+
+def _unused_response(request: HttpRequest) -> HttpResponse:  # pragma: no cover - never called
+    raise AssertionError("the short path calls middleware hooks, never the chain")
+
+
+class ShortPath:
+    """The hooks of settings.MIDDLEWARE in Django's order, called directly in one thread."""
+
+    def __init__(self, middleware: list[str]):
+        self.request_hooks: list[Callable[..., Any]] = []
+        self.view_hooks: list[Callable[..., Any]] = []
+        self.response_hooks: list[Callable[..., Any]] = []
+        for path in middleware:
+            if path in PASSIVE_MIDDLEWARE:
+                continue
+            factory = import_string(path)
+            if not (isinstance(factory, type) and issubclass(factory, MiddlewareMixin)):
+                raise ValueError(f"{path} is not a MiddlewareMixin: the chat send's short path cannot run it")
+            try:
+                instance = factory(_unused_response)
+            except MiddlewareNotUsed:
+                continue
+            for name, hooks in (("process_request", self.request_hooks), ("process_view", self.view_hooks),
+                                ("process_response", self.response_hooks)):
+                if hasattr(instance, name):
+                    hooks.append(getattr(instance, name))
+        self.response_hooks.reverse()
+
+    @classmethod
+    def for_settings(cls) -> ShortPath | None:
+        try:
+            return cls(settings.MIDDLEWARE)
+        except ValueError as exc:
+            logger.warning("Chat sends take Django's full middleware chain: %s", exc)
+            return None
+
+    def match(self, request: HttpRequest) -> ResolverMatch | None:
+        """The URL match when `request` is a streamed chat send, else None."""
+        if request.method != "POST" or request.headers.get("X-BooChat-Stream") != "1":
+            return None
+        try:
+            match = get_resolver().resolve(request.path_info)
+        except Resolver404:
+            return None
+        return match if match.func is chat_views.chat_send else None
+
+    def admit(self, request: HttpRequest, match: ResolverMatch) -> object | None:
+        """Run the request and view hooks and find the user's session; None if anything refuses."""
+        _TRYING.local.active = True
+        try:
+            for hook in self.request_hooks:
+                if hook(request) is not None:
+                    return None
+            for hook in self.view_hooks:
+                if hook(request, match.func, match.args, match.kwargs) is not None:
+                    return None
+            return chat_views.owned_session(request.user, **match.kwargs)
+        except Exception:  # Django's chain meets the same exception and answers it as it does
+            logger.debug("chat send handed to Django's full chain", exc_info=True)
+            return None
+        finally:
+            _TRYING.local.active = False
+
+    def respond(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
+        for hook in self.response_hooks:
+            response = hook(request, response)
+        return response
+
+
+class Handler(ASGIHandler):
+    """Django's ASGIHandler; streamed chat sends take the short path (module docstring)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.short_path = ShortPath.for_settings()
+
+    async def get_response_async(self, request: HttpRequest) -> HttpResponseBase:
+        match = self.short_path.match(request) if self.short_path is not None else None
+        if match is not None and (response := await self._chat_send(request, match)) is not None:
+            response._resource_closers.append(request.close)  # the copy's is there already
+            if response.status_code >= 400:
+                await sync_to_async(log_response, thread_sensitive=False)(
+                    "%s: %s", response.reason_phrase, request.path, response=response, request=request)
+            return response
+        return await super().get_response_async(request)
+
+    async def _chat_send(self, original: HttpRequest, match: ResolverMatch) -> HttpResponseBase | None:
+        set_urlconf(settings.ROOT_URLCONF)
+        try:
+            body = original.body
+        except Exception:  # too large, or unreadable: Django's chain says so
+            return None
+        request = ASGIRequest(original.scope, BytesIO(body))
+        request.resolver_match = match
+        short = self.short_path
+
+        def begin() -> tuple[object, object] | None:
+            session = short.admit(request, match)
+            if session is None:
+                return None
+            try:
+                return session, chat_views.begin_send(request, session)
+            except Exception as exc:
+                return session, response_for_exception(request, exc)
+
+        db_threads.use_shared_threads()  # for this request's database work, the answer's saves included
+        begun = await db_threads.run(begin)
+        if begun is None:
+            return None
+        session, turn = begun
+        if isinstance(turn, HttpResponseBase):
+            response = turn
+        else:
+            try:
+                response = await chat_views.answer_send(request, session, turn)
+            except Exception as exc:
+                response = await sync_to_async(response_for_exception)(request, exc)
+        response._resource_closers.append(request.close)
+        session_changed = getattr(request, "session", None) is not None and request.session.modified
+        if session_changed or settings.SESSION_SAVE_EVERY_REQUEST:
+            return await sync_to_async(short.respond)(request, response)  # the session middleware saves it
+        return short.respond(request, response)  # headers and cookies only: no thread needed
