@@ -1,7 +1,7 @@
 """Benchmark: the chat streaming proxy against talking to the fake host directly.
 
 Prints time to first byte (p50/p95) and relay throughput for one long stream, BooChat vs direct.
-The app runs as in production: gunicorn with one uvicorn worker, SQLite in a temporary folder.
+The app runs as in production: gunicorn with uvicorn workers (harness.WORKERS), SQLite in a temporary folder.
 Run with `make bench` or `.venv/bin/python bench/chat_relay.py`. Loopback only, bounded load.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import statistics
 import time
 
-from harness import percentile, record, running_app, setup_django
+from harness import STACK, percentile, record, running_app, setup_django
 
 setup_django()
 
@@ -23,7 +23,7 @@ from boochat.models import ChatSession  # noqa: E402
 from providers.models import Provider  # noqa: E402
 from tests.fakes.llama_swap import FakeLlamaSwap, FakeModel  # noqa: E402
 
-SAMPLES = 30
+SAMPLES = 100
 LONG_STREAM = 5000
 STREAM_RUNS = 11
 
@@ -80,8 +80,10 @@ def measure(host: FakeLlamaSwap, base: str, user: object, session_key: str) -> t
         for _ in range(3):  # warm-up both paths
             ttfb(direct, f"{host.url}/v1/chat/completions", json=body)
             ttfb(proxy, proxy_url(), data={"content": "Hello, who are you?"}, headers=headers)
-        direct_ttfb = [ttfb(direct, f"{host.url}/v1/chat/completions", json=body) for _ in range(SAMPLES)]
-        proxy_ttfb = [ttfb(proxy, proxy_url(), data={"content": "Hello, who are you?"}, headers=headers) for _ in range(SAMPLES)]
+        # Alternating, so that a noisy moment of the machine hits both paths alike.
+        pairs = [(ttfb(direct, f"{host.url}/v1/chat/completions", json=body),
+                  ttfb(proxy, proxy_url(), data={"content": "Hello, who are you?"}, headers=headers)) for _ in range(SAMPLES)]
+        direct_ttfb, proxy_ttfb = [d for d, _ in pairs], [p for _, p in pairs]
 
         host.reply = ["tok "] * LONG_STREAM
         # One stream lasts ~0.1-0.2 s: the median of several is the figure.
@@ -100,7 +102,7 @@ def report(direct_ttfb: list[float], proxy_ttfb: list[float], direct_rate: float
         return percentile(values, 95)
 
     d50, p50 = statistics.median(direct_ttfb), statistics.median(proxy_ttfb)
-    print(f"chat streaming proxy vs direct ({SAMPLES} requests each; app: gunicorn + 1 uvicorn worker, SQLite)")
+    print(f"chat streaming proxy vs direct ({SAMPLES} requests each; app: {STACK}, SQLite)")
     print(f"  {'':28}{'direct':>12}{'BooChat':>12}{'added / ratio':>16}")
     print(f"  {'time to first byte p50 (ms)':28}{d50:12.2f}{p50:12.2f}{p50 - d50:+15.2f}")
     print(f"  {'time to first byte p95 (ms)':28}{p95(direct_ttfb):12.2f}{p95(proxy_ttfb):12.2f}{p95(proxy_ttfb) - p95(direct_ttfb):+15.2f}")

@@ -2,7 +2,7 @@
 
 (a) added latency of a non-streaming chat completion, p50/p99, at concurrency 1 and 50, and
 requests/s at 50; (b) relay rate of one 5,000-chunk stream. Printed side by side with ratios.
-The app runs under gunicorn with one uvicorn worker; everything on 127.0.0.1, bounded.
+The app runs under gunicorn with uvicorn workers (harness.WORKERS); everything on 127.0.0.1, bounded.
 
 When a LiteLLM proxy is installed (`pip install 'litellm[proxy]'`, found on PATH or named by
 BOOCHAT_BENCH_LITELLM), the same load also runs against it, configured with the same fake hosts,
@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from harness import fake_host_process, free_port, percentile, record, running_app, setup_django
+from harness import STACK, fake_host_process, free_port, percentile, record, running_app, setup_django
 
 setup_django()
 
@@ -139,7 +139,7 @@ def main() -> None:
                 results["litellm", 1] = asyncio.run(timed_requests(url, body, headers, concurrency=1, total=SEQUENTIAL))
                 results["litellm", 50] = asyncio.run(timed_requests(url, body, headers, concurrency=CONCURRENT, total=CONCURRENT_TOTAL))
 
-    print("OpenAI-compatible gateway vs direct (non-streaming chat completion; gunicorn + 1 uvicorn worker;")
+    print(f"OpenAI-compatible gateway vs direct (non-streaming chat completion; {STACK};")
     print("the fake hosts run in their own processes)")
     print(f"  {'':34}{'direct':>10}{'gateway':>10}{'added':>10}{'ratio':>8}")
     for concurrency in (1, 50):

@@ -13,6 +13,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# uvicorn workers under gunicorn: 1 by default (figures per worker); `make bench BENCH_WORKERS=2` for
+# what `make serve` runs on a 2-core machine.
+WORKERS = int(os.environ.get("BOOCHAT_BENCH_WORKERS", "1"))
+STACK = f"gunicorn + {WORKERS} uvicorn worker{'s' if WORKERS > 1 else ''}"
 
 
 def setup_django() -> None:
@@ -41,13 +45,13 @@ def free_port() -> int:
 
 @contextmanager
 def running_app(**env: str) -> Iterator[str]:
-    """BooChat under gunicorn with one uvicorn worker (the production stack); yields its base URL.
+    """BooChat under gunicorn with WORKERS uvicorn workers (the production stack); yields its base URL.
     The gunicorn master's pid is `running_app.pid` while it runs."""
     import httpx
 
     port = free_port()
     static_root = tempfile.mkdtemp(prefix="boochat-static-")
-    environment = {**os.environ, "BOOCHAT_BIND": f"127.0.0.1:{port}", "BOOCHAT_WORKERS": "1",
+    environment = {**os.environ, "BOOCHAT_BIND": f"127.0.0.1:{port}", "BOOCHAT_WORKERS": str(WORKERS),
                    "BOOCHAT_STATIC_ROOT": static_root, **env}
     subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput", "--verbosity", "0"],
                    cwd=ROOT, env=environment, check=True)  # as `make serve` does

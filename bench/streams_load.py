@@ -1,4 +1,4 @@
-"""Benchmark: many concurrent slow streams through one app instance (gunicorn + 1 uvicorn worker).
+"""Benchmark: many concurrent slow streams through one app instance (gunicorn + uvicorn workers).
 
 Each stream sends one chunk every 50 ms for 10 s (200 chunks), like a model generating slowly. For
 N streams at once (default 500; `--streams 200 500 1000`), through the chat proxy and the gateway,
@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from harness import fake_host_process, fast_event_loops, percentile, record, running_app, setup_django
+from harness import STACK, fake_host_process, fast_event_loops, percentile, record, running_app, setup_django
 
 setup_django()
 
@@ -95,8 +95,8 @@ async def run_streams(requests: list[tuple[str, bytes]], ramp: float) -> Result:
 
 
 def worker_rss_mb(master_pid: int) -> float:
-    """Resident memory of the gunicorn master's children (the uvicorn worker)."""
-    total = 0
+    """Resident memory of the largest of the gunicorn master's children (the uvicorn workers)."""
+    largest = 0
     for status in Path("/proc").glob("[0-9]*/status"):
         try:
             text = status.read_text()
@@ -104,8 +104,8 @@ def worker_rss_mb(master_pid: int) -> float:
             continue
         fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
         if fields.get("PPid", "").strip() == str(master_pid):
-            total += int(fields.get("VmRSS", "0 kB").split()[0])
-    return total / 1024
+            largest = max(largest, int(fields.get("VmRSS", "0 kB").split()[0]))
+    return largest / 1024
 
 
 def measure(label: str, requests: list[tuple[str, bytes]], master_pid: int | None, ramp: float) -> dict:
@@ -171,7 +171,8 @@ def main() -> None:
                 rows.append(measure("chat proxy", chat, master, args.ramp))
 
     start = f"started over {args.ramp:g} s" if args.ramp else "all started at once"
-    print(f"{CHUNKS}-chunk streams, one chunk every {INTERVAL * 1000:.0f} ms, {start} (app: gunicorn + 1 uvicorn worker, SQLite)")
+    print(f"{CHUNKS}-chunk streams, one chunk every {INTERVAL * 1000:.0f} ms, {start} "
+          f"(app: {STACK}, SQLite; RSS of the largest worker)")
     print(f"  {'path':16}{'streams':>8}{'done':>7}{'errors':>8}{'TTFB p50':>10}{'TTFB p99':>10}{'lag p99':>9}{'peak RSS':>10}")
     for r in rows:
         rss = f"{r['rss_mb']:.0f} MB" if r["rss_mb"] else "-"
