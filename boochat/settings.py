@@ -163,6 +163,9 @@ if REDIS_URL:
             "KEY_PREFIX": env_str("BOOCHAT_CACHE_PREFIX", "boochat"),
         }
     }
+    # Every request reads its session: from Redis, with the database behind it. Not with the
+    # local-memory cache, where a logout would not reach the other workers' copies.
+    SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 

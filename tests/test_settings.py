@@ -84,3 +84,25 @@ def test_the_suite_runs_on_the_configured_database_and_cache():
     assert type(cache).__name__ == expected_cache
     cache.set("boochat-probe", "ok")
     assert cache.get("boochat-probe") == "ok"
+
+
+@pytest.mark.django_db
+def test_with_redis_sessions_are_read_from_it_and_a_logout_ends_them_everywhere(django_user_model):
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    user = django_user_model.objects.create_user("tabs")
+    first = Client()
+    first.force_login(user)
+    second = Client()  # another tab, or a request that lands on another worker
+    second.cookies["sessionid"] = first.cookies["sessionid"].value
+
+    first.get("/settings/")  # the session is cached after its first read
+    with CaptureQueriesContext(connection) as queries:
+        assert second.get("/settings/").status_code == 200
+    session_reads = [q["sql"] for q in queries if "django_session" in q["sql"]]
+    assert len(session_reads) == (0 if os.environ.get("REDIS_URL") else 1)
+
+    assert first.post("/accounts/logout/").status_code == 302
+    assert second.get("/settings/").status_code == 302  # to the login page
