@@ -180,3 +180,41 @@ def test_a_long_session_is_compacted_on_the_short_path_too(alice, host, admitted
     streamed = [r.json() for r in host.requests_to("/v1/chat/completions") if r.json()["stream"]]
     assert streamed[-1]["messages"][0]["content"] == f"Summary of the earlier conversation:\n{compaction.summary}"
     assert streamed[-1]["messages"][-1] == {"role": "user", "content": "Hello"}
+
+
+def test_sends_share_one_thread_for_djangos_thread_sensitive_work(alice, host, admitted):
+    # Django runs each request's signals in a thread it starts for that request (and joins from yet
+    # another new thread when the request ends); streamed sends use one long-lived thread instead.
+    import threading
+    import time
+
+    from django.core.signals import request_finished, request_started
+
+    client, session, url = alice
+    signal_threads = []
+
+    def note(sender, **kwargs):
+        signal_threads.append(threading.current_thread())
+
+    def noted(count):  # request_finished comes after the response's last byte
+        deadline = time.monotonic() + 5
+        while len(signal_threads) < count and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    request_started.connect(note)
+    request_finished.connect(note)
+    try:
+        assert _send(client, url).status_code == 200
+        assert _send(client, url).status_code == 200
+        noted(4)
+        sends = signal_threads[:]
+        assert client.get(session.get_absolute_url()).status_code == 200  # any other request: Django's way
+        noted(6)
+        other = signal_threads[len(sends):]
+    finally:
+        request_started.disconnect(note)
+        request_finished.disconnect(note)
+
+    assert [type(s) for s in admitted] == [ChatSession, ChatSession]
+    assert len(sends) == 4 and len(set(sends)) == 1 and sends[0].name.startswith("chat-send")
+    assert len(other) == 2 and not any(t.name.startswith("chat-send") for t in other)
