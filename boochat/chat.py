@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from boochat import db_threads
 from boochat.models import ChatSession, Compaction, GeneratedText, Message, MessageState
+from boochat.partials import partial_answers
 from boochat.proxy import UpstreamError, answer_text, complete_chat, open_chat_stream
 from boochat.sse import StreamAccumulator
 from providers.catalog import DOWN, load_catalog
@@ -38,7 +39,7 @@ TITLE_PROMPT = (
     "Write a title of at most six words for the conversation below. Answer with the title only: "
     "no quotes, no trailing punctuation."
 )
-SAVE_EVERY_SECONDS = 2.0  # partial answers reach the database at least this often while streaming
+NOTE_EVERY_SECONDS = 1.0  # how often a stream hands what arrived to boochat.partials
 
 
 def estimate_tokens(messages: list[dict[str, Any]]) -> int:
@@ -247,15 +248,6 @@ def record_outcome(answer: GeneratedText, acc: StreamAccumulator, state: str, er
     answer.save()
 
 
-def save_partial(answer: GeneratedText, content: str, reasoning: str) -> None:
-    type(answer).objects.filter(pk=answer.pk).update(content=content, reasoning=reasoning, updated_at=timezone.now())
-
-
-def _log_failed_save(saving: asyncio.Future[None]) -> None:
-    if not saving.cancelled() and (exc := saving.exception()) is not None:
-        logger.warning("Could not save a partial answer (the final save will carry it): %s", exc)
-
-
 def interrupt_stale_answers(model: type[GeneratedText], **filters: Any) -> int:
     """Mark answers left "streaming" by an app process that died as interrupted, keeping what was
     saved. A live stream saves at least every few seconds once bytes flow, and waits at most its
@@ -280,21 +272,19 @@ async def relay_stream(route: Route, response: UpstreamResponse, answer: Generat
     failed (the host said so), or interrupted (host dropped, or the browser left). `on_end` runs
     after the answer is saved, in the same thread, with the accumulator, state and error.
 
-    While it streams, what arrived is saved every few seconds without holding up the relay: a busy
-    database makes saves rarer, never the bytes later (one save at a time per stream)."""
+    While it streams, what arrived is noted every second and saved with the next batch
+    (boochat.partials): a busy database makes those saves later, never the bytes."""
     acc = StreamAccumulator()
     name = f"{route.provider_name} ({route.provider})"
     state, error = MessageState.INTERRUPTED, "Stopped before the answer was complete."
-    last_save = time.monotonic()
-    saving: asyncio.Future[None] | None = None
+    last_note = time.monotonic()
     try:
         async for chunk in response.chunks():
             acc.feed(chunk)
             yield chunk
-            if time.monotonic() - last_save > SAVE_EVERY_SECONDS and (saving is None or saving.done()):
-                last_save = time.monotonic()
-                saving = asyncio.ensure_future(db_threads.run(save_partial, answer, acc.text, acc.reasoning_text))
-                saving.add_done_callback(_log_failed_save)
+            if time.monotonic() - last_note > NOTE_EVERY_SECONDS:
+                last_note = time.monotonic()
+                partial_answers.note(answer, acc.text, acc.reasoning_text)
         acc.close()
         if acc.error:
             state, error = MessageState.FAILED, f"{name}: {acc.error}"
@@ -312,18 +302,14 @@ async def relay_stream(route: Route, response: UpstreamResponse, answer: Generat
         # Runs also when the browser goes away (the task is cancelled): closing the upstream
         # response closes its connection, so the host stops generating.
         response.close()
+        partial_answers.drop(answer)
 
         def save() -> None:
             record_outcome(answer, acc, state, error)
             if on_end is not None:
                 on_end(acc, state, error)
 
-        async def finish() -> None:
-            if saving is not None:
-                await asyncio.wait([saving])  # a partial save still running must not land after the last one
-            await db_threads.run(save)
-
-        await asyncio.shield(finish())
+        await asyncio.shield(db_threads.run(save))
 
 
 def relay(turn: Turn) -> AsyncIterator[bytes]:

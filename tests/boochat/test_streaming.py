@@ -163,33 +163,59 @@ def test_answers_being_streamed_hold_no_database_connection(chat, monkeypatch):
 
 
 def test_a_slow_database_never_holds_up_the_stream(chat, monkeypatch):
-    # Partial saves run beside the relay, one at a time per stream; the final save comes last.
+    # Partial answers are saved by their own thread (boochat.partials): a batch held up by the
+    # database holds up no stream, and the final save does not wait for it.
     from boochat import chat as chat_module
+    from boochat import partials
 
     release = threading.Event()
-    started, finished = [], []
-    real_save = chat_module.save_partial
+    held = []
+    real_write = partials.partial_answers.write
 
-    def held_save(answer, content, reasoning):
-        started.append(content)
+    def held_write():
+        held.append(True)
         release.wait(10)
-        real_save(answer, content, reasoning)
-        finished.append(content)
+        return real_write()
 
-    monkeypatch.setattr(chat_module, "save_partial", held_save)
-    monkeypatch.setattr(chat_module, "SAVE_EVERY_SECONDS", 0.05)
-    with FakeLlamaSwap(reply=["word "] * 60, stream_delay=0.02) as host:
-        _, client, url = chat(host)
-        with client.stream("POST", url, data={"content": "talk"}) as response:
-            received = b""
-            for chunk in response.iter_raw():
-                received += chunk
-                if b"[DONE]" in received:
-                    break
-            # The whole answer went through while the first partial save was held, and no second
-            # save started beside it.
-            assert len(started) == 1 and finished == []
-            release.set()
-    answer = wait_for_state(int(response.headers["x-boochat-message"]))
-    assert finished == started
-    assert answer.state == MessageState.COMPLETE and answer.content == "word " * 60  # the final save landed last
+    monkeypatch.setattr(partials.partial_answers, "write", held_write)
+    monkeypatch.setattr(partials.partial_answers, "every", 0.01)
+    monkeypatch.setattr(chat_module, "NOTE_EVERY_SECONDS", 0.01)
+    try:
+        with FakeLlamaSwap(reply=["word "] * 100, stream_delay=0.02) as host:
+            _, client, url = chat(host)
+            with client.stream("POST", url, data={"content": "talk"}) as response:
+                received = response.read()
+            assert b"[DONE]" in received
+            answer = wait_for_state(int(response.headers["x-boochat-message"]))
+            assert held  # a batch was being written all along
+            assert answer.state == MessageState.COMPLETE and answer.content == "word " * 100
+    finally:
+        release.set()
+
+
+def test_a_batch_of_partial_answers_is_one_statement_and_never_overwrites_a_finished_answer(django_user_model):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from boochat.partials import PartialAnswers
+
+    user = django_user_model.objects.create_user("batch")
+    session = ChatSession.objects.create(user=user, model_id="sam-desktop/qwen3-8b", title="t")
+    streaming = Message.objects.bulk_create(
+        Message(session=session, role="assistant", state=MessageState.STREAMING) for _ in range(3))
+    finished = Message.objects.create(session=session, role="assistant", state=MessageState.STREAMING)
+    partials = PartialAnswers(every=None)
+    for n, answer in enumerate([*streaming, finished]):
+        partials.note(answer, f"partial {n}", "thinking")
+    partials.note(streaming[0], "partial 0, later", "thinking more")
+    finished.content, finished.state = "the whole answer", MessageState.COMPLETE  # its final save came first
+    finished.save()
+
+    with CaptureQueriesContext(connection) as queries:
+        assert partials.write() == 4
+    assert [q["sql"].split(" SET ")[0] for q in queries if "UPDATE" in q["sql"]] == ['4 times: UPDATE "boochat_message"']
+    assert [(m.content, m.reasoning) for m in Message.objects.filter(pk__in=[m.pk for m in streaming]).order_by("pk")] == [
+        ("partial 0, later", "thinking more"), ("partial 1", "thinking"), ("partial 2", "thinking")]
+    finished.refresh_from_db()
+    assert (finished.content, finished.state) == ("the whole answer", MessageState.COMPLETE)
+    assert partials.write() == 0  # written once
