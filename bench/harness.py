@@ -22,7 +22,10 @@ STACK = f"gunicorn + {WORKERS} uvicorn worker{'s' if WORKERS > 1 else ''}"
 def setup_django() -> None:
     """Configure Django on a fresh SQLite database in a temporary folder (call before other imports)."""
     sys.path.insert(0, str(ROOT))
-    os.environ["BOOCHAT_DATA_DIR"] = tempfile.mkdtemp(prefix="boochat-bench-")
+    os.environ["BOOCHAT_DATA_DIR"] = data_dir = tempfile.mkdtemp(prefix="boochat-bench-")
+    # In-process benchmarks serve no static files; the folder only has to exist (WhiteNoise checks).
+    os.environ["BOOCHAT_STATIC_ROOT"] = os.path.join(data_dir, "static")
+    os.makedirs(os.environ["BOOCHAT_STATIC_ROOT"])
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "boochat.settings")
     os.environ.setdefault("BOOCHAT_ALLOWED_HOSTS", "127.0.0.1,testserver")
     import django
