@@ -28,12 +28,15 @@ def main() -> int:
             failed.append(script)
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     print("\n== summary")
-    print(f"  {'benchmark':38}{'figure':38}{'BooChat':>12}{'direct':>12}{'ratio':>8}  target")
+    name_width = max([len("benchmark")] + [len(r["benchmark"]) for r in rows]) + 2
+    figure_width = max([len("figure")] + [len(r["figure"]) for r in rows]) + 2
+    print(f"  {'benchmark':{name_width}}{'figure':{figure_width}}{'BooChat':>14}{'direct':>12}{'ratio':>10}  target")
     for r in rows:
+        boochat = f"{r['boochat']:.1f} {r['unit']}".strip()
         direct = f"{r['direct']:.1f}" if r["direct"] is not None else "-"
         ratio = f"{r['boochat'] / r['direct']:.2f}x" if r["direct"] else "-"
         verdict = {True: "met", False: "NOT met", None: ""}[r["met"]]
-        print(f"  {r['benchmark'][:37]:38}{r['figure'][:37]:38}{r['boochat']:10.1f}{r['unit'][:2]:>2}{direct:>12}{ratio:>8}"
+        print(f"  {r['benchmark']:{name_width}}{r['figure']:{figure_width}}{boochat:>14}{direct:>12}{ratio:>10}"
               f"  {r['target']} {verdict}")
     results = HERE / "results"
     results.mkdir(exist_ok=True)
