@@ -28,6 +28,7 @@ from boochat.proxy import release_connection
 
 logger = logging.getLogger(__name__)
 
+
 class PartialAnswers:
     """The latest noted text of each streaming answer, until the writer thread saves it every
     `every` seconds (None: only when write() is called)."""
