@@ -7,7 +7,7 @@ third of the send's time to its first byte (bench/chat_relay.py). On the short p
 of the same middleware, in the same order, run in one worker thread, followed by the view's
 database work, so the send crosses to a thread once, before it asks the host (the response hooks
 set headers and cookies, and run on the event loop unless the session has to be saved). That
-thread, and the ones that save the answer while it streams, are boochat.db_threads' long-lived
+thread, and the one that saves the answer when it ends, are boochat.db_threads' long-lived
 threads: on SQLite each keeps its connection (a new one costs about a millisecond, and the last one
 closed checkpoints the WAL), elsewhere the connection goes back to the pool after each piece of
 work. What stays Django's: reading the body, the request signals, disconnects, sending and closing
@@ -195,7 +195,7 @@ class Handler(ASGIHandler):
             except Exception as exc:
                 return session, response_for_exception(request, exc)
 
-        db_threads.use_shared_threads()  # for this request's database work, the answer's saves included
+        db_threads.use_shared_threads()  # for this request's database work, the answer's final save included
         begun = await db_threads.run(begin)
         if begun is None:
             return None
