@@ -171,6 +171,11 @@ def begin_send(request: HttpRequest, session: ChatSession) -> NewTurn | HttpResp
         return _send_error(request, session, 400, str(exc))
 
 
+def _owned_and_begun(request: HttpRequest, pk: int) -> tuple[ChatSession, NewTurn | HttpResponse]:
+    session = owned_session(request.user, pk)  # the user, the session and the turn: one trip
+    return session, begin_send(request, session)
+
+
 async def answer_send(request: HttpRequest, session: ChatSession, turn: NewTurn) -> HttpResponse:
     """Ask the host and relay its answer: the SSE bytes as they arrive with `X-BooChat-Stream: 1`
     (the page's script); a plain form post waits for the whole answer and redirects back."""
@@ -194,8 +199,7 @@ async def answer_send(request: HttpRequest, session: ChatSession, turn: NewTurn)
 async def chat_send(request: HttpRequest, pk: int) -> HttpResponse:
     """Save the user's message and stream the answer from the session's resolved host. A streamed
     send normally arrives by boochat.handler's short path, which calls the same three steps."""
-    session = await db_threads.run(owned_session, await request.auser(), pk)
-    turn = await db_threads.run(begin_send, request, session)
+    session, turn = await db_threads.run(_owned_and_begun, request, pk)
     if isinstance(turn, HttpResponse):
         return turn
     return await answer_send(request, session, turn)
