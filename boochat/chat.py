@@ -8,7 +8,7 @@ import logging
 import math
 import re
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -58,7 +58,11 @@ def answer_reserve(n_ctx: int) -> int:
 # What a turn reads of each message, built once (read on every chat turn; only ever filtered, which
 # copies it, never evaluated itself).
 _SENT_TO_MODEL = (Message.objects.exclude(state__in=(MessageState.FAILED, MessageState.STREAMING))
-                  .only("id", "role", "content", "tool_calls", "reasoning"))
+                  .only("id", "session_id", "role", "content", "tool_calls", "reasoning"))
+
+
+def _sendable(messages: Iterable[Message]) -> list[Message]:
+    return [m for m in messages if m.role == Message.Role.USER or m.content or m.tool_calls]
 
 
 def active_messages(session: ChatSession, *, compacted: bool = True) -> tuple[Compaction | None, list[Message]]:
@@ -68,7 +72,21 @@ def active_messages(session: ChatSession, *, compacted: bool = True) -> tuple[Co
     messages = _SENT_TO_MODEL.filter(session=session)
     if compaction is not None:
         messages = messages.filter(id__gt=compaction.through_message_id)
-    return compaction, [m for m in messages if m.role == Message.Role.USER or m.content or m.tool_calls]
+    return compaction, _sendable(messages)
+
+
+def active_histories(sessions: list[ChatSession]) -> dict[int, tuple[Compaction | None, list[Message]]]:
+    """active_messages() of each session, by pk: one query for all sessions read with_compacted()
+    that have no compaction, one or two more for each of the others."""
+    plain = [s.pk for s in sessions if getattr(s, "compacted", True) is False]
+    histories: dict[int, tuple[Compaction | None, list[Message]]] = {pk: (None, []) for pk in plain}
+    if plain:
+        for message in _sendable(_SENT_TO_MODEL.filter(session_id__in=plain)):
+            histories[message.session_id][1].append(message)
+    for session in sessions:
+        if session.pk not in histories:
+            histories[session.pk] = active_messages(session)
+    return histories
 
 
 def upstream_messages(route: Route, compaction: Compaction | None, messages: list[Message]) -> list[dict[str, Any]]:
@@ -188,25 +206,49 @@ class NewTurn:
     answer: Message
 
 
-def new_turn(session: ChatSession, question: str) -> NewTurn:
-    """A new turn's database work in one trip: the route, the context size, what the model sees, and
-    the question and answer (streaming) rows saved in one insert; run through db_threads.run, which
-    gives the connection back (what follows waits on the host). A routing error is saved as a failed
-    answer and raised."""
-    asked = Message(session=session, role=Message.Role.USER, content=question)
-    answer = Message(session=session, role=Message.Role.ASSISTANT, state=MessageState.STREAMING, model_id=session.model_id)
+def new_turns(asks: list[tuple[ChatSession, str]]) -> list[NewTurn | Exception]:
+    """Each new turn's database work, all in one trip: its route, its context size, what its model
+    sees, and its question and answer (streaming) rows, every turn's saved in one insert; run
+    through boochat.db_threads, which gives the connection back (what follows waits on a host).
+    A turn that cannot be routed has its answer saved as failed, and its RoutingError in its place;
+    any other failure puts its exception there, with nothing of that turn saved. Never raises.
+
+    Asked together, turns of one session would not see each other: a session's second question is
+    asked after its first is saved. If the batch fails, each turn is tried alone, so that one bad
+    row (a session deleted meanwhile) fails only its own turn."""
+    firsts: dict[int, int] = {}
+    now = [i for i, (session, _) in enumerate(asks) if firsts.setdefault(session.pk, i) == i]
+    later = [i for i in range(len(asks)) if firsts[asks[i][0].pk] != i]
+    results: dict[int, NewTurn | Exception] = {}
+    rows: list[Message] = []
     try:
-        route = resolve(session.model_id)
-    except RoutingError as exc:
-        answer.state, answer.error = MessageState.FAILED, str(exc)
-        Message.objects.bulk_create([asked, answer])
-        raise
-    answer.provider, answer.wire_model, answer.model_id = route.provider, route.wire_model, str(route.ref)
-    n_ctx = context_size_for(session.model_id).tokens
-    # A session read with_compacted() tells whether it has a compaction (chat_views.owned_session).
-    compaction, messages = active_messages(session, compacted=getattr(session, "compacted", True))
-    Message.objects.bulk_create([asked, answer])
-    return NewTurn(route, n_ctx, upstream_messages(route, compaction, [*messages, asked]), answer)
+        # Read before the insert: the new question is added below, and the new answer is not sent.
+        histories = active_histories([asks[i][0] for i in now])
+        for i in now:
+            session, question = asks[i]
+            asked = Message(session=session, role=Message.Role.USER, content=question)
+            answer = Message(session=session, role=Message.Role.ASSISTANT, state=MessageState.STREAMING, model_id=session.model_id)
+            rows += [asked, answer]
+            try:
+                route = resolve(session.model_id)
+            except RoutingError as exc:
+                answer.state, answer.error = MessageState.FAILED, str(exc)
+                results[i] = exc
+                continue
+            answer.provider, answer.wire_model, answer.model_id = route.provider, route.wire_model, str(route.ref)
+            compaction, messages = histories[session.pk]
+            results[i] = NewTurn(route, context_size_for(session.model_id).tokens,
+                                 upstream_messages(route, compaction, [*messages, asked]), answer)
+        Message.objects.bulk_create(rows)
+    except Exception as exc:  # nothing is saved
+        if len(now) == 1:
+            results[now[0]] = exc
+        else:
+            for i in now:
+                results[i] = new_turns([asks[i]])[0]
+    if later:
+        results.update(zip(later, new_turns([asks[i] for i in later]), strict=True))
+    return [results[i] for i in range(len(asks))]
 
 
 async def start_turn(session: ChatSession, turn: NewTurn) -> Turn:

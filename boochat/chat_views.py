@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from django.contrib import messages
+from django.core.handlers.exception import response_for_exception
 from django.http import (
+    Http404,
     HttpRequest,
     HttpResponse,
     JsonResponse,
@@ -19,12 +21,12 @@ from boochat.chat import (
     estimate_tokens,
     generate_title,
     interrupt_stale_answers,
-    new_turn,
+    new_turns,
     relay,
     start_turn,
     upstream_messages,
 )
-from boochat.models import ChatSession, Message
+from boochat.models import ChatSession, Message, MessageState
 from boochat.picker import build_picker
 from boochat.proxy import UpstreamError, sse_response
 from providers.catalog import load_catalog
@@ -152,28 +154,59 @@ def _send_error(request: HttpRequest, session: ChatSession, status: int, message
 _CHAT_SESSIONS = ChatSession.objects.with_compacted()
 
 
+def owned_sessions(wanted: list[tuple[object, int]]) -> list[ChatSession | None]:
+    """For each (user, pk): the user's chat session pk, or None; one query for all."""
+    found = _CHAT_SESSIONS.in_bulk([pk for _, pk in wanted])
+    return [session if (session := found.get(pk)) is not None and session.user_id == user.pk else None
+            for user, pk in wanted]
+
+
 def owned_session(user: object, pk: int) -> ChatSession:
     """The user's chat session `pk`, or 404."""
-    return get_object_or_404(_CHAT_SESSIONS, user=user, pk=pk)
+    session = owned_sessions([(user, pk)])[0]
+    if session is None:
+        raise Http404("No chat session matches the given query.")
+    return session
 
 
-def begin_send(request: HttpRequest, session: ChatSession) -> NewTurn | HttpResponse:
-    """The posted message checked and saved, with its answer row (one trip to the database); or the
-    response that says why not."""
-    content = request.POST.get("content", "").strip()
-    if not content:
-        return _send_error(request, session, 400, "The message is empty.")
-    if len(content) > MAX_MESSAGE_CHARS:
-        return _send_error(request, session, 413, f"The message is longer than {MAX_MESSAGE_CHARS} characters.")
-    try:
-        return new_turn(session, content)
-    except RoutingError as exc:
-        return _send_error(request, session, 400, str(exc))
+def begin_sends(sends: list[tuple[HttpRequest, ChatSession]]) -> list[NewTurn | HttpResponse]:
+    """Each posted message checked and saved, with its answer row (one trip to the database for
+    all, chat.new_turns); or the response that says why not."""
+    results: list[NewTurn | HttpResponse | None] = []
+    asks: list[tuple[ChatSession, str]] = []
+    for request, session in sends:
+        content = request.POST.get("content", "").strip()
+        if not content:
+            results.append(_send_error(request, session, 400, "The message is empty."))
+        elif len(content) > MAX_MESSAGE_CHARS:
+            results.append(_send_error(request, session, 413, f"The message is longer than {MAX_MESSAGE_CHARS} characters."))
+        else:
+            results.append(None)
+            asks.append((session, content))
+    turns = iter(new_turns(asks))
+    for i, (request, session) in enumerate(sends):
+        if results[i] is None:
+            turn = next(turns)
+            if isinstance(turn, RoutingError):
+                results[i] = _send_error(request, session, 400, str(turn))
+            elif isinstance(turn, Exception):
+                results[i] = response_for_exception(request, turn)
+            else:
+                results[i] = turn
+    return results
+
+
+def abandon_turns(begun: list[tuple[ChatSession, NewTurn | HttpResponse] | None]) -> None:
+    """Turns saved for sends whose browser left before their answer started: marked interrupted
+    (boochat.db_threads.Batched's `orphaned`)."""
+    answers = [turn.answer.pk for _, turn in filter(None, begun) if isinstance(turn, NewTurn)]
+    Message.objects.filter(pk__in=answers, state=MessageState.STREAMING).update(
+        state=MessageState.INTERRUPTED, error="The browser left before the answer started.")
 
 
 def _owned_and_begun(request: HttpRequest, pk: int) -> tuple[ChatSession, NewTurn | HttpResponse]:
     session = owned_session(request.user, pk)  # the user, the session and the turn: one trip
-    return session, begin_send(request, session)
+    return session, begin_sends([(request, session)])[0]
 
 
 async def answer_send(request: HttpRequest, session: ChatSession, turn: NewTurn) -> HttpResponse:

@@ -29,13 +29,14 @@ def host():
 def admitted(monkeypatch):
     """What the short path decided, request by request: the session it admitted, or None."""
     seen = []
-    admit = django_application.short_path.admit
+    begin = django_application.sends.work
 
-    def spy(request, match):
-        seen.append(admit(request, match))
-        return seen[-1]
+    def spy(sends):
+        begun = begin(sends)
+        seen.extend(b[0] if b is not None else None for b in begun)
+        return begun
 
-    monkeypatch.setattr(django_application.short_path, "admit", spy)
+    monkeypatch.setattr(django_application.sends, "work", spy)
     return seen
 
 
@@ -119,10 +120,10 @@ def test_bad_input_after_admission_is_the_views_own_answer(alice, host, admitted
 def test_a_failure_after_admission_is_djangos_500_and_logged(alice, host, monkeypatch, caplog):
     client, _, url = alice
 
-    def broken(request, session):
+    def broken(sends):
         raise RuntimeError("the database went away")
 
-    monkeypatch.setattr(chat_views, "begin_send", broken)
+    monkeypatch.setattr(chat_views, "begin_sends", broken)
     with caplog.at_level(logging.ERROR, logger="django.request"):
         response = client.post(url, data={"content": "hi"})
     assert response.status_code == 500
