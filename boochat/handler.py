@@ -12,8 +12,8 @@ Sends that arrive while that thread is busy are admitted together, as one batch
 (db_threads.Batched): the batch reads its sessions, their users (boochat.sessions), its chat
 sessions and their histories in one query each, and saves every question and answer row in one
 insert (chat.new_turns). A lone send is a batch of one; a burst of 500 costs two batches of five
-statements where it cost 3,000 statements (bench/streams_load.py: time to first byte p99 at 500
-chats 6.3-8.6 s before, 2.0-2.6 s after in batches of at most 100, on the same machine).
+statements where it cost 3,000 statements (bench/streams_load.py, 500 chats at once, same machine:
+time to first byte p99 6.3-8.6 s before, 2.0-2.6 s with batches of at most 100, 1.1-1.3 s with 500).
 
 That thread, and the one that saves the answer when it ends, are boochat.db_threads' long-lived
 threads: on SQLite each keeps its connection (a new one costs about a millisecond, and the last one
