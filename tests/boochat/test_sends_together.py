@@ -114,6 +114,31 @@ def test_the_result_of_a_request_that_went_away_is_handed_over():
     assert orphans == ["turn 1"]
 
 
+def test_a_failed_clean_up_fails_no_other_request(caplog):
+    release = threading.Event()
+
+    def work(items):
+        release.wait(5)
+        return items
+
+    def broken(orphans):
+        raise RuntimeError("the database went away")
+
+    batched = db_threads.Batched(work, orphaned=broken)
+
+    async def run():
+        leaving = asyncio.ensure_future(batched.submit(1))
+        await asyncio.sleep(0.05)
+        staying = asyncio.ensure_future(batched.submit(2))  # waits for the batch after the clean-up
+        await asyncio.sleep(0.05)
+        leaving.cancel()
+        release.set()
+        return await asyncio.wait_for(staying, 5)
+
+    assert _run(run) == 2
+    assert "Could not clean up after 1 abandoned requests" in caplog.text
+
+
 # -- new turns, many at once -------------------------------------------------------------------------
 
 
