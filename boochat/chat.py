@@ -278,6 +278,7 @@ async def start_turn(session: ChatSession, turn: NewTurn) -> Turn:
 
 def record_outcome(answer: GeneratedText, acc: StreamAccumulator, state: str, error: str) -> None:
     """Save what a stream brought into an answer row (chat or arena), however it ended."""
+    acc.read()
     answer.content = acc.text
     answer.reasoning = acc.reasoning_text
     answer.tool_calls = acc.tool_call_list()
@@ -316,7 +317,7 @@ async def relay_stream(route: Route, response: UpstreamResponse, answer: Generat
 
     While it streams, what arrived is noted every second and saved with the next batch
     (boochat.partials): a busy database makes those saves later, never the bytes."""
-    acc = StreamAccumulator()
+    acc = StreamAccumulator(lazy=True)  # read once a second (boochat.sse)
     name = f"{route.provider_name} ({route.provider})"
     state, error = MessageState.INTERRUPTED, "Stopped before the answer was complete."
     last_note = time.monotonic()
@@ -326,6 +327,7 @@ async def relay_stream(route: Route, response: UpstreamResponse, answer: Generat
             yield chunk
             if time.monotonic() - last_note > NOTE_EVERY_SECONDS:
                 last_note = time.monotonic()
+                acc.read()
                 partial_answers.note(answer, acc.text, acc.reasoning_text)
         acc.close()
         if acc.error:
