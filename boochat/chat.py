@@ -65,10 +65,9 @@ def _sendable(messages: Iterable[Message]) -> list[Message]:
     return [m for m in messages if m.role == Message.Role.USER or m.content or m.tool_calls]
 
 
-def active_messages(session: ChatSession, *, compacted: bool = True) -> tuple[Compaction | None, list[Message]]:
-    """The latest compaction and the messages after it that still go to the model. `compacted=False`
-    says the caller knows there is no compaction (one query less)."""
-    compaction = session.latest_compaction() if compacted else None
+def active_messages(session: ChatSession) -> tuple[Compaction | None, list[Message]]:
+    """The latest compaction and the messages after it that still go to the model."""
+    compaction = session.latest_compaction()
     messages = _SENT_TO_MODEL.filter(session=session)
     if compaction is not None:
         messages = messages.filter(id__gt=compaction.through_message_id)
