@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
 from typing import Any, Generic, TypeVar
@@ -70,11 +70,13 @@ class Batched(Generic[T, R]):
     one thread hop, and as few queries as `work` can manage, for a burst of requests; a lone request
     is a batch of one. `work` returns one result per item, in order. A result whose request went
     away while it waited is handed to `orphaned` (on the same thread), so that nothing half-done is
-    left behind."""
+    left behind. `run(work, items)` runs a batch somewhere else than on these threads."""
 
     def __init__(self, work: Callable[[list[T]], Sequence[R]], *, limit: int = 100,
-                 orphaned: Callable[[list[R]], None] | None = None) -> None:
-        self.work, self.limit, self.orphaned = work, limit, orphaned
+                 orphaned: Callable[[list[R]], None] | None = None,
+                 run: Callable[[Callable[[list[T]], Sequence[R]], list[T]], Awaitable[Sequence[R]]] = on_shared_threads,
+                 ) -> None:
+        self.work, self.limit, self.orphaned, self.run = work, limit, orphaned, run
         # Per event loop: the items waiting with their futures, and the task that runs the batches.
         self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[list[Any], list[Any]]] = \
             weakref.WeakKeyDictionary()
@@ -96,7 +98,7 @@ class Batched(Generic[T, R]):
                 del waiting[:self.limit]
                 try:
                     # Shielded: the batch's rows are written whatever becomes of the requests.
-                    results = await asyncio.shield(on_shared_threads(self.work, [item for item, _ in taken]))
+                    results = await asyncio.shield(self.run(self.work, [item for item, _ in taken]))
                 except Exception as exc:  # every request of the batch answers with it
                     for _, future in taken:
                         if not future.done():

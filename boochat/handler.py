@@ -18,36 +18,47 @@ time to first byte p99 6.3-8.6 s before, 2.0-2.6 s with batches of at most 100, 
 That thread, and the one that saves the answer when it ends, are boochat.db_threads' long-lived
 threads: on SQLite each keeps its connection (a new one costs about a millisecond, and the last one
 closed checkpoints the WAL), elsewhere the connection goes back to the pool after each piece of
-work. What stays Django's: reading the body, the request signals, disconnects, sending and closing
-the response; its thread-sensitive part (the signals) runs on one long-lived thread shared by all
-sends, where Django would start a thread for each request and another to join it.
+work.
+
+Around the view, the send takes the steps of Django's ASGIHandler.handle() in its order: the body,
+request_started, the request (create_request), the response (send_response), response.close() and
+its request_finished, or request_finished alone when the browser leaves first (then the response's
+stream is closed, and the answer saved as interrupted). What it does not take is handle()'s cost
+per request: request_started is sent for each send, in order, by one hop to a long-lived thread for
+all the sends that arrive together, where Django hops once for each request; and the request is
+made once, from the body in memory. For 500 sends at once that halved the event loop's work, and
+time to first byte p99 went from 337-354 ms to 249-272 ms with the app called directly (385-394 ms
+to 333-373 ms through uvicorn in bench/streams_load.py, which also measures uvicorn's own work).
+That thread runs the sends' thread-sensitive work (the signals) where Django would start a thread
+for each request and another to join it.
 
 Nothing is decided differently. Until the request is accepted (hooks that return a response, a
-hook that raises, a session that is not the user's) nothing has been written, and the original
-request goes through Django's full chain, which answers it as it always does (login redirect, CSRF
-403, bad host 400, 404). The hooks run on a copy of the request, so the full chain starts from the
-request as it arrived, and what the hooks log while trying it is dropped (Django's run logs the
-refusal once). A middleware that is not a MiddlewareMixin, and is not known to do nothing
-for a chat send, turns the short path off.
+hook that raises, a session that is not the user's) nothing has been written, and a new request,
+made from the same scope and body, goes through Django's full chain, which answers it as it always
+does (login redirect, CSRF 403, bad host 400, 404); what the hooks logged while trying it is
+dropped (Django's run logs the refusal once). A body too large for DATA_UPLOAD_MAX_MEMORY_SIZE goes
+to Django's handler whole, which answers it. A middleware that is not a MiddlewareMixin, and is not
+known to do nothing for a chat send, turns the short path off.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextvars import ContextVar
 from io import BytesIO
 from typing import Any
 
 from asgiref.sync import ThreadSensitiveContext, sync_to_async
 from django.conf import settings
 from django.core.exceptions import MiddlewareNotUsed
-from django.core.handlers.asgi import ASGIHandler, ASGIRequest, get_script_prefix
+from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.core.handlers.exception import response_for_exception
+from django.core.signals import request_finished, request_started
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
-from django.urls import Resolver404, ResolverMatch, get_resolver, set_urlconf
+from django.urls import Resolver404, ResolverMatch, get_resolver, set_script_prefix, set_urlconf
 from django.utils.deprecation import MiddlewareMixin
 from django.utils.log import log_response
 from django.utils.module_loading import import_string
@@ -176,7 +187,55 @@ class ShortPath:
 # ends. Streamed chat sends share this one long-lived thread instead: two thread starts less per send
 # (bench/streams_load.py: 4-9 % less worker CPU and 11 MB less RSS at 500 chats).
 _SEND_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chat-send")
-_send_match: ContextVar[ResolverMatch | None] = ContextVar("boochat_chat_send_match", default=None)
+
+
+def _on_send_thread(work: Callable[[list[Any]], list[Any]], items: list[Any]) -> Awaitable[list[Any]]:
+    return sync_to_async(work, thread_sensitive=False, executor=_SEND_THREAD)(items)
+
+
+def _request_started(scopes: list[dict[str, Any]]) -> list[Exception | None]:
+    """Django's request_started for each request, in the order they came, on the send thread (where
+    Django's handler would send it for them); what each raised, or None."""
+    raised: list[Exception | None] = []
+    for scope in scopes:
+        try:
+            request_started.send(sender=Handler, scope=scope)
+        except Exception as exc:  # that request fails as Django's would; the others go on
+            raised.append(exc)
+        else:
+            raised.append(None)
+    return raised
+
+
+async def _receive_body(receive: Callable[[], Awaitable[dict[str, Any]]]) -> list[dict[str, Any]] | None:
+    """The request body's messages as they came (None if the client left first), up to the one that
+    takes it past DATA_UPLOAD_MAX_MEMORY_SIZE."""
+    messages, size, limit = [], 0, settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        messages.append(message)
+        size += len(message.get("body", b""))
+        if not message.get("more_body") or (limit is not None and size > limit):
+            return messages
+
+
+def _replaying(messages: list[dict[str, Any]], receive: Callable[[], Awaitable[dict[str, Any]]]
+               ) -> Callable[[], Awaitable[dict[str, Any]]]:
+    """`receive`, giving `messages` (already received) first."""
+    waiting = list(messages)
+
+    async def replayed() -> dict[str, Any]:
+        return waiting.pop(0) if waiting else await receive()
+
+    return replayed
+
+
+async def _cancel_on_disconnect(receive: Callable[[], Awaitable[dict[str, Any]]], task: asyncio.Task[Any]) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    task.cancel()
 
 
 class Handler(ASGIHandler):
@@ -188,41 +247,55 @@ class Handler(ASGIHandler):
         if self.short_path is not None:
             # At most 500 sends a batch. 500 chats at once, three alternating runs: time to first byte
             # p99 1.44-1.65 s with batches of 100, 1.25-1.28 s with 250, 1.13-1.27 s with 500.
+            self.started = db_threads.Batched(_request_started, limit=500, run=_on_send_thread)
             self.sends = db_threads.Batched(self.short_path.begin, limit=500, orphaned=chat_views.abandon_turns)
 
     async def __call__(self, scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]) -> None:
         match = ShortPath.match(scope) if self.short_path is not None and scope["type"] == "http" else None
         if match is None:
             return await super().__call__(scope, receive, send)
-        token = _send_match.set(match)
-        try:
-            async with ThreadSensitiveContext(executor=_SEND_THREAD):
-                await self.handle(scope, receive, send)
-        finally:
-            _send_match.reset(token)
+        received = await _receive_body(receive)
+        if received is None:
+            return  # the browser left before its request was complete
+        body = b"".join(m.get("body", b"") for m in received)
+        if settings.DATA_UPLOAD_MAX_MEMORY_SIZE is not None and len(body) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+            return await super().__call__(scope, _replaying(received, receive), send)  # Django says it is too large
+        async with ThreadSensitiveContext(executor=_SEND_THREAD):
+            await self._handle_send(scope, body, receive, send, match)
 
-    async def get_response_async(self, request: HttpRequest) -> HttpResponseBase:
-        match = _send_match.get()
-        if match is not None and (response := await self._chat_send(request, match)) is not None:
-            response._resource_closers.append(request.close)  # the copy's is there already
-            if response.status_code >= 400:
-                await sync_to_async(log_response, thread_sensitive=False)(
-                    "%s: %s", response.reason_phrase, request.path, response=response, request=request)
-            return response
-        return await super().get_response_async(request)
-
-    async def _chat_send(self, original: HttpRequest, match: ResolverMatch) -> HttpResponseBase | None:
+    async def _handle_send(self, scope: dict[str, Any], body: bytes, receive: Callable[..., Any],
+                           send: Callable[..., Any], match: ResolverMatch) -> None:
+        """What Django's handle() does, with the request signal and the send's admission each shared
+        by the sends that arrive together."""
+        set_script_prefix(get_script_prefix(scope))
         set_urlconf(settings.ROOT_URLCONF)
-        try:
-            body = original.body
-        except Exception:  # too large, or unreadable: Django's chain says so
-            return None
-        request = ASGIRequest(original.scope, BytesIO(body))
-        request.resolver_match = match
         db_threads.use_shared_threads()  # for the answer's final save
+        task = asyncio.current_task()
+        assert task is not None
+        watcher = asyncio.ensure_future(_cancel_on_disconnect(receive, task))
+        try:
+            if (raised := await self.started.submit(scope)) is not None:
+                raise raised
+            request, response = self.create_request(scope, BytesIO(body))
+            if request is not None:
+                request.resolver_match = match
+                response = await self._respond(request, body, match)
+            await self.send_response(response, send)
+        except asyncio.CancelledError:
+            if not watcher.done() or watcher.cancelled():
+                raise
+            task.uncancel()  # the browser left: as Django, the request ends here
+            await request_finished.asend(sender=self.__class__)
+            return
+        finally:
+            watcher.cancel()
+        await sync_to_async(response.close)()
+
+    async def _respond(self, request: HttpRequest, body: bytes, match: ResolverMatch) -> HttpResponseBase:
         begun = await self.sends.submit((request, match))
-        if begun is None:
-            return None
+        if begun is None:  # refused before anything was written: Django's full chain answers
+            original, _ = self.create_request(request.scope, BytesIO(body))
+            return await self.run_get_response(original)
         session, turn = begun
         if isinstance(turn, HttpResponseBase):
             response = turn
@@ -232,6 +305,9 @@ class Handler(ASGIHandler):
             except Exception as exc:
                 response = await sync_to_async(response_for_exception)(request, exc)
         response._resource_closers.append(request.close)
+        if response.status_code >= 400:
+            await sync_to_async(log_response, thread_sensitive=False)(
+                "%s: %s", response.reason_phrase, request.path, response=response, request=request)
         session_changed = getattr(request, "session", None) is not None and request.session.modified
         if session_changed or settings.SESSION_SAVE_EVERY_REQUEST:
             return await sync_to_async(self.short_path.respond)(request, response)  # the session middleware saves it

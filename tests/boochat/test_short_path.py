@@ -219,3 +219,67 @@ def test_sends_share_one_thread_for_djangos_thread_sensitive_work(alice, host, a
     assert [type(s) for s in admitted] == [ChatSession, ChatSession]
     assert len(sends) == 4 and len(set(sends)) == 1 and sends[0].name.startswith("chat-send")
     assert len(other) == 2 and not any(t.name.startswith("chat-send") for t in other)
+
+
+def test_request_signals_are_sent_once_for_each_send_taken_or_refused(alice, host, admitted):
+    import threading
+
+    from django.core.signals import request_finished, request_started
+
+    client, _, url = alice
+    sent, finished = [], threading.Event()
+
+    def started(sender, scope, **kwargs):
+        sent.append(("started", scope["path"]))
+
+    def ended(sender, **kwargs):
+        sent.append(("finished", None))
+        if len(sent) == 4:
+            finished.set()
+
+    request_started.connect(started)
+    request_finished.connect(ended)
+    try:
+        assert _send(client, url).status_code == 200
+        assert client.post(url, data={"content": "hi"}, headers={"X-CSRFToken": "wrong"}).status_code == 403
+        assert finished.wait(5)
+    finally:
+        request_started.disconnect(started)
+        request_finished.disconnect(ended)
+    assert [type(s) if s else s for s in admitted] == [ChatSession, None]  # the second was refused
+    assert sent == [("started", url), ("finished", None)] * 2
+
+
+def test_a_request_started_receiver_that_raises_fails_its_own_request_only(alice, host):
+    from django.core.signals import request_started
+
+    from boochat.handler import _request_started
+
+    client, session, url = alice
+
+    def fails_for_this_send(sender, scope, **kwargs):
+        if scope["path"] == url:
+            raise RuntimeError("a receiver failed")
+
+    request_started.connect(fails_for_this_send)
+    try:
+        other = {"type": "http", "path": "/chat/"}
+        outcome = _request_started([{"type": "http", "path": url}, other])
+        assert [type(o) for o in outcome] == [RuntimeError, type(None)]
+        response = client.post(url, data={"content": "hi"})
+    finally:
+        request_started.disconnect(fails_for_this_send)
+    assert response.status_code == 500  # as Django's handler: the server answers it
+    assert not Message.objects.exists() and host.requests_to("/v1/chat/completions") == []
+    assert _send(client, url).status_code == 200
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_a_body_too_large_for_django_gets_djangos_answer(alice, host, admitted, settings, chunked):
+    client, _, url = alice
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    body = b"content=" + b"x" * 2000
+    content = (body[i:i + 300] for i in range(0, len(body), 300)) if chunked else body
+    response = client.post(url, content=content, headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert response.status_code == 400
+    assert admitted == [] and not Message.objects.exists()
