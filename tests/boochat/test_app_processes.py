@@ -1,8 +1,11 @@
 """BooChat as production runs it (gunicorn + uvicorn worker processes) on the test database: two
 processes share it without losing writes, and one killed mid-answer leaves its partial answer."""
 
+import json
 import os
 import signal
+import subprocess
+import sys
 import time
 
 import httpx
@@ -99,3 +102,18 @@ def test_two_app_processes_on_one_database_lose_nothing(app_process, django_user
     for session in sessions:
         roles = list(session.messages.values_list("role", "state"))
         assert roles == [("user", "complete"), ("assistant", "complete")]
+
+
+def test_a_worker_takes_what_it_loaded_out_of_the_garbage_collectors_work():
+    # gunicorn calls post_worker_init once the worker has loaded the app (boochat.gunicorn_conf).
+
+    from django.conf import settings
+
+    script = ("import gc, json; import boochat.asgi; from boochat import gunicorn_conf; "
+              "gunicorn_conf.post_worker_init(None); print(json.dumps([gc.get_freeze_count(), gc.get_threshold()]))")
+    env = {**os.environ, "BOOCHAT_ALLOWED_HOSTS": "127.0.0.1", "BOOCHAT_SECRET_KEY": settings.SECRET_KEY}
+    out = subprocess.run([sys.executable, "-c", script], cwd=settings.BASE_DIR, env=env, capture_output=True,
+                         text=True, check=True).stdout
+    frozen, threshold = json.loads(out)
+    assert frozen > 20_000  # Django, the app and their modules: never garbage while the worker runs
+    assert threshold == [10_000, 10, 10]
