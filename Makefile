@@ -44,11 +44,11 @@ $(CHROMIUM):
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver
 
 # Every benchmark, a summary table, and bench/results/latest.json. STREAMS="200 500 1000" for more;
-# RAMP=1 starts the concurrent streams over one second instead of all at the same moment;
-# BENCH_WORKERS=2 runs the app with two uvicorn workers (what `make serve` runs on two cores).
+# RAMP=1 starts the concurrent streams over one second instead of all at the same moment. The app runs
+# with as many uvicorn workers as `make serve` (one per core); BENCH_WORKERS=1 gives figures per worker.
 STREAMS ?= 500
 RAMP ?= 0
-BENCH_WORKERS ?= 1
+BENCH_WORKERS ?= $(WORKERS)
 bench: install
 	BOOCHAT_BENCH_WORKERS=$(BENCH_WORKERS) $(BIN)/python bench/run_all.py --streams $(STREAMS) --ramp $(RAMP)
 

@@ -6,7 +6,8 @@ The app runs under gunicorn with uvicorn workers (harness.WORKERS); everything o
 
 When a LiteLLM proxy is installed (`pip install 'litellm[proxy]'`, found on PATH or named by
 BOOCHAT_BENCH_LITELLM), the same load also runs against it, configured with the same fake hosts,
-so BooChat and the peer gateway are compared in one run (offline: no cost map download, no telemetry).
+so BooChat and the peer gateway are compared in one run, with as many workers each (offline: no cost
+map download, no telemetry).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from harness import STACK, fake_host_process, free_port, percentile, record, running_app, setup_django
+from harness import STACK, WORKERS, fake_host_process, free_port, percentile, record, running_app, setup_django
 
 setup_django()
 
@@ -84,7 +85,8 @@ def litellm_proxy(hosts: dict[str, str]) -> Iterator[tuple[str, dict[str, str]] 
     port, master_key = free_port(), "sk-bench-" + "0" * 32
     env = {**os.environ, "LITELLM_MASTER_KEY": master_key, "LITELLM_LOCAL_MODEL_COST_MAP": "True",
            "LITELLM_LOG": "ERROR"}
-    proxy = subprocess.Popen([binary, "--config", str(config), "--port", str(port), "--telemetry", "False"],
+    proxy = subprocess.Popen([binary, "--config", str(config), "--port", str(port), "--telemetry", "False",
+                              "--num_workers", str(WORKERS)],  # as many as BooChat has
                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:

@@ -13,9 +13,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-# uvicorn workers under gunicorn: 1 by default (figures per worker); `make bench BENCH_WORKERS=2` for
-# what `make serve` runs on a 2-core machine.
-WORKERS = int(os.environ.get("BOOCHAT_BENCH_WORKERS", "1"))
+# uvicorn workers under gunicorn: one per core, as `make serve` runs them; `make bench BENCH_WORKERS=1`
+# for figures per worker.
+WORKERS = int(os.environ.get("BOOCHAT_BENCH_WORKERS") or len(os.sched_getaffinity(0)))
 STACK = f"gunicorn + {WORKERS} uvicorn worker{'s' if WORKERS > 1 else ''}"
 
 

@@ -12,6 +12,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from harness import STACK
+
 HERE = Path(__file__).resolve().parent
 BENCHMARKS = ["picker_render.py", "models_api.py", "chat_relay.py", "gateway.py", "streams_load.py"]
 
@@ -27,7 +29,7 @@ def main() -> int:
         if result.returncode:
             failed.append(script)
     rows = [json.loads(line) for line in out.read_text().splitlines()]
-    print("\n== summary")
+    print(f"\n== summary (app: {STACK})")
     name_width = max([len("benchmark")] + [len(r["benchmark"]) for r in rows]) + 2
     figure_width = max([len("figure")] + [len(r["figure"]) for r in rows]) + 2
     print(f"  {'benchmark':{name_width}}{'figure':{figure_width}}{'BooChat':>14}{'direct':>12}{'ratio':>10}  target")
@@ -41,7 +43,7 @@ def main() -> int:
     results = HERE / "results"
     results.mkdir(exist_ok=True)
     report = {"when": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-              "python": platform.python_version(), "figures": rows, "failed": failed}
+              "python": platform.python_version(), "app": STACK, "figures": rows, "failed": failed}
     (results / "latest.json").write_text(json.dumps(report, indent=2))
     print(f"\nwritten to {results / 'latest.json'}" + (f"; failed: {', '.join(failed)}" if failed else ""))
     return 1 if failed else 0
