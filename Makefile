@@ -46,11 +46,13 @@ $(CHROMIUM):
 # Every benchmark, a summary table, and bench/results/latest.json. STREAMS="200 500 1000" for more;
 # RAMP=1 starts the concurrent streams over one second instead of all at the same moment. The app runs
 # with as many uvicorn workers as `make serve` (one per core); BENCH_WORKERS=1 gives figures per worker.
+# The streams benchmark reports the medians of ROUNDS rounds.
 STREAMS ?= 500
 RAMP ?= 0
+ROUNDS ?= 3
 BENCH_WORKERS ?= $(WORKERS)
 bench: install
-	BOOCHAT_BENCH_WORKERS=$(BENCH_WORKERS) $(BIN)/python bench/run_all.py --streams $(STREAMS) --ramp $(RAMP)
+	BOOCHAT_BENCH_WORKERS=$(BENCH_WORKERS) $(BIN)/python bench/run_all.py --streams $(STREAMS) --ramp $(RAMP) --rounds $(ROUNDS)
 
 check: install
 	$(BIN)/python manage.py check
