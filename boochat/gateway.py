@@ -29,7 +29,14 @@ from django.utils import timezone
 
 from boochat import db_threads
 from boochat.models import GatewayKey
-from boochat.proxy import UpstreamError, error_from_response, read_error_body, send_to, transport_error
+from boochat.proxy import (
+    UpstreamError,
+    cancel_on_disconnect,
+    error_from_response,
+    read_error_body,
+    send_to,
+    transport_error,
+)
 from providers.catalog import load_catalog
 from providers.http import TransportError, UpstreamResponse
 from providers.routing import (
@@ -306,13 +313,7 @@ async def _relay(reply: StreamReply, send: Callable[[dict[str, Any]], Awaitable[
     """Pass the host's events on as they arrive. When the client leaves, the host's connection is
     closed at once (even while the host is quiet), so it stops generating."""
     relaying = asyncio.current_task()
-
-    async def watch() -> None:
-        while (await receive())["type"] != "http.disconnect":
-            pass
-        relaying.cancel()
-
-    watcher = asyncio.ensure_future(watch())
+    watcher = asyncio.ensure_future(cancel_on_disconnect(receive, relaying))
     try:
         await send({"type": "http.response.start", "status": 200, "headers": _header_list(
             reply.content_type, {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})})

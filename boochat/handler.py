@@ -66,6 +66,7 @@ from django.utils.module_loading import import_string
 from boochat import chat_views, db_threads
 from boochat.chat import NewTurn
 from boochat.models import ChatSession
+from boochat.proxy import cancel_on_disconnect
 from boochat.sessions import read_together
 
 logger = logging.getLogger(__name__)
@@ -232,12 +233,6 @@ def _replaying(messages: list[dict[str, Any]], receive: Callable[[], Awaitable[d
     return replayed
 
 
-async def _cancel_on_disconnect(receive: Callable[[], Awaitable[dict[str, Any]]], task: asyncio.Task[Any]) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
-    task.cancel()
-
-
 class Handler(ASGIHandler):
     """Django's ASGIHandler; streamed chat sends take the short path (module docstring)."""
 
@@ -272,7 +267,7 @@ class Handler(ASGIHandler):
         db_threads.use_shared_threads()  # for the answer's final save
         task = asyncio.current_task()
         assert task is not None
-        watcher = asyncio.ensure_future(_cancel_on_disconnect(receive, task))
+        watcher = asyncio.ensure_future(cancel_on_disconnect(receive, task))
         try:
             if (raised := await self.started.submit(scope)) is not None:
                 raise raised

@@ -3,8 +3,9 @@ messages that name the provider. Every call goes through a `Route` from `provide
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -23,6 +24,14 @@ def sse_response(stream: AsyncIterator[bytes], *, content_type: str = "text/even
     return StreamingHttpResponse(stream, content_type=content_type, headers={
         "Cache-Control": "no-cache", "X-Accel-Buffering": "no", **(headers or {}),
     })
+
+
+async def cancel_on_disconnect(receive: Callable[[], Awaitable[dict[str, Any]]], task: asyncio.Task[Any]) -> None:
+    """Cancel `task` when the ASGI client disconnects: a relay run alongside this stops at once, even
+    while its host is quiet, and closing the host's connection tells the host to stop generating."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    task.cancel()
 
 
 class UpstreamError(Exception):
