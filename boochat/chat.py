@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import math
@@ -220,6 +221,8 @@ def new_turns(asks: list[tuple[ChatSession, str]]) -> list[NewTurn | Exception]:
     later = [i for i in range(len(asks)) if firsts[asks[i][0].pk] != i]
     results: dict[int, NewTurn | Exception] = {}
     rows: list[Message] = []
+    # Once per model in the batch, not per turn: with REDIS_URL a context size is a trip to Redis.
+    route_of, context_of = functools.cache(resolve), functools.cache(context_size_for)
     try:
         # Read before the insert: the new question is added below, and the new answer is not sent.
         histories = active_histories([asks[i][0] for i in now])
@@ -229,14 +232,14 @@ def new_turns(asks: list[tuple[ChatSession, str]]) -> list[NewTurn | Exception]:
             answer = Message(session=session, role=Message.Role.ASSISTANT, state=MessageState.STREAMING, model_id=session.model_id)
             rows += [asked, answer]
             try:
-                route = resolve(session.model_id)
+                route = route_of(session.model_id)
             except RoutingError as exc:
                 answer.state, answer.error = MessageState.FAILED, str(exc)
                 results[i] = exc
                 continue
             answer.provider, answer.wire_model, answer.model_id = route.provider, route.wire_model, str(route.ref)
             compaction, messages = histories[session.pk]
-            results[i] = NewTurn(route, context_size_for(session.model_id).tokens,
+            results[i] = NewTurn(route, context_of(session.model_id).tokens,
                                  upstream_messages(route, compaction, [*messages, asked]), answer)
         Message.objects.bulk_create(rows)
     except Exception as exc:  # nothing is saved

@@ -170,6 +170,26 @@ def test_turns_asked_together_are_saved_as_if_asked_one_by_one(host, django_user
     assert list(nowhere.messages.values_list("role", "state")) == [("user", "complete"), ("assistant", "failed")]
 
 
+@pytest.mark.django_db
+def test_turns_asked_together_look_up_each_model_once(host, django_user_model, monkeypatch):
+    from boochat import chat
+
+    user = django_user_model.objects.create_user("alice")
+    sessions = [ChatSession.objects.create(user=user, model_id=model_id)
+                for model_id in ("sam-desktop/qwen3-8b", "sam-desktop/qwen3-8b", "sam-desktop/gemma-3-4b", "qwen3-8b")]
+    looked_up = []
+    for name in ("resolve", "context_size_for"):
+        original = getattr(chat, name)
+        monkeypatch.setattr(chat, name, lambda model_id, name=name, original=original: (
+            looked_up.append((name, model_id)), original(model_id))[1])
+
+    turns = new_turns([(session, "hi") for session in sessions])
+
+    assert [turn.route.wire_model for turn in turns] == ["qwen3-8b", "qwen3-8b", "gemma-3-4b", "qwen3-8b"]
+    assert sorted(looked_up) == sorted((name, model_id) for name in ("resolve", "context_size_for")
+                                       for model_id in ("sam-desktop/qwen3-8b", "sam-desktop/gemma-3-4b", "qwen3-8b"))
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_turn_that_cannot_be_saved_fails_alone(host, django_user_model):
     user = django_user_model.objects.create_user("alice")
