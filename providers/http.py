@@ -117,10 +117,11 @@ def _session() -> aiohttp.ClientSession:
     if session is None or session.closed:
         connector = aiohttp.TCPConnector(limit=0, ssl=tls_context(), keepalive_timeout=30, enable_cleanup_closed=True)
         # Bytes are relayed as the host sends them: never ask for compression (aiohttp would ask for
-        # gzip) and never decompress.
+        # gzip) and never decompress. No cookie jar: the session carries every user's requests, and
+        # a cookie a host sets (a cloud API's load balancer does) must not go with anyone else's.
         session = _sessions[loop] = aiohttp.ClientSession(
             connector=connector, auto_decompress=False, trust_env=False, skip_auto_headers=("User-Agent",),
-            headers={"Accept-Encoding": "identity"},
+            headers={"Accept-Encoding": "identity"}, cookie_jar=aiohttp.DummyCookieJar(),
         )
         keeper = loop.create_task(_close_with_loop(session))
         _keepers.add(keeper)
