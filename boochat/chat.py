@@ -19,6 +19,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from boochat import db_threads
+from boochat.inserts import insert_new
 from boochat.models import ChatSession, Compaction, GeneratedText, Message, MessageState
 from boochat.partials import partial_answers
 from boochat.proxy import UpstreamError, answer_text, complete_chat, open_chat_stream
@@ -208,7 +209,7 @@ class NewTurn:
 
 def new_turns(asks: list[tuple[ChatSession, str]]) -> list[NewTurn | Exception]:
     """Each new turn's database work, all in one trip: its route, its context size, what its model
-    sees, and its question and answer (streaming) rows, every turn's saved in one insert; run
+    sees, and its question and answer (streaming) rows, every turn's saved in one insert (boochat.inserts); run
     through boochat.db_threads, which gives the connection back (what follows waits on a host).
     A turn that cannot be routed has its answer saved as failed, and its RoutingError in its place;
     any other failure puts its exception there, with nothing of that turn saved. Never raises.
@@ -241,7 +242,7 @@ def new_turns(asks: list[tuple[ChatSession, str]]) -> list[NewTurn | Exception]:
             compaction, messages = histories[session.pk]
             results[i] = NewTurn(route, context_of(session.model_id).tokens,
                                  upstream_messages(route, compaction, [*messages, asked]), answer)
-        Message.objects.bulk_create(rows)
+        insert_new(rows)
     except Exception as exc:  # nothing is saved
         if len(now) == 1:
             results[now[0]] = exc
