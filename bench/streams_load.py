@@ -6,8 +6,9 @@ and directly to the fake host for reference, it prints: completed, errors, time 
 inter-chunk lag p99 (how late each chunk arrives against the host's 50 ms schedule) and the app
 worker's peak memory. The three paths take turns, three rounds of each (`--rounds`), and the
 figures are the rounds' medians with their range: on a shared machine one round's p99 varies by
-20-30 %. The client is a minimal asyncio HTTP reader so that it is not the bottleneck. Loopback
-only; every run is bounded by its stream length plus a timeout.
+20-30 %. The client is an asyncio protocol that only timestamps and counts what arrives, so that it
+takes as little as it can of the cores it shares with the app. Loopback only; every run is bounded by
+its stream length plus a timeout.
 """
 
 from __future__ import annotations
