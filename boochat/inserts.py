@@ -11,7 +11,7 @@ for a few milliseconds, and a row costs 27 us. What is saved is the same, field 
 pre_save and get_db_prep_save), and so is how: one transaction, in batches of the backend's
 bulk_batch_size, the new primary keys read back with RETURNING. Where any of that does not hold (a
 backend that cannot return the keys, a field with its own placeholder, a generated field, a row with
-its primary key set), bulk_create() does the work.
+its primary key set, a value that is an expression), bulk_create() does the work.
 """
 
 from __future__ import annotations
@@ -45,11 +45,17 @@ def insert_new(objs: Sequence[Model]) -> None:
             value = field.pre_save(obj, True)
             try:
                 row.append(seen[type(value), value])  # the type too: JSON true and 1 are equal in Python
+                continue
             except KeyError:
-                seen[type(value), value] = db_value = field.get_db_prep_save(value, connection)
-                row.append(db_value)
+                pass
             except TypeError:  # unhashable (a dict for a JSON field): prepared each time
                 row.append(field.get_db_prep_save(value, connection))
+                continue
+            if hasattr(value, "as_sql"):  # an expression (a database default, F()...): Django compiles it
+                model._default_manager.bulk_create(objs)
+                return
+            seen[type(value), value] = db_value = field.get_db_prep_save(value, connection)
+            row.append(db_value)
         rows.append(row)
     quote = connection.ops.quote_name
     head = (f"INSERT INTO {quote(opts.db_table)} ({', '.join(quote(f.column) for f in fields)}) VALUES ")

@@ -2,6 +2,8 @@
 
 import pytest
 from django.db import IntegrityError
+from django.db.models import Value
+from django.db.models.functions import Upper
 from django.forms.models import model_to_dict
 
 from boochat.inserts import insert_new
@@ -57,6 +59,16 @@ def test_more_rows_than_one_statement_takes_keep_their_order(session):
 
     assert Message.objects.count() == 300
     assert [(r.pk, r.content) for r in rows] == list(Message.objects.order_by("pk").values_list("pk", "content"))
+
+
+@pytest.mark.django_db
+def test_an_expression_is_left_to_django(session):
+    rows = turn(session, "plain") + [Message(session=session, role="user", content=Upper(Value("shouted")))]
+
+    insert_new(rows)
+
+    assert list(Message.objects.order_by("pk").values_list("content", flat=True)) == ["plain", "", "SHOUTED"]
+    assert all(row.pk is not None for row in rows)
 
 
 @pytest.mark.django_db(transaction=True)
