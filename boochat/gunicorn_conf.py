@@ -1,9 +1,12 @@
-"""gunicorn settings for `make run` and production: ASGI workers, provider sync once at start-up."""
+"""gunicorn settings for `make run` and production: ASGI workers, provider sync once at start-up,
+each worker's collector tuned and its model lists read as it starts."""
 
 from __future__ import annotations
 
 import gc
+import logging
 import os
+import threading
 
 bind = os.environ.get("BOOCHAT_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("BOOCHAT_WORKERS", "1"))
@@ -50,7 +53,30 @@ def post_worker_init(worker) -> None:  # noqa: ANN001
     directly). Full collections, cheap once the app is frozen, come after every second collection
     of the middle generation instead of every tenth: with 10 the worker's memory grew by 7 MB with
     each round of 500 gateway and 500 chat streams (102 to 136 MB in six), with 1 it stays as
-    without any of this (103 to 109 MB; 103 to 110 MB untuned)."""
+    without any of this (103 to 109 MB; 103 to 110 MB untuned). Then the worker reads the model
+    lists in the background (_warm_caches)."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(10_000, 10, 1)
+    threading.Thread(target=_warm_caches, name="warm-caches", daemon=True).start()
+
+
+def _warm_caches() -> None:
+    """Read the hosts' model lists (and the context sizes of the models they have loaded) into this
+    worker's cache now, in the background. Else the first chat sends after a start wait on it: their
+    batch looks the context size up, which fetches what is not cached from the host, 64-74 ms in a
+    burst of 500 (bench/streams_load.py), up to the host's timeout if it is slow; meanwhile every send
+    of the batch waits."""
+    from django.db import connections
+
+    from providers.catalog import load_catalog
+    from providers.context import context_size_for
+
+    try:
+        for model in load_catalog().models:
+            if model.loaded:
+                context_size_for(model.id)
+    except Exception:  # the first request will try again, as it always did
+        logging.getLogger("boochat").warning("Could not read the model lists at start-up", exc_info=True)
+    finally:
+        connections.close_all()  # this thread's

@@ -110,10 +110,22 @@ def test_a_worker_takes_what_it_loaded_out_of_the_garbage_collectors_work():
     from django.conf import settings
 
     script = ("import gc, json; import boochat.asgi; from boochat import gunicorn_conf; "
-              "gunicorn_conf.post_worker_init(None); print(json.dumps([gc.get_freeze_count(), gc.get_threshold()]))")
+              "gunicorn_conf.post_worker_init(None); print(json.dumps([gc.get_freeze_count(), gc.get_threshold()]), flush=True); "
+              "import os; os._exit(0)")  # not waiting for the caches it starts to warm
     env = {**os.environ, "BOOCHAT_ALLOWED_HOSTS": "127.0.0.1", "BOOCHAT_SECRET_KEY": settings.SECRET_KEY}
     out = subprocess.run([sys.executable, "-c", script], cwd=settings.BASE_DIR, env=env, capture_output=True,
                          text=True, check=True).stdout
     frozen, threshold = json.loads(out)
     assert frozen > 20_000  # Django, the app and their modules: never garbage while the worker runs
     assert threshold == [10_000, 10, 1]
+
+
+def test_a_new_worker_reads_the_model_lists_before_anyone_asks(app_process):
+    # Else the first chat sends of a burst wait on the host for the context size (boochat.gunicorn_conf).
+    with FakeLlamaSwap([FakeModel("qwen3-8b", loaded=True)]) as host:
+        make_provider(slug="sam-desktop", base_url=host.url, is_default=True)
+        app_process()  # only /healthz is asked
+        deadline = time.monotonic() + 10
+        while not host.requests_to("/v1/models") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert host.requests_to("/v1/models")
