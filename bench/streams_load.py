@@ -3,8 +3,10 @@
 Each stream sends one chunk every 50 ms for 10 s (200 chunks), like a model generating slowly. For
 N streams at once (default 500; `--streams 200 500 1000`), through the chat proxy and the gateway,
 and directly to the fake host for reference, it prints: completed, errors, time to first byte p99,
-inter-chunk lag p99 (how late each chunk arrives against the host's 50 ms schedule) and the app
-worker's peak memory. The three paths take turns, three rounds of each (`--rounds`), and the
+inter-chunk lag p99 (how late each chunk arrives against the host's 50 ms schedule), the app
+worker's peak memory, and how the workers shared the burst of new streams: the CPU the busiest worker
+used until the last stream had its first byte, and its share of all the workers' CPU in that time
+(with streams all started at once, TTFB p99 follows it). The three paths take turns, three rounds of each (`--rounds`), and the
 figures are the rounds' medians with their range: on a shared machine one round's p99 varies by
 20-30 %. The client is an asyncio protocol that only timestamps and counts what arrives, so that it
 takes as little as it can of the cores it shares with the app. Loopback only; every run is bounded by
@@ -20,6 +22,7 @@ import os
 import statistics
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -40,11 +43,17 @@ CHUNKS, INTERVAL = 200, 0.05
 
 
 class Result:
-    def __init__(self) -> None:
+    def __init__(self, expected: int = 0, at_last_first_byte: Callable[[], None] | None = None) -> None:
         self.ttfb: list[float] = []
         self.lags: list[float] = []
         self.completed = 0
         self.errors: list[str] = []
+        self.expected, self.at_last_first_byte = expected, at_last_first_byte
+
+    def first_byte(self, ms: float) -> None:
+        self.ttfb.append(ms)
+        if len(self.ttfb) == self.expected and self.at_last_first_byte is not None:
+            self.at_last_first_byte()
 
 
 class StreamReader(asyncio.Protocol):
@@ -84,7 +93,7 @@ class StreamReader(asyncio.Protocol):
                 return
         if self.first_at is None or self.first_at < 0:
             self.first_at = now
-            self.result.ttfb.append((now - self.started) * 1000)
+            self.result.first_byte((now - self.started) * 1000)
         for _ in range(data.count(b"data: ")):
             self.result.lags.append(max(0.0, (now - self.first_at - self.events * INTERVAL) * 1000))
             self.events += 1
@@ -129,17 +138,19 @@ def post(url: str, body: bytes, headers: dict[str, str]) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
-async def run_streams(requests: list[tuple[str, bytes]], ramp: float) -> Result:
-    """All streams at once (ramp 0), or their starts spread evenly over `ramp` seconds."""
-    result = Result()
+async def run_streams(requests: list[tuple[str, bytes]], ramp: float,
+                      at_last_first_byte: Callable[[], None] | None = None) -> Result:
+    """All streams at once (ramp 0), or their starts spread evenly over `ramp` seconds;
+    `at_last_first_byte` is called when every stream has had its first byte."""
+    result = Result(len(requests), at_last_first_byte)
     await asyncio.gather(*(one_stream(url, request, result, ramp * i / len(requests))
                            for i, (url, request) in enumerate(requests)))
     return result
 
 
-def worker_rss_mb(master_pid: int) -> float:
-    """Resident memory of the largest of the gunicorn master's children (the uvicorn workers)."""
-    largest = 0
+def _workers(master_pid: int) -> dict[int, dict[str, str]]:
+    """The gunicorn master's children (the uvicorn workers): pid -> fields of /proc/<pid>/status."""
+    found = {}
     for status in Path("/proc").glob("[0-9]*/status"):
         try:
             text = status.read_text()
@@ -147,8 +158,24 @@ def worker_rss_mb(master_pid: int) -> float:
             continue
         fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
         if fields.get("PPid", "").strip() == str(master_pid):
-            largest = max(largest, int(fields.get("VmRSS", "0 kB").split()[0]))
-    return largest / 1024
+            found[int(status.parent.name)] = fields
+    return found
+
+
+def worker_rss_mb(master_pid: int) -> float:
+    """Resident memory of the largest uvicorn worker."""
+    return max((int(f.get("VmRSS", "0 kB").split()[0]) for f in _workers(master_pid).values()), default=0) / 1024
+
+
+def cpu_ms(pid: int) -> float:
+    """CPU time used so far by all of a process's threads, in ms (the scheduler's own count, in ns)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").glob("*/schedstat"):
+        try:
+            total += int(task.read_text().split()[0])
+        except (OSError, ValueError):
+            continue
+    return total / 1e6
 
 
 def measure(label: str, requests: list[tuple[str, bytes]], master_pid: int | None, ramp: float) -> dict:
@@ -161,10 +188,19 @@ def measure(label: str, requests: list[tuple[str, bytes]], master_pid: int | Non
                 peak[0] = max(peak[0], worker_rss_mb(master_pid))
             time.sleep(0.2)
 
+    # Each worker's CPU from the first connection to the last stream's first byte: the busiest one's
+    # share says how evenly the workers took the streams as they came, which TTFB p99 follows.
+    pids = sorted(_workers(master_pid)) if master_pid else []
+    cpu_before = [cpu_ms(pid) for pid in pids]
+    burst_cpu: list[float] = []
+
+    def at_last_first_byte() -> None:
+        burst_cpu.extend(cpu_ms(pid) - before for pid, before in zip(pids, cpu_before, strict=True))
+
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     started = time.perf_counter()
-    result = asyncio.run(run_streams(requests, ramp))
+    result = asyncio.run(run_streams(requests, ramp, at_last_first_byte))
     stop.set()
     sampler.join()
     return {"label": label, "n": len(requests), "completed": result.completed, "errors": len(result.errors),
@@ -172,7 +208,8 @@ def measure(label: str, requests: list[tuple[str, bytes]], master_pid: int | Non
             "ttfb_p99": percentile(result.ttfb, 99) if result.ttfb else float("nan"),
             "ttfb_p50": statistics.median(result.ttfb) if result.ttfb else float("nan"),
             "lag_p99": percentile(result.lags, 99) if result.lags else float("nan"),
-            "rss_mb": peak[0], "seconds": time.perf_counter() - started}
+            "rss_mb": peak[0], "seconds": time.perf_counter() - started,
+            "burst_cpu_ms": max(burst_cpu, default=0.0), "burst_share": max(burst_cpu) / sum(burst_cpu) if sum(burst_cpu) else None}
 
 
 def summarize(runs: list[dict]) -> dict:
@@ -183,7 +220,9 @@ def summarize(runs: list[dict]) -> dict:
             "error_kinds": sorted({kind for r in runs for kind in r["error_kinds"]})[:3],
             "ttfb_p50": statistics.median(r["ttfb_p50"] for r in runs), "ttfb_p99": statistics.median(ttfb),
             "ttfb_p99_range": (ttfb[0], ttfb[-1]), "lag_p99": statistics.median(lag), "lag_p99_range": (lag[0], lag[-1]),
-            "rss_mb": max(r["rss_mb"] for r in runs)}
+            "rss_mb": max(r["rss_mb"] for r in runs),
+            "burst_share": statistics.median(shares) if (shares := [r["burst_share"] for r in runs if r["burst_share"]]) else None,
+            "burst_cpu_ms": statistics.median(r["burst_cpu_ms"] for r in runs)}
 
 
 def main() -> None:
@@ -230,12 +269,16 @@ def main() -> None:
     start = f"started over {args.ramp:g} s" if args.ramp else "all started at once"
     print(f"{CHUNKS}-chunk streams, one chunk every {INTERVAL * 1000:.0f} ms, {start} "
           f"(app: {STACK}, SQLite; RSS of the largest worker)")
-    header = f"  {'path':16}{'streams':>8}{'done':>7}{'errors':>8}{'TTFB p50':>10}{'TTFB p99':>10}{'lag p99':>9}{'peak RSS':>10}"
+    print("busiest worker: its CPU from the first connection to the last stream's first byte, and its share of"
+          " all the workers' CPU in that time")
+    header = (f"  {'path':16}{'streams':>8}{'done':>7}{'errors':>8}{'TTFB p50':>10}{'TTFB p99':>10}{'lag p99':>9}"
+              f"{'peak RSS':>10}{'busiest worker':>19}")
 
     def line(r: dict) -> str:
         rss = f"{r['rss_mb']:.0f} MB" if r["rss_mb"] else "-"
+        busiest = f"{r['burst_cpu_ms']:.0f} ms, {r['burst_share']:.0%}" if r["burst_share"] else "-"
         return (f"  {r['label']:16}{r['n']:>8}{r['completed']:7}{r['errors']:8}{r['ttfb_p50']:8.0f}ms{r['ttfb_p99']:8.0f}ms"
-                f"{r['lag_p99']:7.0f}ms{rss:>10}" + (f"   {r['error_kinds']}" if r["errors"] else ""))
+                f"{r['lag_p99']:7.0f}ms{rss:>10}{busiest:>19}" + (f"   {r['error_kinds']}" if r["errors"] else ""))
 
     print(f"each round, in the order run:\n{header}")
     for n in args.streams:
@@ -260,6 +303,9 @@ def main() -> None:
         record(name, f"inter-chunk lag p99 (median of {args.rounds})", boochat=r["lag_p99"], direct=direct["lag_p99"],
                target="<= 50 ms at 500", met=r["lag_p99"] <= 50 if n == 500 else None)
         record(name, "worker peak RSS", boochat=r["rss_mb"], unit="MB", target="<= 300 MB", met=r["rss_mb"] <= 300)
+        if r["burst_share"]:
+            record(name, f"busiest worker's share of the CPU until the last first byte (median of {args.rounds})",
+                   boochat=r["burst_share"] * 100, unit="%")
 
 
 if __name__ == "__main__":
