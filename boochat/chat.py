@@ -23,6 +23,7 @@ from boochat.inserts import insert_new
 from boochat.models import ChatSession, Compaction, GeneratedText, Message, MessageState
 from boochat.partials import partial_answers
 from boochat.proxy import UpstreamError, answer_text, complete_chat, open_chat_stream
+from boochat.reads import InList
 from boochat.sse import StreamAccumulator
 from providers.catalog import DOWN, load_catalog
 from providers.context import context_size_for, learn_context_size
@@ -63,6 +64,9 @@ _SENT_TO_MODEL = (Message.objects.exclude(state__in=(MessageState.FAILED, Messag
                   .only("id", "session_id", "role", "content", "tool_calls", "reasoning"))
 
 
+_HISTORIES = InList(_SENT_TO_MODEL, "session_id")  # the messages of many sessions, SQL compiled once
+
+
 def _sendable(messages: Iterable[Message]) -> list[Message]:
     return [m for m in messages if m.role == Message.Role.USER or m.content or m.tool_calls]
 
@@ -82,7 +86,7 @@ def active_histories(sessions: list[ChatSession]) -> dict[int, tuple[Compaction 
     plain = [s.pk for s in sessions if getattr(s, "compacted", True) is False]
     histories: dict[int, tuple[Compaction | None, list[Message]]] = {pk: (None, []) for pk in plain}
     if plain:
-        for message in _sendable(_SENT_TO_MODEL.filter(session_id__in=plain)):
+        for message in _sendable(_HISTORIES(plain)):
             histories[message.session_id][1].append(message)
     for session in sessions:
         if session.pk not in histories:

@@ -13,6 +13,7 @@ in: migration 0002 moves those of Django's ModelBackend to this one, so nobody i
 from __future__ import annotations
 
 import copy
+import functools
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -22,6 +23,8 @@ from django.contrib.sessions.backends import db
 from django.contrib.sessions.backends.base import SessionBase
 from django.core.exceptions import ValidationError
 from django.utils import timezone
+
+from boochat.reads import InList
 
 # .rows: session key -> its row, or None where there is none (or it expired);
 # .users: user pk -> the user, or None where there is none.
@@ -51,18 +54,28 @@ class ModelBackend(backends.ModelBackend):
         return copy.copy(user) if user is not None and self.user_can_authenticate(user) else None
 
 
+@functools.cache
+def _sessions_by_key() -> InList:
+    return InList(SessionStore.get_model_class().objects.all(), "pk")
+
+
+@functools.cache
+def _users_by_pk() -> InList:
+    return InList(get_user_model()._default_manager.all(), "pk")
+
+
 @contextmanager
 def read_together(sessions: Iterable[SessionBase | None]) -> Iterator[None]:
     """Within this block, in this thread, the users that `sessions` are logged in as come from one
     query made now; so do the sessions themselves, those of this engine that have not loaded yet
-    (other engines load each their own way: Redis, for cached_db)."""
+    (other engines load each their own way: Redis, for cached_db). Both reads are boochat.reads'."""
     stores = [s for s in sessions if s is not None and s.session_key is not None]
     unread = [s.session_key for s in stores if isinstance(s, SessionStore) and not hasattr(s, "_session_cache")]
     try:
         if unread:
             _read.rows = dict.fromkeys(unread)
-            _read.rows.update(SessionStore.get_model_class().objects.filter(expire_date__gt=timezone.now())
-                              .in_bulk(unread, field_name="session_key"))
+            now = timezone.now()  # as Django's: a session that has expired is not there
+            _read.rows.update((row.session_key, row) for row in _sessions_by_key()(unread) if row.expire_date > now)
         user_model = get_user_model()
         ids = set()
         for store in stores:  # each loads now, from the rows read above if it can
@@ -72,7 +85,7 @@ def read_together(sessions: Iterable[SessionBase | None]) -> Iterator[None]:
                 continue
         if ids:
             _read.users = dict.fromkeys(ids)
-            _read.users.update(user_model._default_manager.in_bulk(ids))
+            _read.users.update((user.pk, user) for user in _users_by_pk()(ids))
         yield
     finally:
         _read.__dict__.clear()
