@@ -4,13 +4,13 @@ Each stream sends one chunk every 50 ms for 10 s (200 chunks), like a model gene
 N streams at once (default 500; `--streams 200 500 1000`), through the chat proxy and the gateway,
 and directly to the fake host for reference, it prints: completed, errors, time to first byte p99,
 inter-chunk lag p99 (how late each chunk arrives against the host's 50 ms schedule), the app
-worker's peak memory, and how the workers shared the burst of new streams: the CPU the busiest worker
-used until the last stream had its first byte, and its share of all the workers' CPU in that time
-(with streams all started at once, TTFB p99 follows it). The three paths take turns, three rounds of each (`--rounds`), and the
-figures are the rounds' medians with their range: on a shared machine one round's p99 varies by
-20-30 %. The client is an asyncio protocol that only timestamps and counts what arrives, so that it
-takes as little as it can of the cores it shares with the app. Loopback only; every run is bounded by
-its stream length plus a timeout.
+worker's peak memory, and how the workers shared the burst of new streams: the CPU the busiest
+worker used until the last stream had its first byte, and its share of all the workers' CPU in that
+time (with streams all started at once, TTFB p99 follows it). The three paths take turns, three
+rounds of each (`--rounds`), and the figures are the rounds' medians with their range: on a shared
+machine one round's p99 varies by 20-30 %. The client is an asyncio protocol that only timestamps
+and counts what arrives, so that it takes as little as it can of the cores it shares with the app.
+Loopback only; every run is bounded by its stream length plus a timeout.
 """
 
 from __future__ import annotations
