@@ -36,9 +36,9 @@ class InList(Generic[M]):
         self.queryset, self.lookup = queryset, f"{field}__in"
         meta = queryset.model._meta
         self.field = meta.pk if field == "pk" else meta.get_field(field)
-        # (database, size of list) -> (SQL, the parameters before the list, annotation converters),
-        # or None where the list's values are not the last parameters as given (then the ORM runs).
-        self._compiled: dict[tuple[str, int], tuple[str, list[Any], list[tuple[str, list[Any], Any]]] | None] = {}
+        # (database, size of list) -> (SQL, the parameters before the list, the annotations), or None
+        # where the list's values are not the last parameters as given (then the ORM runs).
+        self._compiled: dict[tuple[str, int], tuple[str, list[Any], dict[str, Any]] | None] = {}
 
     def __call__(self, values: Iterable[Any]) -> list[M]:
         wanted = list(dict.fromkeys(values))  # as Django's IN: each value once
@@ -64,25 +64,20 @@ class InList(Generic[M]):
             return list(self.queryset.filter(**{self.lookup: values}))
         sql, before, annotations = compiled
         rows = list(self.queryset.model._default_manager.db_manager(db).raw(sql, [*before, *params]))
-        for row in rows:
-            for name, converters, expression in annotations:
+        # raw() converts model fields only; annotations as the compiler would, with this thread's connection.
+        for name, expression in annotations.items():
+            converters = connection.ops.get_db_converters(expression) + expression.get_db_converters(connection)
+            for row in rows:
                 value = getattr(row, name)
                 for convert in converters:
                     value = convert(value, expression, connection)
                 setattr(row, name, value)
         return rows
 
-    def _compile(self, db: str, values: list[Any], params: list[Any]
-                 ) -> tuple[str, list[Any], list[tuple[str, list[Any], Any]]] | None:
+    def _compile(self, db: str, values: list[Any], params: list[Any]) -> tuple[str, list[Any], dict[str, Any]] | None:
         query = self.queryset.filter(**{self.lookup: values}).query
         sql, compiled_params = query.get_compiler(using=db).as_sql()
         before = list(compiled_params[:len(compiled_params) - len(params)])
         if list(compiled_params[len(before):]) != params:
             return None
-        connection = connections[db]
-        annotations = []
-        for name, expression in query.annotation_select.items():
-            converters = connection.ops.get_db_converters(expression) + expression.get_db_converters(connection)
-            if converters:
-                annotations.append((name, converters, expression))
-        return sql, before, annotations
+        return sql, before, dict(query.annotation_select)
