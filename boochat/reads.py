@@ -24,6 +24,7 @@ from collections.abc import Iterable
 from typing import Any, Generic, TypeVar
 
 from django.db import connections
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Model, QuerySet
 
 M = TypeVar("M", bound=Model)
@@ -42,19 +43,18 @@ class InList(Generic[M]):
 
     def __call__(self, values: Iterable[Any]) -> list[M]:
         wanted = list(dict.fromkeys(values))  # as Django's IN: each value once
-        db = self.queryset.db
-        connection = connections[db]
+        connection = connections[self.queryset.db]
         limit = connection.features.max_query_params
         part_size = max(len(wanted), 1) if limit is None else max(limit - 64, 1)  # room for the other parameters
         found: list[M] = []
         for start in range(0, len(wanted), part_size):
-            found += self._read(db, wanted[start:start + part_size])
+            found += self._read(connection, wanted[start:start + part_size])
         return found
 
-    def _read(self, db: str, values: list[Any]) -> list[M]:
+    def _read(self, connection: BaseDatabaseWrapper, values: list[Any]) -> list[M]:
         if len(values) > PREPARED_UP_TO:
             return list(self.queryset.filter(**{self.lookup: values}))
-        connection = connections[db]
+        db = connection.alias
         params = [self.field.get_db_prep_value(value, connection, prepared=False) for value in values]
         key = (db, len(values))
         if key not in self._compiled:
