@@ -10,7 +10,7 @@ from __future__ import annotations
 import statistics
 import time
 
-from harness import STACK, percentile, record, running_app, setup_django
+from harness import STACK, page_csrf_token, percentile, record, running_app, setup_django
 
 setup_django()
 
@@ -70,8 +70,7 @@ def measure(host: FakeLlamaSwap, base: str, user: object, session_key: str) -> t
             "messages": [{"role": "user", "content": "Hello, who are you?"}]}
     with httpx.Client(timeout=60) as direct, httpx.Client(base_url=base, timeout=60,
                                                             cookies={"sessionid": session_key}) as proxy:
-        token = proxy.get("/chat/").cookies.get("csrftoken") or proxy.cookies.get("csrftoken")
-        headers = {"X-BooChat-Stream": "1", "X-CSRFToken": token}
+        headers = {"X-BooChat-Stream": "1", "X-CSRFToken": page_csrf_token(proxy.get("/chat/").text)}
 
         def proxy_url() -> str:
             session = ChatSession.objects.create(user=user, model_id="bench/qwen3-8b", title="bench")

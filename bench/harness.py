@@ -35,6 +35,17 @@ def setup_django() -> None:
     call_command("migrate", verbosity=0)
 
 
+def page_csrf_token(html: str) -> str:
+    """The CSRF token of a page's forms, which the page's script sends with each chat send: masked,
+    so each send pays Django's unmasking, as a browser's does (the cookie's value would not)."""
+    import re
+
+    match = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', html)
+    if match is None:
+        raise SystemExit("the page has no CSRF token")
+    return match.group(1)
+
+
 def percentile(values: list[float], pct: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(pct / 100 * (len(ordered) - 1))))]

@@ -26,7 +26,16 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from harness import STACK, fake_host_process, fast_event_loops, percentile, record, running_app, setup_django
+from harness import (
+    STACK,
+    fake_host_process,
+    fast_event_loops,
+    page_csrf_token,
+    percentile,
+    record,
+    running_app,
+    setup_django,
+)
 
 setup_django()
 
@@ -245,9 +254,10 @@ def main() -> None:
         store.create()
         _, key = create_key(name="load")
         with running_app(BOOCHAT_LOG_LEVEL="WARNING") as base:
-            csrf = httpx.get(f"{base}/chat/", cookies={"sessionid": store.session_key}).cookies["csrftoken"]
+            page = httpx.get(f"{base}/chat/", cookies={"sessionid": store.session_key})
+            csrf = page_csrf_token(page.text)
             master = running_app.pid
-            cookie = f"sessionid={store.session_key}; csrftoken={csrf}"
+            cookie = f"sessionid={store.session_key}; csrftoken={page.cookies['csrftoken']}"
             for n in args.streams:
                 direct = [(f"{host}/v1/chat/completions",
                            post(f"{host}/v1/chat/completions", json.dumps(chunk_body).encode(), {"Content-Type": "application/json"}))] * n
