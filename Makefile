@@ -43,11 +43,11 @@ $(CHROMIUM):
 	$(SUDO) apt-get update -qq
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver
 
-# Every benchmark, a summary table, and bench/results/latest.json. STREAMS="200 500 1000" for more;
+# Every benchmark, a summary table, and bench/results/latest.json. STREAMS="500" for a shorter run;
 # RAMP=1 starts the concurrent streams over one second instead of all at the same moment. The app runs
 # with as many uvicorn workers as `make serve` (one per core); BENCH_WORKERS=1 gives figures per worker.
 # The streams benchmark reports the medians of ROUNDS rounds.
-STREAMS ?= 500
+STREAMS ?= 200 500 1000
 RAMP ?= 0
 ROUNDS ?= 3
 BENCH_WORKERS ?= $(WORKERS)
