@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from boochat import db_threads
 from boochat.inserts import insert_new
-from boochat.models import ChatSession, Compaction, GeneratedText, Message, MessageState
+from boochat.models import ChatSession, Compaction, GeneratedText, Message, MessageState, save_if_kept
 from boochat.partials import partial_answers
 from boochat.proxy import UpstreamError, answer_text, complete_chat, open_chat_stream
 from boochat.reads import InList
@@ -278,13 +278,14 @@ async def start_turn(session: ChatSession, turn: NewTurn) -> Turn:
                 n_ctx, scale = await learn_from_overflow(route, exc, messages)
     except UpstreamError as exc:
         answer.state, answer.error = MessageState.FAILED, str(exc)
-        await db_threads.run(answer.save)
+        await db_threads.run(save_if_kept, answer)
         raise
     return Turn(route, response, answer)
 
 
-def record_outcome(answer: GeneratedText, acc: StreamAccumulator, state: str, error: str) -> None:
-    """Save what a stream brought into an answer row (chat or arena), however it ended."""
+def record_outcome(answer: GeneratedText, acc: StreamAccumulator, state: str, error: str) -> bool:
+    """Save what a stream brought into an answer row (chat or arena), however it ended; False if the
+    row was deleted while it streamed (with its chat session or arena run): nothing is saved then."""
     acc.read()
     answer.content = acc.text
     answer.reasoning = acc.reasoning_text
@@ -295,7 +296,10 @@ def record_outcome(answer: GeneratedText, acc: StreamAccumulator, state: str, er
     answer.finish_reason = acc.finish_reason
     answer.state = state
     answer.error = error
-    answer.save()
+    if save_if_kept(answer):
+        return True
+    logger.info("%s %s was deleted while it streamed; its answer is not saved", type(answer).__name__, answer.pk)
+    return False
 
 
 def interrupt_stale_answers(model: type[GeneratedText], **filters: Any) -> int:
@@ -320,7 +324,8 @@ async def relay_stream(route: Route, response: UpstreamResponse, answer: Generat
                        on_end: Callable[[StreamAccumulator, str, str], None] | None = None) -> AsyncIterator[bytes]:
     """Yield the upstream bytes as they arrive, and save `answer` however the stream ends: complete,
     failed (the host said so), or interrupted (host dropped, or the browser left). `on_end` runs
-    after the answer is saved, in the same thread, with the accumulator, state and error.
+    after the answer is saved, in the same thread, with the accumulator, state and error (not if the
+    answer's row was deleted while it streamed: record_outcome).
 
     While it streams, what arrived is noted every second and saved with the next batch
     (boochat.partials): a busy database makes those saves later, never the bytes."""
@@ -356,8 +361,7 @@ async def relay_stream(route: Route, response: UpstreamResponse, answer: Generat
         partial_answers.drop(answer)
 
         def save() -> None:
-            record_outcome(answer, acc, state, error)
-            if on_end is not None:
+            if record_outcome(answer, acc, state, error) and on_end is not None:
                 on_end(acc, state, error)
 
         await asyncio.shield(db_threads.run(save))
@@ -443,5 +447,5 @@ async def generate_title(session: ChatSession) -> str:
     if not title:  # every model failed: the first words of the question are still a fine title
         title = " ".join(first[0].content.split()[:8])[:80] or "New chat"
     session.title = title
-    await session.asave(update_fields=["title", "updated_at"])
+    await sync_to_async(save_if_kept)(session, ["title", "updated_at"])  # unless it was deleted meanwhile
     return title

@@ -2,11 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from django.conf import settings
 from django.db import models
 from django.urls import reverse
 
 from providers.snapshot import SnapshotRowsQuerySet
+
+
+def save_if_kept(obj: models.Model, update_fields: Iterable[str] | None = None) -> bool:
+    """Save a row that may have been deleted while BooChat worked on it (an answer whose chat session
+    or arena run was deleted while it streamed, a session deleted while its title was written): True
+    if saved, False if the row is gone, and nothing is written. save() would insert the row again,
+    and fail on the session or run it belongs to; save(force_update=True) raises, which inside a
+    transaction breaks it for what follows. This is the UPDATE save() runs, with the same values:
+    each field's pre_save (the time for auto_now), of `update_fields` if given, else of every field."""
+    wanted = None if update_fields is None else set(update_fields)
+    fields = [f for f in obj._meta.concrete_fields
+              if not f.primary_key and (wanted is None or f.name in wanted or f.attname in wanted)]
+    values = {f.attname: f.pre_save(obj, False) for f in fields}
+    return type(obj)._base_manager.filter(pk=obj.pk).update(**values) > 0
 
 
 class ChatSessionQuerySet(models.QuerySet["ChatSession"]):

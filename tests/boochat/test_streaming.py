@@ -1,6 +1,7 @@
 """The streaming proxy behind a real ASGI server (uvicorn), read by a real HTTP client."""
 
 import contextlib
+import logging
 import threading
 import time
 import weakref
@@ -10,7 +11,7 @@ import pytest
 from django.db import connection
 from django.urls import reverse
 
-from boochat.models import ChatSession, Message, MessageState
+from boochat.models import ArenaAnswer, ArenaRun, ChatSession, Message, MessageState
 from tests.factories import make_provider
 from tests.fakes.llama_swap import CAPTURED_PIECES, FakeLlamaSwap, FakeModel
 
@@ -219,3 +220,40 @@ def test_a_batch_of_partial_answers_is_one_statement_and_never_overwrites_a_fini
     finished.refresh_from_db()
     assert (finished.content, finished.state) == ("the whole answer", MessageState.COMPLETE)
     assert partials.write() == 0  # written once
+
+
+def test_a_chat_deleted_while_its_answer_streams_gets_the_whole_stream_and_no_row_again(chat, caplog):
+    caplog.set_level(logging.INFO, logger="boochat.chat")
+    with FakeLlamaSwap(reply=["one ", "two ", "three"], stream_delay=0.2) as host:
+        session, client, url = chat(host)
+        with client.stream("POST", url, data={"content": "count"}) as response:
+            chunks = response.iter_raw()
+            first = next(chunks)
+            ChatSession.objects.filter(pk=session.pk).delete()
+            body = first + b"".join(chunks)  # a response cut short raises here
+    assert body.endswith(b"data: [DONE]\n\n")
+    answer = int(response.headers["x-boochat-message"])
+    assert not Message.objects.exists()  # not inserted again: the session it belonged to is gone
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO and r.name != "httpx"] == [
+        f"Message {answer} was deleted while it streamed; its answer is not saved"]
+
+
+def test_an_arena_run_deleted_while_an_answer_streams_gets_the_whole_stream(asgi_server, session_cookie, caplog):
+    caplog.set_level(logging.INFO, logger="boochat.chat")
+    user, cookies = session_cookie()
+    with FakeLlamaSwap(reply=["one ", "two ", "three"], stream_delay=0.2) as host:
+        make_provider(slug="sam-desktop", base_url=host.url, is_default=True)
+        run = ArenaRun.objects.create(user=user, prompt="count", analyzer_model_id="sam-desktop/qwen3-8b")
+        answer = ArenaAnswer.objects.create(run=run, position=0, model_id="sam-desktop/qwen3-8b")
+        with httpx.Client(base_url=asgi_server.url, cookies=cookies, timeout=10) as client:
+            token = client.get(run.get_absolute_url()).cookies.get("csrftoken") or client.cookies.get("csrftoken")
+            with client.stream("POST", reverse("arena_answer_stream", args=[answer.pk]),
+                               headers={**STREAM, "X-CSRFToken": token}) as response:
+                chunks = response.iter_raw()
+                first = next(chunks)
+                run.delete()
+                body = first + b"".join(chunks)
+    assert response.status_code == 200 and body.endswith(b"data: [DONE]\n\n")
+    assert not ArenaAnswer.objects.exists()
+    assert f"ArenaAnswer {answer.pk} was deleted while it streamed; its answer is not saved" in caplog.messages
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
