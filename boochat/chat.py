@@ -16,6 +16,7 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.http import Http404
 from django.utils import timezone
 
 from boochat import db_threads
@@ -118,6 +119,14 @@ def _summary_model_id(session: ChatSession) -> str:
     return choice or session.model_id
 
 
+def _save_compaction(session: ChatSession, through: Message, summary: str, model_id: str) -> Compaction:
+    """The new compaction. Http404 if the chat, or the message the summary reaches, was deleted while
+    the summary was written: the turn ends there, as a send to a deleted chat does."""
+    if not Message.objects.filter(pk=through.pk, session_id=session.pk).exists():
+        raise Http404("This chat was deleted while its earlier conversation was summarized.")
+    return Compaction.objects.create(session=session, through_message=through, summary=summary, model_id=model_id)
+
+
 async def compact(session: ChatSession, *, budget: int, scale: float = 1.0) -> Compaction | None:
     """Summarize the oldest turns so that the rest fits `budget` tokens; None if nothing can go."""
     compaction, messages = await db_threads.run(active_messages, session)
@@ -142,8 +151,7 @@ async def compact(session: ChatSession, *, budget: int, scale: float = 1.0) -> C
             if model_id == candidates[-1]:
                 raise UpstreamError(f"Could not summarize the earlier conversation: {exc}", status=getattr(exc, "status", 502)) from None
             logger.info("summary from %s failed, trying the session's model: %s", model_id, exc)
-    created = await db_threads.run(lambda: Compaction.objects.create(
-        session=session, through_message=older[-1], summary=summary, model_id=str(route.ref)))
+    created = await db_threads.run(_save_compaction, session, older[-1], summary, str(route.ref))
     logger.info("compacted session %s through message %s (%d kept)", session.pk, older[-1].pk, len(recent))
     return created
 

@@ -93,3 +93,26 @@ def test_a_chat_deleted_while_its_host_refuses_the_turn(user_client, hosts, monk
     assert response.status_code == 503
     assert response.json() == {"error": "Sam's desktop (sam-desktop) is busy (too many requests)."}
     assert not Message.objects.exists()
+
+
+def test_a_chat_deleted_while_its_history_is_summarized(user_client, hosts, monkeypatch):
+    from django.contrib.auth import get_user_model
+
+    from boochat.models import Compaction
+    from providers.models import ModelOverride, Provider
+
+    ModelOverride.objects.create(provider=Provider.objects.get(slug="embedding"), model="qwen3-8b", context_size=1024)
+    session = ChatSession.objects.create(user=get_user_model().objects.get(username="alice"), model_id="embedding/qwen3-8b")
+    for i in range(6):
+        Message.objects.create(session=session, role="user", content=f"question {i} " + "words " * 80)
+        Message.objects.create(session=session, role="assistant", content=f"answer {i} " + "text " * 80)
+
+    async def summarize(route, transcript):
+        await ChatSession.objects.filter(pk=session.pk).adelete()
+        return "They talked."
+
+    monkeypatch.setattr(chat, "summarize", summarize)
+    response = user_client.post(reverse("chat_send", args=[session.pk]), {"content": "and now?"}, headers={"X-BooChat-Stream": "1"})
+    assert response.status_code == 404
+    assert not Compaction.objects.exists() and not Message.objects.exists()
+    assert not any(r.json()["stream"] for r in hosts["embedding"].requests_to("/v1/chat/completions"))  # no turn asked
