@@ -19,8 +19,10 @@ def save_if_kept(obj: models.Model, update_fields: Iterable[str] | None = None) 
     transaction breaks it for what follows. This is the UPDATE save() runs, with the same values:
     each field's pre_save (the time for auto_now), of `update_fields` if given, else of every field."""
     wanted = None if update_fields is None else set(update_fields)
-    fields = [f for f in obj._meta.concrete_fields
-              if not f.primary_key and (wanted is None or f.name in wanted or f.attname in wanted)]
+    fields = [f for f in obj._meta.concrete_fields if not f.primary_key and not getattr(f, "generated", False)
+              and (wanted is None or f.name in wanted or f.attname in wanted)]
+    if wanted is not None and (unknown := wanted - {f.name for f in fields} - {f.attname for f in fields}):
+        raise ValueError(f"{type(obj).__name__} has no field to save named {', '.join(sorted(unknown))}")
     values = {f.attname: f.pre_save(obj, False) for f in fields}
     return type(obj)._base_manager.filter(pk=obj.pk).update(**values) > 0
 

@@ -116,3 +116,8 @@ def test_a_chat_deleted_while_its_history_is_summarized(user_client, hosts, monk
     assert response.status_code == 404
     assert not Compaction.objects.exists() and not Message.objects.exists()
     assert not any(r.json()["stream"] for r in hosts["embedding"].requests_to("/v1/chat/completions"))  # no turn asked
+
+
+def test_a_field_name_that_is_not_there_is_refused(session):
+    with pytest.raises(ValueError, match="ChatSession has no field to save named titel"):
+        save_if_kept(session, ["titel"])
