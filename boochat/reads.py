@@ -52,15 +52,14 @@ class InList(Generic[M]):
         return found
 
     def _read(self, connection: BaseDatabaseWrapper, values: list[Any]) -> list[M]:
-        if len(values) > PREPARED_UP_TO:
-            return list(self.queryset.filter(**{self.lookup: values}))
-        db = connection.alias
-        params = [self.field.get_db_prep_value(value, connection, prepared=False) for value in values]
-        key = (db, len(values))
-        if key not in self._compiled:
-            self._compiled[key] = self._compile(db, values, params)
-        compiled = self._compiled[key]
-        if compiled is None:
+        db, compiled = connection.alias, None
+        if len(values) <= PREPARED_UP_TO:
+            params = [self.field.get_db_prep_value(value, connection, prepared=False) for value in values]
+            key = (db, len(values))
+            if key not in self._compiled:
+                self._compiled[key] = self._compile(db, values, params)
+            compiled = self._compiled[key]
+        if compiled is None:  # a long list, or SQL this cannot keep: the ORM runs
             return list(self.queryset.filter(**{self.lookup: values}))
         sql, before, annotations = compiled
         rows = list(self.queryset.model._default_manager.db_manager(db).raw(sql, [*before, *params]))
