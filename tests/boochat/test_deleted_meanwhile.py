@@ -7,6 +7,7 @@ from django.urls import reverse
 
 from boochat import arena, chat
 from boochat.models import ArenaRun, ChatSession, Message, MessageState, save_if_kept
+from tests.boochat.test_chat import new_session
 
 pytestmark = pytest.mark.django_db
 
@@ -56,10 +57,7 @@ def deleting(model, pk, answer):
 
 
 def test_a_chat_deleted_while_its_title_is_written(user_client, hosts, monkeypatch):
-    from django.contrib.auth import get_user_model
-
-    user = get_user_model().objects.get(username="alice")
-    session = ChatSession.objects.create(user=user, model_id="sam-desktop/qwen3-8b")
+    session = new_session(user_client, "sam-desktop/qwen3-8b")
     Message.objects.create(session=session, role="user", content="hi")
     monkeypatch.setattr(chat, "complete_chat", deleting(ChatSession, session.pk, "Greetings"))
     response = user_client.post(reverse("chat_title", args=[session.pk]))
@@ -78,11 +76,9 @@ def test_an_arena_run_deleted_while_it_is_analyzed(user_client, hosts, monkeypat
 
 
 def test_a_chat_deleted_while_its_host_refuses_the_turn(user_client, hosts, monkeypatch):
-    from django.contrib.auth import get_user_model
-
     from boochat.proxy import UpstreamError
 
-    session = ChatSession.objects.create(user=get_user_model().objects.get(username="alice"), model_id="sam-desktop/qwen3-8b")
+    session = new_session(user_client, "sam-desktop/qwen3-8b")
 
     async def refused(route, body):
         await ChatSession.objects.filter(pk=session.pk).adelete()
@@ -96,13 +92,11 @@ def test_a_chat_deleted_while_its_host_refuses_the_turn(user_client, hosts, monk
 
 
 def test_a_chat_deleted_while_its_history_is_summarized(user_client, hosts, monkeypatch):
-    from django.contrib.auth import get_user_model
-
     from boochat.models import Compaction
     from providers.models import ModelOverride, Provider
 
     ModelOverride.objects.create(provider=Provider.objects.get(slug="embedding"), model="qwen3-8b", context_size=1024)
-    session = ChatSession.objects.create(user=get_user_model().objects.get(username="alice"), model_id="embedding/qwen3-8b")
+    session = new_session(user_client, "embedding/qwen3-8b")
     for i in range(6):
         Message.objects.create(session=session, role="user", content=f"question {i} " + "words " * 80)
         Message.objects.create(session=session, role="assistant", content=f"answer {i} " + "text " * 80)
