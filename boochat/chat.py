@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from boochat import db_threads
 from boochat.inserts import insert_new
-from boochat.models import ChatSession, Compaction, GeneratedText, Message, MessageState, save_if_kept
+from boochat.models import ArenaAnswer, ChatSession, Compaction, GeneratedText, Message, MessageState, save_if_kept
 from boochat.partials import partial_answers
 from boochat.proxy import UpstreamError, answer_text, complete_chat, open_chat_stream
 from boochat.reads import InList
@@ -326,6 +326,14 @@ def interrupt_stale_answers(model: type[GeneratedText], **filters: Any) -> int:
     return model.objects.filter(pk__in=stale, state=MessageState.STREAMING).update(
         state=MessageState.INTERRUPTED, error="BooChat stopped while this answer was streaming; what arrived is kept.",
     )
+
+
+def interrupt_all_stale_answers() -> int:
+    """interrupt_stale_answers() for every chat and arena answer."""
+    count = interrupt_stale_answers(Message) + interrupt_stale_answers(ArenaAnswer)
+    if count:
+        logger.info("Marked %d answers left streaming by a stopped process as interrupted", count)
+    return count
 
 
 async def relay_stream(route: Route, response: UpstreamResponse, answer: GeneratedText,

@@ -1,72 +1,93 @@
-"""gunicorn settings for `make run` and production: ASGI workers, provider sync once at start-up,
-each worker's collector tuned and its model lists read as it starts."""
+"""gunicorn settings for `make run` and production: uvicorn workers (boochat.workers), the provider
+file synced by a child process at start-up and on HUP, each worker's collector tuned and its model
+lists read as it starts."""
 
 from __future__ import annotations
 
 import gc
 import logging
 import os
+import subprocess
+import sys
 import threading
 
 bind = os.environ.get("BOOCHAT_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("BOOCHAT_WORKERS", "1"))
-worker_class = "uvicorn_worker.UvicornWorker"
+worker_class = "boochat.workers.UvicornWorker"
 # Streams last minutes; the worker timeout is a heartbeat, not a request limit, under uvicorn.
 timeout = 120
 graceful_timeout = int(os.environ.get("BOOCHAT_GRACEFUL_TIMEOUT", "30"))
+keepalive = 5
 accesslog = "-"
+# gunicorn's control socket is one path per user by default, shared by every instance on the machine.
+control_socket = os.environ.get("BOOCHAT_CONTROL_SOCKET", "")
+control_socket_disable = not control_socket
+
+logger = logging.getLogger("gunicorn.error")
 
 
-def _sync_providers() -> None:
-    import django
-
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "boochat.settings")
-    django.setup()
-    from django.db import connections
-
-    from providers.sync import sync_from_environment
-
-    try:
-        sync_from_environment()
-    finally:
-        # The master forks workers after this: they must not share its database connection.
-        connections.close_all()
+def _sync_providers(*, at_start: bool) -> None:
+    """`manage.py sync_providers` in a child process. The master itself never opens a database
+    connection: whatever it opened (a pooled PostgreSQL socket) every forked worker would share."""
+    result = subprocess.run([sys.executable, "-m", "django", "sync_providers"], capture_output=True, text=True,
+                            env={"DJANGO_SETTINGS_MODULE": "boochat.settings", **os.environ})
+    for line in result.stdout.splitlines():
+        logger.info("%s", line)
+    if result.returncode == 0:
+        return
+    reason = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else f"exit code {result.returncode}"
+    if at_start:
+        raise RuntimeError(f"Could not sync the providers: {reason}")
+    logger.error("Provider sync failed, the providers stay as they were: %s", reason)
 
 
 def on_starting(server) -> None:  # noqa: ANN001 - gunicorn's hook signature
     """Read LLAMA_PROVIDERS_PATH (or the legacy env vars) once, before any worker starts."""
-    _sync_providers()
+    _sync_providers(at_start=True)
 
 
 def on_reload(server) -> None:  # noqa: ANN001
-    """`kill -HUP` re-reads the provider file before the new workers start."""
-    _sync_providers()
+    """`kill -HUP` re-reads the provider file before the new workers start; a bad file is logged and
+    changes nothing, and the server goes on serving."""
+    _sync_providers(at_start=False)
 
 
 def post_worker_init(worker) -> None:  # noqa: ANN001
-    """The worker has loaded the app. What it holds now (modules, settings, URL patterns) lives as long
-    as the worker: frozen, the cyclic garbage collector no longer walks it at each full collection;
-    and a first threshold of 10,000 new objects instead of 700 lets a burst of requests allocate
-    without starting a collection every few hundred objects. 500 chat sends at once spent 70-93 ms
-    of about 290 in the collector, with one full collection of 47-59 ms; with both, 11-19 ms and
-    none, and every send had its first byte after 190-222 ms instead of 273-291 ms (app called
-    directly). Full collections, cheap once the app is frozen, come after every second collection
-    of the middle generation instead of every tenth: with 10 the worker's memory grew by 7 MB with
-    each round of 500 gateway and 500 chat streams (102 to 136 MB in six), with 1 it stays as
-    without any of this (103 to 109 MB; 103 to 110 MB untuned). Then the worker reads the model
-    lists in the background (_warm_caches)."""
+    """The worker has loaded the app: what it holds now lives as long as the worker, so it is frozen
+    out of the cyclic collector's work; a first threshold of 10,000 new objects lets a burst of
+    requests allocate without a collection every few hundred objects, and full collections after
+    every second middle one keep memory flat (bench/streams_load.py). Then the worker reads the model
+    lists in the background, and sweeps answers left streaming by a process that died."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(10_000, 10, 1)
     threading.Thread(target=_warm_caches, name="warm-caches", daemon=True).start()
+    threading.Thread(target=_sweep_stale_answers, name="stale-answers", daemon=True).start()
+
+
+def _sweep_stale_answers() -> None:
+    """Every so often, answers that a dead process left "streaming" are marked interrupted, whether
+    or not anyone opens their page."""
+    import time
+
+    from django.conf import settings
+    from django.db import connections
+
+    from boochat.chat import interrupt_all_stale_answers
+
+    while True:
+        time.sleep(min(60, max(1, settings.BOOCHAT_STALE_STREAM_GRACE)))
+        try:
+            interrupt_all_stale_answers()
+        except Exception:
+            logging.getLogger("boochat").warning("Could not sweep stale answers", exc_info=True)
+        finally:
+            connections.close_all()  # this thread's
 
 
 def _warm_caches() -> None:
     """Read the hosts' model lists (and the context sizes of the models they have loaded) into this
-    worker's cache now, in the background. Else the first chat sends after a start wait on it: their
-    batch looks the context size up, which fetches what is not cached from the host, 64-74 ms in a
-    burst of 500 (bench/streams_load.py), up to the host's timeout if it is slow; meanwhile every send
-    of the batch waits."""
+    worker's cache now, so that the first chat sends after a start do not wait on a host for them."""
     from django.db import connections
 
     from providers.catalog import load_catalog

@@ -175,9 +175,10 @@ def collected_static(tmp_path_factory):
 
 
 @pytest.fixture
-def app_process(transactional_db, collected_static):
-    """Start BooChat as production runs it (gunicorn + uvicorn worker) on the test database;
-    returns (base URL, process). Every process started is killed at the end."""
+def app_process(transactional_db, collected_static, tmp_path):
+    """Start BooChat as production runs it (gunicorn + uvicorn workers) on the test database;
+    `start(workers=1, **env)` returns (base URL, process) once it answers (with `wait=False` at
+    once), and the process's log is at `process.log_path`. Every process started is killed at the end."""
     import os
     import signal
     import socket
@@ -189,31 +190,37 @@ def app_process(transactional_db, collected_static):
 
     started = []
 
-    def start():
+    def start(workers=1, wait=True, **extra_env):
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
         env = {**os.environ, "DATABASE_URL": _database_url(), "BOOCHAT_BIND": f"127.0.0.1:{port}",
                "BOOCHAT_ALLOWED_HOSTS": "127.0.0.1", "BOOCHAT_SECRET_KEY": settings.SECRET_KEY,
-               "BOOCHAT_STATIC_ROOT": str(collected_static)}
-        process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--config", "python:boochat.gunicorn_conf", "boochat.asgi:application"],
-            cwd=settings.BASE_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-        )
+               "BOOCHAT_STATIC_ROOT": str(collected_static), "BOOCHAT_WORKERS": str(workers), **extra_env}
+        log_path = tmp_path / f"app-{port}.log"
+        with open(log_path, "wb") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "gunicorn", "--config", "python:boochat.gunicorn_conf", "boochat.asgi:application"],
+                cwd=settings.BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        process.log_path = log_path
         started.append(process)
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30
-        while True:
+        while wait:
             try:
                 if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
                     return base, process
             except httpx.HTTPError:
                 time.sleep(0.2)
             if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the app process did not start (exit code {process.poll()})")
+                pytest.fail(f"the app process did not start (exit code {process.poll()}): {log_path.read_text()[-2000:]}")
+        return base, process
 
     yield start
     for process in started:
-        if process.poll() is None:
+        try:
             os.killpg(process.pid, signal.SIGKILL)
-            process.wait(10)
+        except ProcessLookupError:
+            pass
+        process.wait(10)

@@ -292,20 +292,15 @@ class TestCommands:
         assert [c.action for c in plan.changes] == ["create", "create", "create"]
 
 
-@pytest.mark.django_db(transaction=True)
-def test_the_server_syncs_the_provider_file_when_it_starts(settings):
-    from boochat import gunicorn_conf
-
-    settings.LLAMA_PROVIDERS_PATH = str(EXAMPLE)
-    gunicorn_conf.on_starting(server=None)
+def test_the_server_syncs_the_provider_file_when_it_starts(app_process):
+    app_process(LLAMA_PROVIDERS_PATH=str(EXAMPLE))
     assert sorted(Provider.objects.values_list("slug", flat=True)) == ["deepseek", "embedding", "sam-desktop"]
 
 
-@pytest.mark.django_db(transaction=True)
-def test_a_bad_provider_file_stops_the_server_from_starting(tmp_path, settings):
-    from boochat import gunicorn_conf
-
-    settings.LLAMA_PROVIDERS_PATH = str(write(tmp_path, {"providers": [entry(kind="nope")]}))
-    with pytest.raises(ProviderFileError, match="field 'kind'"):
-        gunicorn_conf.on_starting(server=None)
+def test_a_bad_provider_file_stops_the_server_from_starting(app_process, tmp_path):
+    path = write(tmp_path, {"providers": [entry(kind="nope")]})
+    _, process = app_process(wait=False, LLAMA_PROVIDERS_PATH=str(path))
+    assert process.wait(30) != 0
+    log = process.log_path.read_text()
+    assert "Could not sync the providers" in log and str(path) in log and "field 'kind'" in log
     assert not Provider.objects.exists()

@@ -1,0 +1,40 @@
+"""The uvicorn worker gunicorn runs: BooChat's connection limits, answers saved before a graceful
+stop ends, and no worker left serving once its master is gone."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from typing import Any
+
+from uvicorn_worker import UvicornWorker as BaseUvicornWorker
+
+logger = logging.getLogger("gunicorn.error")
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    return int(raw) if raw else default
+
+
+class UvicornWorker(BaseUvicornWorker):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Past this many open connections and tasks, new requests get 503 instead of piling up.
+        self.config.limit_concurrency = _env_int("BOOCHAT_MAX_CONNECTIONS", 2000)
+        self.config.h11_max_incomplete_event_size = 64 * 1024
+        # uvicorn cancels what still runs a little before gunicorn's graceful timeout kills the
+        # worker, so open answers are saved as interrupted (boochat.chat.relay_stream) rather than lost.
+        self.config.timeout_graceful_shutdown = max(1, self.cfg.graceful_timeout - 3)
+        # Checked every second (below): how soon a worker notices that its master is gone.
+        self.config.timeout_notify = 1
+
+    async def callback_notify(self) -> None:
+        if os.getppid() != self.ppid:
+            # The master was killed (SIGKILL leaves no time to stop us): a worker serving on alone
+            # would hold the port and block the restart.
+            logger.warning("Worker %s: its master %s is gone; shutting down", os.getpid(), self.ppid)
+            self.ppid = os.getppid()
+            os.kill(os.getpid(), signal.SIGTERM)
+        self.notify()
