@@ -6,8 +6,10 @@ Errors use OpenAI's envelope: {"error": {"message", "type", "param", "code"}}.
 
 `/v1/` is its own small ASGI application (boochat.asgi sends it here), not a Django view: it needs
 none of Django's request machinery (sessions, CSRF, templates), and that machinery cost more than
-the rest of a request (bench/gateway.py). It keeps what matters: bearer keys from the admin, the
-body size limit, the error envelope, and Django's `django.request` log lines for failed requests.
+the rest of a request (bench/gateway.py). It keeps Django's protections: the Host header checked
+against ALLOWED_HOSTS, the HTTPS redirect and the security headers of SecurityMiddleware, escaped
+`django.request` log lines; and its own: bearer keys from the admin, JSON bodies only, no browser
+requests from other origins unless allowed, the body size limit, OpenAI's error envelope.
 Keys and providers come from in-process snapshots (providers.snapshot): no query per request.
 """
 
@@ -25,6 +27,7 @@ from http import HTTPStatus
 from typing import Any, TypeVar
 
 from django.conf import settings
+from django.http.request import split_domain_port, validate_host
 from django.utils import timezone
 
 from boochat import db_threads
@@ -97,6 +100,7 @@ class StreamReply:
     response: UpstreamResponse
     route: Route
     content_type: str
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 def json_reply(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Reply:
@@ -236,6 +240,8 @@ async def forward(endpoint: str, raw: bytes) -> Reply | StreamReply:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         return error(400, "The request body is not valid JSON.")
+    except RecursionError:
+        return error(400, "The request body is JSON nested too deeply.")
     if not isinstance(body, dict):
         return error(400, "The request body must be a JSON object.")
     model = body.get("model")
@@ -275,7 +281,50 @@ async def forward(endpoint: str, raw: bytes) -> Reply | StreamReply:
 _POST_ENDPOINTS = ("chat/completions", "completions", "embeddings")
 
 
-async def _dispatch(scope: dict[str, Any], receive: Callable[[], Awaitable[dict[str, Any]]]) -> Reply | StreamReply | None:
+def _host(headers: dict[bytes, bytes]) -> str | None:
+    """The request's Host if ALLOWED_HOSTS allows it (as HttpRequest.get_host() checks), else None."""
+    host = headers.get(b"host", b"").decode("latin-1")
+    domain, _ = split_domain_port(host)
+    allowed = settings.ALLOWED_HOSTS
+    if settings.DEBUG and not allowed:
+        allowed = [".localhost", "127.0.0.1", "[::1]"]
+    return host if domain and validate_host(domain, allowed) else None
+
+
+def _is_secure(scope: dict[str, Any], headers: dict[bytes, bytes]) -> bool:
+    """As HttpRequest.is_secure(): the scheme, or the proxy's header when SECURE_PROXY_SSL_HEADER is set."""
+    if settings.SECURE_PROXY_SSL_HEADER:
+        name, value = settings.SECURE_PROXY_SSL_HEADER
+        header = name.removeprefix("HTTP_").lower().replace("_", "-").encode("latin-1")
+        if header in headers:
+            return headers[header].decode("latin-1").split(",")[0].strip() == value
+    return scope.get("scheme") == "https"
+
+
+def _cross_origin(origin: str, host: str, secure: bool) -> bool:
+    """A browser's request from another site (a web page calling a gateway open on loopback)."""
+    return origin != f"{'https' if secure else 'http'}://{host}" and origin not in settings.BOOCHAT_GATEWAY_ALLOWED_ORIGINS
+
+
+def _is_json(headers: dict[bytes, bytes]) -> bool:
+    media_type = headers.get(b"content-type", b"").decode("latin-1").split(";")[0].strip().lower()
+    return media_type == "application/json" or (media_type.startswith("application/") and media_type.endswith("+json"))
+
+
+async def _dispatch(scope: dict[str, Any], receive: Callable[[], Awaitable[dict[str, Any]]],
+                    headers: dict[bytes, bytes], secure: bool) -> Reply | StreamReply | None:
+    host = _host(headers)
+    if host is None:
+        return error(400, f"Invalid Host header {headers.get(b'host', b'').decode('latin-1')!r}: add it to "
+                          f"BOOCHAT_ALLOWED_HOSTS.", code="invalid_host")
+    if settings.SECURE_SSL_REDIRECT and not secure:
+        query = f"?{scope['query_string'].decode('latin-1')}" if scope.get("query_string") else ""
+        return Reply(301, b"", headers={"Location": f"https://{settings.SECURE_SSL_HOST or host}{scope['path']}{query}"})
+    origin = headers.get(b"origin", b"").decode("latin-1")
+    if origin and _cross_origin(origin, host, secure):
+        return error(403, f"Requests from web pages at {origin} are refused: add the origin to "
+                          f"BOOCHAT_GATEWAY_ALLOWED_ORIGINS to allow them.", code="origin_not_allowed")
+    cors = {"Access-Control-Allow-Origin": origin, "Vary": "Origin"} if origin else {}
     path, method = scope["path"].removeprefix("/v1/"), scope["method"]
     if path in _POST_ENDPOINTS:
         allowed = "POST"
@@ -284,15 +333,27 @@ async def _dispatch(scope: dict[str, Any], receive: Callable[[], Awaitable[dict[
     else:
         return error(404, f"Unknown endpoint {scope['path']!r}: the gateway serves /v1/models, "
                           f"/v1/chat/completions, /v1/completions and /v1/embeddings.", code="unknown_url")
+    if method == "OPTIONS" and origin:  # a CORS preflight from an allowed origin
+        return Reply(204, b"", headers={**cors, "Access-Control-Allow-Methods": allowed, "Access-Control-Max-Age": "600",
+                                        "Access-Control-Allow-Headers": "authorization, content-type"})
     if method != allowed:
         return error(405, f"{scope['path']} accepts {allowed}, not {method}.", headers={"Allow": allowed})
-    headers = dict(scope["headers"])
+    reply = await _answer(scope, receive, headers, path, allowed)
+    if reply is not None:
+        reply.headers.update(cors)
+    return reply
+
+
+async def _answer(scope: dict[str, Any], receive: Callable[[], Awaitable[dict[str, Any]]], headers: dict[bytes, bytes],
+                  path: str, allowed: str) -> Reply | StreamReply | None:
     if not await _authorized(headers):
         return error(401, _UNAUTHORIZED, code="invalid_api_key", headers={"WWW-Authenticate": "Bearer"})
     if path == "models":
         return await list_models()
     if allowed == "GET":
         return await retrieve_model(path.removeprefix("models/"))
+    if not _is_json(headers):
+        return error(415, "The request body must be JSON: send 'Content-Type: application/json'.")
     try:
         declared = int(headers[b"content-length"]) if b"content-length" in headers else None
     except ValueError:
@@ -303,20 +364,33 @@ async def _dispatch(scope: dict[str, Any], receive: Callable[[], Awaitable[dict[
     return await forward(path, body)
 
 
-def _header_list(content_type: str, headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
+def _header_list(content_type: str, headers: dict[str, str], secure: bool) -> list[tuple[bytes, bytes]]:
+    """The reply's headers with those Django's SecurityMiddleware adds to every response."""
+    security = {"X-Content-Type-Options": "nosniff", "X-Frame-Options": settings.X_FRAME_OPTIONS}
+    if settings.SECURE_REFERRER_POLICY:
+        security["Referrer-Policy"] = settings.SECURE_REFERRER_POLICY
+    if settings.SECURE_CROSS_ORIGIN_OPENER_POLICY:
+        security["Cross-Origin-Opener-Policy"] = settings.SECURE_CROSS_ORIGIN_OPENER_POLICY
+    if secure and settings.SECURE_HSTS_SECONDS:
+        hsts = f"max-age={settings.SECURE_HSTS_SECONDS}"
+        if settings.SECURE_HSTS_INCLUDE_SUBDOMAINS:
+            hsts += "; includeSubDomains"
+        if settings.SECURE_HSTS_PRELOAD:
+            hsts += "; preload"
+        security["Strict-Transport-Security"] = hsts
     return [(b"content-type", content_type.encode("latin-1"))] + [
-        (name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
+        (name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in {**security, **headers}.items()]
 
 
 async def _relay(reply: StreamReply, send: Callable[[dict[str, Any]], Awaitable[None]],
-                 receive: Callable[[], Awaitable[dict[str, Any]]]) -> None:
+                 receive: Callable[[], Awaitable[dict[str, Any]]], secure: bool) -> None:
     """Pass the host's events on as they arrive. When the client leaves, the host's connection is
     closed at once (even while the host is quiet), so it stops generating."""
     relaying = asyncio.current_task()
     watcher = asyncio.ensure_future(cancel_on_disconnect(receive, relaying))
     try:
         await send({"type": "http.response.start", "status": 200, "headers": _header_list(
-            reply.content_type, {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})})
+            reply.content_type, {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", **reply.headers}, secure)})
         try:
             async for chunk in reply.response.chunks():
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
@@ -345,22 +419,29 @@ def _phrase(status: int) -> str:
         return f"HTTP {status}"
 
 
+def _escaped(path: str) -> str:
+    """The path as Django's log_response writes it: control characters escaped, one line."""
+    return path.encode("unicode_escape").decode("ascii")
+
+
 async def application(scope: dict[str, Any], receive: Callable[[], Awaitable[dict[str, Any]]],
                       send: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
     """ASGI entry for /v1/ (HTTP only; boochat.asgi routes here)."""
+    headers = dict(scope["headers"])
+    secure = _is_secure(scope, headers)
     try:
-        reply = await _dispatch(scope, receive)
+        reply = await _dispatch(scope, receive, headers, secure)
     except Exception:
-        logger.exception("Internal Server Error: %s", scope["path"])
+        logger.exception("Internal Server Error: %s", _escaped(scope["path"]))
         reply = error(500, "BooChat failed on this request; the error is in its log.", type="server_error")
     if reply is None:
         return  # the client left before its request was complete
     if isinstance(reply, StreamReply):
-        await _relay(reply, send, receive)
+        await _relay(reply, send, receive, secure)
         return
     if reply.status >= 400:
         log = logger.error if reply.status >= 500 else logger.warning
-        log("%s: %s", _phrase(reply.status), scope["path"], extra={"status_code": reply.status})
+        log("%s: %s", _phrase(reply.status), _escaped(scope["path"]), extra={"status_code": reply.status})
     await send({"type": "http.response.start", "status": reply.status, "headers": _header_list(
-        reply.content_type, {"Content-Length": str(len(reply.body)), **reply.headers})})
+        reply.content_type, {"Content-Length": str(len(reply.body)), **reply.headers}, secure)})
     await send({"type": "http.response.body", "body": reply.body})
