@@ -64,6 +64,7 @@ DEBUG = env_bool("BOOCHAT_DEBUG", False)
 SECRET_KEY = _secret_key()
 ALLOWED_HOSTS = env_list("BOOCHAT_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("BOOCHAT_CSRF_TRUSTED_ORIGINS", "")
+CSRF_FAILURE_VIEW = "boochat.views.csrf_failure"
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -228,8 +229,13 @@ BOOCHAT_SUMMARY_MODEL = env_str("BOOCHAT_SUMMARY_MODEL")
 BOOCHAT_STALE_STREAM_GRACE = env_int("BOOCHAT_STALE_STREAM_GRACE", 60)
 # The OpenAI-compatible gateway (/v1/): without a key only when explicitly opened (loopback installs).
 BOOCHAT_GATEWAY_OPEN = env_bool("BOOCHAT_GATEWAY_OPEN", False)
+# Web pages at these origins (scheme://host[:port]) may call the gateway from a browser (CORS);
+# a browser's request from any other site is refused.
+BOOCHAT_GATEWAY_ALLOWED_ORIGINS = env_list("BOOCHAT_GATEWAY_ALLOWED_ORIGINS", "")
 # Largest request body (chat bodies with long histories or images are big); larger gets a 413.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("BOOCHAT_MAX_BODY_BYTES", 32 * 1024 * 1024)
+# Most favorites one user keeps (the picker renders every one on each page).
+BOOCHAT_MAX_FAVORITES = env_int("BOOCHAT_MAX_FAVORITES", 500)
 # Seconds a provider's model list is served before it is refreshed (in the background).
 BOOCHAT_CATALOG_TTL = env_int("BOOCHAT_CATALOG_TTL", 15)
 

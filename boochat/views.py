@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
+from django.core.exceptions import RequestDataTooBig
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.response import TemplateResponse
+from django.views import csrf, defaults
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
@@ -45,3 +48,27 @@ def healthz(request: HttpRequest) -> HttpResponse:
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
     return HttpResponse("ok", content_type="text/plain")
+
+
+def _wants_json(request: HttpRequest) -> bool:
+    """API clients and the chat page's script read errors as JSON; browsers get Django's pages."""
+    return (request.path.startswith("/api/") or request.headers.get("X-BooChat-Stream") == "1"
+            or "application/json" in request.headers.get("Accept", ""))
+
+
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """Django's 400 page, but a body past BOOCHAT_MAX_BODY_BYTES is a 413 that says so."""
+    if isinstance(exception, RequestDataTooBig):
+        message = f"The request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes (BOOCHAT_MAX_BODY_BYTES)."
+        if _wants_json(request):
+            return JsonResponse({"error": message}, status=413)
+        return HttpResponse(message, status=413, content_type="text/plain; charset=utf-8")
+    return defaults.bad_request(request, exception)
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """Django's CSRF failure page; JSON for API clients."""
+    if _wants_json(request):
+        return JsonResponse({"error": f"CSRF check failed: {reason} Send the X-CSRFToken header with the "
+                                      f"csrftoken cookie's value, from a logged-in session."}, status=403)
+    return csrf.csrf_failure(request, reason)

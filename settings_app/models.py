@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.db import IntegrityError, models, transaction
+from django.db import models, transaction
 from django.db.models import Max
+
+
+class TooManyFavorites(ValueError):
+    def __init__(self) -> None:
+        super().__init__(f"a user keeps at most {settings.BOOCHAT_MAX_FAVORITES} favorites (BOOCHAT_MAX_FAVORITES); "
+                         f"remove one first")
 
 
 class FavoriteQuerySet(models.QuerySet["Favorite"]):
@@ -15,36 +21,49 @@ class FavoriteQuerySet(models.QuerySet["Favorite"]):
         return list(self.for_user(user).values_list("model_id", flat=True))
 
     def add(self, *, user: models.Model, model_id: str) -> None:
-        """Add one favorite at the end; adding an existing one changes nothing (safe under races)."""
-        position = (self.for_user(user).aggregate(last=Max("position"))["last"] or 0) + 1
+        """Add one favorite at the end; adding an existing one changes nothing (safe under races).
+        TooManyFavorites past BOOCHAT_MAX_FAVORITES."""
+        mine = self.for_user(user)
+        stats = mine.aggregate(last=Max("position"), count=models.Count("id"))
+        if stats["count"] >= settings.BOOCHAT_MAX_FAVORITES and not mine.filter(model_id=model_id).exists():
+            raise TooManyFavorites()
+        position = (stats["last"] or 0) + 1
         self.bulk_create([Favorite(user=user, model_id=model_id, position=position)], ignore_conflicts=True)
 
     def remove(self, *, user: models.Model, model_id: str) -> None:
         self.for_user(user).filter(model_id=model_id).delete()
 
+    def set(self, *, user: models.Model, model_id: str, favorite: bool) -> None:
+        """Make `model_id` a favorite or not; the same request twice changes nothing, so concurrent
+        requests end in the state the last one asked for."""
+        if favorite:
+            self.add(user=user, model_id=model_id)
+        else:
+            self.remove(user=user, model_id=model_id)
+
     def toggle(self, *, user: models.Model, model_id: str) -> bool:
         """Flip one favorite; returns whether it is a favorite now. Other rows are never touched."""
-        try:
-            with transaction.atomic():
-                position = (self.for_user(user).aggregate(last=Max("position"))["last"] or 0) + 1
-                self.create(user=user, model_id=model_id, position=position)
-                return True
-        except IntegrityError:
+        if self.for_user(user).filter(model_id=model_id).exists():
             self.remove(user=user, model_id=model_id)
             return False
+        self.add(user=user, model_id=model_id)
+        return True
 
     @transaction.atomic
     def replace(self, *, user: models.Model, model_ids: list[str]) -> None:
-        """Make the user's favorites exactly `model_ids`, in that order."""
+        """Make the user's favorites exactly `model_ids`, in that order: three statements at most."""
         self.for_user(user).exclude(model_id__in=model_ids).delete()
         existing = {f.model_id: f for f in self.for_user(user).select_for_update()}
+        moved, new = [], []
         for position, model_id in enumerate(model_ids, start=1):
             favorite = existing.get(model_id)
             if favorite is None:
-                self.bulk_create([Favorite(user=user, model_id=model_id, position=position)], ignore_conflicts=True)
+                new.append(Favorite(user=user, model_id=model_id, position=position))
             elif favorite.position != position:
                 favorite.position = position
-                favorite.save(update_fields=["position"])
+                moved.append(favorite)
+        self.bulk_update(moved, ["position"], batch_size=500)
+        self.bulk_create(new, ignore_conflicts=True, batch_size=500)
 
 
 class Favorite(models.Model):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
+
 from providers.routing import RoutingError, canonical_model_id
 
 
@@ -30,16 +32,16 @@ def normalize_model_ids(values: Any, *, field: str, known: frozenset[str] | set[
     """
     if not isinstance(values, list):
         raise InvalidModelIds([f"{field} must be a list of model ids"])
-    ids: list[str] = []
+    if len(values) > settings.BOOCHAT_MAX_FAVORITES:
+        raise InvalidModelIds([f"{field} has {len(values)} entries; a user keeps at most "
+                               f"{settings.BOOCHAT_MAX_FAVORITES} favorites (BOOCHAT_MAX_FAVORITES)"])
+    ids: dict[str, None] = {}  # ordered, and a constant-time duplicate check
     errors: list[str] = []
     for index, value in enumerate(values):
         try:
-            model_id = normalize_model_id(value, known=known)
+            ids.setdefault(normalize_model_id(value, known=known))
         except RoutingError as exc:
             errors.append(f"{field}[{index}]: {exc}")
-            continue
-        if model_id not in ids:
-            ids.append(model_id)
     if errors:
         raise InvalidModelIds(errors)
-    return ids
+    return list(ids)

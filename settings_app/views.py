@@ -20,7 +20,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from boochat.picker import build_picker
 from providers.catalog import load_catalog
 from providers.routing import RoutingError
-from settings_app.models import Favorite, UserSettings
+from settings_app.models import Favorite, TooManyFavorites, UserSettings
 from settings_app.normalize import (
     InvalidModelIds,
     normalize_model_id,
@@ -65,6 +65,8 @@ def api_settings(request: HttpRequest) -> JsonResponse:
         return json_error(413, f"the body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes")
     except (ValueError, UnicodeDecodeError):
         return json_error(400, "the body is not valid JSON")
+    except RecursionError:
+        return json_error(400, "the body is JSON nested too deeply")
     if not isinstance(body, dict):
         return json_error(400, "the body must be a JSON object")
     if unknown := sorted(set(body) - SETTINGS_FIELDS):
@@ -90,15 +92,18 @@ def api_settings(request: HttpRequest) -> JsonResponse:
     if errors:
         return json_error(400, "invalid model ids: " + "; ".join(errors), errors=errors)
 
-    with transaction.atomic():
-        if "favorite_models" in changes:
-            Favorite.objects.replace(user=user, model_ids=changes["favorite_models"])
-        for model_id in changes.get("favorite_models_add", []):
-            Favorite.objects.add(user=user, model_id=model_id)
-        for model_id in changes.get("favorite_models_remove", []):
-            Favorite.objects.remove(user=user, model_id=model_id)
-        if "default_model" in changes:
-            UserSettings.objects.update_or_create(user=user, defaults={"default_model": changes["default_model"]})
+    try:
+        with transaction.atomic():  # all of it or, past the limit, nothing
+            if "favorite_models" in changes:
+                Favorite.objects.replace(user=user, model_ids=changes["favorite_models"])
+            for model_id in changes.get("favorite_models_add", []):
+                Favorite.objects.add(user=user, model_id=model_id)
+            for model_id in changes.get("favorite_models_remove", []):
+                Favorite.objects.remove(user=user, model_id=model_id)
+            if "default_model" in changes:
+                UserSettings.objects.update_or_create(user=user, defaults={"default_model": changes["default_model"]})
+    except TooManyFavorites as exc:
+        return json_error(400, str(exc))
     return JsonResponse(settings_payload(user))
 
 
@@ -118,13 +123,22 @@ def _refuse(request: HttpRequest, message: str, fallback: str) -> HttpResponse:
 
 @require_POST
 def favorite_toggle(request: HttpRequest) -> HttpResponse:
-    """Star or unstar the posted `model_id`; htmx gets the re-rendered row and Favorites section."""
+    """Star (`star=<id>`) or unstar (`unstar=<id>`) a model, as the picker's buttons say; a plain
+    `model_id` flips it. htmx gets the re-rendered row and Favorites section."""
+    wanted = "star" if "star" in request.POST else "unstar" if "unstar" in request.POST else None
     stored = set(Favorite.objects.ids_for(request.user))
     try:
-        model_id = normalize_model_id(request.POST.get("model_id", ""), known=stored)
+        model_id = normalize_model_id(request.POST.get(wanted or "model_id", ""), known=stored)
     except RoutingError as exc:
         return _refuse(request, f"Cannot star this model: {exc}", "picker")
-    is_favorite = Favorite.objects.toggle(user=request.user, model_id=model_id)
+    try:
+        if wanted is None:
+            is_favorite = Favorite.objects.toggle(user=request.user, model_id=model_id)
+        else:
+            is_favorite = wanted == "star"
+            Favorite.objects.set(user=request.user, model_id=model_id, favorite=is_favorite)
+    except TooManyFavorites as exc:
+        return _refuse(request, f"Cannot star this model: {exc}", "picker")
     if not request.htmx:
         return _back(request, "picker")
     picker = build_picker(load_catalog(), Favorite.objects.ids_for(request.user))
