@@ -75,6 +75,7 @@ logger = logging.getLogger(__name__)
 PASSIVE_MIDDLEWARE = {
     "boochat.static.StaticFilesMiddleware": "answers only requests for files under STATIC_URL",
     "django_htmx.middleware.HtmxMiddleware": "sets request.htmx, which a chat send does not read",
+    "axes.middleware.AxesMiddleware": "answers only a login attempt that was locked out",
 }
 
 

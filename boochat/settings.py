@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -76,6 +77,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_htmx",
     "template_partials.apps.SimpleAppConfig",
+    "axes",
     "providers",
     "settings_app",
     "boochat",
@@ -92,6 +94,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "boochat.urls"
@@ -164,11 +167,13 @@ if REDIS_URL:
             "KEY_PREFIX": env_str("BOOCHAT_CACHE_PREFIX", "boochat"),
         }
     }
+    AXES_HANDLER = "axes.handlers.cache.AxesCacheHandler"
     # Every request reads its session: from Redis, with the database behind it. Not with the
     # local-memory cache, where a logout would not reach the other workers' copies.
     SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"  # shared by the workers
     # Django's database sessions; a burst of chat sends reads its sessions in one query.
     SESSION_ENGINE = "boochat.sessions"
 
@@ -181,7 +186,21 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 # Django's ModelBackend, able to read the users of a batch of chat sends at once (boochat.sessions).
-AUTHENTICATION_BACKENDS = ["boochat.sessions.ModelBackend"]
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "boochat.sessions.ModelBackend"]
+
+# Failed logins (django-axes): after BOOCHAT_LOGIN_FAILURE_LIMIT failures for one username, or from
+# one client address, further attempts get 429 for BOOCHAT_LOGIN_COOLOFF_MINUTES. The counts live in
+# Redis when REDIS_URL is set, else in the database: every worker and instance sees the same.
+AXES_FAILURE_LIMIT = env_int("BOOCHAT_LOGIN_FAILURE_LIMIT", 10)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("BOOCHAT_LOGIN_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_HTTP_RESPONSE_CODE = 429
+# The client address is the connection's (uvicorn already takes X-Forwarded-For from a proxy listed in
+# FORWARDED_ALLOW_IPS); a header a client sends itself must not pick whose attempts it counts against.
+AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]
+AXES_COOLOFF_MESSAGE = "Too many failed logins: try again in a few minutes."
+AXES_SENSITIVE_PARAMETERS: list[str] = []  # log who and from where; the password is always masked
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
