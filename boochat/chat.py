@@ -43,6 +43,7 @@ TITLE_PROMPT = (
     "Write a title of at most six words for the conversation below. Answer with the title only: "
     "no quotes, no trailing punctuation."
 )
+STOPPED_BEFORE_START = "Stopped before the host started to answer."
 NOTE_EVERY_SECONDS = 1.0  # how often a stream hands what arrived to boochat.partials
 
 
@@ -287,6 +288,10 @@ async def start_turn(session: ChatSession, turn: NewTurn) -> Turn:
     except UpstreamError as exc:
         answer.state, answer.error = MessageState.FAILED, str(exc)
         await db_threads.run(save_if_kept, answer)
+        raise
+    except asyncio.CancelledError:  # Stop, or the tab closed, while the host had not answered yet
+        answer.state, answer.error = MessageState.INTERRUPTED, STOPPED_BEFORE_START
+        await asyncio.shield(db_threads.run(save_if_kept, answer))
         raise
     return Turn(route, response, answer)
 

@@ -11,6 +11,7 @@
   const messages = document.getElementById("messages");
   const csrf = composer.querySelector("input[name=csrfmiddlewaretoken]").value;
   let controller = null;
+  let stopped = false;
 
   const { element, answerBubble, readStream, errorMessage, swapIn } = window.BooChatStream;
 
@@ -20,6 +21,14 @@
 
   async function showSaved(id) {
     if (id) await swapIn(messageUrl(id), document.getElementById("message-" + id));
+  }
+
+  // Stopped before the host answered: the page has no answer id yet, so it takes the conversation as
+  // the server saved it (an answer still marked streaming there fetches itself again until it is not).
+  async function refreshMessages() {
+    if (window.htmx) {
+      await htmx.ajax("GET", window.location.pathname, { target: "#messages", select: "#messages", swap: "outerHTML" });
+    }
   }
 
   async function refreshContextUsage() {
@@ -51,6 +60,7 @@
     stop.hidden = false;
     status.textContent = "Waiting for the host…";
     let messageId = null;
+    stopped = false;
     try {
       const response = await fetch(composer.action, {
         method: "POST", body, signal: controller.signal,
@@ -75,13 +85,15 @@
       send.disabled = false;
       stop.hidden = true;
       status.textContent = "";
-      await showSaved(messageId);
+      if (messageId) await showSaved(messageId);
+      else if (stopped) await refreshMessages();
       await maybeTitle();
       await refreshContextUsage();
     }
   });
 
   stop.addEventListener("click", function () {
+    stopped = true;
     if (controller) controller.abort();
   });
 

@@ -1,7 +1,10 @@
 import pytest
 from playwright.sync_api import expect
 
-from boochat.models import Message, MessageState
+from django.contrib.auth.models import User
+
+from boochat.chat import STOPPED_BEFORE_START
+from boochat.models import ChatSession, Message, MessageState
 from tests.factories import make_provider
 from tests.fakes.llama_swap import FakeLlamaSwap, FakeModel
 
@@ -53,3 +56,21 @@ def test_chat_streams_stops_and_survives_a_reload(asgi_page, asgi_server):
     title = page.locator("#session-title").inner_text()
     expect(page.get_by_role("link", name=title)).to_be_visible()
     expect(page.locator(".context-usage")).to_contain_text("tokens of context")
+
+
+def test_stop_before_the_first_byte_shows_the_stopped_answer_without_a_reload(asgi_page, asgi_server):
+    page = asgi_page
+    with FakeLlamaSwap([FakeModel("qwen3-8b")]) as host:
+        host.first_byte_delay = 30
+        make_provider(slug="sam-desktop", base_url=host.url, is_default=True)
+        session = ChatSession.objects.create(user=User.objects.get(username="alice"),
+                                             model_id="sam-desktop/qwen3-8b", title="t")
+        page.goto(f"{asgi_server.url}{session.get_absolute_url()}")
+        page.get_by_label("Message").fill("hello")
+        page.get_by_role("button", name="Send").click()
+        expect(page.get_by_role("button", name="Stop")).to_be_visible()
+        page.wait_for_timeout(500)
+        page.get_by_role("button", name="Stop").click()
+        answer = page.locator("article.message.assistant").last
+        expect(answer).to_contain_text(STOPPED_BEFORE_START, timeout=5000)
+        expect(answer).to_contain_text("interrupted")

@@ -73,6 +73,7 @@ class FakeHost:
     def __init__(self) -> None:
         self.requests: list[RecordedRequest] = []
         self.hang = False  # accept connections and read requests, but never answer
+        self.first_byte_delay = 0.0  # seconds before a POST is answered at all (a model swap)
         self.disconnects: list[RecordedRequest] = []  # streams the client left before they ended
         self.port = 0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -151,6 +152,9 @@ class FakeHost:
                 self.requests.append(request)
                 if self.hang:
                     await asyncio.Event().wait()
+                if self.first_byte_delay and request.method == "POST" and not await self._still_there(reader):
+                    self.disconnects.append(request)
+                    break
                 reply = await self.handle(request)
                 keep_open = await self._write(reply, request, reader, writer)
                 if not keep_open or request.headers.get("connection", "").lower() == "close":
@@ -160,6 +164,16 @@ class FakeHost:
         finally:
             self._connections.discard(writer)
             writer.close()
+
+    async def _still_there(self, reader: asyncio.StreamReader) -> bool:
+        """Wait first_byte_delay seconds (a model swap); False if the client left meanwhile."""
+        client_gone = asyncio.ensure_future(reader.read(1))
+        await asyncio.wait({client_gone}, timeout=self.first_byte_delay)
+        gone = _closed(client_gone)
+        client_gone.cancel()
+        with contextlib.suppress(BaseException):
+            await client_gone
+        return not gone
 
     async def _read_request(self, reader: asyncio.StreamReader) -> RecordedRequest | None:
         try:
