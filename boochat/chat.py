@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import json
 import logging
@@ -14,8 +15,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+import httpx
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db.models import Q
 from django.http import Http404
 from django.utils import timezone
 
@@ -354,8 +357,15 @@ async def relay_stream(route: Route, response: UpstreamResponse, answer: Generat
     name = f"{route.provider_name} ({route.provider})"
     state, error = MessageState.INTERRUPTED, "Stopped before the answer was complete."
     last_note = time.monotonic()
+    received, limit = 0, settings.BOOCHAT_MAX_ANSWER_BYTES
     try:
         async for chunk in response.chunks():
+            received += len(chunk)
+            if received > limit:  # stored answers stay bounded; the host is told to stop (finally)
+                error = (f"Truncated: the answer passed BooChat's limit of {limit:,} bytes "
+                         f"(BOOCHAT_MAX_ANSWER_BYTES); {name} was stopped here.")
+                yield b"data: " + json_bytes({"error": {"message": error, "type": "answer_too_long"}}) + b"\n\n"
+                break
             acc.feed(chunk)
             yield chunk
             if time.monotonic() - last_note > NOTE_EVERY_SECONDS:
@@ -363,7 +373,9 @@ async def relay_stream(route: Route, response: UpstreamResponse, answer: Generat
                 acc.read()
                 partial_answers.note(answer, acc.text, acc.reasoning_text)
         acc.close()
-        if acc.error:
+        if received > limit:
+            pass  # interrupted, with the error above
+        elif acc.error:
             state, error = MessageState.FAILED, f"{name}: {acc.error}"
         elif acc.done or acc.finish_reason:
             state, error = MessageState.COMPLETE, ""
@@ -445,16 +457,32 @@ def clean_title(text: str) -> str:
     return line.strip().strip("\"'“”‘’").strip().rstrip(".!?:;")[:80].strip()
 
 
+def claim_title(session: ChatSession) -> bool:
+    """Whether this request writes the session's title: the first to ask since it has none, in any
+    process of any instance (a claim older than twice the task timeout has died with its process)."""
+    now = timezone.now()
+    stale = now - timedelta(seconds=2 * settings.BOOCHAT_TASK_TIMEOUT)
+    unclaimed = Q(title_claimed_at__isnull=True) | Q(title_claimed_at__lt=stale)
+    return ChatSession.objects.filter(unclaimed, pk=session.pk, title="").update(title_claimed_at=now) == 1
+
+
+def with_task_timeout(route: Route) -> Route:
+    """`route` waiting at most BOOCHAT_TASK_TIMEOUT seconds for the host: a title is not worth more."""
+    read = min(route.timeout.read or settings.BOOCHAT_TASK_TIMEOUT, settings.BOOCHAT_TASK_TIMEOUT)
+    return dataclasses.replace(route, timeout=httpx.Timeout(read, connect=route.timeout.connect))
+
+
 async def generate_title(session: ChatSession) -> str:
-    """A short title from the task model (or a fallback); saved on the session and returned."""
+    """A short title from the task model (or a fallback); saved on the session and returned. Asked
+    once per session, however many requests want it at the same time."""
     first = await sync_to_async(_title_source)(session)
-    if not first:
+    if not first or not await sync_to_async(claim_title)(session):
         return session.title
     transcript = "\n\n".join(f"{m.role.upper()}: {m.content[:1500]}" for m in first)
     title = ""
     for model_id in await sync_to_async(task_model_candidates)(session.model_id):
         try:
-            route = await aresolve(model_id)
+            route = with_task_timeout(await aresolve(model_id))
             answer = await complete_chat(
                 route,
                 [{"role": "system", "content": TITLE_PROMPT}, {"role": "user", "content": transcript}],

@@ -44,6 +44,8 @@ class ChatSession(models.Model):
     model_id = models.CharField("model", max_length=330)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # When a request took on writing the title (boochat.chat.claim_title): it is asked once.
+    title_claimed_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     objects = ChatSessionQuerySet.as_manager()
 

@@ -243,6 +243,8 @@ LLAMA_SIDECAR_URL = env_str("LLAMA_SIDECAR_URL")
 # summaries ("" = the session's model, "task" = the task model, or a composite id).
 BOOCHAT_TASK_MODEL = env_str("BOOCHAT_TASK_MODEL")
 BOOCHAT_SUMMARY_MODEL = env_str("BOOCHAT_SUMMARY_MODEL")
+# Seconds a title waits for its host (a hung host must not hold the request for the read timeout).
+BOOCHAT_TASK_TIMEOUT = env_int("BOOCHAT_TASK_TIMEOUT", 20)
 # An answer still "streaming" this many seconds past its provider's read timeout was left by a
 # process that died; it is shown as interrupted with what was saved.
 BOOCHAT_STALE_STREAM_GRACE = env_int("BOOCHAT_STALE_STREAM_GRACE", 60)
@@ -253,6 +255,10 @@ BOOCHAT_GATEWAY_OPEN = env_bool("BOOCHAT_GATEWAY_OPEN", False)
 BOOCHAT_GATEWAY_ALLOWED_ORIGINS = env_list("BOOCHAT_GATEWAY_ALLOWED_ORIGINS", "")
 # Largest request body (chat bodies with long histories or images are big); larger gets a 413.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("BOOCHAT_MAX_BODY_BYTES", 32 * 1024 * 1024)
+# Largest answer (bytes of the host's stream) BooChat relays and stores; past it the answer is cut and
+# saved as interrupted, marked truncated, and the host's request closed. The gateway does not store
+# answers and relays them whole.
+BOOCHAT_MAX_ANSWER_BYTES = env_int("BOOCHAT_MAX_ANSWER_BYTES", 8 * 1024 * 1024)
 # Most favorites one user keeps (the picker renders every one on each page).
 BOOCHAT_MAX_FAVORITES = env_int("BOOCHAT_MAX_FAVORITES", 500)
 # Seconds a provider's model list is served before it is refreshed (in the background).

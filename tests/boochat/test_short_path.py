@@ -281,5 +281,5 @@ def test_a_body_too_large_for_django_gets_djangos_answer(alice, host, admitted, 
     body = b"content=" + b"x" * 2000
     content = (body[i:i + 300] for i in range(0, len(body), 300)) if chunked else body
     response = client.post(url, content=content, headers={"Content-Type": "application/x-www-form-urlencoded"})
-    assert response.status_code == 400
+    assert response.status_code == 413  # boochat.views.bad_request
     assert admitted == [] and not Message.objects.exists()
