@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.db import transaction
 from django.db.models import QuerySet
@@ -7,6 +9,7 @@ from django.http import HttpRequest
 
 from providers.catalog import UP, load_catalog
 from providers.models import ModelOverride, Provider, ProviderSource
+from providers.sync import default_from_file
 
 
 def _managed_by_file(obj: Provider | ModelOverride | None) -> bool:
@@ -29,8 +32,26 @@ class ModelOverrideInline(admin.TabularInline):
         return not _managed_by_file(obj) and super().has_delete_permission(request, obj)
 
 
+def _file_decides_default(slug: str) -> str | None:
+    """Why `slug` cannot be made the default here, or None if it can."""
+    chosen = default_from_file()
+    if chosen is None or chosen == slug:
+        return None
+    return (f"The provider file ({settings.LLAMA_PROVIDERS_PATH}) makes {chosen} the default: change "
+            f"\"default\" there (each start and HUP applies the file).")
+
+
+class ProviderForm(forms.ModelForm):
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        if cleaned.get("is_default") and (reason := _file_decides_default(cleaned.get("slug") or self.instance.slug)):
+            self.add_error("is_default", reason)
+        return cleaned
+
+
 @admin.register(Provider)
 class ProviderAdmin(admin.ModelAdmin):
+    form = ProviderForm
     list_display = ["slug", "name", "kind", "base_url", "sidecar_url", "enabled", "is_default", "source"]
     list_filter = ["kind", "enabled", "source"]
     search_fields = ["slug", "name", "base_url"]
@@ -98,6 +119,9 @@ class ProviderAdmin(admin.ModelAdmin):
             self.message_user(
                 request, f"{provider.slug} must be enabled and not come from the provider file.", messages.ERROR
             )
+            return
+        if reason := _file_decides_default(provider.slug):
+            self.message_user(request, reason, messages.ERROR)
             return
         Provider.objects.make_default(provider)
         self.message_user(request, f"{provider.slug} is now the default provider.")

@@ -21,7 +21,7 @@ from providers.models import (
     ProviderSource,
     validate_base_url,
 )
-from providers.provider_file import OverrideSpec, ProviderSpec, load_provider_file
+from providers.provider_file import OverrideSpec, ProviderFileError, ProviderSpec, load_provider_file
 
 logger = logging.getLogger(__name__)
 
@@ -195,6 +195,19 @@ def plan_from_environment() -> SyncPlan | None:
     if others.filter(is_default=True).exists():
         spec = replace(spec, is_default=False)
     return plan_sync([spec], source=ProviderSource.ENV, origin="LLAMA_SWAP_URL")
+
+
+def default_from_file() -> str | None:
+    """The slug the provider file makes the default, if it names one. The file then decides the
+    default: admin refuses another (each start and HUP would put the file's back)."""
+    path = settings.LLAMA_PROVIDERS_PATH
+    if not path or not Path(path).exists():
+        return None
+    try:
+        specs = load_provider_file(path)
+    except ProviderFileError:  # the sync refuses such a file too, and changes nothing
+        return None
+    return next((spec.slug for spec in specs if spec.is_default), None)
 
 
 def sync_from_environment() -> SyncPlan | None:
