@@ -14,13 +14,17 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "boochat.settings")
 django.setup(set_prefix=False)  # as django.core.asgi.get_asgi_application does
 
 from boochat import gateway  # noqa: E402 - needs the apps loaded
+from boochat.body_deadline import with_body_deadline  # noqa: E402
 from boochat.handler import Handler  # noqa: E402
 
 django_application = Handler()
 
 
-async def application(scope, receive, send):  # noqa: ANN001, ANN201 - the ASGI signature
+async def dispatch(scope, receive, send):  # noqa: ANN001, ANN201 - the ASGI signature
     if scope["type"] == "http" and scope["path"].startswith("/v1/"):
         await gateway.application(scope, receive, send)
     else:
         await django_application(scope, receive, send)
+
+
+application = with_body_deadline(dispatch)

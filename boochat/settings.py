@@ -253,6 +253,8 @@ BOOCHAT_GATEWAY_OPEN = env_bool("BOOCHAT_GATEWAY_OPEN", False)
 # Web pages at these origins (scheme://host[:port]) may call the gateway from a browser (CORS);
 # a browser's request from any other site is refused.
 BOOCHAT_GATEWAY_ALLOWED_ORIGINS = env_list("BOOCHAT_GATEWAY_ALLOWED_ORIGINS", "")
+# Seconds a request's body may take to arrive in full; slower gets 408.
+BOOCHAT_BODY_TIMEOUT = env_int("BOOCHAT_BODY_TIMEOUT", 30)
 # Largest request body (chat bodies with long histories or images are big); larger gets a 413.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("BOOCHAT_MAX_BODY_BYTES", 32 * 1024 * 1024)
 # Largest answer (bytes of the host's stream) BooChat relays and stores; past it the answer is cut and
