@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import tempfile
 from datetime import timedelta
 from pathlib import Path
 
@@ -49,15 +50,29 @@ def env_list(name: str, default: str) -> list[str]:
 DATA_DIR = Path(env_str("BOOCHAT_DATA_DIR") or BASE_DIR / "var")
 
 
+def _private_file(path: Path, content: str = "") -> None:
+    """Create `path` readable by its owner only (from the first byte, not chmod-ed after), unless it
+    exists. Atomic: processes starting together all end up reading the one file that won."""
+    DATA_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if path.exists():
+        return
+    fd, temporary = tempfile.mkstemp(dir=DATA_DIR, prefix=f".{path.name}.")  # mode 0600
+    try:
+        os.write(fd, content.encode())
+        os.close(fd)
+        os.link(temporary, path)
+    except FileExistsError:
+        pass  # another process was first
+    finally:
+        os.unlink(temporary)
+
+
 def _secret_key() -> str:
     """BOOCHAT_SECRET_KEY, or a random key kept in DATA_DIR so `make run` needs no setup."""
     if key := env_str("BOOCHAT_SECRET_KEY"):
         return key
     key_file = DATA_DIR / "secret_key"
-    if not key_file.exists():
-        DATA_DIR.mkdir(parents=True, exist_ok=True)
-        key_file.write_text(secrets.token_urlsafe(50))
-        key_file.chmod(0o600)
+    _private_file(key_file, secrets.token_urlsafe(50))
     return key_file.read_text().strip()
 
 
@@ -85,6 +100,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "boochat.security.ContentSecurityPolicyMiddleware",
     "boochat.static.StaticFilesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -138,7 +154,8 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    if DATABASES["default"]["NAME"] == str(_sqlite_path):
+        _private_file(_sqlite_path)  # SQLite gives its -wal and -shm files the same mode
     # WAL lets the picker read while a chat writes; a busy timeout instead of "database is locked".
     DATABASES["default"]["OPTIONS"] = {
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
@@ -225,6 +242,9 @@ CSRF_COOKIE_HTTPONLY = True  # htmx sends the token from hx-headers, never from 
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+# Every page's scripts and styles are files served by BooChat: no inline script, no eval, no CDN.
+BOOCHAT_CSP = env_str("BOOCHAT_CSP", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                      "connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'")
 HTTPS = env_bool("BOOCHAT_HTTPS", False)
 SECURE_SSL_REDIRECT = HTTPS
 SESSION_COOKIE_SECURE = HTTPS
