@@ -7,7 +7,7 @@ PORT ?= 8000
 
 WORKERS ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: run serve test install migrate check bench browser clean
+.PHONY: run serve test install migrate check bench system-packages clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,16 +32,18 @@ serve: migrate
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	BOOCHAT_BIND=$(HOST):$(PORT) BOOCHAT_WORKERS=$(WORKERS) $(BIN)/gunicorn --config python:boochat.gunicorn_conf boochat.asgi:application
 
-test: install browser
+test: install system-packages
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# Browser tests drive Debian's Chromium (Playwright's own browser download cannot work offline).
+# Debian packages the tests use: Chromium for the browser tests (Playwright's own browser download
+# cannot work offline), nginx for the reverse-proxy test. RUNLEVEL=1: the nginx service is not started.
 CHROMIUM ?= /usr/bin/chromium
+NGINX ?= /usr/sbin/nginx
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-browser: $(CHROMIUM)
-$(CHROMIUM):
+system-packages: $(CHROMIUM) $(NGINX)
+$(CHROMIUM) $(NGINX) &:
 	$(SUDO) apt-get update -qq
-	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get install -y -qq chromium chromium-driver nginx-light
 
 # Every benchmark, a summary table, and bench/results/latest.json. STREAMS="500" for a shorter run;
 # RAMP=1 starts the concurrent streams over one second instead of all at the same moment. The app runs
