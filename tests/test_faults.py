@@ -1,6 +1,7 @@
 """Every way a host fails, on every path: a clear error naming the provider, never a 500 from
 BooChat, never a wait past the provider's timeout, nothing stored lost, other providers unaffected."""
 
+import json
 import time
 
 import pytest
@@ -11,6 +12,7 @@ from boochat.models import ChatSession, Message, MessageState
 from providers.models import Provider
 from tests.factories import make_provider
 from tests.fakes.llama_swap import FakeLlamaSwap, FakeModel
+from tests.fakes.server import Response
 
 pytestmark = pytest.mark.django_db
 
@@ -50,6 +52,21 @@ def listing(fault):
 
 def inference(fault):
     return pytest.param((fault, {"/v1/chat/completions", "/v1/completions", "/v1/embeddings"}), id=fault)
+
+
+# Faults where the host answers 200: the gateway relays what it sent (a JSON body or an event stream).
+GATEWAY_RELAYS = {"invalid-json", "truncated-sse", "non-json-sse"}
+
+
+def relayed_by_the_host(host):
+    """The bytes `host` sent for the last chat completion it received (up to where it broke off, for
+    a stream it drops)."""
+    request = host.requests_to("/v1/chat/completions")[-1]
+    reply = host.faulty(request) if host.fault else host.inference(request)
+    if isinstance(reply, Response):
+        return reply.body
+    chunks = list(reply.chunks)
+    return b"".join(chunks if reply.drop_after is None else chunks[:reply.drop_after])
 
 
 def timed(call):
@@ -105,17 +122,35 @@ class TestAnswers:
         user_client.post(reverse("chat_send", args=[other.pk]), {"content": "hi"})
         assert other.messages.get(role="assistant").state == MessageState.COMPLETE
 
-    def test_the_gateway_answers_in_the_openai_envelope(self, gateway, healthy, broken):
+    @pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+    def test_the_gateway_answers_in_the_openai_envelope(self, gateway, healthy, broken, stream):
         _, key = create_key(name="t")
-        body = {"model": "broken/qwen3-8b", "messages": [{"role": "user", "content": "hi"}]}
+        body = {"model": "broken/qwen3-8b", "messages": [{"role": "user", "content": "hi"}], "stream": stream}
         response, seconds = timed(lambda: gateway.post("/v1/chat/completions", json=body,
                                                        headers={"Authorization": f"Bearer {key}"}))
-        assert response.status_code != 500 or broken.fault == "500"  # a host's own 500 keeps its status
-        if response.status_code != 200:
-            error = response.json()["error"]
-            assert {"message", "type", "param", "code"} <= set(error)
-            assert error["message"].startswith("Broken box (broken)")
         assert seconds < 1.0 + 2.5
+        if broken.fault in GATEWAY_RELAYS or broken.drop_after is not None:
+            # The host said 200: what it sent is passed on as it is, bytes and end alike.
+            assert response.status_code == 200
+            sent = relayed_by_the_host(broken)
+            if broken.drop_after is not None and stream:  # cut mid-answer: the gateway says so at the end
+                assert response.content.startswith(sent)
+                event = response.content[len(sent):]
+                assert event.startswith(b"data: ") and event.endswith(b"\n\n") and event.count(b"data: ") == 1
+                error = json.loads(event[len(b"data: "):])["error"]
+                assert error["code"] == "upstream_disconnected" and error["type"] == "upstream_error"
+                assert "'broken'" in error["message"]
+                assert b"[DONE]" not in response.content  # no end where the host sent none
+            else:
+                # as sent: invalid JSON stays invalid, a truncated stream stays truncated (no [DONE] added),
+                # odd lines stay; a non-streamed answer is whole (the drop fault cuts only streams)
+                assert response.content == sent
+            return
+        assert response.status_code != 500 or broken.fault == "500"  # a host's own 500 keeps its status
+        assert 400 <= response.status_code < 600
+        error = response.json()["error"]
+        assert {"message", "type", "param", "code"} <= set(error)
+        assert error["message"].startswith("Broken box (broken)")
 
     def test_a_broken_task_model_falls_back_for_titles(self, user_client, healthy, broken, settings):
         settings.BOOCHAT_TASK_MODEL = "broken/tiny"

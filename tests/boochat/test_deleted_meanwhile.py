@@ -3,9 +3,9 @@ while an answer streams or a title is written) are not inserted again, and the r
 The streaming cases, through a real server, are in test_streaming.py."""
 
 import pytest
+from django.db import connection
 from django.urls import reverse
 
-from boochat import arena, chat
 from boochat.models import ArenaRun, ChatSession, Message, MessageState, save_if_kept
 from tests.boochat.test_chat import new_session
 
@@ -47,51 +47,63 @@ def test_it_writes_what_save_writes(session):
     assert (saved.content, saved.error, saved.updated_at) == ("changed", "", answer.updated_at)
 
 
-def deleting(model, pk, answer):
-    """A complete_chat that deletes the row in question while the host answers."""
-    async def complete_chat(route, messages, **options):
-        await model.objects.filter(pk=pk).adelete()
-        return {"choices": [{"message": {"role": "assistant", "content": answer}}]}
+def deleting(model, pk, *, stream=None):
+    """For a fake host's `while_answering`: the row is deleted (by its owner, or in admin) while the
+    host works on a chat completion (only a streamed one, or only one that is not, if `stream` says)."""
+    def delete(request):
+        if request.path != "/v1/chat/completions":
+            return
+        if stream is not None and bool(request.json().get("stream")) != stream:
+            return
+        try:
+            model.objects.filter(pk=pk).delete()
+        finally:
+            connection.close()  # this thread's own connection
 
-    return complete_chat
+    return delete
 
 
-def test_a_chat_deleted_while_its_title_is_written(user_client, hosts, monkeypatch):
+# The host's thread deletes the row on its own connection: these tests commit (transaction=True).
+
+@pytest.mark.django_db(transaction=True)
+def test_a_chat_deleted_while_its_title_is_written(user_client, hosts):
     session = new_session(user_client, "sam-desktop/qwen3-8b")
     Message.objects.create(session=session, role="user", content="hi")
-    monkeypatch.setattr(chat, "complete_chat", deleting(ChatSession, session.pk, "Greetings"))
+    hosts["sam-desktop"].reply = ["Greetings"]
+    hosts["sam-desktop"].while_answering = deleting(ChatSession, session.pk)
     response = user_client.post(reverse("chat_title", args=[session.pk]))
     assert response.status_code == 200 and "Greetings" in response.content.decode()
-    assert not ChatSession.objects.exists()
+    assert len(hosts["sam-desktop"].requests_to("/v1/chat/completions")) == 1  # the title was asked once...
+    assert not ChatSession.objects.exists()  # ...and its chat, deleted meanwhile, not inserted again
 
 
-def test_an_arena_run_deleted_while_it_is_analyzed(user_client, hosts, monkeypatch):
+@pytest.mark.django_db(transaction=True)
+def test_an_arena_run_deleted_while_it_is_analyzed(user_client, hosts):
     user_client.post(reverse("arena_new"), {"prompt": "Which is faster?", "model_1": "sam-desktop/qwen3-8b",
                                             "model_2": "embedding/qwen3-8b", "analyzer": "sam-desktop/qwen3-8b"})
     run = ArenaRun.objects.get()
-    monkeypatch.setattr(arena, "complete_chat", deleting(ArenaRun, run.pk, "The first."))
+    hosts["sam-desktop"].reply = ["The first."]
+    hosts["sam-desktop"].while_answering = deleting(ArenaRun, run.pk)
     response = user_client.post(reverse("arena_analyze", args=[run.pk]), headers={"HX-Request": "true"})
     assert response.status_code == 200 and "The first." in response.content.decode()
+    assert len(hosts["sam-desktop"].requests_to("/v1/chat/completions")) == 1
     assert not ArenaRun.objects.exists()
 
 
-def test_a_chat_deleted_while_its_host_refuses_the_turn(user_client, hosts, monkeypatch):
-    from boochat.proxy import UpstreamError
-
+@pytest.mark.django_db(transaction=True)
+def test_a_chat_deleted_while_its_host_refuses_the_turn(user_client, hosts):
     session = new_session(user_client, "sam-desktop/qwen3-8b")
-
-    async def refused(route, body):
-        await ChatSession.objects.filter(pk=session.pk).adelete()
-        raise UpstreamError("Sam's desktop (sam-desktop) is busy (too many requests).", status=503)
-
-    monkeypatch.setattr(chat, "open_chat_stream", refused)
+    hosts["sam-desktop"].busy = True  # llama-swap's concurrency limit: 429
+    hosts["sam-desktop"].while_answering = deleting(ChatSession, session.pk)
     response = user_client.post(reverse("chat_send", args=[session.pk]), {"content": "hi"}, headers={"X-BooChat-Stream": "1"})
     assert response.status_code == 503
-    assert response.json() == {"error": "Sam's desktop (sam-desktop) is busy (too many requests)."}
-    assert not Message.objects.exists()
+    assert response.json() == {"error": "Sam's desktop (sam-desktop) is busy (too many requests); try again in 7 s."}
+    assert len(hosts["sam-desktop"].requests_to("/v1/chat/completions")) == 1
+    assert not Message.objects.exists()  # the failed answer was not inserted again
 
 
-def test_a_chat_deleted_while_its_history_is_summarized(user_client, hosts, monkeypatch):
+@pytest.mark.django_db(transaction=True)
+def test_a_chat_deleted_while_its_history_is_summarized(user_client, hosts):
     from boochat.models import Compaction
     from providers.models import ModelOverride, Provider
 
@@ -100,16 +112,13 @@ def test_a_chat_deleted_while_its_history_is_summarized(user_client, hosts, monk
     for i in range(6):
         Message.objects.create(session=session, role="user", content=f"question {i} " + "words " * 80)
         Message.objects.create(session=session, role="assistant", content=f"answer {i} " + "text " * 80)
-
-    async def summarize(route, transcript):
-        await ChatSession.objects.filter(pk=session.pk).adelete()
-        return "They talked."
-
-    monkeypatch.setattr(chat, "summarize", summarize)
+    hosts["embedding"].reply = ["They talked."]
+    hosts["embedding"].while_answering = deleting(ChatSession, session.pk, stream=False)  # the summary
     response = user_client.post(reverse("chat_send", args=[session.pk]), {"content": "and now?"}, headers={"X-BooChat-Stream": "1"})
     assert response.status_code == 404
+    streamed = [r.json()["stream"] for r in hosts["embedding"].requests_to("/v1/chat/completions")]
+    assert streamed and not any(streamed)  # the summary was asked (with a shorter retry), and no turn after it
     assert not Compaction.objects.exists() and not Message.objects.exists()
-    assert not any(r.json()["stream"] for r in hosts["embedding"].requests_to("/v1/chat/completions"))  # no turn asked
 
 
 def test_a_field_name_that_is_not_there_is_refused(session):

@@ -19,6 +19,12 @@ def test_login_page_renders(client):
     assert b'name="password"' in response.content
 
 
+def provider_row(body, slug):
+    """The home page's table row for one provider."""
+    start = body.index(f'<tr id="provider-{slug}">')
+    return body[start:body.index("</tr>", start)]
+
+
 def test_home_lists_providers_without_secrets(user_client, monkeypatch):
     monkeypatch.setenv("DEEPSEEK_API_KEY", "sk-very-secret")
     make_provider(slug="sam-desktop", name="Sam's desktop", is_default=True)
@@ -28,7 +34,9 @@ def test_home_lists_providers_without_secrets(user_client, monkeypatch):
     assert response.template_name == "home.html"
     assert [p.slug for p in response.context_data["providers"]] == ["sam-desktop", "deepseek"]
     body = response.content.decode()
-    assert "Sam&#x27;s desktop" in body and "default" in body
+    sam, deepseek = provider_row(body, "sam-desktop"), provider_row(body, "deepseek")
+    assert "Sam&#x27;s desktop" in sam and '<span class="badge">default</span>' in sam  # the default is marked...
+    assert "DeepSeek" in deepseek and 'class="badge"' not in deepseek  # ...and only the default
     assert "sk-very-secret" not in body
 
 

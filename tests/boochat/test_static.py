@@ -1,11 +1,13 @@
 """Static files through the served app (ASGI), as WhiteNoise serves them, without a sync iterator."""
 
+import asyncio
 import logging
 import warnings
 from pathlib import Path
 
 import httpx
 import pytest
+from asgiref.sync import async_to_sync
 from django.conf import settings
 
 from boochat.static import StaticFilesMiddleware
@@ -71,12 +73,38 @@ def test_the_middleware_chain_runs_without_thread_hops(caplog):
     assert handler.short_path is not None  # it knows this middleware does nothing for chat sends
 
 
-def test_large_files_arrive_in_blocks(asgi_server, monkeypatch):
-    from boochat import static
+def test_large_files_are_sent_as_they_are_read_block_by_block(settings, tmp_path):
+    # Django's ASGI handler cuts every body into 64 KiB messages whatever the response hands it, so
+    # counting messages cannot tell a file read whole from one read as it is sent. A file rewritten
+    # while it is sent can: only the blocks read after that carry the new bytes.
+    from boochat.handler import Handler
+    from boochat.static import BLOCK_SIZE
 
-    monkeypatch.setattr(static, "BLOCK_SIZE", 256)
-    url, content = _a_static_file()
-    assert len(content) > 4 * 256
-    with httpx.stream("GET", f"{asgi_server.url}{url}") as response:
-        body = b"".join(response.iter_raw())
-    assert body == content
+    size = 3 * BLOCK_SIZE + 100
+    path = tmp_path / "big.bin"
+    path.write_bytes(b"a" * size)
+    settings.STATICFILES_DIRS = [*settings.STATICFILES_DIRS, tmp_path]
+    application = Handler()  # the app boochat.asgi serves, built again to find the folder above
+    requests, messages = [{"type": "http.request", "body": b"", "more_body": False}], []
+
+    async def receive():
+        if requests:
+            return requests.pop()
+        await asyncio.get_running_loop().create_future()  # the client stays until the response ends
+
+    async def send(message):
+        messages.append(message)
+        if message["type"] == "http.response.body" and len(messages) == 2:  # the first block is out
+            path.write_bytes(b"b" * size)  # the same file, rewritten in place
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
+             "path": "/static/big.bin", "raw_path": b"/static/big.bin", "query_string": b"", "root_path": "",
+             "headers": [(b"host", b"testserver")], "client": ("127.0.0.1", 50000), "server": ("testserver", 80)}
+    async_to_sync(application)(scope, receive, send)
+
+    start, *bodies = messages
+    assert start["type"] == "http.response.start" and start["status"] == 200
+    assert dict(start["headers"])[b"Content-Length"] == str(size).encode()
+    assert [m["type"] for m in bodies] == ["http.response.body"] * len(bodies) and len(bodies) > 2
+    body = b"".join(m.get("body", b"") for m in bodies)
+    assert body == b"a" * BLOCK_SIZE + b"b" * (size - BLOCK_SIZE)  # the first block read before it was sent, the rest after

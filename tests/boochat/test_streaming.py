@@ -2,7 +2,6 @@
 
 import contextlib
 import logging
-import threading
 import time
 import weakref
 
@@ -163,35 +162,53 @@ def test_answers_being_streamed_hold_no_database_connection(chat, monkeypatch):
     assert all(wait_for_state(int(r.headers["x-boochat-message"])).state == MessageState.COMPLETE for r, _ in streams)
 
 
-def test_a_slow_database_never_holds_up_the_stream(chat, monkeypatch):
-    # Partial answers are saved by their own thread (boochat.partials): a batch held up by the
-    # database holds up no stream, and the final save does not wait for it.
-    from boochat import chat as chat_module
-    from boochat import partials
+@contextlib.contextmanager
+def database_write_locked():
+    """Another connection holds the database's write lock (as a long write elsewhere does) until the
+    block ends: writes to answers wait meanwhile, reads go on."""
+    from django.db import connections
 
-    release = threading.Event()
-    held = []
-    real_write = partials.partial_answers.write
-
-    def held_write():
-        held.append(True)
-        release.wait(10)
-        return real_write()
-
-    monkeypatch.setattr(partials.partial_answers, "write", held_write)
-    monkeypatch.setattr(partials.partial_answers, "every", 0.01)
-    monkeypatch.setattr(chat_module, "NOTE_EVERY_SECONDS", 0.01)
+    locker = connections.create_connection("default")
     try:
-        with FakeLlamaSwap(reply=["word "] * 100, stream_delay=0.02) as host:
-            _, client, url = chat(host)
-            with client.stream("POST", url, data={"content": "talk"}) as response:
-                received = response.read()
-            assert b"[DONE]" in received
-            answer = wait_for_state(int(response.headers["x-boochat-message"]))
-            assert held  # a batch was being written all along
-            assert answer.state == MessageState.COMPLETE and answer.content == "word " * 100
+        with locker.cursor() as cursor:
+            if locker.vendor == "sqlite":
+                cursor.execute("BEGIN IMMEDIATE")
+            else:
+                cursor.execute("BEGIN")
+                cursor.execute(f"LOCK TABLE {Message._meta.db_table} IN SHARE ROW EXCLUSIVE MODE")
+            try:
+                yield
+            finally:
+                cursor.execute("ROLLBACK")
     finally:
-        release.set()
+        locker.close()
+
+
+def test_a_locked_database_never_holds_up_the_stream(chat):
+    # What arrived is saved every second by its own thread (boochat.partials), and the answer when
+    # it ends: while the database is locked those saves wait, and the words still flow.
+    words, delay = 225, 0.02  # 4.5 s of answer
+    with FakeLlamaSwap(reply=["word "] * words, stream_delay=delay) as host:
+        _, client, url = chat(host)
+        with client.stream("POST", url, data={"content": "talk"}, timeout=3) as response:
+            answer_pk = int(response.headers["x-boochat-message"])
+            chunks = response.iter_raw()
+            received, first_at = next(chunks), time.monotonic()
+            while not Message.objects.get(pk=answer_pk).content and time.monotonic() < first_at + 3:
+                time.sleep(0.02)
+            assert Message.objects.get(pk=answer_pk).content.startswith("word ")  # a batch saved what had arrived
+            with database_write_locked():  # the next batches (one a second) wait on the lock
+                for chunk in chunks:  # a stream held up by the lock would time out here
+                    received += chunk
+                    if b"data: [DONE]" in received:
+                        break
+                done_at = time.monotonic()
+                assert Message.objects.get(pk=answer_pk).state == MessageState.STREAMING  # not saved yet...
+            received += b"".join(chunks)  # ...the response ends once the answer is saved
+    assert done_at - first_at < words * delay + 1.0  # the words came on time, the lock notwithstanding
+    assert received.endswith(b"data: [DONE]\n\n")
+    answer = wait_for_state(answer_pk)
+    assert answer.state == MessageState.COMPLETE and answer.content == "word " * words
 
 
 def test_a_batch_of_partial_answers_is_one_statement_and_never_overwrites_a_finished_answer(django_user_model):

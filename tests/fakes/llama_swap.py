@@ -6,9 +6,11 @@ real `llama-server/` captures for chat, completions and props.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,6 +75,9 @@ class FakeLlamaSwap(FakeHost):
         # A fault from FAULTS answers every request (or only those to `fault_paths`).
         self.fault: str | None = None
         self.fault_paths: set[str] | None = None
+        # What happens elsewhere while the host works on a request (a chat deleted meanwhile): called
+        # in a thread with each request once it has arrived, and the request is answered after it.
+        self.while_answering: Callable[[RecordedRequest], None] | None = None
         super().__init__()
         self.models = models if models is not None else [FakeModel("qwen3-8b")]
         self.version = version
@@ -129,6 +134,8 @@ class FakeLlamaSwap(FakeHost):
     # -- dispatch ---------------------------------------------------------------------------------
     async def handle(self, request: RecordedRequest) -> Response | Stream | Raw:
         path = request.path
+        if self.while_answering is not None:
+            await asyncio.to_thread(self.while_answering, request)
         if self.fault and (self.fault_paths is None or path in self.fault_paths):
             return self.faulty(request)
         if request.method == "GET":

@@ -36,7 +36,15 @@ def app_routes():
 
 @pytest.mark.parametrize("name, url", list(app_routes()))
 def test_every_page_and_api_needs_a_login_or_a_gateway_key(client, name, url):
-    if name in PUBLIC:
+    if name in PUBLIC:  # answered to anyone, without a redirect to the login page
+        response = client.get(url)
+        assert response.status_code == 200, url
+        if name == "login":
+            body = response.content.decode()
+            assert response.templates[0].name == "registration/login.html"
+            assert 'name="username"' in body and 'name="password"' in body
+        else:  # healthz, for load balancers
+            assert response.content == b"ok"
         return
     for method in ("get", "post"):
         response = getattr(client, method)(url)
@@ -48,6 +56,10 @@ def test_every_page_and_api_needs_a_login_or_a_gateway_key(client, name, url):
             assert response.status_code in (302, 405), (method, url)
             if response.status_code == 302:
                 assert response["Location"].startswith(reverse("login")), (method, url)
+
+
+def test_the_public_routes_are_among_them():
+    assert PUBLIC <= {name for name, _ in app_routes()}
 
 
 @pytest.mark.parametrize("url, data", [
