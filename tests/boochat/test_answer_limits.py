@@ -16,7 +16,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def browser(asgi_server, session_cookie):
+def web(asgi_server, session_cookie):
     user, cookies = session_cookie()
     client = httpx.Client(base_url=asgi_server.url, cookies=cookies, timeout=30)
     client.get("/chat/")
@@ -25,9 +25,9 @@ def browser(asgi_server, session_cookie):
     client.close()
 
 
-def test_an_answer_past_the_limit_is_cut_stored_bounded_and_the_host_stopped(browser, settings):
+def test_an_answer_past_the_limit_is_cut_stored_bounded_and_the_host_stopped(web, settings):
     settings.BOOCHAT_MAX_ANSWER_BYTES = 100_000
-    user, client = browser
+    user, client = web
     with FakeLlamaSwap([FakeModel("qwen3-8b")], reply=["x" * 1000] * 2000, stream_delay=0.001) as host:
         make_provider(slug="sam-desktop", base_url=host.url, is_default=True)
         session = ChatSession.objects.create(user=user, model_id="sam-desktop/qwen3-8b", title="t")
@@ -42,9 +42,9 @@ def test_an_answer_past_the_limit_is_cut_stored_bounded_and_the_host_stopped(bro
     assert 50_000 < len(answer.content) <= 100_000
 
 
-def test_a_title_waits_for_a_hung_host_only_the_task_timeout(browser, settings):
+def test_a_title_waits_for_a_hung_host_only_the_task_timeout(web, settings):
     settings.BOOCHAT_TASK_TIMEOUT = 1
-    user, client = browser
+    user, client = web
     with FakeLlamaSwap([FakeModel("qwen3-8b")]) as host:
         make_provider(slug="sam-desktop", base_url=host.url, is_default=True, read_timeout=600)
         session = ChatSession.objects.create(user=user, model_id="sam-desktop/qwen3-8b")
@@ -58,8 +58,8 @@ def test_a_title_waits_for_a_hung_host_only_the_task_timeout(browser, settings):
     assert session.title == "How do tides work near the poles?"  # the question's first words
 
 
-def test_a_title_is_asked_of_the_host_once_when_two_requests_want_it(browser):
-    user, client = browser
+def test_a_title_is_asked_of_the_host_once_when_two_requests_want_it(web):
+    user, client = web
     with FakeLlamaSwap([FakeModel("qwen3-8b")], reply=["Tides"]) as host:
         make_provider(slug="sam-desktop", base_url=host.url, is_default=True)
         session = ChatSession.objects.create(user=user, model_id="sam-desktop/qwen3-8b")

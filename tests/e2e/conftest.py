@@ -17,10 +17,14 @@ def _orm_beside_playwright():
         yield
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(items):
-    for item in items:
-        if "/e2e/" in str(item.fspath):
-            item.add_marker(pytest.mark.e2e)
+    """Browser tests are marked e2e and run last: Playwright's sync API keeps an event loop running in
+    the main thread for the rest of the session, where asyncio.run() and async_to_sync() then fail."""
+    browser_tests = [item for item in items if "/e2e/" in str(item.fspath)]
+    for item in browser_tests:
+        item.add_marker(pytest.mark.e2e)
+    items[:] = [item for item in items if item not in browser_tests] + browser_tests
 
 
 @pytest.fixture(scope="session")
