@@ -159,3 +159,25 @@ def test_a_graceful_stop_saves_an_answer_still_streaming_as_interrupted(app_proc
     answer = session.messages.get(role="assistant")
     assert answer.state == MessageState.INTERRUPTED, answer.error
     assert answer.content.startswith("word word") and answer.content.count("word") < 2000
+
+
+def test_a_revoked_key_is_refused_by_every_worker_within_a_second(app_process):
+    from django.utils import timezone
+
+    from boochat.gateway import create_key
+    from boochat.models import GatewayKey
+
+    row, key = create_key(name="agent")
+    base, process = app_process(workers=2)
+
+    def statuses(count):
+        codes = []
+        for _ in range(count):  # a new connection each: the workers take turns at accepting them
+            with httpx.Client(base_url=base, timeout=10) as client:
+                codes.append(client.get("/v1/models", headers={"Authorization": f"Bearer {key}"}).status_code)
+        return codes
+
+    assert set(statuses(10)) == {200}  # both workers know the key now
+    GatewayKey.objects.filter(pk=row.pk).update(revoked_at=timezone.now())  # as admin's action does
+    time.sleep(1.5)
+    assert set(statuses(10)) == {401}
