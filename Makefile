@@ -49,7 +49,7 @@ $(CHROMIUM) $(NGINX) &:
 # RAMP=1 starts the concurrent streams over one second instead of all at the same moment. The app runs
 # with as many uvicorn workers as `make serve` (one per core); BENCH_WORKERS=1 gives figures per worker.
 # The streams benchmark reports the medians of ROUNDS rounds.
-STREAMS ?= 200 500 1000
+STREAMS ?= 100 500 1000
 RAMP ?= 0
 ROUNDS ?= 3
 BENCH_WORKERS ?= $(WORKERS)
@@ -59,6 +59,7 @@ bench: install
 check: install
 	$(BIN)/python manage.py check
 	$(BIN)/python manage.py makemigrations --check --dry-run
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache .hypothesis

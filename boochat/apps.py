@@ -6,7 +6,7 @@ class BooChatConfig(AppConfig):
     verbose_name = "BooChat"
 
     def ready(self) -> None:
-        from boochat.gateway import keys
+        from boochat.gateway.keys import active_keys
         from boochat.models import GatewayKey
 
-        keys.follow(GatewayKey)  # the gateway's key snapshot: a new or changed key counts at once
+        active_keys.follow(GatewayKey)  # the gateway's key snapshot: a new or changed key counts at once

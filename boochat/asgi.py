@@ -1,23 +1,15 @@
-"""ASGI entry point: BooChat is served by an ASGI server so that streams are never buffered.
-
-`/v1/` (the OpenAI-compatible gateway) is its own lean ASGI application (boochat.gateway): it
-authenticates by bearer key and needs no session, CSRF, messages or templates, and Django's
-request handling cost more than the rest of a gateway request. Everything else is Django, through
-its ASGI handler with one short path, for streamed chat sends (boochat.handler).
-"""
+"""ASGI entry point: Django's own ASGI application, with `/v1/` (the OpenAI-compatible gateway, which
+needs no session, CSRF or templates) sent to its lean ASGI app, and a deadline on request bodies."""
 
 import os
 
-import django
+from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "boochat.settings")
-django.setup(set_prefix=False)  # as django.core.asgi.get_asgi_application does
+django_application = get_asgi_application()
 
-from boochat import gateway  # noqa: E402 - needs the apps loaded
-from boochat.body_deadline import with_body_deadline  # noqa: E402
-from boochat.handler import Handler  # noqa: E402
-
-django_application = Handler()
+from boochat.body_deadline import with_body_deadline  # noqa: E402 - needs the apps loaded
+from boochat.gateway import app as gateway  # noqa: E402
 
 
 async def dispatch(scope, receive, send):  # noqa: ANN001, ANN201 - the ASGI signature

@@ -73,7 +73,7 @@ def _sweep_stale_answers() -> None:
     from django.conf import settings
     from django.db import connections
 
-    from boochat.chat import interrupt_all_stale_answers
+    from boochat.chat.autosave import interrupt_all_stale_answers
 
     while True:
         time.sleep(min(60, max(1, settings.BOOCHAT_STALE_STREAM_GRACE)))

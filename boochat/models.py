@@ -2,38 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.db import models
 from django.urls import reverse
+from django.utils import timezone
 
 from providers.snapshot import SnapshotRowsQuerySet
 
 
-def save_if_kept(obj: models.Model, update_fields: Iterable[str] | None = None) -> bool:
-    """Save a row that may have been deleted while BooChat worked on it (an answer whose chat session
-    or arena run was deleted while it streamed, a session deleted while its title was written): True
-    if saved, False if the row is gone, and nothing is written. save() would insert the row again,
-    and fail on the session or run it belongs to; save(force_update=True) raises, which inside a
-    transaction breaks it for what follows. This is the UPDATE save() runs, with the same values:
-    each field's pre_save (the time for auto_now), of `update_fields` if given, else of every field."""
-    wanted = None if update_fields is None else set(update_fields)
-    fields = [f for f in obj._meta.concrete_fields if not f.primary_key and not getattr(f, "generated", False)
-              and (wanted is None or f.name in wanted or f.attname in wanted)]
-    if wanted is not None and (unknown := wanted - {f.name for f in fields} - {f.attname for f in fields}):
-        raise ValueError(f"{type(obj).__name__} has no field to save named {', '.join(sorted(unknown))}")
-    values = {f.attname: f.pre_save(obj, False) for f in fields}
-    return type(obj)._base_manager.filter(pk=obj.pk).update(**values) > 0
-
-
 class ChatSessionQuerySet(models.QuerySet["ChatSession"]):
-    def for_user(self, user: models.Model) -> ChatSessionQuerySet:
+    def for_user(self, user: User) -> ChatSessionQuerySet:
         return self.filter(user=user)
-
-    def with_compacted(self) -> ChatSessionQuerySet:
-        """Sessions with `compacted`: whether any compaction exists (a chat turn then skips a query)."""
-        return self.annotate(compacted=models.Exists(Compaction.objects.filter(session=models.OuterRef("pk"))))
 
 
 class ChatSession(models.Model):
@@ -91,6 +71,13 @@ class GeneratedText(models.Model):
     class Meta:
         abstract = True
 
+    def update_fields(self, *names: str) -> bool:
+        """Write these fields (and the time) with one UPDATE; False if the row was deleted meanwhile,
+        with its chat or arena run. save() would insert it again."""
+        values = {name: getattr(self, name) for name in names}
+        rows = type(self).objects.filter(pk=self.pk)  # type: ignore[attr-defined]  # each concrete model's
+        return rows.update(updated_at=timezone.now(), **values) > 0
+
 
 class Message(GeneratedText):
     class Role(models.TextChoices):
@@ -130,7 +117,7 @@ class Compaction(models.Model):
 
 
 class GatewayKeyQuerySet(SnapshotRowsQuerySet):
-    snapshot = "boochat.gateway.keys"  # revocation is a bulk update
+    snapshot = "boochat.gateway.keys.active_keys"  # revocation is a bulk update
 
     def active(self) -> GatewayKeyQuerySet:
         return self.filter(revoked_at__isnull=True)
@@ -148,6 +135,7 @@ class GatewayKey(models.Model):
     revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     objects = GatewayKeyQuerySet.as_manager()
+    new_key = ""  # the key itself, on the row admin just created, until the page shows it; never stored
 
     class Meta:
         ordering = ["-created_at"]

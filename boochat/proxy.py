@@ -3,15 +3,14 @@ messages that name the provider. Every call goes through a `Route` from `provide
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.db import connection
 from django.http import StreamingHttpResponse
 
+from boochat.database import release_connection
 from providers.http import TransportError, UpstreamResponse, send
 from providers.routing import Route
 
@@ -24,14 +23,6 @@ def sse_response(stream: AsyncIterator[bytes], *, content_type: str = "text/even
     return StreamingHttpResponse(stream, content_type=content_type, headers={
         "Cache-Control": "no-cache", "X-Accel-Buffering": "no", **(headers or {}),
     })
-
-
-async def cancel_on_disconnect(receive: Callable[[], Awaitable[dict[str, Any]]], task: asyncio.Task[Any]) -> None:
-    """Cancel `task` when the ASGI client disconnects: a relay run alongside this stops at once, even
-    while its host is quiet, and closing the host's connection tells the host to stop generating."""
-    while (await receive())["type"] != "http.disconnect":
-        pass
-    task.cancel()
 
 
 class UpstreamError(Exception):
@@ -104,17 +95,6 @@ async def send_to(route: Route, url: str, body: bytes, headers: Mapping[str, str
                           connect_timeout=route.timeout.connect, read_timeout=route.timeout.read)
     except TransportError as exc:
         raise transport_error(route, exc) from None
-
-
-def release_connection() -> None:
-    """Give this thread's database connection back to the pool. A chat request waits on hosts and
-    streams for minutes, and would otherwise hold a connection all along: PostgreSQL allows about a
-    hundred in all, and 200 concurrent chat streams failed before this. The next query takes one
-    again. SQLite has no such limit and opening a connection costs about a millisecond, so there a
-    stream keeps its own (measured: 500 chats at once finished their first bytes a third sooner).
-    Inside a transaction (the test suite's) the connection stays."""
-    if not connection.in_atomic_block and connection.vendor != "sqlite":
-        connection.close()
 
 
 async def _post_chat(route: Route, body: dict[str, Any], headers: Mapping[str, str] | None = None) -> UpstreamResponse:

@@ -168,7 +168,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_bool("BOOCHAT_DB_POOL", True):
     # Django's psycopg pool: chat streams give their connection back while they wait on hosts
-    # (boochat.proxy.release_connection), which with a pool costs nothing. Per worker process.
+    # (boochat.database.release_connection), which with a pool costs nothing. Per worker process.
     if DATABASES["default"]["CONN_MAX_AGE"]:
         raise ImproperlyConfigured("BOOCHAT_DB_CONN_MAX_AGE must be 0 with the connection pool (BOOCHAT_DB_POOL).")
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
@@ -191,8 +191,6 @@ if REDIS_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"  # shared by the workers
-    # Django's database sessions; a burst of chat sends reads its sessions in one query.
-    SESSION_ENGINE = "boochat.sessions"
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -202,8 +200,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-# Django's ModelBackend, able to read the users of a batch of chat sends at once (boochat.sessions).
-AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "boochat.sessions.ModelBackend"]
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
 
 # Failed logins (django-axes): after BOOCHAT_LOGIN_FAILURE_LIMIT failures for one username, or from
 # one client address, further attempts get 429 for BOOCHAT_LOGIN_COOLOFF_MINUTES. The counts live in

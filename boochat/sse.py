@@ -5,14 +5,9 @@ several events in one read and events split across reads, `: keep-alive` comment
 {"error": ...}` and the older `error:` lines, a final usage chunk with `choices: []`, `[DONE]`, and
 llama-swap's loading messages (reasoning deltas in chunks without an `id`), which are status only.
 
-Reading the events costs more than relaying them: 12 µs of a 5,000-chunk relay's 80 µs a chunk, a
-quarter of a worker's time with 500 chat streams (bench/streams_load.py, py-spy). A relay therefore
-reads lazily (`lazy=True`): until the first token everything is read as it arrives (its time is
-the answer's time to first token), then the bytes wait until `read()`, which a relay calls once a
-second and at the end. Read together, the common event (one `data:` line of JSON) is decoded in one
-go and parsed where it lies, without a call to json.loads for each, with the same result, event for
-event (one that is not one whole JSON object by itself is read line by line, as every event once
-was, and counted if malformed).
+Reading events costs more than relaying them (docs/performance.md), so a relay reads lazily
+(`lazy=True`): until the first token as the bytes arrive (that is the time to first token), then
+only when `read()` is called, once a second and at the end.
 """
 
 from __future__ import annotations
@@ -69,53 +64,16 @@ class StreamAccumulator:
         self._buffer = b""
 
     def _read(self, data: bytes) -> None:
-        """Linear in the bytes fed, however many events they carry (a relay that fell behind gets
-        thousands at once): each separator is searched for from where the last one was."""
-        buffer = self._buffer + data
-        start = 0
-        found = [buffer.find(sep) for sep in _SEPARATORS]  # -1: none left in the buffer
-        simple: list[bytes] = []  # consecutive events that are one `data: {...}` line each
-        while True:
-            best = -1
-            for i, sep in enumerate(_SEPARATORS):
-                if 0 <= found[i] < start:
-                    found[i] = buffer.find(sep, start)
-                if found[i] >= 0 and (best < 0 or found[i] < found[best]):
-                    best = i
-            if best < 0:
-                break
-            block = buffer[start:found[best]]
-            if block.startswith(b"data: {") and block.endswith(b"}") and b"\n" not in block and b"\r" not in block:
-                simple.append(block)
-            else:
-                self._simple(simple)
-                self._event(block)
-            start = found[best] + len(_SEPARATORS[best])
-        self._simple(simple)
-        self._buffer = buffer[start:]
-
-    def _simple(self, blocks: list[bytes]) -> None:
-        """Read events that are one `data: {...}` line each, in order: their JSON decoded together
-        and parsed in place. Any that is not one whole JSON object by itself, or holds a character
-        that ends a line for str.splitlines(), is read line by line (_event), as every event once was."""
-        if len(blocks) == 1 and self.first_token_at is None:
-            self._event(blocks.pop())
-            return
-        texts = [block[6:].decode("utf-8", errors="replace") for block in blocks]
-        joined, start = "\n".join(texts), 0
-        odd = any(char in joined for char in _OTHER_LINE_BREAKS)
-        for block, text in zip(blocks, texts, strict=True):
-            end = start + len(text)
-            try:
-                chunk, parsed_to = _parse_object(joined, start)
-            except ValueError:
-                parsed_to = -1
-            if parsed_to == end and not (odd and any(char in text for char in _OTHER_LINE_BREAKS)):
-                self._chunk(chunk)
-            else:
-                self._event(block)
-            start = end + 1
-        blocks.clear()
+        """Read every complete event in the buffer, in one pass however many there are; the rest
+        waits for more bytes. Events end at a blank line; CRLF and CR line endings (the SSE spec
+        allows both) become LF first."""
+        buffer, held = self._buffer + data, b""
+        if buffer.endswith(b"\r"):  # perhaps the first half of a \r\n
+            buffer, held = buffer[:-1], b"\r"
+        *events, rest = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n\n")
+        self._buffer = rest + held
+        for block in events:
+            self._event(block)
 
     @property
     def text(self) -> str:
@@ -135,7 +93,8 @@ class StreamAccumulator:
 
     def _event(self, block: bytes) -> None:
         data_lines = []
-        for raw in block.decode("utf-8", errors="replace").splitlines():
+        # Only LF ends a line here: str.splitlines() would also split at U+2028 inside a JSON string.
+        for raw in block.decode("utf-8", errors="replace").split("\n"):
             if not raw or raw.startswith(":"):
                 continue  # blank, or a comment such as DeepSeek's `: keep-alive`
             name, _, value = raw.partition(":")
@@ -175,7 +134,7 @@ class StreamAccumulator:
         for choice in choices:
             if not isinstance(choice, dict):
                 continue
-            delta = choice.get("delta") if isinstance(choice.get("delta"), dict) else {}
+            delta: dict[str, Any] = choice["delta"] if isinstance(choice.get("delta"), dict) else {}
             if isinstance(choice.get("finish_reason"), str):
                 self.finish_reason = choice["finish_reason"]
             reasoning = delta.get("reasoning_content")
@@ -203,15 +162,7 @@ class StreamAccumulator:
         call = self.tool_calls.setdefault(index, {"id": "", "type": "function", "function": {"name": "", "arguments": ""}})
         if isinstance(delta.get("id"), str):
             call["id"] = delta["id"]
-        function = delta.get("function") if isinstance(delta.get("function"), dict) else {}
+        function: dict[str, Any] = delta["function"] if isinstance(delta.get("function"), dict) else {}
         for key in ("name", "arguments"):
             if isinstance(function.get(key), str):
                 call["function"][key] += function[key]
-
-
-# An event ends at a blank line, whatever the line ending (the SSE spec allows all three).
-_SEPARATORS = (b"\n\n", b"\r\n\r\n", b"\r\r")
-# Where str.splitlines() ends a line besides \n and \r. The other ASCII ones (\v, \f, \x1c-\x1e) cannot
-# stand in valid JSON, so an event holding them fails to parse in place and is read line by line.
-_OTHER_LINE_BREAKS = ("\x85", "\u2028", "\u2029")
-_parse_object = json.JSONDecoder().raw_decode

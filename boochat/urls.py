@@ -2,7 +2,10 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from boochat import arena_views, chat_views, views
+from boochat import views
+from boochat.arena import views as arena_views
+from boochat.chat import views as chat_views
+from boochat.gateway import views as gateway_views
 from settings_app import views as settings_views
 
 urlpatterns = [
@@ -32,6 +35,13 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
+    # The OpenAI-compatible gateway. boochat.asgi serves /v1/ with the same code before Django sees it.
+    path("v1/models", gateway_views.v1, name="gateway_models"),
+    path("v1/models/<path:model_id>", gateway_views.v1, name="gateway_model"),
+    path("v1/chat/completions", gateway_views.v1, name="gateway_chat_completions"),
+    path("v1/completions", gateway_views.v1, name="gateway_completions"),
+    path("v1/embeddings", gateway_views.v1, name="gateway_embeddings"),
+    path("v1/<path:rest>", gateway_views.v1),  # anything else: the gateway's own 404
 ]
 
 handler400 = views.bad_request

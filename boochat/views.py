@@ -10,21 +10,22 @@ from django.views import csrf, defaults
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from boochat.picker import build_picker
+from settings_app.picker import build_picker
 from providers.catalog import load_catalog
 from providers.models import Provider
+from settings_app.requests import HtmxHttpRequest
 from settings_app.models import Favorite
 from settings_app.views import api_login_required
 
 
 @require_GET
-def home(request: HttpRequest) -> TemplateResponse:
+def home(request: HtmxHttpRequest) -> TemplateResponse:
     """The start page: the configured providers."""
     return TemplateResponse(request, "home.html", {"providers": Provider.objects.all()})
 
 
 @require_GET
-def picker(request: HttpRequest) -> TemplateResponse:
+def picker(request: HtmxHttpRequest) -> TemplateResponse:
     """Every model of every enabled provider, Favorites first, grouped by provider."""
     catalog = load_catalog()
     favorite_ids = Favorite.objects.ids_for(request.user)
@@ -35,7 +36,7 @@ def picker(request: HttpRequest) -> TemplateResponse:
 
 @api_login_required
 @require_GET
-def api_models(request: HttpRequest) -> JsonResponse:
+def api_models(request: HtmxHttpRequest) -> JsonResponse:
     """The provider-aware catalog as JSON (no favorites: those are per user, in /api/settings)."""
     return JsonResponse(load_catalog().as_json())
 

@@ -30,11 +30,15 @@ class UvicornWorker(BaseUvicornWorker):
         # Checked every second (below): how soon a worker notices that its master is gone.
         self.config.timeout_notify = 1
 
+    def init_process(self) -> None:
+        self.master_pid = os.getppid()  # in the worker, after the fork
+        super().init_process()
+
     async def callback_notify(self) -> None:
-        if os.getppid() != self.ppid:
+        if os.getppid() != self.master_pid:
             # The master was killed (SIGKILL leaves no time to stop us): a worker serving on alone
             # would hold the port and block the restart.
-            logger.warning("Worker %s: its master %s is gone; shutting down", os.getpid(), self.ppid)
-            self.ppid = os.getppid()
+            logger.warning("Worker %s: its master %s is gone; shutting down", os.getpid(), self.master_pid)
+            self.master_pid = os.getppid()
             os.kill(os.getpid(), signal.SIGTERM)
         self.notify()

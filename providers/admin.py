@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
@@ -42,8 +44,8 @@ def _file_decides_default(slug: str) -> str | None:
 
 
 class ProviderForm(forms.ModelForm):
-    def clean(self) -> dict:
-        cleaned = super().clean()
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
         if cleaned.get("is_default") and (reason := _file_decides_default(cleaned.get("slug") or self.instance.slug)):
             self.add_error("is_default", reason)
         return cleaned

@@ -142,7 +142,7 @@ def parse_model_list(payload: Any) -> tuple[list[dict[str, Any]], int]:
         entries.append({
             "id": model_id,
             "name": name.strip() if isinstance(name, str) else "",
-            "loaded": {"loaded": True, "unloaded": False}.get(status_value),
+            "loaded": {"loaded": True, "unloaded": False}.get(str(status_value)),
             "context_size": _positive_int(item.get("context_length")) or _positive_int(meta.get("n_ctx")),
         })
     return entries, skipped

@@ -86,7 +86,7 @@ def context_size_for(model_id: str) -> ContextSize:
         found = (learned, "learned")
     if found is None:
         default = DEEPSEEK_CONTEXT.get(ref.model) if provider.kind == ProviderKind.DEEPSEEK else None
-        found = (default or KIND_DEFAULT[provider.kind], "default")
+        found = (default or KIND_DEFAULT[ProviderKind(provider.kind)], "default")
     result = ContextSize(found[0], found[1], time.time())
     # A default is a guess: look again soon, when the model may be loaded and props can tell.
     cache.set(_key(composite), result.__dict__, timeout=60 if result.source == "default" else _CACHE_SECONDS)

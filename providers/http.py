@@ -139,7 +139,7 @@ async def _close_with_loop(session: aiohttp.ClientSession) -> None:
 
 
 async def send(method: str, url: str, *, body: bytes | None = None, headers: Mapping[str, str],
-               connect_timeout: float, read_timeout: float) -> UpstreamResponse:
+               connect_timeout: float | None, read_timeout: float | None) -> UpstreamResponse:
     """Send a request and return once the status and headers are in; raise TransportError."""
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout, sock_read=read_timeout)
     try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import re
 from urllib.parse import urlsplit
 
@@ -173,7 +175,7 @@ class Provider(models.Model):
         if self.is_default and not self.enabled:
             raise ValidationError({"enabled": "The default provider must be enabled."})
 
-    def validate_constraints(self, exclude: set[str] | None = None) -> None:
+    def validate_constraints(self, exclude: Collection[str] | None = None) -> None:
         # Marking a provider default takes the flag from the previous one in the same transaction
         # (admin save, sync): the database index still guarantees one default, but a form must
         # not refuse the new default because an old one exists.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import os
 from dataclasses import dataclass, field
 from urllib.parse import quote
@@ -112,7 +114,7 @@ def route_for(provider: Provider, ref: ModelRef) -> Route:
     return Route(**_endpoint_fields(provider), ref=ref)
 
 
-def _endpoint_fields(provider: Provider) -> dict[str, object]:
+def _endpoint_fields(provider: Provider) -> dict[str, Any]:
     if not provider.enabled:
         raise ProviderUnavailable(f"provider {provider.slug!r} is disabled")
     base_url = provider.base_url.rstrip("/")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.db import models, transaction
 from django.db.models import Max
 
@@ -14,13 +15,13 @@ class TooManyFavorites(ValueError):
 
 
 class FavoriteQuerySet(models.QuerySet["Favorite"]):
-    def for_user(self, user: models.Model) -> FavoriteQuerySet:
+    def for_user(self, user: User) -> FavoriteQuerySet:
         return self.filter(user=user)
 
-    def ids_for(self, user: models.Model) -> list[str]:
+    def ids_for(self, user: User) -> list[str]:
         return list(self.for_user(user).values_list("model_id", flat=True))
 
-    def add(self, *, user: models.Model, model_id: str) -> None:
+    def add(self, *, user: User, model_id: str) -> None:
         """Add one favorite at the end; adding an existing one changes nothing (safe under races).
         TooManyFavorites past BOOCHAT_MAX_FAVORITES."""
         mine = self.for_user(user)
@@ -30,10 +31,10 @@ class FavoriteQuerySet(models.QuerySet["Favorite"]):
         position = (stats["last"] or 0) + 1
         self.bulk_create([Favorite(user=user, model_id=model_id, position=position)], ignore_conflicts=True)
 
-    def remove(self, *, user: models.Model, model_id: str) -> None:
+    def remove(self, *, user: User, model_id: str) -> None:
         self.for_user(user).filter(model_id=model_id).delete()
 
-    def set(self, *, user: models.Model, model_id: str, favorite: bool) -> None:
+    def set(self, *, user: User, model_id: str, favorite: bool) -> None:
         """Make `model_id` a favorite or not; the same request twice changes nothing, so concurrent
         requests end in the state the last one asked for."""
         if favorite:
@@ -41,7 +42,7 @@ class FavoriteQuerySet(models.QuerySet["Favorite"]):
         else:
             self.remove(user=user, model_id=model_id)
 
-    def toggle(self, *, user: models.Model, model_id: str) -> bool:
+    def toggle(self, *, user: User, model_id: str) -> bool:
         """Flip one favorite; returns whether it is a favorite now. Other rows are never touched."""
         if self.for_user(user).filter(model_id=model_id).exists():
             self.remove(user=user, model_id=model_id)
@@ -50,7 +51,7 @@ class FavoriteQuerySet(models.QuerySet["Favorite"]):
         return True
 
     @transaction.atomic
-    def replace(self, *, user: models.Model, model_ids: list[str]) -> None:
+    def replace(self, *, user: User, model_ids: list[str]) -> None:
         """Make the user's favorites exactly `model_ids`, in that order: three statements at most."""
         self.for_user(user).exclude(model_id__in=model_ids).delete()
         existing = {f.model_id: f for f in self.for_user(user).select_for_update()}
@@ -97,6 +98,6 @@ class UserSettings(models.Model):
         return f"Settings of {self.user}"
 
     @classmethod
-    def for_user(cls, user: models.Model) -> UserSettings:
+    def for_user(cls, user: User) -> UserSettings:
         settings_row, _ = cls.objects.get_or_create(user=user)
         return settings_row

@@ -17,9 +17,10 @@ from django.utils.cache import patch_vary_headers
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
-from boochat.picker import build_picker
+from settings_app.picker import build_picker
 from providers.catalog import load_catalog
 from providers.routing import RoutingError
+from settings_app.requests import HtmxHttpRequest
 from settings_app.models import Favorite, TooManyFavorites, UserSettings
 from settings_app.normalize import (
     InvalidModelIds,
@@ -55,7 +56,7 @@ def settings_payload(user: Any) -> dict[str, Any]:
 
 @api_login_required
 @require_http_methods(["GET", "PATCH"])
-def api_settings(request: HttpRequest) -> JsonResponse:
+def api_settings(request: HtmxHttpRequest) -> JsonResponse:
     """Read or change the user's settings; `favorite_models` is a list of composite ids."""
     if request.method == "GET":
         return JsonResponse(settings_payload(request.user))
@@ -107,14 +108,14 @@ def api_settings(request: HttpRequest) -> JsonResponse:
     return JsonResponse(settings_payload(user))
 
 
-def _back(request: HttpRequest, fallback: str) -> HttpResponse:
+def _back(request: HtmxHttpRequest, fallback: str) -> HttpResponse:
     target = request.POST.get("next", "")
     if not url_has_allowed_host_and_scheme(target, {request.get_host()}, require_https=request.is_secure()):
         target = fallback
     return redirect(target, permanent=False)
 
 
-def _refuse(request: HttpRequest, message: str, fallback: str) -> HttpResponse:
+def _refuse(request: HtmxHttpRequest, message: str, fallback: str) -> HttpResponse:
     if request.htmx:
         return HttpResponse(message, status=400, content_type="text/plain; charset=utf-8")
     messages.error(request, message)
@@ -122,7 +123,7 @@ def _refuse(request: HttpRequest, message: str, fallback: str) -> HttpResponse:
 
 
 @require_POST
-def favorite_toggle(request: HttpRequest) -> HttpResponse:
+def favorite_toggle(request: HtmxHttpRequest) -> HttpResponse:
     """Star (`star=<id>`) or unstar (`unstar=<id>`) a model, as the picker's buttons say; a plain
     `model_id` flips it. htmx gets the re-rendered row and Favorites section."""
     wanted = "star" if "star" in request.POST else "unstar" if "unstar" in request.POST else None
@@ -152,7 +153,7 @@ def favorite_toggle(request: HttpRequest) -> HttpResponse:
 
 
 @require_POST
-def favorite_remove(request: HttpRequest) -> HttpResponse:
+def favorite_remove(request: HtmxHttpRequest) -> HttpResponse:
     """Remove the posted `model_id` from favorites (the only way an unavailable favorite goes away)."""
     model_id = request.POST.get("model_id", "")
     if not model_id:
@@ -163,7 +164,7 @@ def favorite_remove(request: HttpRequest) -> HttpResponse:
 
 
 @require_http_methods(["GET", "POST"])
-def settings_page(request: HttpRequest) -> TemplateResponse | HttpResponse:
+def settings_page(request: HtmxHttpRequest) -> TemplateResponse | HttpResponse:
     """The user's settings: default model and favorites, including unavailable ones."""
     user_settings = UserSettings.for_user(request.user)
     error = None

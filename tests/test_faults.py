@@ -7,7 +7,7 @@ import time
 import pytest
 from django.urls import reverse
 
-from boochat.gateway import create_key
+from boochat.gateway.keys import create_key
 from boochat.models import ChatSession, Message, MessageState
 from providers.models import Provider
 from tests.factories import make_provider

@@ -3,7 +3,7 @@
 import pytest
 from django.urls import reverse
 
-from boochat.chat import clean_title
+from boochat.chat.titles import clean_title
 from boochat.models import ChatSession, Compaction, Message, MessageState
 from providers.context import context_size_for
 from tests.factories import make_provider

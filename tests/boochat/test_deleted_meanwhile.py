@@ -6,7 +6,7 @@ import pytest
 from django.db import connection
 from django.urls import reverse
 
-from boochat.models import ArenaRun, ChatSession, Message, MessageState, save_if_kept
+from boochat.models import ArenaRun, ChatSession, Message, MessageState
 from tests.boochat.test_chat import new_session
 
 pytestmark = pytest.mark.django_db
@@ -17,34 +17,22 @@ def session(django_user_model):
     return ChatSession.objects.create(user=django_user_model.objects.create_user("alice"), model_id="sam-desktop/qwen3-8b")
 
 
-def test_a_kept_row_is_saved(session):
-    session.title = "Llamas"
-    assert save_if_kept(session, ["title"]) is True
-    session.refresh_from_db()
-    assert session.title == "Llamas"
-
-
-def test_a_deleted_row_is_not_inserted_again(session):
+def test_a_deleted_answer_is_not_inserted_again(session):
     answer = Message.objects.create(session=session, role="assistant", state=MessageState.STREAMING)
     ChatSession.objects.filter(pk=session.pk).delete()
     answer.content, answer.state = "all of it", MessageState.COMPLETE
-    assert save_if_kept(answer) is False
-    assert save_if_kept(session, ["title"]) is False
+    assert answer.update_fields("content", "state") is False
     assert not Message.objects.exists() and not ChatSession.objects.exists()
 
 
-def test_it_writes_what_save_writes(session):
+def test_update_fields_writes_those_fields_and_the_time(session):
     answer = Message.objects.create(session=session, role="assistant", state=MessageState.STREAMING)
     before = answer.updated_at
-    answer.content, answer.state, answer.usage = "all of it", MessageState.COMPLETE, {"total_tokens": 7}
-    assert save_if_kept(answer) is True
-    assert answer.updated_at > before  # auto_now, as save() sets it
+    answer.content, answer.state, answer.error = "all of it", MessageState.COMPLETE, "not written"
+    assert answer.update_fields("content", "state") is True
     saved = Message.objects.get(pk=answer.pk)
-    assert (saved.content, saved.state, saved.usage, saved.updated_at) == ("all of it", "complete", {"total_tokens": 7}, answer.updated_at)
-    answer.content, answer.error = "changed", "not saved"
-    assert save_if_kept(answer, ["content"]) is True
-    saved.refresh_from_db()
-    assert (saved.content, saved.error, saved.updated_at) == ("changed", "", answer.updated_at)
+    assert (saved.content, saved.state, saved.error) == ("all of it", "complete", "")
+    assert saved.updated_at > before
 
 
 def deleting(model, pk, *, stream=None):
@@ -119,8 +107,3 @@ def test_a_chat_deleted_while_its_history_is_summarized(user_client, hosts):
     streamed = [r.json()["stream"] for r in hosts["embedding"].requests_to("/v1/chat/completions")]
     assert streamed and not any(streamed)  # the summary was asked (with a shorter retry), and no turn after it
     assert not Compaction.objects.exists() and not Message.objects.exists()
-
-
-def test_a_field_name_that_is_not_there_is_refused(session):
-    with pytest.raises(ValueError, match="ChatSession has no field to save named titel"):
-        save_if_kept(session, ["titel"])

@@ -8,7 +8,7 @@ import openai
 import pytest
 from django.test import Client
 
-from boochat.gateway import create_key, hash_key
+from boochat.gateway.keys import create_key, hash_key
 from boochat.models import GatewayKey
 from tests.factories import make_provider
 

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from boochat.asgi import application
-from boochat.gateway import create_key
+from boochat.gateway.keys import create_key
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

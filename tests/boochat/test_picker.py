@@ -3,7 +3,7 @@ import re
 import pytest
 from django.urls import reverse
 
-from boochat.picker import dom_id
+from settings_app.picker import dom_id
 from settings_app.models import Favorite
 from tests.factories import make_provider
 

@@ -150,4 +150,5 @@ def test_events_read_together_read_as_each_alone(size, reads):
     alone = _event_by_event(_ODD_EVENTS)
     fields = ("content", "reasoning", "status", "tool_calls", "usage", "timings", "finish_reason", "error", "done", "malformed")
     assert {f: getattr(acc, f) for f in fields} == {f: getattr(alone, f) for f in fields}
-    assert acc.malformed == 5 and acc.done
+    assert acc.malformed == 4 and acc.done
+    assert "line\u2028sep \u2028 raw" in acc.content  # U+2028 inside a JSON string ends no line

@@ -6,7 +6,7 @@ import httpx
 import pytest
 from django.urls import reverse
 
-from boochat.chat import STOPPED_BEFORE_START
+from boochat.chat.turns import STOPPED_BEFORE_START
 from boochat.models import ChatSession, Message, MessageState
 from tests.factories import make_provider
 from tests.fakes.llama_swap import FakeLlamaSwap, FakeModel

@@ -3,7 +3,7 @@ from playwright.sync_api import expect
 
 from django.contrib.auth.models import User
 
-from boochat.chat import STOPPED_BEFORE_START
+from boochat.chat.turns import STOPPED_BEFORE_START
 from boochat.models import ChatSession, Message, MessageState
 from tests.factories import make_provider
 from tests.fakes.llama_swap import FakeLlamaSwap, FakeModel

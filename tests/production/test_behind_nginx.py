@@ -14,7 +14,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
 
-from boochat.gateway import create_key
+from boochat.gateway.keys import create_key
 from boochat.models import ChatSession, Message, MessageState
 from tests.factories import make_provider
 from tests.fakes.llama_swap import FakeLlamaSwap, FakeModel

@@ -164,7 +164,7 @@ def test_a_graceful_stop_saves_an_answer_still_streaming_as_interrupted(app_proc
 def test_a_revoked_key_is_refused_by_every_worker_within_a_second(app_process):
     from django.utils import timezone
 
-    from boochat.gateway import create_key
+    from boochat.gateway.keys import create_key
     from boochat.models import GatewayKey
 
     row, key = create_key(name="agent")

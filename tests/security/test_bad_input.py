@@ -7,7 +7,7 @@ from django.test import Client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from boochat.gateway import create_key
+from boochat.gateway.keys import create_key
 from providers.ids import InvalidModelId, ModelRef
 from settings_app.models import Favorite
 from tests.factories import make_provider

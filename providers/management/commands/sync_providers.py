@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from providers.models import ProviderSource
 from providers.provider_file import ProviderFileError, load_provider_file
-from providers.sync import apply_plan, plan_from_environment, plan_sync
+from providers.sync import SyncPlan, apply_plan, plan_from_environment, plan_sync
 
 
 class Command(BaseCommand):
@@ -22,6 +22,7 @@ class Command(BaseCommand):
         parser.add_argument("--path", help="Read this provider file instead of LLAMA_PROVIDERS_PATH.")
 
     def handle(self, *args: Any, dry_run: bool, path: str | None, **options: Any) -> None:
+        plan: SyncPlan | None
         try:
             if path:
                 plan = plan_sync(load_provider_file(path), source=ProviderSource.FILE, origin=path)

@@ -12,9 +12,9 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import transaction
 
-from boochat import db_threads
-from boochat.chat import relay_stream
-from boochat.models import ArenaAnswer, ArenaRun, ChatSession, Message, MessageState, save_if_kept
+from boochat import database
+from boochat.chat.relay import relay_stream
+from boochat.models import ArenaAnswer, ArenaRun, ChatSession, Message, MessageState
 from boochat.proxy import UpstreamError, answer_text, complete_chat, open_chat_stream
 from boochat.sse import StreamAccumulator
 from providers.routing import Route, RoutingError, aresolve, canonical_model_id, resolve
@@ -75,7 +75,7 @@ async def stream_answer(answer: ArenaAnswer) -> AsyncIterator[bytes]:
     """Open the answer's stream on its own host; raise RoutingError/UpstreamError (saved as failed)."""
     started = time.monotonic()
     try:
-        claimed = await db_threads.run(_claim, answer)  # and gives the connection back: the host is next
+        claimed = await database.run(_claim, answer)  # and gives the connection back: the host is next
         if claimed is None:
             raise ArenaError("This answer has already been requested.")
         prompt, route = claimed
@@ -87,14 +87,14 @@ async def stream_answer(answer: ArenaAnswer) -> AsyncIterator[bytes]:
     except (RoutingError, UpstreamError) as exc:
         answer.state, answer.error = MessageState.FAILED, str(exc)
         answer.duration_ms = round((time.monotonic() - started) * 1000, 1)
-        await db_threads.run(save_if_kept, answer)  # unless its run was deleted meanwhile
+        await database.run(answer.update_fields, "state", "error", "duration_ms", "provider", "wire_model")
         raise
 
     def record_timing(acc: StreamAccumulator, state: str, error: str) -> None:
         first = acc.first_token_at
         answer.ttft_ms = round((first - started) * 1000, 1) if first else None
         answer.duration_ms = round((time.monotonic() - started) * 1000, 1)
-        save_if_kept(answer, ["ttft_ms", "duration_ms", "provider", "wire_model"])
+        answer.update_fields("ttft_ms", "duration_ms", "provider", "wire_model")
 
     return relay_stream(route, response, answer, record_timing)
 
@@ -138,7 +138,9 @@ async def analyze(run: ArenaRun, *, wait_seconds: float = 5.0) -> ArenaRun:
             run.analysis_state, run.analysis_error = MessageState.FAILED, "The analyzer returned an empty answer."
     except (RoutingError, UpstreamError) as exc:
         run.analysis_state, run.analysis_error = MessageState.FAILED, str(exc)
-    await sync_to_async(save_if_kept)(run, ["analysis", "analysis_state", "analysis_error"])  # unless it was deleted
+    # An update, not save(): the run may have been deleted meanwhile, and must not come back.
+    await ArenaRun.objects.filter(pk=run.pk).aupdate(
+        analysis=run.analysis, analysis_state=run.analysis_state, analysis_error=run.analysis_error)
     return run
 
 

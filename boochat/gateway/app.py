@@ -16,10 +16,8 @@ Keys and providers come from in-process snapshots (providers.snapshot): no query
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import logging
-import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -30,11 +28,11 @@ from django.conf import settings
 from django.http.request import split_domain_port, validate_host
 from django.utils import timezone
 
-from boochat import db_threads
+from boochat import database
+from boochat.gateway.keys import active_keys, hash_key
 from boochat.models import GatewayKey
 from boochat.proxy import (
     UpstreamError,
-    cancel_on_disconnect,
     error_from_response,
     read_error_body,
     send_to,
@@ -53,33 +51,9 @@ from providers.routing import (
 )
 from providers.snapshot import Snapshot
 
-KEY_PREFIX = "bc-"
 _LAST_USED_EVERY = 60.0  # seconds between last_used_at writes for one key
 logger = logging.getLogger("django.request")  # where Django logs failed requests
 T = TypeVar("T")
-
-
-# -- keys -----------------------------------------------------------------------------------------
-
-
-def hash_key(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
-
-
-def create_key(*, name: str) -> tuple[GatewayKey, str]:
-    """A new key row and the key itself, which exists only in the caller's hands from here on."""
-    key = KEY_PREFIX + secrets.token_urlsafe(32)
-    row = GatewayKey.objects.create(name=name, prefix=key[:10], key_hash=hash_key(key))
-    return row, key
-
-
-def _load_keys() -> dict[str, int]:
-    return dict(GatewayKey.objects.active().values_list("key_hash", "id"))
-
-
-# Active keys by hash. A revocation in this process applies at once (signals in boochat.apps,
-# GatewayKeyQuerySet.update); other workers see it within the snapshot's TTL (one second).
-keys = Snapshot(_load_keys)
 
 
 # -- plumbing ---------------------------------------------------------------------------------------
@@ -113,9 +87,9 @@ def error(status: int, message: str, *, type: str = "invalid_request_error", par
     return json_reply({"error": {"message": message, "type": type, "param": param, "code": code}}, status, headers)
 
 
-async def _current(snapshot: Snapshot[T]) -> T:
+async def _current(snapshot: Snapshot[Any]) -> Any:
     kept = snapshot.fresh()
-    return kept if kept is not None else await db_threads.on_shared_threads(snapshot.get)
+    return kept if kept is not None else await database.run(snapshot.get)
 
 
 _last_used: dict[int, float] = {}
@@ -128,7 +102,7 @@ def _note_use(key_id: int) -> None:
     if now - _last_used.get(key_id, -_LAST_USED_EVERY) < _LAST_USED_EVERY:
         return
     _last_used[key_id] = now
-    task = asyncio.ensure_future(db_threads.on_shared_threads(
+    task = asyncio.ensure_future(database.run(
         lambda: GatewayKey.objects.filter(pk=key_id).update(last_used_at=timezone.now())))
     _background.add(task)
     task.add_done_callback(_background.discard)
@@ -141,7 +115,7 @@ async def _authorized(headers: dict[bytes, bytes]) -> bool:
     key = key.strip()
     if scheme.lower() != "bearer" or not key:
         return False
-    key_id = (await _current(keys)).get(hash_key(key))
+    key_id = (await _current(active_keys)).get(hash_key(key))
     if key_id is None:
         return False
     _note_use(key_id)
@@ -188,7 +162,7 @@ def _model_entries() -> dict[str, dict[str, Any]]:
 
 async def list_models() -> Reply:
     """Every available model of every enabled provider, by composite id."""
-    entries = await db_threads.on_shared_threads(_model_entries)
+    entries = await database.run(_model_entries)
     return json_reply({"object": "list", "data": list(entries.values())})
 
 
@@ -200,7 +174,7 @@ async def retrieve_model(model_id: str) -> Reply:
         return error(400, str(exc), param="model", code="unknown_provider")
     except RoutingError as exc:
         return error(400, str(exc), param="model", code="invalid_model")
-    entry = (await db_threads.on_shared_threads(_model_entries)).get(composite)
+    entry = (await database.run(_model_entries)).get(composite)
     if entry is None:
         return error(404, f"The model {composite!r} is not available.", param="model", code="model_not_found")
     return json_reply(entry)
@@ -311,8 +285,9 @@ def _is_json(headers: dict[bytes, bytes]) -> bool:
     return media_type == "application/json" or (media_type.startswith("application/") and media_type.endswith("+json"))
 
 
-async def _dispatch(scope: dict[str, Any], receive: Callable[[], Awaitable[dict[str, Any]]],
+async def dispatch(scope: dict[str, Any], receive: Callable[[], Awaitable[dict[str, Any]]],
                     headers: dict[bytes, bytes], secure: bool) -> Reply | StreamReply | None:
+    """The reply to one /v1/ request (None if the client left while sending its body)."""
     host = _host(headers)
     if host is None:
         return error(400, f"Invalid Host header {headers.get(b'host', b'').decode('latin-1')!r}: add it to "
@@ -384,11 +359,12 @@ def _header_list(content_type: str, headers: dict[str, str], secure: bool) -> li
 
 async def _relay(reply: StreamReply, send: Callable[[dict[str, Any]], Awaitable[None]],
                  receive: Callable[[], Awaitable[dict[str, Any]]], secure: bool) -> None:
-    """Pass the host's events on as they arrive. When the client leaves, the host's connection is
-    closed at once (even while the host is quiet), so it stops generating."""
-    relaying = asyncio.current_task()
-    watcher = asyncio.ensure_future(cancel_on_disconnect(receive, relaying))
-    try:
+    """Pass the host's events on as they arrive, while listening for the client to leave: then the
+    host's connection is closed at once (even while the host is quiet), so it stops generating.
+    The stream and the listener run side by side, and the first to end stops the other (as
+    Starlette's StreamingResponse does)."""
+
+    async def stream() -> None:
         await send({"type": "http.response.start", "status": 200, "headers": _header_list(
             reply.content_type, {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", **reply.headers}, secure)})
         try:
@@ -402,13 +378,22 @@ async def _relay(reply: StreamReply, send: Callable[[dict[str, Any]], Awaitable[
             await send({"type": "http.response.body", "body": b"data: " + json.dumps(event).encode() + b"\n\n",
                         "more_body": True})
         await send({"type": "http.response.body", "body": b""})
-    except asyncio.CancelledError:
-        if watcher.done() and not watcher.cancelled():
-            relaying.uncancel()
-            return  # the client left: nothing more to send
-        raise
+
+    async def listen_for_disconnect() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    tasks = {asyncio.ensure_future(stream()), asyncio.ensure_future(listen_for_disconnect())}
+    try:
+        done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        for task in done:
+            task.result()  # a failure of the stream itself is the request's
     finally:
-        watcher.cancel()
+        for task in tasks:
+            task.cancel()
         reply.response.close()
 
 
@@ -430,7 +415,7 @@ async def application(scope: dict[str, Any], receive: Callable[[], Awaitable[dic
     headers = dict(scope["headers"])
     secure = _is_secure(scope, headers)
     try:
-        reply = await _dispatch(scope, receive, headers, secure)
+        reply = await dispatch(scope, receive, headers, secure)
     except Exception:
         logger.exception("Internal Server Error: %s", _escaped(scope["path"]))
         reply = error(500, "BooChat failed on this request; the error is in its log.", type="server_error")

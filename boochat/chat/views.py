@@ -1,45 +1,35 @@
-"""Chat pages and the streaming proxy view."""
+"""Chat pages and the streamed send."""
 
 from __future__ import annotations
 
+from asgiref.sync import sync_to_async
 from django.contrib import messages
-from django.core.handlers.exception import response_for_exception
-from django.http import (
-    Http404,
-    HttpRequest,
-    HttpResponse,
-    JsonResponse,
-)
+from django.db import IntegrityError
+from django.http import HttpResponse, HttpResponseBase, JsonResponse
 from django.shortcuts import aget_object_or_404, get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.views.decorators.http import require_GET, require_POST
 
-from boochat import db_threads
-from boochat.chat import (
-    NewTurn,
-    active_messages,
-    estimate_tokens,
-    generate_title,
-    interrupt_stale_answers,
-    new_turns,
-    relay,
-    start_turn,
-    upstream_messages,
-)
-from boochat.models import ChatSession, Message, MessageState
-from boochat.picker import build_picker
+from boochat import database
+from boochat.chat.autosave import interrupt_stale_answers
+from boochat.chat.prompt import active_messages, estimate_tokens, upstream_messages
+from boochat.chat.relay import relay
+from boochat.chat.titles import generate_title
+from boochat.chat.turns import NewTurn, begin_turn, start_turn
+from boochat.models import ChatSession, Message
 from boochat.proxy import UpstreamError, sse_response
-from boochat.reads import InList
 from providers.catalog import load_catalog
 from providers.context import context_size_for
 from providers.routing import RoutingError, resolve
+from settings_app.requests import HtmxHttpRequest
 from settings_app.models import Favorite, UserSettings
 from settings_app.normalize import normalize_model_id
+from settings_app.picker import build_picker
 
 MAX_MESSAGE_CHARS = 200_000
 
 
-def _sessions(request: HttpRequest):  # noqa: ANN202
+def _sessions(request: HtmxHttpRequest):  # noqa: ANN202
     return ChatSession.objects.for_user(request.user).only("id", "title", "model_id", "updated_at")[:50]
 
 
@@ -50,9 +40,9 @@ def _context_usage(session: ChatSession, messages: list[Message]) -> dict[str, o
         route = resolve(session.model_id)
     except RoutingError:
         return None
-    last = next((m for m in reversed(messages) if m.usage and m.usage.get("total_tokens")), None)
-    if last is not None:
-        used, exact = last.usage["total_tokens"], True
+    used = next((m.usage["total_tokens"] for m in reversed(messages) if m.usage and m.usage.get("total_tokens")), None)
+    if used is not None:
+        exact = True
     else:
         compaction, active = active_messages(session)
         used, exact = estimate_tokens(upstream_messages(route, compaction, active)), False
@@ -61,7 +51,7 @@ def _context_usage(session: ChatSession, messages: list[Message]) -> dict[str, o
 
 
 @require_GET
-def chat_index(request: HttpRequest) -> TemplateResponse:
+def chat_index(request: HtmxHttpRequest) -> TemplateResponse:
     """The chat start page: past sessions and a form to start a new one."""
     picker = build_picker(load_catalog(), Favorite.objects.ids_for(request.user))
     default = UserSettings.for_user(request.user).default_model
@@ -70,7 +60,7 @@ def chat_index(request: HttpRequest) -> TemplateResponse:
 
 
 @require_POST
-def chat_new(request: HttpRequest) -> HttpResponse:
+def chat_new(request: HtmxHttpRequest) -> HttpResponseBase:
     """Start a session with the posted model (or the user's default, or the first favorite)."""
     chosen = request.POST.get("model_id") or UserSettings.for_user(request.user).default_model
     if not chosen:
@@ -87,7 +77,7 @@ def chat_new(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
-def chat_session(request: HttpRequest, pk: int) -> TemplateResponse:
+def chat_session(request: HtmxHttpRequest, pk: int) -> TemplateResponse:
     """One session: its messages (compacted ones marked), the composer, and context use."""
     session = get_object_or_404(ChatSession.objects.for_user(request.user), pk=pk)
     interrupt_stale_answers(Message, session=session)
@@ -112,7 +102,7 @@ def chat_session(request: HttpRequest, pk: int) -> TemplateResponse:
 
 
 @require_POST
-def chat_set_model(request: HttpRequest, pk: int) -> HttpResponse:
+def chat_set_model(request: HtmxHttpRequest, pk: int) -> HttpResponseBase:
     """Change the session's model; always stored as a composite id."""
     session = get_object_or_404(ChatSession.objects.for_user(request.user), pk=pk)
     try:
@@ -129,7 +119,7 @@ def chat_set_model(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_GET
-def chat_message(request: HttpRequest, pk: int) -> TemplateResponse:
+def chat_message(request: HtmxHttpRequest, pk: int) -> TemplateResponse:
     """One saved message, rendered (the page swaps it in when a stream ends)."""
     message = get_object_or_404(Message.objects.select_related("session"), pk=pk, session__user=request.user)
     if interrupt_stale_answers(Message, pk=message.pk):
@@ -140,7 +130,7 @@ def chat_message(request: HttpRequest, pk: int) -> TemplateResponse:
     })
 
 
-def _send_error(request: HttpRequest, session: ChatSession, status: int, message: str, **extra: str) -> HttpResponse:
+def _send_error(request: HtmxHttpRequest, session: ChatSession, status: int, message: str, **extra: str) -> HttpResponseBase:
     if request.headers.get("X-BooChat-Stream") == "1":
         response = JsonResponse({"error": message}, status=status)
         for name, value in extra.items():
@@ -150,67 +140,7 @@ def _send_error(request: HttpRequest, session: ChatSession, status: int, message
     return redirect(session)
 
 
-# Built once: annotating a queryset cost about as much as running it (0.3 ms of each chat send); and
-# its SQL compiled once (boochat.reads).
-_CHAT_SESSIONS = InList(ChatSession.objects.with_compacted(), "pk")
-
-
-def owned_sessions(wanted: list[tuple[object, int]]) -> list[ChatSession | None]:
-    """For each (user, pk): the user's chat session pk, or None; one query for all."""
-    found = {session.pk: session for session in _CHAT_SESSIONS([pk for _, pk in wanted])}
-    return [session if (session := found.get(pk)) is not None and session.user_id == user.pk else None
-            for user, pk in wanted]
-
-
-def owned_session(user: object, pk: int) -> ChatSession:
-    """The user's chat session `pk`, or 404."""
-    session = owned_sessions([(user, pk)])[0]
-    if session is None:
-        raise Http404("No chat session matches the given query.")
-    return session
-
-
-def begin_sends(sends: list[tuple[HttpRequest, ChatSession]]) -> list[NewTurn | HttpResponse]:
-    """Each posted message checked and saved, with its answer row (one trip to the database for
-    all, chat.new_turns); or the response that says why not."""
-    results: list[NewTurn | HttpResponse | None] = []
-    asks: list[tuple[ChatSession, str]] = []
-    for request, session in sends:
-        content = request.POST.get("content", "").strip()
-        if not content:
-            results.append(_send_error(request, session, 400, "The message is empty."))
-        elif len(content) > MAX_MESSAGE_CHARS:
-            results.append(_send_error(request, session, 413, f"The message is longer than {MAX_MESSAGE_CHARS} characters."))
-        else:
-            results.append(None)
-            asks.append((session, content))
-    turns = iter(new_turns(asks))
-    for i, (request, session) in enumerate(sends):
-        if results[i] is None:
-            turn = next(turns)
-            if isinstance(turn, RoutingError):
-                results[i] = _send_error(request, session, 400, str(turn))
-            elif isinstance(turn, Exception):
-                results[i] = response_for_exception(request, turn)
-            else:
-                results[i] = turn
-    return results
-
-
-def abandon_turns(begun: list[tuple[ChatSession, NewTurn | HttpResponse] | None]) -> None:
-    """Turns saved for sends whose browser left before their answer started: marked interrupted
-    (boochat.db_threads.Batched's `orphaned`)."""
-    answers = [turn.answer.pk for _, turn in filter(None, begun) if isinstance(turn, NewTurn)]
-    Message.objects.filter(pk__in=answers, state=MessageState.STREAMING).update(
-        state=MessageState.INTERRUPTED, error="The browser left before the answer started.")
-
-
-def _owned_and_begun(request: HttpRequest, pk: int) -> tuple[ChatSession, NewTurn | HttpResponse]:
-    session = owned_session(request.user, pk)  # the user, the session and the turn: one trip
-    return session, begin_sends([(request, session)])[0]
-
-
-async def answer_send(request: HttpRequest, session: ChatSession, turn: NewTurn) -> HttpResponse:
+async def answer_send(request: HtmxHttpRequest, session: ChatSession, turn: NewTurn) -> HttpResponseBase:
     """Ask the host and relay its answer: the SSE bytes as they arrive with `X-BooChat-Stream: 1`
     (the page's script); a plain form post waits for the whole answer and redirects back."""
     try:
@@ -230,19 +160,29 @@ async def answer_send(request: HttpRequest, session: ChatSession, turn: NewTurn)
 
 
 @require_POST
-async def chat_send(request: HttpRequest, pk: int) -> HttpResponse:
-    """Save the user's message and stream the answer from the session's resolved host. A streamed
-    send normally arrives by boochat.handler's short path, which calls the same three steps."""
-    session, turn = await db_threads.run(_owned_and_begun, request, pk)
-    if isinstance(turn, HttpResponse):
-        return turn
+async def chat_send(request: HtmxHttpRequest, pk: int) -> HttpResponseBase:
+    """Save the user's message and stream the answer from the session's resolved host."""
+    session = await aget_object_or_404(ChatSession.objects.filter(user=await request.auser()), pk=pk)  # type: ignore[misc]  # logged in
+    content = request.POST.get("content", "").strip()
+    if not content:
+        return _send_error(request, session, 400, "The message is empty.")
+    if len(content) > MAX_MESSAGE_CHARS:
+        return _send_error(request, session, 413, f"The message is longer than {MAX_MESSAGE_CHARS} characters.")
+    try:
+        turn = await database.run(begin_turn, session, content)
+    except RoutingError as exc:
+        return _send_error(request, session, 400, str(exc))
+    except IntegrityError:  # the chat was deleted a moment ago
+        return _send_error(request, session, 404, "This chat was deleted.")
+    # The middleware's connection goes back to the pool too: the answer may stream for minutes.
+    await sync_to_async(database.release_connection)()
     return await answer_send(request, session, turn)
 
 
 @require_POST
-async def chat_title(request: HttpRequest, pk: int) -> HttpResponse:
+async def chat_title(request: HtmxHttpRequest, pk: int) -> HttpResponseBase:
     """Give an untitled session a title (task model, see README); returns the title fragment."""
-    session = await aget_object_or_404(ChatSession, user=await request.auser(), pk=pk)
+    session = await aget_object_or_404(ChatSession, user_id=(await request.auser()).pk, pk=pk)
     if not session.title:
         await generate_title(session)
     return TemplateResponse(request, "chat.html#session_title", {"session": session, "oob": True})

@@ -3,24 +3,25 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpResponse, HttpResponseBase, JsonResponse
 from django.shortcuts import aget_object_or_404, get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.views.decorators.http import require_GET, require_POST
 
-from boochat import arena
-from boochat.chat import interrupt_stale_answers
+from boochat.arena import runs as arena
+from boochat.chat.autosave import interrupt_stale_answers
 from boochat.models import ArenaAnswer, ArenaRun
-from boochat.picker import build_picker
 from boochat.proxy import UpstreamError, sse_response
 from providers.catalog import load_catalog
 from providers.routing import RoutingError
+from settings_app.requests import HtmxHttpRequest
 from settings_app.models import Favorite
+from settings_app.picker import build_picker
 
 MODEL_FIELDS = [f"model_{n}" for n in range(1, arena.MAX_MODELS + 1)]
 
 
-def _form_context(request: HttpRequest, **extra: object) -> dict[str, object]:
+def _form_context(request: HtmxHttpRequest, **extra: object) -> dict[str, object]:
     return {
         "picker": build_picker(load_catalog(), Favorite.objects.ids_for(request.user)),
         "runs": ArenaRun.objects.filter(user=request.user).prefetch_related("answers")[:20],
@@ -30,13 +31,13 @@ def _form_context(request: HttpRequest, **extra: object) -> dict[str, object]:
 
 
 @require_GET
-def arena_index(request: HttpRequest) -> TemplateResponse:
+def arena_index(request: HtmxHttpRequest) -> TemplateResponse:
     """The arena: a prompt, 2–4 models, and the past runs."""
     return TemplateResponse(request, "arena.html", _form_context(request, selected={}, prompt=""))
 
 
 @require_POST
-def arena_new(request: HttpRequest) -> HttpResponse:
+def arena_new(request: HtmxHttpRequest) -> HttpResponseBase:
     """Save a run and go to its page, where the answers start streaming."""
     model_ids = [request.POST.get(field, "") for field in MODEL_FIELDS]
     try:
@@ -50,7 +51,7 @@ def arena_new(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
-def arena_run(request: HttpRequest, pk: int) -> TemplateResponse:
+def arena_run(request: HtmxHttpRequest, pk: int) -> TemplateResponse:
     """One run: a column per model, then the analysis."""
     run = get_object_or_404(ArenaRun.objects.filter(user=request.user), pk=pk)
     interrupt_stale_answers(ArenaAnswer, run=run)
@@ -58,9 +59,9 @@ def arena_run(request: HttpRequest, pk: int) -> TemplateResponse:
 
 
 @require_POST
-async def arena_answer_stream(request: HttpRequest, pk: int) -> HttpResponse:
+async def arena_answer_stream(request: HtmxHttpRequest, pk: int) -> HttpResponseBase:
     """Stream one column's answer from its own host (or, without the stream header, wait for it)."""
-    answer = await aget_object_or_404(ArenaAnswer, pk=pk, run__user=await request.auser())
+    answer = await aget_object_or_404(ArenaAnswer, pk=pk, run__user_id=(await request.auser()).pk)
     streaming = request.headers.get("X-BooChat-Stream") == "1"
     try:
         stream = await arena.stream_answer(answer)
@@ -78,9 +79,9 @@ async def arena_answer_stream(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_POST
-async def arena_analyze(request: HttpRequest, pk: int) -> HttpResponse:
+async def arena_analyze(request: HtmxHttpRequest, pk: int) -> HttpResponseBase:
     """Compare the answers with the run's analyzer model; returns the analysis fragment."""
-    run = await aget_object_or_404(ArenaRun, pk=pk, user=await request.auser())
+    run = await aget_object_or_404(ArenaRun, pk=pk, user_id=(await request.auser()).pk)
     await arena.analyze(run)
     if not request.htmx:
         return redirect(run)
@@ -88,14 +89,14 @@ async def arena_analyze(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_GET
-def arena_answer(request: HttpRequest, pk: int) -> TemplateResponse:
+def arena_answer(request: HtmxHttpRequest, pk: int) -> TemplateResponse:
     """One saved column, rendered (swapped in when its stream ends)."""
     answer = get_object_or_404(ArenaAnswer.objects.select_related("run"), pk=pk, run__user=request.user)
     return TemplateResponse(request, "arena.html#answer", {"answer": answer})
 
 
 @require_GET
-def arena_export(request: HttpRequest, pk: int) -> JsonResponse:
+def arena_export(request: HtmxHttpRequest, pk: int) -> JsonResponse:
     """The run as a JSON file."""
     run = get_object_or_404(ArenaRun.objects.filter(user=request.user), pk=pk)
     response = JsonResponse(arena.export(run), json_dumps_params={"indent": 2, "ensure_ascii": False})
@@ -104,7 +105,7 @@ def arena_export(request: HttpRequest, pk: int) -> JsonResponse:
 
 
 @require_POST
-def arena_continue(request: HttpRequest, pk: int) -> HttpResponse:
+def arena_continue(request: HtmxHttpRequest, pk: int) -> HttpResponseBase:
     """Open one answer as a normal chat session."""
     answer = get_object_or_404(ArenaAnswer.objects.select_related("run__user"), pk=pk, run__user=request.user)
     return redirect(arena.continue_as_chat(answer))

@@ -1,0 +1,1 @@
+"""Chat: turns, what the model sees, compaction, the relay, titles, autosave, and their views."""

@@ -1,0 +1,53 @@
+"""What the model sees of a chat: the messages after the latest compaction, in OpenAI's shape."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+from boochat.models import ChatSession, Compaction, Message, MessageState
+from providers.models import ProviderKind
+from providers.routing import Route
+
+
+def estimate_tokens(messages: list[dict[str, Any]]) -> int:
+    """A deliberately high estimate (3 characters a token, plus template tokens per message)."""
+    return sum(math.ceil(len(str(m.get("content") or "")) / 3) + 4 for m in messages)
+
+
+def answer_reserve(n_ctx: int) -> int:
+    """Tokens kept free for the answer."""
+    return min(2048, n_ctx // 4)
+
+
+def _sendable(messages: Iterable[Message]) -> list[Message]:
+    return [m for m in messages if m.role == Message.Role.USER or m.content or m.tool_calls]
+
+
+def active_messages(session: ChatSession) -> tuple[Compaction | None, list[Message]]:
+    """The latest compaction and the messages after it that still go to the model."""
+    compaction = session.latest_compaction()
+    messages = (Message.objects.filter(session=session)
+                .exclude(state__in=(MessageState.FAILED, MessageState.STREAMING))
+                .only("id", "session_id", "role", "content", "tool_calls", "reasoning"))
+    if compaction is not None:
+        messages = messages.filter(id__gt=compaction.through_message_id)
+    return compaction, _sendable(messages)
+
+
+def upstream_messages(route: Route, compaction: Compaction | None, messages: list[Message]) -> list[dict[str, Any]]:
+    """OpenAI chat messages for `route`'s host."""
+    result: list[dict[str, Any]] = []
+    if compaction is not None:
+        result.append({"role": "system", "content": f"Summary of the earlier conversation:\n{compaction.summary}"})
+    for message in messages:
+        item: dict[str, Any] = {"role": message.role, "content": message.content}
+        if message.tool_calls:
+            item["tool_calls"] = message.tool_calls
+            # DeepSeek's thinking mode needs its reasoning back on turns that called tools, and
+            # refuses it elsewhere (older R1); no other host gets it (DeepSeek API docs).
+            if route.kind == ProviderKind.DEEPSEEK and message.reasoning:
+                item["reasoning_content"] = message.reasoning
+        result.append(item)
+    return result
