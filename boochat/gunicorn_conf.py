@@ -56,7 +56,7 @@ def post_worker_init(worker) -> None:  # noqa: ANN001
     """The worker has loaded the app: what it holds now lives as long as the worker, so it is frozen
     out of the cyclic collector's work; a first threshold of 10,000 new objects lets a burst of
     requests allocate without a collection every few hundred objects, and full collections after
-    every second middle one keep memory flat (bench/streams_load.py). Then the worker reads the model
+    every second middle one keep memory flat (docs/performance.md). Then the worker reads the model
     lists in the background, and sweeps answers left streaming by a process that died."""
     gc.collect()
     gc.freeze()

@@ -6,7 +6,7 @@ Errors use OpenAI's envelope: {"error": {"message", "type", "param", "code"}}.
 
 `/v1/` is its own small ASGI application (boochat.asgi sends it here), not a Django view: it needs
 none of Django's request machinery (sessions, CSRF, templates), and that machinery cost more than
-the rest of a request (bench/gateway.py). It keeps Django's protections: the Host header checked
+the rest of a request (docs/performance.md). It keeps Django's protections: the Host header checked
 against ALLOWED_HOSTS, the HTTPS redirect and the security headers of SecurityMiddleware, escaped
 `django.request` log lines; and its own: bearer keys from the admin, JSON bodies only, no browser
 requests from other origins unless allowed, the body size limit, OpenAI's error envelope.
