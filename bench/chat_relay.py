@@ -53,7 +53,7 @@ def main() -> None:
     Provider.objects.create(slug="bench", name="Bench host", base_url=host.url, is_default=True)
     user = get_user_model().objects.create_user("bench")
     store = SessionStore()
-    store.update({"_auth_user_id": str(user.pk), "_auth_user_backend": settings.AUTHENTICATION_BACKENDS[0],
+    store.update({"_auth_user_id": str(user.pk), "_auth_user_backend": settings.AUTHENTICATION_BACKENDS[-1],
                   "_auth_user_hash": user.get_session_auth_hash()})
     store.create()
 

@@ -249,7 +249,7 @@ def main() -> None:
         Provider.objects.create(slug="slow", name="Slow host", base_url=host, is_default=True, read_timeout=60)
         user = get_user_model().objects.create_user("load")
         store = SessionStore()
-        store.update({"_auth_user_id": str(user.pk), "_auth_user_backend": settings.AUTHENTICATION_BACKENDS[0],
+        store.update({"_auth_user_id": str(user.pk), "_auth_user_backend": settings.AUTHENTICATION_BACKENDS[-1],
                       "_auth_user_hash": user.get_session_auth_hash()})
         store.create()
         _, key = create_key(name="load")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from asgiref.sync import sync_to_async
 from django.contrib import messages
 from django.db import IntegrityError
 from django.http import HttpResponse, HttpResponseBase, JsonResponse
@@ -159,23 +158,30 @@ async def answer_send(request: HtmxHttpRequest, session: ChatSession, turn: NewT
                                                  "X-BooChat-Provider": started.route.provider})
 
 
+def _begin_send(request: HtmxHttpRequest, pk: int) -> tuple[ChatSession, NewTurn | HttpResponseBase]:
+    """The user's chat and its new turn, saved; or the response that says why not."""
+    session = get_object_or_404(ChatSession.objects.for_user(request.user), pk=pk)
+    content = request.POST.get("content", "").strip()
+    if not content:
+        return session, _send_error(request, session, 400, "The message is empty.")
+    if len(content) > MAX_MESSAGE_CHARS:
+        return session, _send_error(request, session, 413, f"The message is longer than {MAX_MESSAGE_CHARS} characters.")
+    try:
+        return session, begin_turn(session, content)
+    except RoutingError as exc:
+        return session, _send_error(request, session, 400, str(exc))
+    except IntegrityError:  # the chat was deleted a moment ago
+        return session, _send_error(request, session, 404, "This chat was deleted.")
+
+
 @require_POST
 async def chat_send(request: HtmxHttpRequest, pk: int) -> HttpResponseBase:
     """Save the user's message and stream the answer from the session's resolved host."""
-    session = await aget_object_or_404(ChatSession.objects.filter(user=await request.auser()), pk=pk)  # type: ignore[misc]  # logged in
-    content = request.POST.get("content", "").strip()
-    if not content:
-        return _send_error(request, session, 400, "The message is empty.")
-    if len(content) > MAX_MESSAGE_CHARS:
-        return _send_error(request, session, 413, f"The message is longer than {MAX_MESSAGE_CHARS} characters.")
-    try:
-        turn = await database.run(begin_turn, session, content)
-    except RoutingError as exc:
-        return _send_error(request, session, 400, str(exc))
-    except IntegrityError:  # the chat was deleted a moment ago
-        return _send_error(request, session, 404, "This chat was deleted.")
-    # The middleware's connection goes back to the pool too: the answer may stream for minutes.
-    await sync_to_async(database.release_connection)()
+    # One trip to a thread for the login, the chat and the turn; the connection goes back to the pool
+    # after it, since the answer may stream for minutes.
+    session, turn = await database.run(_begin_send, request, pk)
+    if not isinstance(turn, NewTurn):
+        return turn
     return await answer_send(request, session, turn)
 
 
