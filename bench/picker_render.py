@@ -22,10 +22,10 @@ from django.contrib.auth import get_user_model  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.test import Client  # noqa: E402
 
-from settings_app.picker import render_rows  # noqa: E402
 from providers.catalog import load_catalog  # noqa: E402
 from providers.models import Provider  # noqa: E402
 from settings_app.models import Favorite  # noqa: E402
+from settings_app.picker import render_rows  # noqa: E402
 from tests.fakes.llama_swap import FakeLlamaSwap, FakeModel  # noqa: E402
 
 PROVIDERS, MODELS, REQUESTS = 10, 50, 200

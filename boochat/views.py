@@ -10,11 +10,11 @@ from django.views import csrf, defaults
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from settings_app.picker import build_picker
 from providers.catalog import load_catalog
 from providers.models import Provider
-from settings_app.requests import HtmxHttpRequest
 from settings_app.models import Favorite
+from settings_app.picker import build_picker
+from settings_app.requests import HtmxHttpRequest
 from settings_app.views import api_login_required
 
 

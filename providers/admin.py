@@ -5,6 +5,7 @@ from typing import Any
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin.utils import flatten_fieldsets
 from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -70,7 +71,7 @@ class ProviderAdmin(admin.ModelAdmin):
         readonly = ["source", "created_at", "updated_at"]
         if _managed_by_file(obj):
             # The file is the source of truth for its rows: an edit here would be undone at the next sync.
-            return [f.name for f in Provider._meta.fields if f.name != "id"]
+            return list(flatten_fieldsets(self.fieldsets))
         if obj is not None:
             readonly.append("slug")  # composite ids stored in sessions and favorites start with it
         return readonly

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
-
 import re
+from collections.abc import Collection
 from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError

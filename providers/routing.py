@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import os
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import quote
 
 import httpx

@@ -17,16 +17,16 @@ from django.utils.cache import patch_vary_headers
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
-from settings_app.picker import build_picker
 from providers.catalog import load_catalog
 from providers.routing import RoutingError
-from settings_app.requests import HtmxHttpRequest
 from settings_app.models import Favorite, TooManyFavorites, UserSettings
 from settings_app.normalize import (
     InvalidModelIds,
     normalize_model_id,
     normalize_model_ids,
 )
+from settings_app.picker import build_picker
+from settings_app.requests import HtmxHttpRequest
 
 SETTINGS_FIELDS = {"default_model", "favorite_models", "favorite_models_add", "favorite_models_remove"}
 

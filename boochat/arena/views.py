@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.http import HttpResponse, HttpResponseBase, JsonResponse
+from django.http import HttpResponseBase, JsonResponse
 from django.shortcuts import aget_object_or_404, get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.views.decorators.http import require_GET, require_POST
@@ -14,9 +14,9 @@ from boochat.models import ArenaAnswer, ArenaRun
 from boochat.proxy import UpstreamError, sse_response
 from providers.catalog import load_catalog
 from providers.routing import RoutingError
-from settings_app.requests import HtmxHttpRequest
 from settings_app.models import Favorite
 from settings_app.picker import build_picker
+from settings_app.requests import HtmxHttpRequest
 
 MODEL_FIELDS = [f"model_{n}" for n in range(1, arena.MAX_MODELS + 1)]
 

@@ -13,7 +13,6 @@ import logging
 import threading
 import time
 from collections import defaultdict
-
 from datetime import timedelta
 from typing import Any
 

@@ -20,10 +20,10 @@ from boochat.proxy import UpstreamError, sse_response
 from providers.catalog import load_catalog
 from providers.context import context_size_for
 from providers.routing import RoutingError, resolve
-from settings_app.requests import HtmxHttpRequest
 from settings_app.models import Favorite, UserSettings
 from settings_app.normalize import normalize_model_id
 from settings_app.picker import build_picker
+from settings_app.requests import HtmxHttpRequest
 
 MAX_MESSAGE_CHARS = 200_000
 

@@ -3,8 +3,8 @@ import re
 import pytest
 from django.urls import reverse
 
-from settings_app.picker import dom_id
 from settings_app.models import Favorite
+from settings_app.picker import dom_id
 from tests.factories import make_provider
 
 pytestmark = pytest.mark.django_db

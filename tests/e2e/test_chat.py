@@ -1,7 +1,6 @@
 import pytest
-from playwright.sync_api import expect
-
 from django.contrib.auth.models import User
+from playwright.sync_api import expect
 
 from boochat.chat.turns import STOPPED_BEFORE_START
 from boochat.models import ChatSession, Message, MessageState
