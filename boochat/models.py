@@ -16,24 +16,28 @@ class ChatSessionQuerySet(models.QuerySet["ChatSession"]):
         return self.filter(user=user)
 
 
+TITLE_MAX_LENGTH = 200
+
+
 class ChatSession(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_sessions")
-    title = models.CharField(max_length=200, blank=True)
+    title = models.CharField(max_length=TITLE_MAX_LENGTH, blank=True)
     # A composite id (provider/model). Sessions stored by single-host versions hold bare ids; those
     # keep resolving to the default provider.
     model_id = models.CharField("model", max_length=330)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
-    # When a request took on writing the title (boochat.chat.claim_title): it is asked once.
+    # When a request took on writing the title (boochat.chat.titles.claim_title): it is asked once.
     title_claimed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    pinned = models.BooleanField(default=False, help_text="Pinned chats head the list.")
 
     objects = ChatSessionQuerySet.as_manager()
 
     class Meta:
-        ordering = ["-updated_at", "-id"]
+        ordering = ["-pinned", "-updated_at", "-id"]
 
     def __str__(self) -> str:
-        return self.title or f"Chat {self.pk}"
+        return self.title or "New chat"
 
     def get_absolute_url(self) -> str:
         return reverse("chat_session", args=[self.pk])

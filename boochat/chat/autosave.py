@@ -38,6 +38,8 @@ class PartialAnswers:
         self._noted: dict[tuple[type[Message | ArenaAnswer], int], tuple[str, str]] = {}
         self._lock = threading.Lock()
         self._writer: threading.Thread | None = None
+        # Answers whose rows a batch found deleted (their chat was deleted): their streams stop.
+        self._gone: set[tuple[type[Message | ArenaAnswer], int]] = set()
 
     def note(self, answer: Message | ArenaAnswer, content: str, reasoning: str) -> None:
         """Save this text for `answer` with the next batch (a later note replaces it)."""
@@ -52,6 +54,11 @@ class PartialAnswers:
         """The stream ended: its final save carries everything."""
         with self._lock:
             self._noted.pop((type(answer), answer.pk), None)
+            self._gone.discard((type(answer), answer.pk))
+
+    def is_gone(self, answer: Message | ArenaAnswer) -> bool:
+        """Whether a batch found the answer's row deleted, with its chat or run."""
+        return (type(answer), answer.pk) in self._gone
 
     def write(self) -> int:
         """Save every noted answer that is still streaming, now; how many were noted."""
@@ -66,7 +73,11 @@ class PartialAnswers:
             with transaction.atomic():
                 for model, rows in by_model.items():
                     for start in range(0, len(rows), BATCH):
-                        _write_batch(model, rows[start:start + BATCH])
+                        batch = rows[start:start + BATCH]
+                        _write_batch(model, batch)
+                        kept = set(model.objects.filter(pk__in=[row[0] for row in batch]).values_list("pk", flat=True))
+                        with self._lock:
+                            self._gone.update((model, row[0]) for row in batch if row[0] not in kept)
         except DatabaseError as exc:
             logger.warning("Could not save %d partial answers (their final saves will carry them): %s", len(noted), exc)
         finally:

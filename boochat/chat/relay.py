@@ -60,13 +60,17 @@ async def relay_stream(route: Route, response: UpstreamResponse, answer: Message
     state, error = MessageState.INTERRUPTED, "Stopped before the answer was complete."
     last_note = time.monotonic()
     received, limit = 0, settings.BOOCHAT_MAX_ANSWER_BYTES
+    stopped: tuple[str, str] | None = None  # BooChat stops the stream itself: (error type, message)
     try:
         async for chunk in response.chunks():
             received += len(chunk)
-            if received > limit:  # stored answers stay bounded; the host is told to stop (finally)
-                error = (f"Truncated: the answer passed BooChat's limit of {limit:,} bytes "
-                         f"(BOOCHAT_MAX_ANSWER_BYTES); {name} was stopped here.")
-                yield b"data: " + json_bytes({"error": {"message": error, "type": "answer_too_long"}}) + b"\n\n"
+            if received > limit:  # stored answers stay bounded
+                stopped = ("answer_too_long", f"Truncated: the answer passed BooChat's limit of {limit:,} bytes "
+                                              f"(BOOCHAT_MAX_ANSWER_BYTES); {name} was stopped here.")
+            elif time.monotonic() - last_note > NOTE_EVERY_SECONDS and partial_answers.is_gone(answer):
+                stopped = ("deleted", "Deleted while it streamed.")  # with its chat or arena run
+            if stopped:  # the host is told to stop too (finally)
+                yield b"data: " + json_bytes({"error": {"message": stopped[1], "type": stopped[0]}}) + b"\n\n"
                 break
             acc.feed(chunk)
             yield chunk
@@ -75,8 +79,8 @@ async def relay_stream(route: Route, response: UpstreamResponse, answer: Message
                 acc.read()
                 partial_answers.note(answer, acc.text, acc.reasoning_text)
         acc.close()
-        if received > limit:
-            pass  # interrupted, with the error above
+        if stopped:
+            error = stopped[1]  # interrupted
         elif acc.error:
             state, error = MessageState.FAILED, f"{name}: {acc.error}"
         elif acc.done or acc.finish_reason:

@@ -7,7 +7,8 @@ from django.db import IntegrityError
 from django.http import HttpResponse, HttpResponseBase, JsonResponse
 from django.shortcuts import aget_object_or_404, get_object_or_404, redirect
 from django.template.response import TemplateResponse
-from django.views.decorators.http import require_GET, require_POST
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from boochat import database
 from boochat.chat.autosave import interrupt_stale_answers
@@ -15,7 +16,7 @@ from boochat.chat.prompt import active_messages, estimate_tokens, upstream_messa
 from boochat.chat.relay import relay
 from boochat.chat.titles import generate_title
 from boochat.chat.turns import NewTurn, begin_turn, start_turn
-from boochat.models import ChatSession, Message
+from boochat.models import TITLE_MAX_LENGTH, ChatSession, Message
 from boochat.proxy import UpstreamError, sse_response
 from providers.catalog import load_catalog
 from providers.context import context_size_for
@@ -29,7 +30,7 @@ MAX_MESSAGE_CHARS = 200_000
 
 
 def _sessions(request: HtmxHttpRequest):  # noqa: ANN202
-    return ChatSession.objects.for_user(request.user).only("id", "title", "model_id", "updated_at")[:50]
+    return ChatSession.objects.for_user(request.user).only("id", "title", "model_id", "updated_at", "pinned")[:50]
 
 
 def _context_usage(session: ChatSession, messages: list[Message]) -> dict[str, object] | None:
@@ -183,6 +184,42 @@ async def chat_send(request: HtmxHttpRequest, pk: int) -> HttpResponseBase:
     if not isinstance(turn, NewTurn):
         return turn
     return await answer_send(request, session, turn)
+
+
+@require_POST
+def chat_rename(request: HtmxHttpRequest, pk: int) -> HttpResponseBase:
+    """Rename a chat; htmx gets the title (and the list's link) back, a plain form the chat page."""
+    session = get_object_or_404(ChatSession.objects.for_user(request.user), pk=pk)
+    title = " ".join(request.POST.get("title", "").split())
+    error = ("The title is empty." if not title else
+             f"The title is longer than {TITLE_MAX_LENGTH} characters." if len(title) > TITLE_MAX_LENGTH else "")
+    if not error:
+        session.title = title
+        ChatSession.objects.filter(pk=session.pk).update(title=title, title_claimed_at=timezone.now())
+    if request.htmx:
+        return TemplateResponse(request, "chat.html#session_title", {"session": session, "oob": True, "error": error})
+    if error:
+        messages.error(request, error)
+    return redirect(session)
+
+
+@require_POST
+def chat_pin(request: HtmxHttpRequest, pk: int) -> HttpResponseBase:
+    """Pin (`pinned=1`) or unpin a chat: pinned chats head the list."""
+    session = get_object_or_404(ChatSession.objects.for_user(request.user), pk=pk)
+    ChatSession.objects.filter(pk=session.pk).update(pinned=request.POST.get("pinned") == "1")
+    return redirect(session)
+
+
+@require_http_methods(["GET", "POST"])
+def chat_delete(request: HtmxHttpRequest, pk: int) -> HttpResponseBase:
+    """Ask, then delete a chat with all its messages; an answer still streaming for it stops."""
+    session = get_object_or_404(ChatSession.objects.for_user(request.user), pk=pk)
+    if request.method == "GET":
+        return TemplateResponse(request, "chat_delete.html", {"session": session})
+    session.delete()
+    messages.success(request, f"Deleted “{session}”.")
+    return redirect("chat_index")
 
 
 @require_POST

@@ -73,3 +73,22 @@ def test_stop_before_the_first_byte_shows_the_stopped_answer_without_a_reload(as
         answer = page.locator("article.message.assistant").last
         expect(answer).to_contain_text(STOPPED_BEFORE_START, timeout=5000)
         expect(answer).to_contain_text("interrupted")
+
+
+def test_rename_in_place_then_delete(asgi_page, asgi_server):
+    page = asgi_page
+    chat = ChatSession.objects.create(user=User.objects.get(username="alice"), model_id="sam-desktop/qwen3-8b")
+    make_provider(slug="sam-desktop", base_url="http://127.0.0.1:9", is_default=True)
+    page.goto(f"{asgi_server.url}{chat.get_absolute_url()}")
+    expect(page.locator("#session-title")).to_have_text("New chat")
+    expect(page.locator(f"#session-link-{chat.pk}")).to_have_text("New chat")  # one name everywhere
+    page.get_by_text("Rename").click()
+    page.get_by_label("New title").fill("Tides")
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator("#session-title")).to_have_text("Tides")
+    expect(page.locator(f"#session-link-{chat.pk}")).to_have_text("Tides")  # the list, without a reload
+    page.get_by_role("link", name="Delete…").click()
+    expect(page.get_by_role("heading", name="Delete “Tides”?")).to_be_visible()
+    page.get_by_role("button", name="Delete chat").click()
+    expect(page.get_by_text("Deleted “Tides”.")).to_be_visible()
+    assert not ChatSession.objects.exists()

@@ -1,0 +1,96 @@
+"""Managing conversations: rename, pin, delete (a stream in progress for the chat stops)."""
+
+import time
+
+import httpx
+import pytest
+from django.urls import reverse
+
+from boochat.models import ChatSession, Message
+from tests.boochat.test_chat import new_session
+from tests.factories import make_provider
+from tests.fakes.llama_swap import FakeLlamaSwap, FakeModel
+
+pytestmark = pytest.mark.django_db
+
+
+def test_rename_inline_and_without_javascript(user_client):
+    chat = new_session(user_client, "sam-desktop/qwen3-8b")
+    assert chat.title == "" and str(chat) == "New chat"
+    response = user_client.post(reverse("chat_rename", args=[chat.pk]), {"title": "  Tides   near poles "},
+                                headers={"HX-Request": "true"})
+    assert response.status_code == 200 and response.template_name == "chat.html#session_title"
+    body = response.content.decode()
+    assert '<h1 id="session-title" >Tides near poles</h1>' in body.replace("  ", " ")
+    assert f'id="session-link-{chat.pk}"' in body and 'hx-swap-oob="true"' in body  # the list follows
+    chat.refresh_from_db()
+    assert chat.title == "Tides near poles" and chat.title_claimed_at is not None  # no title is generated over it
+
+    response = user_client.post(reverse("chat_rename", args=[chat.pk]), {"title": "Plain form"})
+    assert response.status_code == 302 and response["Location"] == chat.get_absolute_url()
+    assert ChatSession.objects.get(pk=chat.pk).title == "Plain form"
+
+
+@pytest.mark.parametrize("title, error", [("   ", "The title is empty."), ("x" * 201, "longer than 200 characters")])
+def test_a_bad_title_is_refused_and_changes_nothing(user_client, title, error):
+    chat = new_session(user_client, "sam-desktop/qwen3-8b", title="Kept")
+    response = user_client.post(reverse("chat_rename", args=[chat.pk]), {"title": title}, headers={"HX-Request": "true"})
+    assert response.status_code == 200 and error in response.content.decode()
+    page = user_client.post(reverse("chat_rename", args=[chat.pk]), {"title": title}, follow=True)
+    assert error in page.content.decode()
+    assert ChatSession.objects.get(pk=chat.pk).title == "Kept"
+
+
+def test_pinned_chats_head_the_list(user_client):
+    older = new_session(user_client, "sam-desktop/qwen3-8b", title="Older")
+    new_session(user_client, "sam-desktop/qwen3-8b", title="Newer")
+    assert [c.title for c in user_client.get(reverse("chat_index")).context_data["sessions"]] == ["Newer", "Older"]
+    assert user_client.post(reverse("chat_pin", args=[older.pk]), {"pinned": "1"}).status_code == 302
+    page = user_client.get(reverse("chat_index"))
+    assert [c.title for c in page.context_data["sessions"]] == ["Older", "Newer"]
+    assert "📌" in page.content.decode()
+    user_client.post(reverse("chat_pin", args=[older.pk]), {"pinned": "0"})
+    assert [c.title for c in user_client.get(reverse("chat_index")).context_data["sessions"]] == ["Newer", "Older"]
+
+
+def test_delete_asks_first_then_removes_everything(user_client):
+    chat = new_session(user_client, "sam-desktop/qwen3-8b", title="Doomed")
+    Message.objects.create(session=chat, role="user", content="hi")
+    confirm = user_client.get(reverse("chat_delete", args=[chat.pk]))
+    assert confirm.status_code == 200 and "Delete “Doomed”?" in confirm.content.decode()
+    assert ChatSession.objects.filter(pk=chat.pk).exists()  # asking deletes nothing
+    response = user_client.post(reverse("chat_delete", args=[chat.pk]), follow=True)
+    assert response.redirect_chain[-1][0] == reverse("chat_index")
+    assert "Deleted “Doomed”." in response.content.decode()
+    assert not ChatSession.objects.exists() and not Message.objects.exists()
+
+
+def test_another_users_chat_cannot_be_renamed_pinned_or_deleted(user_client, django_user_model):
+    other = ChatSession.objects.create(user=django_user_model.objects.create_user("mallory"), model_id="x/y", title="Mine")
+    for name, data in (("chat_rename", {"title": "Pwned"}), ("chat_pin", {"pinned": "1"}), ("chat_delete", {})):
+        assert user_client.post(reverse(name, args=[other.pk]), data).status_code == 404
+    other.refresh_from_db()
+    assert (other.title, other.pinned) == ("Mine", False)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_deleting_a_chat_stops_its_answer_and_the_host(asgi_server, session_cookie):
+    user, cookies = session_cookie()
+    with FakeLlamaSwap([FakeModel("qwen3-8b")], reply=["word "] * 400, stream_delay=0.02) as host:
+        make_provider(slug="sam-desktop", base_url=host.url, is_default=True)
+        chat = ChatSession.objects.create(user=user, model_id="sam-desktop/qwen3-8b", title="t")
+        with httpx.Client(base_url=asgi_server.url, cookies=cookies, timeout=10) as client:
+            client.get(chat.get_absolute_url())
+            token = {"X-CSRFToken": client.cookies["csrftoken"]}
+            started = time.monotonic()
+            with client.stream("POST", reverse("chat_send", args=[chat.pk]), data={"content": "talk"},
+                               headers={**token, "X-BooChat-Stream": "1"}) as response:
+                chunks = response.iter_raw()
+                received = next(chunks)
+                assert client.post(reverse("chat_delete", args=[chat.pk]), headers=token).status_code == 302
+                received += b"".join(chunks)  # the stream ends by itself
+            took = time.monotonic() - started
+        assert host.wait_for_disconnect(2.0)
+    assert b'"type":"deleted"' in received and b"[DONE]" not in received
+    assert took < 5  # 400 words at 20 ms would take 8 s
+    assert not ChatSession.objects.exists() and not Message.objects.exists()  # nothing left behind
