@@ -11,6 +11,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from boochat import database
+from boochat.chat import export
 from boochat.chat.autosave import interrupt_stale_answers
 from boochat.chat.prompt import active_messages, estimate_tokens, upstream_messages
 from boochat.chat.relay import relay
@@ -220,6 +221,28 @@ def chat_delete(request: HtmxHttpRequest, pk: int) -> HttpResponseBase:
     session.delete()
     messages.success(request, f"Deleted “{session}”.")
     return redirect("chat_index")
+
+
+@require_GET
+def chat_export(request: HtmxHttpRequest, pk: int, extension: str) -> HttpResponseBase:
+    """One chat as a Markdown or JSON file."""
+    session = get_object_or_404(ChatSession.objects.for_user(request.user), pk=pk)
+    history = list(session.messages.all())
+    if extension == "md":
+        response: HttpResponseBase = HttpResponse(export.chat_as_markdown(session, history),
+                                                  content_type="text/markdown; charset=utf-8")
+    else:
+        response = JsonResponse(export.chat_as_json(session, history), json_dumps_params={"indent": 2, "ensure_ascii": False})
+    response["Content-Disposition"] = f'attachment; filename="{export.filename(session, extension)}"'
+    return response
+
+
+@require_GET
+def chat_export_all(request: HtmxHttpRequest) -> JsonResponse:
+    """All of the user's chats as one JSON file."""
+    response = JsonResponse(export.all_chats_as_json(request.user), json_dumps_params={"indent": 2, "ensure_ascii": False})
+    response["Content-Disposition"] = 'attachment; filename="boochat-chats.json"'
+    return response
 
 
 @require_POST

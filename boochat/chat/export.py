@@ -1,0 +1,63 @@
+"""Chats written out for people (Markdown) and for programs (JSON, one chat or all of a user's)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.models import User
+
+from boochat.models import ChatSession, Message
+
+FORMAT = "boochat.chat/1"
+
+
+def chat_as_json(session: ChatSession, messages: list[Message]) -> dict[str, Any]:
+    """One chat with every message, as it is stored (failed and interrupted answers included)."""
+    return {
+        "format": FORMAT,
+        "title": str(session),
+        "model": session.model_id,
+        "pinned": session.pinned,
+        "created_at": session.created_at.isoformat(),
+        "messages": [
+            {
+                "role": m.role,
+                "content": m.content,
+                **({"reasoning": m.reasoning} if m.reasoning else {}),
+                **({"model": m.model_id, "provider": m.provider, "state": m.state} if m.is_answer else {}),
+                **({"error": m.error} if m.error else {}),
+                **({"usage": m.usage} if m.usage else {}),
+                "created_at": m.created_at.isoformat(),
+            }
+            for m in messages
+        ],
+    }
+
+
+def all_chats_as_json(user: User) -> dict[str, Any]:
+    """Every chat of `user`, newest first."""
+    sessions = ChatSession.objects.for_user(user).prefetch_related("messages")
+    return {"format": "boochat.chats/1", "chats": [chat_as_json(s, list(s.messages.all())) for s in sessions]}
+
+
+def chat_as_markdown(session: ChatSession, messages: list[Message]) -> str:
+    """The conversation as a Markdown document: each turn under a heading naming who spoke."""
+    parts = [f"# {session}", "", f"Model: `{session.model_id}`", ""]
+    for message in messages:
+        if message.is_answer:
+            parts.append(f"## {message.wire_model or message.model_id} · {message.provider}")
+            if message.reasoning:
+                parts += ["", "<details><summary>Reasoning</summary>", "", message.reasoning, "", "</details>"]
+        else:
+            parts.append("## You")
+        parts += ["", message.content]
+        if message.error:
+            parts += ["", f"> {message.get_state_display()}: {message.error}"]
+        parts.append("")
+    return "\n".join(parts)
+
+
+def filename(session: ChatSession, extension: str) -> str:
+    """A download name from the title: letters, digits and dashes only."""
+    stem = "".join(c if c.isalnum() else "-" for c in str(session).lower()).strip("-")
+    return f"{'-'.join(filter(None, stem.split('-')))[:60] or 'chat'}.{extension}"
