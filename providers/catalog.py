@@ -294,6 +294,7 @@ def _timestamp(value: float | None) -> datetime | None:
 
 
 def _status(provider: Provider, entry: dict[str, Any], overrides: dict[str, ModelOverride]) -> ProviderStatus:
+    state = entry.get("state", DOWN)
     models = []
     for listed in entry.get("models", []):
         override = overrides.get(listed["id"])
@@ -306,7 +307,7 @@ def _status(provider: Provider, entry: dict[str, Any], overrides: dict[str, Mode
             model=listed["id"],
             display_name=(override.display_name if override and override.display_name else ref.display_name),
             upstream_name=listed.get("name", ""),
-            loaded=listed.get("loaded"),
+            loaded=None if state == DOWN else listed.get("loaded"),  # a down host's cached list cannot say
             context_size=(override.context_size if override and override.context_size else listed.get("context_size")),
         ))
     return ProviderStatus(
@@ -314,7 +315,7 @@ def _status(provider: Provider, entry: dict[str, Any], overrides: dict[str, Mode
         name=provider.name,
         kind=provider.kind,
         is_default=provider.is_default,
-        state=entry.get("state", DOWN),
+        state=state,
         latency_ms=entry.get("latency_ms"),
         refreshed_at=_timestamp(entry.get("refreshed_at")),
         checked_at=_timestamp(entry.get("checked_at")),

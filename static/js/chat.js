@@ -19,6 +19,13 @@
     return composer.dataset.messageUrl.replace(/0$/, String(id));
   }
 
+  // The footer a saved answer has ("qwen3-8b · sam-desktop"), for an answer the host refused.
+  function modelFooter() {
+    const id = composer.dataset.model || "";
+    const slash = id.indexOf("/");
+    return element("footer", "message-meta", slash < 0 ? id : id.slice(slash + 1) + " · " + id.slice(0, slash));
+  }
+
   async function showSaved(id) {
     if (id) await swapIn(messageUrl(id), document.getElementById("message-" + id));
   }
@@ -68,7 +75,7 @@
       });
       if (!response.ok) {
         const failed = element("article", "message assistant state-failed");
-        failed.append(element("p", "message-error", await errorMessage(response)));
+        failed.append(element("p", "message-error", await errorMessage(response)), modelFooter());
         messages.append(failed);
         return;
       }

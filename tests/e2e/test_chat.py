@@ -92,3 +92,18 @@ def test_rename_in_place_then_delete(asgi_page, asgi_server):
     page.get_by_role("button", name="Delete chat").click()
     expect(page.get_by_text("Deleted “Tides”.")).to_be_visible()
     assert not ChatSession.objects.exists()
+
+
+def test_a_refused_answer_shows_its_model_and_host_at_once(asgi_page, asgi_server):
+    page = asgi_page
+    with FakeLlamaSwap([FakeModel("qwen3-8b")]) as host:
+        host.fault, host.fault_paths = "503", {"/v1/chat/completions"}
+        make_provider(slug="sam-desktop", base_url=host.url, is_default=True)
+        chat = ChatSession.objects.create(user=User.objects.get(username="alice"), model_id="sam-desktop/qwen3-8b")
+        page.goto(f"{asgi_server.url}{chat.get_absolute_url()}")
+        expect(page.get_by_text("Ctrl+Enter sends")).to_be_visible()
+        page.get_by_label("Message").fill("hello")
+        page.get_by_label("Message").press("Control+Enter")
+        failed = page.locator("article.message.state-failed").last
+        expect(failed).to_contain_text("is not ready")
+        expect(failed.locator(".message-meta")).to_have_text("qwen3-8b · sam-desktop")

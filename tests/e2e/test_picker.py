@@ -59,3 +59,24 @@ def test_picker_groups_toggles_filters_and_marks_down_hosts(logged_in_page, live
 
     page.reload()
     expect(favorites.get_by_role("button", name="Remove deepseek-r1-qwen3-8b · embedding from favorites")).to_be_visible()
+
+
+def test_keyboard_toggle_keeps_focus_and_the_filter_hides_empty_hosts(logged_in_page, live_server, hosts):
+    page = logged_in_page
+    page.goto(f"{live_server.url}/models/")
+    star = page.locator("#provider-sam-desktop").get_by_role("button", name=re.compile("Add qwen3-30b"))
+    star.focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#favorites")).to_contain_text("qwen3-30b")
+    focused = page.evaluate("document.activeElement.getAttribute('aria-label')")
+    assert focused.startswith("Remove qwen3-30b")  # the same model's star, now pressed
+    page.keyboard.press("Enter")  # and it can be pressed again at once
+    expect(page.locator("#favorites")).not_to_contain_text("qwen3-30b")
+    assert page.evaluate("document.activeElement.getAttribute('aria-label')").startswith("Add qwen3-30b")
+
+    page.get_by_label("Filter models").fill("nomic")
+    expect(page.locator("#provider-embedding")).to_be_visible()
+    expect(page.locator("#provider-sam-desktop")).to_be_hidden()
+    expect(page.get_by_text("No model matches.")).to_be_hidden()
+    page.get_by_label("Filter models").fill("no-such-model-anywhere")
+    expect(page.get_by_text("No model matches.")).to_be_visible()

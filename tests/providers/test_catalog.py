@@ -175,6 +175,18 @@ def test_the_cached_list_is_served_while_the_host_is_down(settings):
     assert after.refreshed_at is not None
 
 
+def test_a_down_hosts_cached_models_are_not_shown_as_loaded(settings):
+    settings.BOOCHAT_CATALOG_TTL = 0
+    with FakeLlamaSwap([FakeModel("qwen3-8b", loaded=True)]) as host:
+        make_provider(slug="box", base_url=host.url, models_timeout=0.3, is_default=True)
+        assert [m.loaded for m in load_catalog(background=False).models] == [True]
+        host.hang = True
+        load_catalog()
+        wait_for_background_refreshes(10)
+        after = status_of(load_catalog(background=False), "box")
+    assert after.state == DOWN and [(m.id, m.loaded) for m in after.models] == [("box/qwen3-8b", None)]
+
+
 def test_a_fresh_cache_is_not_refetched(sam_desktop):
     make_provider(slug="sam-desktop", base_url=sam_desktop.url, is_default=True)
     load_catalog()
