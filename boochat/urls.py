@@ -13,6 +13,7 @@ urlpatterns = [
     path("models/", views.picker, name="picker"),
     path("chat/", chat_views.chat_index, name="chat_index"),
     path("chat/new", chat_views.chat_new, name="chat_new"),
+    path("chat/search", chat_views.chat_search, name="chat_search"),
     path("chat/<int:pk>/", chat_views.chat_session, name="chat_session"),
     path("chat/<int:pk>/model", chat_views.chat_set_model, name="chat_set_model"),
     path("chat/<int:pk>/send", chat_views.chat_send, name="chat_send"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import messages
+from django.core.paginator import Page, Paginator
 from django.db import IntegrityError
 from django.http import HttpResponse, HttpResponseBase, JsonResponse
 from django.shortcuts import aget_object_or_404, get_object_or_404, redirect
@@ -11,7 +12,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from boochat import database
-from boochat.chat import export
+from boochat.chat import export, search
 from boochat.chat.autosave import interrupt_stale_answers
 from boochat.chat.prompt import active_messages, estimate_tokens, upstream_messages
 from boochat.chat.relay import relay
@@ -30,8 +31,13 @@ from settings_app.requests import HtmxHttpRequest
 MAX_MESSAGE_CHARS = 200_000
 
 
-def _sessions(request: HtmxHttpRequest):  # noqa: ANN202
-    return ChatSession.objects.for_user(request.user).only("id", "title", "model_id", "updated_at", "pinned")[:50]
+CHATS_PER_PAGE = 50
+
+
+def _sessions(request: HtmxHttpRequest) -> Page[ChatSession]:
+    """One page of the user's chats (`?page=`), pinned first, then the latest."""
+    chats = ChatSession.objects.for_user(request.user).only("id", "title", "model_id", "updated_at", "pinned")
+    return Paginator(chats, CHATS_PER_PAGE).get_page(request.GET.get("page"))
 
 
 def _context_usage(session: ChatSession, messages: list[Message]) -> dict[str, object] | None:
@@ -221,6 +227,14 @@ def chat_delete(request: HtmxHttpRequest, pk: int) -> HttpResponseBase:
     session.delete()
     messages.success(request, f"Deleted “{session}”.")
     return redirect("chat_index")
+
+
+@require_GET
+def chat_search(request: HtmxHttpRequest) -> TemplateResponse:
+    """Chats whose title or messages match `q`; each hit opens the chat at its message."""
+    query = request.GET.get("q", "").strip()[:200]
+    return TemplateResponse(request, "chat_search.html", {"query": query, "hits": search.search_chats(request.user, query),
+                                                         "sessions": _sessions(request)})
 
 
 @require_GET

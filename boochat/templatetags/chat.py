@@ -1,9 +1,14 @@
 from __future__ import annotations
 
+from collections.abc import Iterable
+from datetime import timedelta
+
 from django import template
+from django.utils import timezone
 from django.utils.safestring import SafeString
 
 from boochat.markdown import render_markdown
+from boochat.models import ChatSession
 
 register = template.Library()
 
@@ -18,3 +23,16 @@ def markdown_filter(text: str) -> SafeString:
 def get_item(mapping: dict, key: str) -> object:
     """`mapping[key]` in a template (the arena form's chosen models)."""
     return mapping.get(key, "") if isinstance(mapping, dict) else ""
+
+
+@register.filter(name="by_recency")
+def by_recency(sessions: Iterable[ChatSession]) -> list[tuple[str, list[ChatSession]]]:
+    """The chat list under Pinned, Today, Previous 7 days and Older (days in BOOCHAT_TIME_ZONE)."""
+    today = timezone.localdate()
+    groups: dict[str, list[ChatSession]] = {"Pinned": [], "Today": [], "Previous 7 days": [], "Older": []}
+    for session in sessions:
+        day = timezone.localdate(session.updated_at)
+        label = ("Pinned" if session.pinned else "Today" if day == today
+                 else "Previous 7 days" if day >= today - timedelta(days=7) else "Older")
+        groups[label].append(session)
+    return [(label, chats) for label, chats in groups.items() if chats]

@@ -94,3 +94,29 @@ def test_deleting_a_chat_stops_its_answer_and_the_host(asgi_server, session_cook
     assert b'"type":"deleted"' in received and b"[DONE]" not in received
     assert took < 5  # 400 words at 20 ms would take 8 s
     assert not ChatSession.objects.exists() and not Message.objects.exists()  # nothing left behind
+
+
+def test_the_list_is_grouped_by_recency_and_paged(user_client):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    def chat(title, days_ago, pinned=False):
+        made = new_session(user_client, "sam-desktop/qwen3-8b", title=title, pinned=pinned)
+        ChatSession.objects.filter(pk=made.pk).update(updated_at=timezone.now() - timedelta(days=days_ago))
+
+    chat("Last month", 30)
+    chat("This week", 3)
+    chat("Now", 0)
+    chat("Kept on top", 90, pinned=True)
+    body = user_client.get(reverse("chat_index")).content.decode()
+    order = [body.index(text) for text in ("Pinned", "Kept on top", "Today", "Now", "Previous 7 days", "This week",
+                                           "Older", "Last month")]
+    assert order == sorted(order)
+
+    for n in range(48):
+        chat(f"Old {n}", 40)
+    first = user_client.get(reverse("chat_index")).content.decode()
+    assert "Older chats →" in first and first.count('id="session-link-') == 50
+    second = user_client.get(reverse("chat_index"), {"page": 2}).content.decode()
+    assert second.count('id="session-link-') == 2 and "← Newer" in second

@@ -107,3 +107,21 @@ def test_a_refused_answer_shows_its_model_and_host_at_once(asgi_page, asgi_serve
         failed = page.locator("article.message.state-failed").last
         expect(failed).to_contain_text("is not ready")
         expect(failed.locator(".message-meta")).to_have_text("qwen3-8b · sam-desktop")
+
+
+def test_search_opens_the_chat_at_the_message(asgi_page, asgi_server):
+    page = asgi_page
+    alice = User.objects.get(username="alice")
+    chat = ChatSession.objects.create(user=alice, model_id="sam-desktop/qwen3-8b", title="Oceans")
+    for n in range(30):
+        Message.objects.create(session=chat, role="user", content=f"filler question {n} " + "words " * 40)
+    found = Message.objects.create(session=chat, role="user", content="Where do albatrosses sleep?")
+    make_provider(slug="sam-desktop", base_url="http://127.0.0.1:9", is_default=True)
+    page.goto(f"{asgi_server.url}/chat/")
+    page.get_by_label("Search chats").fill("albatrosses")
+    page.get_by_label("Search chats").press("Enter")
+    hit = page.locator(".search-hits li").first
+    expect(hit.locator("mark")).to_have_text("albatrosses")
+    hit.get_by_role("link", name="Oceans").click()
+    page.wait_for_url(f"**{chat.get_absolute_url()}#message-{found.pk}")
+    expect(page.locator(f"#message-{found.pk}")).to_be_in_viewport()
