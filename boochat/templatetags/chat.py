@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Iterable
 from datetime import timedelta
 
@@ -36,3 +37,9 @@ def by_recency(sessions: Iterable[ChatSession]) -> list[tuple[str, list[ChatSess
                  else "Previous 7 days" if day >= today - timedelta(days=7) else "Older")
         groups[label].append(session)
     return [(label, chats) for label, chats in groups.items() if chats]
+
+
+@register.filter(name="short")
+def short(text: object, width: int = 40) -> str:
+    """`text` cut at a word to at most `width` characters, with an ellipsis when cut."""
+    return textwrap.shorten(str(text), width=width, placeholder="…")

@@ -120,3 +120,17 @@ def test_the_list_is_grouped_by_recency_and_paged(user_client):
     assert "Older chats →" in first and first.count('id="session-link-') == 50
     second = user_client.get(reverse("chat_index"), {"page": 2}).content.decode()
     assert second.count('id="session-link-') == 2 and "← Newer" in second
+
+
+def test_long_titles_are_cut_at_a_word_in_the_list(user_client):
+    chat = new_session(user_client, "sam-desktop/qwen3-8b",
+                       title="How the tides near the poles differ from those at the equator")
+    body = user_client.get(reverse("chat_index")).content.decode()
+    assert f'title="{chat.title}">How the tides near the poles differ…</a>' in body
+
+
+def test_the_closed_model_select_names_the_host(user_client, hosts):
+    chat = new_session(user_client, "embedding/qwen3-8b")
+    body = user_client.get(chat.get_absolute_url()).content.decode()
+    assert '<option value="embedding/qwen3-8b" selected>qwen3-8b · embedding' in body
+    assert '<option value="sam-desktop/qwen3-8b">qwen3-8b · sam-desktop' in body
