@@ -30,6 +30,10 @@ class ChatSession(models.Model):
     # When a request took on writing the title (boochat.chat.titles.claim_title): it is asked once.
     title_claimed_at = models.DateTimeField(null=True, blank=True, editable=False)
     pinned = models.BooleanField(default=False, help_text="Pinned chats head the list.")
+    system_prompt = models.TextField(blank=True)
+    # Sampling parameters the user set for this chat (temperature, top_p, max_tokens, reasoning_effort):
+    # sent to the host as they are; a parameter not set here is not sent at all.
+    parameters = models.JSONField(default=dict, blank=True)
 
     objects = ChatSessionQuerySet.as_manager()
 

@@ -20,6 +20,7 @@ urlpatterns = [
     path("chat/<int:pk>/title", chat_views.chat_title, name="chat_title"),
     path("chat/<int:pk>/rename", chat_views.chat_rename, name="chat_rename"),
     path("chat/<int:pk>/pin", chat_views.chat_pin, name="chat_pin"),
+    path("chat/<int:pk>/settings", chat_views.chat_settings, name="chat_settings"),
     path("chat/<int:pk>/delete", chat_views.chat_delete, name="chat_delete"),
     path("chat/<int:pk>.md", chat_views.chat_export, {"extension": "md"}, name="chat_export_md"),
     path("chat/<int:pk>.json", chat_views.chat_export, {"extension": "json"}, name="chat_export_json"),

@@ -10,9 +10,10 @@ from django.views import csrf, defaults
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from boochat.models import ChatSession
 from providers.catalog import load_catalog
 from providers.models import Provider
-from settings_app.models import Favorite
+from settings_app.models import Favorite, UserSettings
 from settings_app.picker import build_picker
 from settings_app.requests import HtmxHttpRequest
 from settings_app.views import api_login_required
@@ -20,8 +21,13 @@ from settings_app.views import api_login_required
 
 @require_GET
 def home(request: HtmxHttpRequest) -> TemplateResponse:
-    """The start page: the configured providers."""
-    return TemplateResponse(request, "home.html", {"providers": Provider.objects.all()})
+    """The start page: start a chat (or go back to a recent one), then the configured providers."""
+    return TemplateResponse(request, "home.html", {
+        "providers": Provider.objects.all(),
+        "picker": build_picker(load_catalog(), Favorite.objects.ids_for(request.user)),
+        "selected": UserSettings.for_user(request.user).default_model,
+        "recent": ChatSession.objects.for_user(request.user).only("id", "title")[:5],
+    })
 
 
 @require_GET

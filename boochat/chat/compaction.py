@@ -103,10 +103,10 @@ async def prepare_messages(session: ChatSession, route: Route, *, n_ctx: int, sc
     budget = n_ctx - answer_reserve(n_ctx)
     for _ in range(3):  # each compaction summarizes more; a few rounds at most
         compaction, messages = await database.run(active_messages, session)
-        prepared = upstream_messages(route, compaction, messages)
+        prepared = upstream_messages(route, compaction, messages, system_prompt=session.system_prompt)
         if estimate_tokens(prepared) * scale <= budget:
             return prepared
         if await compact(session, budget=budget, scale=scale) is None:
             break
     compaction, messages = await database.run(active_messages, session)
-    return upstream_messages(route, compaction, messages)
+    return upstream_messages(route, compaction, messages, system_prompt=session.system_prompt)

@@ -36,9 +36,10 @@ def active_messages(session: ChatSession) -> tuple[Compaction | None, list[Messa
     return compaction, _sendable(messages)
 
 
-def upstream_messages(route: Route, compaction: Compaction | None, messages: list[Message]) -> list[dict[str, Any]]:
-    """OpenAI chat messages for `route`'s host."""
-    result: list[dict[str, Any]] = []
+def upstream_messages(route: Route, compaction: Compaction | None, messages: list[Message], *,
+                      system_prompt: str = "") -> list[dict[str, Any]]:
+    """OpenAI chat messages for `route`'s host: the chat's system prompt first when it has one."""
+    result: list[dict[str, Any]] = [{"role": "system", "content": system_prompt}] if system_prompt else []
     if compaction is not None:
         result.append({"role": "system", "content": f"Summary of the earlier conversation:\n{compaction.summary}"})
     for message in messages:

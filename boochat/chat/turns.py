@@ -54,7 +54,7 @@ def begin_turn(session: ChatSession, question: str) -> NewTurn:
     answer.provider, answer.wire_model, answer.model_id = route.provider, route.wire_model, str(route.ref)
     Message.objects.bulk_create([asked, answer])
     return NewTurn(route, context_size_for(str(route.ref)).tokens,
-                   upstream_messages(route, compaction, [*history, asked]), answer)
+                   upstream_messages(route, compaction, [*history, asked], system_prompt=session.system_prompt), answer)
 
 
 async def start_turn(session: ChatSession, turn: NewTurn) -> Turn:
@@ -66,7 +66,7 @@ async def start_turn(session: ChatSession, turn: NewTurn) -> Turn:
         for attempt in (1, 2):
             if attempt == 2 or estimate_tokens(messages) > n_ctx - answer_reserve(n_ctx):
                 messages = await prepare_messages(session, route, n_ctx=n_ctx, scale=scale)
-            body = {"model": route.wire_model, "messages": messages, "stream": True,
+            body = {**session.parameters, "model": route.wire_model, "messages": messages, "stream": True,
                     "stream_options": {"include_usage": True}}
             try:
                 response = await open_chat_stream(route, body)

@@ -14,6 +14,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from boochat import database
 from boochat.chat import export, search
 from boochat.chat.autosave import interrupt_stale_answers
+from boochat.chat.forms import ChatSettingsForm
 from boochat.chat.prompt import active_messages, estimate_tokens, upstream_messages
 from boochat.chat.relay import relay
 from boochat.chat.titles import generate_title
@@ -52,7 +53,8 @@ def _context_usage(session: ChatSession, messages: list[Message]) -> dict[str, o
         exact = True
     else:
         compaction, active = active_messages(session)
-        used, exact = estimate_tokens(upstream_messages(route, compaction, active)), False
+        prepared = upstream_messages(route, compaction, active, system_prompt=session.system_prompt)
+        used, exact = estimate_tokens(prepared), False
     return {"used": used, "available": size.tokens, "source": size.source, "exact": exact,
             "percent": min(100, round(100 * used / max(1, size.tokens)))}
 
@@ -61,9 +63,10 @@ def _context_usage(session: ChatSession, messages: list[Message]) -> dict[str, o
 def chat_index(request: HtmxHttpRequest) -> TemplateResponse:
     """The chat start page: past sessions and a form to start a new one."""
     picker = build_picker(load_catalog(), Favorite.objects.ids_for(request.user))
-    default = UserSettings.for_user(request.user).default_model
+    # "Chat with this" on /models/ links here with the model chosen.
+    chosen = request.GET.get("model") or UserSettings.for_user(request.user).default_model
     return TemplateResponse(request, "chat.html", {"sessions": _sessions(request), "session": None,
-                                                   "picker": picker, "selected": default})
+                                                   "picker": picker, "selected": chosen})
 
 
 @require_POST
@@ -104,6 +107,7 @@ def chat_session(request: HtmxHttpRequest, pk: int) -> TemplateResponse:
         "picker": build_picker(catalog, Favorite.objects.ids_for(request.user)),
         "selected": selected,
         "usage": _context_usage(session, history),
+        "settings_form": ChatSettingsForm.for_session(session),
     }
     return TemplateResponse(request, "chat.html", context)
 
@@ -207,6 +211,23 @@ def chat_rename(request: HtmxHttpRequest, pk: int) -> HttpResponseBase:
         return TemplateResponse(request, "chat.html#session_title", {"session": session, "oob": True, "error": error})
     if error:
         messages.error(request, error)
+    return redirect(session)
+
+
+@require_POST
+def chat_settings(request: HtmxHttpRequest, pk: int) -> HttpResponseBase:
+    """Save the chat's system prompt and parameters; htmx gets the panel back (with errors if any)."""
+    session = get_object_or_404(ChatSession.objects.for_user(request.user), pk=pk)
+    form = ChatSettingsForm.for_session(session, request.POST)
+    saved = form.is_valid()
+    if saved:
+        form.save(session)
+    if request.htmx:
+        return TemplateResponse(request, "chat.html#chat_settings", {"session": session, "settings_form": form,
+                                                                     "saved": saved})
+    if not saved:
+        messages.error(request, "Prompt and parameters not saved: " + "; ".join(
+            f"{form.fields[name].label or name}: {' '.join(str(e) for e in errors)}" for name, errors in form.errors.items()))
     return redirect(session)
 
 

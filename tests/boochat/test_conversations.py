@@ -134,3 +134,15 @@ def test_the_closed_model_select_names_the_host(user_client, hosts):
     body = user_client.get(chat.get_absolute_url()).content.decode()
     assert '<option value="embedding/qwen3-8b" selected>qwen3-8b · embedding' in body
     assert '<option value="sam-desktop/qwen3-8b">qwen3-8b · sam-desktop' in body
+
+
+def test_home_leads_to_chatting_and_models_rows_to_a_chat_with_them(user_client, hosts):
+    recent = new_session(user_client, "sam-desktop/qwen3-8b", title="Yesterday's chat")
+    home = user_client.get(reverse("home")).content.decode()
+    assert home.index("Start chat") < home.index("Providers")  # chatting first, the host table below
+    assert f'href="{recent.get_absolute_url()}"' in home
+
+    models = user_client.get(reverse("picker")).content.decode()
+    assert 'href="/chat/?model=embedding/qwen3-8b" aria-label="Chat with qwen3-8b · embedding"' in models
+    start = user_client.get(reverse("chat_index"), {"model": "embedding/qwen3-8b"}).content.decode()
+    assert '<option value="embedding/qwen3-8b" selected>' in start

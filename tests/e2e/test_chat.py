@@ -125,3 +125,21 @@ def test_search_opens_the_chat_at_the_message(asgi_page, asgi_server):
     hit.get_by_role("link", name="Oceans").click()
     page.wait_for_url(f"**{chat.get_absolute_url()}#message-{found.pk}")
     expect(page.locator(f"#message-{found.pk}")).to_be_in_viewport()
+
+
+def test_a_system_prompt_set_in_the_panel_reaches_the_host(asgi_page, asgi_server):
+    page = asgi_page
+    with FakeLlamaSwap([FakeModel("qwen3-8b")], reply=["Bonjour"]) as host:
+        make_provider(slug="sam-desktop", base_url=host.url, is_default=True)
+        chat = ChatSession.objects.create(user=User.objects.get(username="alice"), model_id="sam-desktop/qwen3-8b")
+        page.goto(f"{asgi_server.url}{chat.get_absolute_url()}")
+        page.get_by_text("Prompt and parameters").click()
+        page.get_by_label("System prompt").fill("Answer in French.")
+        page.get_by_label("Temperature").fill("0.3")
+        page.locator("#chat-settings").get_by_role("button", name="Save").click()
+        expect(page.get_by_text("Saved: the next answer uses them.")).to_be_visible()
+        page.get_by_label("Message").fill("Hello")
+        page.get_by_role("button", name="Send").click()
+        expect(page.locator("article.message.assistant").last.locator(".markdown")).to_have_text("Bonjour")
+        (turn,) = [r.json() for r in host.requests_to("/v1/chat/completions") if r.json().get("stream")]
+    assert turn["messages"][0] == {"role": "system", "content": "Answer in French."} and turn["temperature"] == 0.3
