@@ -25,6 +25,7 @@ urlpatterns = [
     path("chat/<int:pk>.md", chat_views.chat_export, {"extension": "md"}, name="chat_export_md"),
     path("chat/<int:pk>.json", chat_views.chat_export, {"extension": "json"}, name="chat_export_json"),
     path("chat/export.json", chat_views.chat_export_all, name="chat_export_all"),
+    path("chat/import", chat_views.chat_import, name="chat_import"),
     path("chat/messages/<int:pk>", chat_views.chat_message, name="chat_message"),
     path("arena/", arena_views.arena_index, name="arena_index"),
     path("arena/new", arena_views.arena_new, name="arena_new"),

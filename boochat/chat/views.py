@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Page, Paginator
 from django.db import IntegrityError
@@ -12,7 +13,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from boochat import database
-from boochat.chat import export, search
+from boochat.chat import export, imports, search
 from boochat.chat.autosave import interrupt_stale_answers
 from boochat.chat.forms import ChatSettingsForm
 from boochat.chat.prompt import active_messages, estimate_tokens, upstream_messages
@@ -270,6 +271,28 @@ def chat_export(request: HtmxHttpRequest, pk: int, extension: str) -> HttpRespon
         response = JsonResponse(export.chat_as_json(session, history), json_dumps_params={"indent": 2, "ensure_ascii": False})
     response["Content-Disposition"] = f'attachment; filename="{export.filename(session, extension)}"'
     return response
+
+
+@require_POST
+def chat_import(request: HtmxHttpRequest) -> HttpResponseBase:
+    """Import the chats of an export file (BooChat, Open WebUI, ChatGPT): all of them, or none."""
+    upload = request.FILES.get("file")
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    try:
+        if upload is None:
+            raise imports.BadExport("Choose an export file to import.")
+        if upload.size is not None and upload.size > limit:
+            raise imports.BadExport(f"The file is larger than {limit} bytes (BOOCHAT_MAX_BODY_BYTES).")
+        report = imports.import_chats(request.user, imports.read_export(upload.read()))
+    except imports.BadExport as exc:
+        messages.error(request, f"Nothing was imported: {exc}")
+        return redirect("chat_index")
+    mapped = ", ".join(f"{name} → {composite}" for name, composite in sorted(report.mapped.items()))
+    unknown = ", ".join(sorted(report.unknown))
+    messages.success(request, f"Imported {report.chats} chat{'s' if report.chats != 1 else ''} with {report.messages} "
+                              f"messages." + (f" Models found: {mapped}." if mapped else "")
+                              + (f" Kept as text (no host serves them): {unknown}." if unknown else ""))
+    return redirect("chat_index")
 
 
 @require_GET

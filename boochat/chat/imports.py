@@ -1,0 +1,153 @@
+"""Importing chats from the JSON exports of BooChat, Open WebUI and ChatGPT. The whole file is read
+and checked first: a bad file imports nothing and says where it is bad."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.contrib.auth.models import User
+from django.db import transaction
+
+from boochat.models import TITLE_MAX_LENGTH, ChatSession, Message
+from providers.catalog import load_catalog
+from providers.routing import RoutingError, canonical_model_id
+
+
+class BadExport(ValueError):
+    """A file that cannot be imported; the message says which chat and what is wrong."""
+
+
+@dataclass
+class ImportedChat:
+    title: str
+    model: str  # as the file names it
+    messages: list[tuple[str, str, str]] = field(default_factory=list)  # role, text, model
+
+
+@dataclass
+class Report:
+    chats: int = 0
+    messages: int = 0
+    mapped: dict[str, str] = field(default_factory=dict)  # model as named in the file -> composite id
+    unknown: set[str] = field(default_factory=set)  # models kept as text
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _boochat(chat: dict[str, Any]) -> ImportedChat:
+    return ImportedChat(_text(chat.get("title")), _text(chat.get("model")), [
+        (m["role"], _text(m.get("content")), _text(m.get("model")))
+        for m in chat.get("messages", []) if isinstance(m, dict) and m.get("role") in ("user", "assistant")])
+
+
+def _open_webui(chat: dict[str, Any]) -> ImportedChat:
+    body: dict[str, Any] = chat["chat"] if isinstance(chat.get("chat"), dict) else chat
+    history: dict[str, Any] = body["history"] if isinstance(body.get("history"), dict) else {}
+    nodes, current = history.get("messages") or {}, history.get("currentId")
+    if isinstance(nodes, dict) and current in nodes:  # the branch shown, from the current message back
+        path: list[Any] = []
+        while current in nodes and len(path) <= len(nodes):
+            path.append(nodes[current])
+            current = nodes[current].get("parentId")
+        listed = list(reversed(path))
+    else:
+        listed = body["messages"] if isinstance(body.get("messages"), list) else []
+    models = body["models"] if isinstance(body.get("models"), list) else []
+    return ImportedChat(_text(chat.get("title") or body.get("title")), _text(models[0]) if models else "", [
+        (m["role"], _text(m.get("content")), _text(m.get("model")))
+        for m in listed if isinstance(m, dict) and m.get("role") in ("user", "assistant")])
+
+
+def _chatgpt(chat: dict[str, Any]) -> ImportedChat:
+    mapping, node = chat.get("mapping") or {}, chat.get("current_node")
+    path: list[Any] = []
+    while isinstance(mapping, dict) and node in mapping and len(path) <= len(mapping):
+        path.append(mapping[node])
+        node = mapping[node].get("parent")
+    messages, model = [], ""
+    for entry in reversed(path):
+        message = entry.get("message") if isinstance(entry, dict) else None
+        if not isinstance(message, dict) or (message.get("author") or {}).get("role") not in ("user", "assistant"):
+            continue
+        parts = (message.get("content") or {}).get("parts") or []
+        text = "\n".join(part for part in parts if isinstance(part, str)).strip()
+        slug = _text((message.get("metadata") or {}).get("model_slug"))
+        model = model or slug
+        if text:
+            messages.append((message["author"]["role"], text, slug))
+    return ImportedChat(_text(chat.get("title")), model, messages)
+
+
+def read_export(raw: bytes) -> list[ImportedChat]:
+    """The chats of an export file; BadExport naming the problem otherwise."""
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise BadExport("The file is not JSON.") from None
+    if isinstance(data, dict) and data.get("format") == "boochat.chats/1":
+        chats, read = data.get("chats"), _boochat
+    elif isinstance(data, dict) and data.get("format") == "boochat.chat/1":
+        chats, read = [data], _boochat
+    elif isinstance(data, list) and data and all(isinstance(c, dict) and "mapping" in c for c in data):
+        chats, read = data, _chatgpt
+    elif isinstance(data, list) and data and all(isinstance(c, dict) and ("chat" in c or "history" in c) for c in data):
+        chats, read = data, _open_webui
+    else:
+        raise BadExport("This is not an export of BooChat, Open WebUI (chat-export-….json) or ChatGPT "
+                           "(conversations.json).")
+    if not isinstance(chats, list):
+        raise BadExport("The file has no list of chats.")
+    imported = []
+    for index, chat in enumerate(chats):
+        try:
+            result = read(chat)
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise BadExport(f"Chat {index + 1} cannot be read ({type(exc).__name__}: {exc}).") from None
+        if not result.messages:
+            raise BadExport(f"Chat {index + 1} ({result.title or 'untitled'}) has no messages.")
+        imported.append(result)
+    return imported
+
+
+def _model_map(names: set[str]) -> dict[str, str]:
+    """Each name as a composite id: one already, or the one host's model of that name; else absent."""
+    by_wire: dict[str, list[str]] = {}
+    for model in load_catalog().models:
+        by_wire.setdefault(model.model, []).append(model.id)
+    mapped = {}
+    for name in names:
+        if "/" in name:
+            try:
+                mapped[name] = canonical_model_id(name)
+                continue
+            except RoutingError:
+                pass
+        if len(by_wire.get(name, [])) == 1:
+            mapped[name] = by_wire[name][0]
+    return mapped
+
+
+@transaction.atomic
+def import_chats(user: User, chats: list[ImportedChat]) -> Report:
+    """Save the chats (all or none); models found among the hosts get their composite ids."""
+    names = {chat.model for chat in chats} | {m[2] for chat in chats for m in chat.messages}
+    names.discard("")
+    mapped = _model_map(names)
+    report = Report(mapped={n: mapped[n] for n in names if n in mapped}, unknown=names - set(mapped))
+    for chat in chats:
+        session = ChatSession.objects.create(user=user, title=chat.title[:TITLE_MAX_LENGTH],
+                                             model_id=mapped.get(chat.model, chat.model)[:330])
+        rows = []
+        for role, text, model in chat.messages:
+            composite = mapped.get(model, "")
+            provider, _, wire = composite.partition("/")
+            rows.append(Message(session=session, role=role, content=text, model_id=(composite or model)[:330],
+                                provider=provider, wire_model=(wire or model)[:255]))
+        Message.objects.bulk_create(rows)
+        report.chats += 1
+        report.messages += len(rows)
+    return report

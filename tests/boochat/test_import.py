@@ -1,0 +1,101 @@
+"""Importing exports of BooChat (round trip), Open WebUI and ChatGPT; bad files import nothing."""
+
+import json
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+
+from boochat.models import ChatSession, Message
+from tests.boochat.test_chat import new_session
+
+pytestmark = pytest.mark.django_db
+
+# Shapes as the two apps write them: Open WebUI's chat-export-<time>.json (a list of its chat rows,
+# the conversation a tree under chat.history with the shown branch ending at currentId), and
+# ChatGPT's conversations.json (a tree of nodes in `mapping`, the shown branch ending at current_node).
+OPEN_WEBUI = [{
+    "id": "5b0c", "user_id": "u1", "title": "Tides", "created_at": 1733300000, "updated_at": 1733300100,
+    "archived": False, "pinned": False, "share_id": None, "folder_id": None, "meta": {},
+    "chat": {
+        "id": "", "title": "Tides", "models": ["qwen3-30b"], "params": {}, "tags": [], "timestamp": 1733300000000,
+        "history": {"currentId": "a2", "messages": {
+            "q1": {"id": "q1", "parentId": None, "childrenIds": ["a1", "a2"], "role": "user",
+                   "content": "Why tides?", "timestamp": 1733300000, "models": ["qwen3-30b"]},
+            "a1": {"id": "a1", "parentId": "q1", "childrenIds": [], "role": "assistant", "content": "Old branch",
+                   "model": "qwen3-30b", "timestamp": 1733300010},
+            "a2": {"id": "a2", "parentId": "q1", "childrenIds": [], "role": "assistant", "content": "The Moon.",
+                   "model": "qwen3-30b", "modelName": "Qwen3 30B", "timestamp": 1733300020},
+        }},
+        "messages": [],
+    },
+}]
+CHATGPT = [{
+    "title": "Pasta", "create_time": 1733300000.5, "update_time": 1733300100.5, "current_node": "n3",
+    "mapping": {
+        "root": {"id": "root", "message": None, "parent": None, "children": ["n0"]},
+        "n0": {"id": "n0", "parent": "root", "children": ["n1"], "message": {
+            "id": "n0", "author": {"role": "system", "name": None, "metadata": {}}, "create_time": None,
+            "content": {"content_type": "text", "parts": [""]}, "status": "finished_successfully", "metadata": {}}},
+        "n1": {"id": "n1", "parent": "n0", "children": ["n3"], "message": {
+            "id": "n1", "author": {"role": "user", "name": None, "metadata": {}}, "create_time": 1733300001.0,
+            "content": {"content_type": "text", "parts": ["How long to boil pasta?"]}, "metadata": {}}},
+        "n3": {"id": "n3", "parent": "n1", "children": [], "message": {
+            "id": "n3", "author": {"role": "assistant", "name": None, "metadata": {}}, "create_time": 1733300002.0,
+            "content": {"content_type": "text", "parts": ["About ten minutes."]},
+            "metadata": {"model_slug": "gpt-4o"}}},
+    },
+}]
+
+
+def upload(client, data, name="export.json"):
+    raw = data if isinstance(data, bytes) else json.dumps(data).encode()
+    return client.post(reverse("chat_import"), {"file": SimpleUploadedFile(name, raw, "application/json")}, follow=True)
+
+
+def test_open_webui_export_keeps_the_shown_branch_and_finds_the_model(user_client, hosts):
+    page = upload(user_client, OPEN_WEBUI).content.decode()
+    assert "Imported 1 chat with 2 messages." in page and "qwen3-30b → sam-desktop/qwen3-30b" in page
+    chat = ChatSession.objects.get(title="Tides")
+    assert chat.model_id == "sam-desktop/qwen3-30b"
+    assert [(m.role, m.content, m.model_id) for m in chat.messages.all()] == [
+        ("user", "Why tides?", ""), ("assistant", "The Moon.", "sam-desktop/qwen3-30b")]
+
+
+def test_chatgpt_export_with_a_model_no_host_serves(user_client, hosts):
+    page = upload(user_client, CHATGPT, "conversations.json").content.decode()
+    assert "Imported 1 chat with 2 messages." in page and "Kept as text (no host serves them): gpt-4o." in page
+    chat = ChatSession.objects.get(title="Pasta")
+    answer = chat.messages.get(role="assistant")
+    assert (answer.content, answer.model_id, answer.provider) == ("About ten minutes.", "gpt-4o", "")
+
+
+def test_a_boochat_export_round_trips(user_client, hosts):
+    original = new_session(user_client, "embedding/qwen3-8b", title="Round trip")
+    Message.objects.create(session=original, role="user", content="Hello")
+    Message.objects.create(session=original, role="assistant", content="Hi there", model_id="embedding/qwen3-8b",
+                           provider="embedding", wire_model="qwen3-8b")
+    exported = user_client.get(reverse("chat_export_all")).content
+    original.delete()
+    assert "Imported 1 chat with 2 messages." in upload(user_client, exported).content.decode()
+    chat = ChatSession.objects.get()
+    assert (chat.title, chat.model_id) == ("Round trip", "embedding/qwen3-8b")
+    assert [(m.role, m.content, m.model_id) for m in chat.messages.all()] == [
+        ("user", "Hello", ""), ("assistant", "Hi there", "embedding/qwen3-8b")]
+
+
+@pytest.mark.parametrize("data, error", [
+    (b"{not json", "The file is not JSON."),
+    ([{"some": "thing"}], "This is not an export of BooChat, Open WebUI"),
+    ([*CHATGPT, {"title": "Empty", "mapping": {}, "current_node": None}], "Chat 2 (Empty) has no messages."),
+])
+def test_a_bad_file_imports_nothing_and_says_why(user_client, data, error):
+    page = upload(user_client, data).content.decode()
+    assert "Nothing was imported" in page and error in page
+    assert not ChatSession.objects.exists() and not Message.objects.exists()
+
+
+def test_a_file_past_the_limit_is_refused(user_client, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    page = upload(user_client, [*CHATGPT] * 20).content.decode()
+    assert "The file is larger than 1000 bytes" in page and not ChatSession.objects.exists()
