@@ -10,7 +10,7 @@ earlier = import_module("boochat.migrations.0002_sessions_login_backend")
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("boochat", "0003_chatsession_title_claimed_at"),
+        ("boochat", "0003_chatsession_fields"),
         ("sessions", "0001_initial"),
     ]
 
