@@ -34,6 +34,9 @@ class ChatSession(models.Model):
     # Sampling parameters the user set for this chat (temperature, top_p, max_tokens, reasoning_effort):
     # sent to the host as they are; a parameter not set here is not sent at all.
     parameters = models.JSONField(default=dict, blank=True)
+    # The last message of the branch the page shows (boochat.chat.branches); the latest message when unset.
+    shown_leaf = models.ForeignKey("Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                                   editable=False)
 
     objects = ChatSessionQuerySet.as_manager()
 
@@ -45,9 +48,6 @@ class ChatSession(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("chat_session", args=[self.pk])
-
-    def latest_compaction(self) -> Compaction | None:
-        return self.compactions.order_by("-through_message_id").first()
 
 
 class MessageState(models.TextChoices):
@@ -93,6 +93,10 @@ class Message(GeneratedText):
         ASSISTANT = "assistant", "Assistant"
 
     session = models.ForeignKey(ChatSession, on_delete=models.CASCADE, related_name="messages")
+    # The message this one follows: an edited question and a regenerated answer are siblings of the
+    # ones they replace, so a chat is a tree and the page shows one branch of it.
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE, related_name="replies",
+                               editable=False)
     role = models.CharField(max_length=10, choices=Role.choices)
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -16,3 +16,11 @@ def make_provider(**overrides: Any) -> Provider:
         **overrides,
     }
     return Provider.objects.create(slug=slug, **fields)
+
+
+def add_message(*, session: Any, **fields: Any) -> Any:
+    """A message at the end of the chat's latest branch, as a send would add it."""
+    from boochat.models import Message
+
+    fields.setdefault("parent", session.messages.order_by("-id").first())
+    return Message.objects.create(session=session, **fields)

@@ -8,9 +8,9 @@ import pytest
 from django.urls import reverse
 
 from boochat.gateway.keys import create_key
-from boochat.models import ChatSession, Message, MessageState
+from boochat.models import ChatSession, MessageState
 from providers.models import Provider
-from tests.factories import make_provider
+from tests.factories import add_message, make_provider
 from tests.fakes.llama_swap import FakeLlamaSwap, FakeModel
 from tests.fakes.server import Response
 
@@ -106,7 +106,7 @@ class TestModelLists:
 class TestAnswers:
     def test_chat_saves_a_failed_or_partial_answer_that_names_the_host(self, user_client, healthy, broken):
         session = ChatSession.objects.create(user=user_of(user_client), model_id="broken/qwen3-8b", title="t")
-        Message.objects.create(session=session, role="user", content="earlier question")
+        add_message(session=session, role="user", content="earlier question")
         response, seconds = timed(lambda: user_client.post(reverse("chat_send", args=[session.pk]), {"content": "hi"}))
         assert response.status_code == 302
         answer = session.messages.filter(role="assistant").get()
@@ -164,8 +164,8 @@ class TestAnswers:
         settings.BOOCHAT_SUMMARY_MODEL = "broken/tiny"
         session = ChatSession.objects.create(user=user_of(user_client), model_id="healthy/qwen3-8b", title="t")
         for i in range(4):
-            Message.objects.create(session=session, role="user", content=f"q{i} " + "a" * 600)
-            Message.objects.create(session=session, role="assistant", content=f"a{i} " + "b" * 600)
+            add_message(session=session, role="user", content=f"q{i} " + "a" * 600)
+            add_message(session=session, role="assistant", content=f"a{i} " + "b" * 600)
         user_client.post(reverse("chat_send", args=[session.pk]), {"content": "next"})
         answer = session.messages.filter(role="assistant").last()
         assert answer.state == MessageState.COMPLETE, answer.error

@@ -177,9 +177,9 @@ def continue_as_chat(answer: ArenaAnswer) -> ChatSession:
     """A chat session with the answer's model holding the prompt and this answer, to go on from."""
     run = answer.run
     session = ChatSession.objects.create(user=run.user, model_id=answer.model_id, title=f"Arena: {run.prompt[:60]}")
-    Message.objects.create(session=session, role=Message.Role.USER, content=run.prompt)
+    question = Message.objects.create(session=session, role=Message.Role.USER, content=run.prompt)
     Message.objects.create(
-        session=session, role=Message.Role.ASSISTANT, content=answer.content, reasoning=answer.reasoning,
+        session=session, parent=question, role=Message.Role.ASSISTANT, content=answer.content, reasoning=answer.reasoning,
         model_id=answer.model_id, provider=answer.provider, wire_model=answer.wire_model, state=answer.state,
         finish_reason=answer.finish_reason, error=answer.error, usage=answer.usage, timings=answer.timings,
         tokens_per_second=answer.tokens_per_second,

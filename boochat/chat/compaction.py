@@ -10,7 +10,7 @@ from django.conf import settings
 from django.http import Http404
 
 from boochat import database
-from boochat.chat.prompt import active_messages, answer_reserve, estimate_tokens, upstream_messages
+from boochat.chat.prompt import active_messages_to, answer_reserve, estimate_tokens, upstream_messages
 from boochat.chat.titles import task_model_candidates
 from boochat.models import ChatSession, Compaction, Message
 from boochat.proxy import UpstreamError, answer_text, complete_chat
@@ -41,9 +41,10 @@ def _save_compaction(session: ChatSession, through: Message, summary: str, model
     return Compaction.objects.create(session=session, through_message=through, summary=summary, model_id=model_id)
 
 
-async def compact(session: ChatSession, *, budget: int, scale: float = 1.0) -> Compaction | None:
-    """Summarize the oldest turns so that the rest fits `budget` tokens; None if nothing can go."""
-    compaction, messages = await database.run(active_messages, session)
+async def compact(session: ChatSession, leaf_id: int, *, budget: int, scale: float = 1.0) -> Compaction | None:
+    """Summarize the oldest turns of the branch down to `leaf_id` so that the rest fits `budget`
+    tokens; None if nothing can go."""
+    compaction, messages = await database.run(active_messages_to, session, leaf_id)
     if len(messages) < 2:
         return None
     keep = 1  # always the newest message; the one before too when both fit comfortably
@@ -98,15 +99,17 @@ async def summarize(route: Route, transcript: str) -> str:
     return summary
 
 
-async def prepare_messages(session: ChatSession, route: Route, *, n_ctx: int, scale: float = 1.0) -> list[dict[str, Any]]:
-    """The messages to send, compacting first when they would not fit the context."""
+async def prepare_messages(session: ChatSession, route: Route, leaf_id: int, *, n_ctx: int,
+                           scale: float = 1.0) -> list[dict[str, Any]]:
+    """The messages of the branch down to `leaf_id` to send, compacting first when they would not fit
+    the context."""
     budget = n_ctx - answer_reserve(n_ctx)
     for _ in range(3):  # each compaction summarizes more; a few rounds at most
-        compaction, messages = await database.run(active_messages, session)
+        compaction, messages = await database.run(active_messages_to, session, leaf_id)
         prepared = upstream_messages(route, compaction, messages, system_prompt=session.system_prompt)
         if estimate_tokens(prepared) * scale <= budget:
             return prepared
-        if await compact(session, budget=budget, scale=scale) is None:
+        if await compact(session, leaf_id, budget=budget, scale=scale) is None:
             break
-    compaction, messages = await database.run(active_messages, session)
+    compaction, messages = await database.run(active_messages_to, session, leaf_id)
     return upstream_messages(route, compaction, messages, system_prompt=session.system_prompt)

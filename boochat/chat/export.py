@@ -12,15 +12,19 @@ FORMAT = "boochat.chat/1"
 
 
 def chat_as_json(session: ChatSession, messages: list[Message]) -> dict[str, Any]:
-    """One chat with every message, as it is stored (failed and interrupted answers included)."""
+    """One chat with every message of every branch, as it is stored (failed and interrupted answers
+    included); each message names the one it follows, and `shown` the end of the branch shown."""
     return {
         "format": FORMAT,
         "title": str(session),
         "model": session.model_id,
         "pinned": session.pinned,
         "created_at": session.created_at.isoformat(),
+        "shown": session.shown_leaf_id,
         "messages": [
             {
+                "id": m.pk,
+                "parent": m.parent_id,
                 "role": m.role,
                 "content": m.content,
                 **({"reasoning": m.reasoning} if m.reasoning else {}),

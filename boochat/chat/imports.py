@@ -24,6 +24,9 @@ class ImportedChat:
     title: str
     model: str  # as the file names it
     messages: list[tuple[str, str, str]] = field(default_factory=list)  # role, text, model
+    # Each message's parent, as an index into `messages` (None: a first message); one branch when unset.
+    parents: list[int | None] | None = None
+    shown: int | None = None  # the index of the message the chat shows, when the file says
 
 
 @dataclass
@@ -39,9 +42,19 @@ def _text(value: Any) -> str:
 
 
 def _boochat(chat: dict[str, Any]) -> ImportedChat:
-    return ImportedChat(_text(chat.get("title")), _text(chat.get("model")), [
-        (m["role"], _text(m.get("content")), _text(m.get("model")))
-        for m in chat.get("messages", []) if isinstance(m, dict) and m.get("role") in ("user", "assistant")])
+    listed = [m for m in chat.get("messages", []) if isinstance(m, dict) and m.get("role") in ("user", "assistant")]
+    result = ImportedChat(_text(chat.get("title")), _text(chat.get("model")), [
+        (m["role"], _text(m.get("content")), _text(m.get("model"))) for m in listed])
+    if all("id" in m for m in listed):  # branches: each message names the one it follows
+        index = {m["id"]: i for i, m in enumerate(listed)}
+        result.parents = []
+        for i, m in enumerate(listed):
+            parent = m.get("parent")
+            if parent is not None and index.get(parent, i) >= i:
+                raise BadExport(f"Message {i + 1} follows a message that is not before it in the chat.")
+            result.parents.append(None if parent is None else index[parent])
+        result.shown = index.get(chat.get("shown"))
+    return result
 
 
 def _open_webui(chat: dict[str, Any]) -> ImportedChat:
@@ -148,6 +161,12 @@ def import_chats(user: User, chats: list[ImportedChat]) -> Report:
             rows.append(Message(session=session, role=role, content=text, model_id=(composite or model)[:330],
                                 provider=provider, wire_model=(wire or model)[:255]))
         Message.objects.bulk_create(rows)
+        parents = chat.parents if chat.parents is not None else [i - 1 if i else None for i in range(len(rows))]
+        for row, parent in zip(rows, parents, strict=True):
+            row.parent = None if parent is None else rows[parent]
+        Message.objects.bulk_update(rows, ["parent"])
+        if chat.shown is not None:
+            ChatSession.objects.filter(pk=session.pk).update(shown_leaf=rows[chat.shown])
         report.chats += 1
         report.messages += len(rows)
     return report

@@ -6,6 +6,7 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
+from boochat.chat.branches import Tree
 from boochat.models import ChatSession, Compaction, Message, MessageState
 from providers.models import ProviderKind
 from providers.routing import Route
@@ -25,15 +26,25 @@ def _sendable(messages: Iterable[Message]) -> list[Message]:
     return [m for m in messages if m.role == Message.Role.USER or m.content or m.tool_calls]
 
 
-def active_messages(session: ChatSession) -> tuple[Compaction | None, list[Message]]:
-    """The latest compaction and the messages after it that still go to the model."""
-    compaction = session.latest_compaction()
-    messages = (Message.objects.filter(session=session)
-                .exclude(state__in=(MessageState.FAILED, MessageState.STREAMING))
-                .only("id", "session_id", "role", "content", "tool_calls", "reasoning"))
-    if compaction is not None:
-        messages = messages.filter(id__gt=compaction.through_message_id)
-    return compaction, _sendable(messages)
+def load_tree(session: ChatSession) -> Tree:
+    """Every message of the chat, as the tree of its branches (the fields the model sees)."""
+    return Tree(Message.objects.filter(session=session)
+                .only("id", "session_id", "parent_id", "role", "content", "tool_calls", "reasoning", "state"))
+
+
+def active_messages(session: ChatSession, branch: list[Message]) -> tuple[Compaction | None, list[Message]]:
+    """The latest compaction of `branch` and its messages after it that still go to the model."""
+    on_branch = {m.pk for m in branch}
+    compaction = next((c for c in session.compactions.order_by("-through_message_id")
+                       if c.through_message_id in on_branch), None)
+    through = compaction.through_message_id if compaction else 0
+    return compaction, _sendable(m for m in branch if m.pk > through
+                                 and m.state not in (MessageState.FAILED, MessageState.STREAMING))
+
+
+def active_messages_to(session: ChatSession, leaf_id: int) -> tuple[Compaction | None, list[Message]]:
+    """active_messages() of the branch that ends at `leaf_id`."""
+    return active_messages(session, load_tree(session).path_to(leaf_id))
 
 
 def upstream_messages(route: Route, compaction: Compaction | None, messages: list[Message], *,

@@ -7,9 +7,13 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
+from django.db import transaction
+from django.utils import timezone
+
 from boochat import database
+from boochat.chat.branches import Tree
 from boochat.chat.compaction import learn_from_overflow, prepare_messages
-from boochat.chat.prompt import active_messages, answer_reserve, estimate_tokens, upstream_messages
+from boochat.chat.prompt import active_messages, answer_reserve, estimate_tokens, load_tree, upstream_messages
 from boochat.models import ChatSession, Message, MessageState
 from boochat.proxy import UpstreamError, open_chat_stream
 from providers.context import context_size_for
@@ -38,23 +42,51 @@ class Turn:
     answer: Message
 
 
-def begin_turn(session: ChatSession, question: str) -> NewTurn:
-    """Save the question and its answer (streaming), in one INSERT, and say what the model will see.
-    A model that cannot be routed raises RoutingError, with the answer saved as failed, saying why."""
-    compaction, history = active_messages(session)
-    asked = Message(session=session, role=Message.Role.USER, content=question)
-    answer = Message(session=session, role=Message.Role.ASSISTANT, state=MessageState.STREAMING,
-                     model_id=session.model_id)
+def _begin(session: ChatSession, tree: Tree, parent: Message | None, question: str | None, model_id: str) -> NewTurn:
+    """Save the question (unless the answer is a regenerated one) below `parent`, and its answer
+    (streaming) as the chat's shown leaf, and say what the model will see. A model that cannot be
+    routed raises RoutingError, with the answer saved as failed, saying why."""
+    answer = Message(session=session, role=Message.Role.ASSISTANT, state=MessageState.STREAMING, model_id=model_id)
+    route: Route | None = None
     try:
-        route = resolve(session.model_id)
+        route = resolve(model_id)
+        answer.provider, answer.wire_model, answer.model_id = route.provider, route.wire_model, str(route.ref)
     except RoutingError as exc:
         answer.state, answer.error = MessageState.FAILED, str(exc)
-        Message.objects.bulk_create([asked, answer])
-        raise
-    answer.provider, answer.wire_model, answer.model_id = route.provider, route.wire_model, str(route.ref)
-    Message.objects.bulk_create([asked, answer])
+    branch = tree.path_to(parent.pk) if parent else []
+    with transaction.atomic():
+        if question is not None:
+            parent = Message.objects.create(session=session, parent=parent, role=Message.Role.USER, content=question)
+            branch.append(parent)
+        answer.parent = parent
+        answer.save()
+        ChatSession.objects.filter(pk=session.pk).update(shown_leaf=answer, updated_at=timezone.now())
+    session.shown_leaf_id = answer.pk
+    if route is None:
+        raise RoutingError(answer.error)
+    compaction, history = active_messages(session, branch)
     return NewTurn(route, context_size_for(str(route.ref)).tokens,
-                   upstream_messages(route, compaction, [*history, asked], system_prompt=session.system_prompt), answer)
+                   upstream_messages(route, compaction, history, system_prompt=session.system_prompt), answer)
+
+
+def begin_turn(session: ChatSession, question: str) -> NewTurn:
+    """A new question at the end of the branch the chat shows, to the chat's model."""
+    tree = load_tree(session)
+    shown = tree.shown(session.shown_leaf_id)
+    return _begin(session, tree, shown[-1] if shown else None, question, session.model_id)
+
+
+def begin_edit(session: ChatSession, edited: Message, question: str) -> NewTurn:
+    """`question` in place of `edited`: a sibling of it, so the earlier branch stays."""
+    tree = load_tree(session)
+    parent = tree.by_id.get(edited.parent_id) if edited.parent_id is not None else None
+    return _begin(session, tree, parent, question, session.model_id)
+
+
+def begin_regenerate(session: ChatSession, answer: Message, model_id: str) -> NewTurn:
+    """Another answer to `answer`'s question, from `model_id` (any model, on any host)."""
+    tree = load_tree(session)
+    return _begin(session, tree, tree.by_id[answer.parent_id] if answer.parent_id else None, None, model_id)
 
 
 async def start_turn(session: ChatSession, turn: NewTurn) -> Turn:
@@ -65,7 +97,7 @@ async def start_turn(session: ChatSession, turn: NewTurn) -> Turn:
     try:
         for attempt in (1, 2):
             if attempt == 2 or estimate_tokens(messages) > n_ctx - answer_reserve(n_ctx):
-                messages = await prepare_messages(session, route, n_ctx=n_ctx, scale=scale)
+                messages = await prepare_messages(session, route, answer.pk, n_ctx=n_ctx, scale=scale)
             body = {**session.parameters, "model": route.wire_model, "messages": messages, "stream": True,
                     "stream_options": {"include_usage": True}}
             try:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Page, Paginator
-from django.db import IntegrityError
+from django.db import IntegrityError, transaction
 from django.http import HttpResponse, HttpResponseBase, JsonResponse
 from django.shortcuts import aget_object_or_404, get_object_or_404, redirect
 from django.template.response import TemplateResponse
@@ -15,11 +17,12 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from boochat import database
 from boochat.chat import export, imports, search
 from boochat.chat.autosave import interrupt_stale_answers
+from boochat.chat.branches import Tree
 from boochat.chat.forms import ChatSettingsForm
-from boochat.chat.prompt import active_messages, estimate_tokens, upstream_messages
+from boochat.chat.prompt import active_messages, estimate_tokens, load_tree, upstream_messages
 from boochat.chat.relay import relay
 from boochat.chat.titles import generate_title
-from boochat.chat.turns import NewTurn, begin_turn, start_turn
+from boochat.chat.turns import NewTurn, begin_edit, begin_regenerate, begin_turn, start_turn
 from boochat.models import TITLE_MAX_LENGTH, ChatSession, Message
 from boochat.proxy import UpstreamError, sse_response
 from providers.catalog import load_catalog
@@ -42,18 +45,18 @@ def _sessions(request: HtmxHttpRequest) -> Page[ChatSession]:
     return Paginator(chats, CHATS_PER_PAGE).get_page(request.GET.get("page"))
 
 
-def _context_usage(session: ChatSession, messages: list[Message]) -> dict[str, object] | None:
-    """Tokens in use (the host's own count from the last answer when there is one) and available."""
+def _context_usage(session: ChatSession, branch: list[Message]) -> dict[str, object] | None:
+    """Tokens the shown branch uses (the host's own count from its last answer when there is one) and available."""
     try:
         size = context_size_for(session.model_id)
         route = resolve(session.model_id)
     except RoutingError:
         return None
-    used = next((m.usage["total_tokens"] for m in reversed(messages) if m.usage and m.usage.get("total_tokens")), None)
+    used = next((m.usage["total_tokens"] for m in reversed(branch) if m.usage and m.usage.get("total_tokens")), None)
     if used is not None:
         exact = True
     else:
-        compaction, active = active_messages(session)
+        compaction, active = active_messages(session, branch)
         prepared = upstream_messages(route, compaction, active, system_prompt=session.system_prompt)
         used, exact = estimate_tokens(prepared), False
     return {"used": used, "available": size.tokens, "source": size.source, "exact": exact,
@@ -89,11 +92,16 @@ def chat_new(request: HtmxHttpRequest) -> HttpResponseBase:
 
 @require_GET
 def chat_session(request: HtmxHttpRequest, pk: int) -> TemplateResponse:
-    """One session: its messages (compacted ones marked), the composer, and context use."""
+    """One session: the branch it shows (compacted messages marked), the composer, and context use.
+    `?at=<message>` shows the branch that holds that message (a search hit on an earlier branch)."""
     session = get_object_or_404(ChatSession.objects.for_user(request.user), pk=pk)
     interrupt_stale_answers(Message, session=session)
-    history = list(session.messages.all())
-    compaction = session.latest_compaction()
+    tree = Tree(session.messages.all())
+    at = tree.by_id.get(int(request.GET["at"])) if request.GET.get("at", "").isdigit() else None
+    if at is not None and at not in tree.shown(session.shown_leaf_id):
+        _show(session, tree.latest_leaf(at))
+    history = tree.shown(session.shown_leaf_id)
+    compaction, _ = active_messages(session, history)
     catalog = load_catalog()
     try:
         selected = normalize_model_id(session.model_id)
@@ -103,6 +111,7 @@ def chat_session(request: HtmxHttpRequest, pk: int) -> TemplateResponse:
         "sessions": _sessions(request),
         "session": session,
         "history": history,
+        "branches": tree.navigation(history),
         "compacted_through": compaction.through_message_id if compaction else 0,
         "compactions": list(session.compactions.all()),
         "picker": build_picker(catalog, Favorite.objects.ids_for(request.user)),
@@ -111,6 +120,23 @@ def chat_session(request: HtmxHttpRequest, pk: int) -> TemplateResponse:
         "settings_form": ChatSettingsForm.for_session(session),
     }
     return TemplateResponse(request, "chat.html", context)
+
+
+def _show(session: ChatSession, leaf: Message) -> None:
+    session.shown_leaf = leaf
+    ChatSession.objects.filter(pk=session.pk).update(shown_leaf=leaf)
+
+
+@require_POST
+def chat_branch(request: HtmxHttpRequest, pk: int) -> HttpResponseBase:
+    """Show the branch through the posted `message` (a sibling chosen with ‹ ›), down to its newest end."""
+    session = get_object_or_404(ChatSession.objects.for_user(request.user), pk=pk)
+    tree = Tree(session.messages.only("id", "parent_id"))
+    chosen = tree.by_id.get(int(request.POST["message"])) if request.POST.get("message", "").isdigit() else None
+    if chosen is None:
+        return HttpResponse("No such message in this chat.", status=400, content_type="text/plain; charset=utf-8")
+    _show(session, tree.latest_leaf(chosen))
+    return redirect(session)
 
 
 @require_POST
@@ -130,15 +156,21 @@ def chat_set_model(request: HtmxHttpRequest, pk: int) -> HttpResponseBase:
     return redirect(session)
 
 
+def _owned_message(request: HtmxHttpRequest, pk: int, **conditions: object) -> Message:
+    return get_object_or_404(Message.objects.select_related("session"), pk=pk, session__user=request.user, **conditions)
+
+
 @require_GET
 def chat_message(request: HtmxHttpRequest, pk: int) -> TemplateResponse:
     """One saved message, rendered (the page swaps it in when a stream ends)."""
-    message = get_object_or_404(Message.objects.select_related("session"), pk=pk, session__user=request.user)
+    message = _owned_message(request, pk)
     if interrupt_stale_answers(Message, pk=message.pk):
         message.refresh_from_db()
-    compaction = message.session.latest_compaction()
+    tree = load_tree(message.session)
+    compaction, _ = active_messages(message.session, tree.path_to(message.pk))
     return TemplateResponse(request, "chat.html#message", {
-        "message": message, "compacted_through": compaction.through_message_id if compaction else 0,
+        "message": message, "branches": tree.navigation([message]), "session": message.session,
+        "compacted_through": compaction.through_message_id if compaction else 0,
     })
 
 
@@ -171,31 +203,97 @@ async def answer_send(request: HtmxHttpRequest, session: ChatSession, turn: NewT
                                                  "X-BooChat-Provider": started.route.provider})
 
 
-def _begin_send(request: HtmxHttpRequest, pk: int) -> tuple[ChatSession, NewTurn | HttpResponseBase]:
-    """The user's chat and its new turn, saved; or the response that says why not."""
-    session = get_object_or_404(ChatSession.objects.for_user(request.user), pk=pk)
+def _begin(request: HtmxHttpRequest, session: ChatSession, begin: Callable[[str], NewTurn], *,
+           question: bool = True) -> NewTurn | HttpResponseBase:
+    """The turn `begin` saves with the posted question (if it asks one); or the response that says why not."""
     content = request.POST.get("content", "").strip()
-    if not content:
-        return session, _send_error(request, session, 400, "The message is empty.")
+    if question and not content:
+        return _send_error(request, session, 400, "The message is empty.")
     if len(content) > MAX_MESSAGE_CHARS:
-        return session, _send_error(request, session, 413, f"The message is longer than {MAX_MESSAGE_CHARS} characters.")
+        return _send_error(request, session, 413, f"The message is longer than {MAX_MESSAGE_CHARS} characters.")
     try:
-        return session, begin_turn(session, content)
+        return begin(content)
     except RoutingError as exc:
-        return session, _send_error(request, session, 400, str(exc))
-    except IntegrityError:  # the chat was deleted a moment ago
-        return session, _send_error(request, session, 404, "This chat was deleted.")
+        return _send_error(request, session, 400, str(exc))
+    except IntegrityError:  # the chat, or the message the turn follows, was deleted a moment ago
+        return _send_error(request, session, 404, "This chat or message was deleted.")
+
+
+def _begin_send(request: HtmxHttpRequest, pk: int) -> tuple[ChatSession, NewTurn | HttpResponseBase]:
+    session = get_object_or_404(ChatSession.objects.for_user(request.user), pk=pk)
+    return session, _begin(request, session, lambda content: begin_turn(session, content))
+
+
+def _begin_edit(request: HtmxHttpRequest, pk: int) -> tuple[ChatSession, NewTurn | HttpResponseBase]:
+    edited = _owned_message(request, pk, role=Message.Role.USER)
+    return edited.session, _begin(request, edited.session, lambda content: begin_edit(edited.session, edited, content))
+
+
+def _begin_regenerate(request: HtmxHttpRequest, pk: int) -> tuple[ChatSession, NewTurn | HttpResponseBase]:
+    answer = _owned_message(request, pk, role=Message.Role.ASSISTANT, parent__isnull=False)
+    session = answer.session
+    try:
+        model_id = normalize_model_id(request.POST.get("model_id") or answer.model_id)
+    except RoutingError as exc:
+        return session, _send_error(request, session, 400, f"Cannot use this model: {exc}")
+    return session, _begin(request, session, lambda _: begin_regenerate(session, answer, model_id), question=False)
+
+
+async def _send(request: HtmxHttpRequest, begin: Callable[[HtmxHttpRequest, int], tuple[ChatSession, NewTurn | HttpResponseBase]],
+                pk: int) -> HttpResponseBase:
+    # One trip to a thread for the login, the chat and the turn; the connection goes back to the pool
+    # after it, since the answer may stream for minutes.
+    session, turn = await database.run(begin, request, pk)
+    if not isinstance(turn, NewTurn):
+        return turn
+    return await answer_send(request, session, turn)
 
 
 @require_POST
 async def chat_send(request: HtmxHttpRequest, pk: int) -> HttpResponseBase:
     """Save the user's message and stream the answer from the session's resolved host."""
-    # One trip to a thread for the login, the chat and the turn; the connection goes back to the pool
-    # after it, since the answer may stream for minutes.
-    session, turn = await database.run(_begin_send, request, pk)
-    if not isinstance(turn, NewTurn):
-        return turn
-    return await answer_send(request, session, turn)
+    return await _send(request, _begin_send, pk)
+
+
+@require_POST
+async def chat_edit(request: HtmxHttpRequest, pk: int) -> HttpResponseBase:
+    """Send an edited question in place of message `pk`; the earlier question and its answers stay,
+    as an earlier branch."""
+    return await _send(request, _begin_edit, pk)
+
+
+@require_http_methods(["GET", "POST"])
+async def chat_regenerate(request: HtmxHttpRequest, pk: int) -> HttpResponseBase:
+    """GET: the form to choose the model (any host) for another answer to this one's question.
+    POST: that answer, streamed; both answers stay, as siblings."""
+    if request.method == "POST":
+        return await _send(request, _begin_regenerate, pk)
+    return await database.run(_regenerate_form, request, pk)
+
+
+def _regenerate_form(request: HtmxHttpRequest, pk: int) -> TemplateResponse:
+    answer = _owned_message(request, pk, role=Message.Role.ASSISTANT, parent__isnull=False)
+    picker = build_picker(load_catalog(), Favorite.objects.ids_for(request.user))
+    template = "chat_regenerate.html#form" if request.htmx else "chat_regenerate.html"
+    return TemplateResponse(request, template, {"message": answer, "session": answer.session, "picker": picker,
+                                                "selected": answer.model_id})
+
+
+@require_POST
+def chat_delete_turn(request: HtmxHttpRequest, pk: int) -> HttpResponseBase:
+    """Delete a question and its answers (message `pk` is either); the turns after it stay, following
+    the turn before. A summary that covered it goes too (it is written again when needed)."""
+    message = _owned_message(request, pk)
+    session = message.session
+    question = message.parent if message.is_answer and message.parent is not None else message
+    removed = [question.pk, *question.replies.values_list("pk", flat=True)]
+    with transaction.atomic():
+        Message.objects.filter(parent_id__in=removed).exclude(pk__in=removed).update(parent=question.parent_id)
+        question.delete()
+        if session.shown_leaf_id in removed:
+            ChatSession.objects.filter(pk=session.pk).update(shown_leaf=question.parent_id)
+    messages.success(request, "Deleted the question and its answers.")
+    return redirect(session)
 
 
 @require_POST
@@ -263,12 +361,12 @@ def chat_search(request: HtmxHttpRequest) -> TemplateResponse:
 def chat_export(request: HtmxHttpRequest, pk: int, extension: str) -> HttpResponseBase:
     """One chat as a Markdown or JSON file."""
     session = get_object_or_404(ChatSession.objects.for_user(request.user), pk=pk)
-    history = list(session.messages.all())
+    tree = Tree(session.messages.all())
     if extension == "md":
-        response: HttpResponseBase = HttpResponse(export.chat_as_markdown(session, history),
+        response: HttpResponseBase = HttpResponse(export.chat_as_markdown(session, tree.shown(session.shown_leaf_id)),
                                                   content_type="text/markdown; charset=utf-8")
     else:
-        response = JsonResponse(export.chat_as_json(session, history), json_dumps_params={"indent": 2, "ensure_ascii": False})
+        response = JsonResponse(export.chat_as_json(session, list(tree.by_id.values())), json_dumps_params={"indent": 2, "ensure_ascii": False})
     response["Content-Disposition"] = f'attachment; filename="{export.filename(session, extension)}"'
     return response
 

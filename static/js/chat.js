@@ -8,7 +8,8 @@
   const send = document.getElementById("send-button");
   const stop = document.getElementById("stop-button");
   const status = document.getElementById("stream-status");
-  const messages = document.getElementById("messages");
+  // #messages is swapped whole when the branch is refreshed: always look it up.
+  const conversation = () => document.getElementById("messages");
   const csrf = composer.querySelector("input[name=csrfmiddlewaretoken]").value;
   let controller = null;
   let stopped = false;
@@ -51,17 +52,17 @@
     }
   }
 
-  composer.addEventListener("submit", async function (event) {
-    event.preventDefault();
-    const text = input.value.trim();
-    if (!text || controller) return;
-    const body = new FormData(composer);
+  // One turn: POST `form` (the composer, an edited question, or a regenerate form) and show the
+  // answer as it streams. `question` is the text shown as the new question, if the turn asks one.
+  async function streamTurn(form, question, body, refreshAll) {
+    if (controller) return;
     const placeholder = document.getElementById("no-messages");
     if (placeholder) placeholder.remove();
-    const question = element("article", "message user");
-    question.append(element("div", "content", text));
-    messages.append(question);
-    input.value = "";
+    if (question) {
+      const asked = element("article", "message user");
+      asked.append(element("div", "content", question));
+      conversation().append(asked);
+    }
     controller = new AbortController();
     send.disabled = true;
     stop.hidden = false;
@@ -69,34 +70,74 @@
     let messageId = null;
     stopped = false;
     try {
-      const response = await fetch(composer.action, {
+      const response = await fetch(form.action, {
         method: "POST", body, signal: controller.signal,
         headers: { "X-BooChat-Stream": "1", "X-CSRFToken": csrf },
       });
       if (!response.ok) {
         const failed = element("article", "message assistant state-failed");
         failed.append(element("p", "message-error", await errorMessage(response)), modelFooter());
-        messages.append(failed);
+        conversation().append(failed);
         return;
       }
       messageId = response.headers.get("X-BooChat-Message");
-      const bubble = answerBubble(messages, messageId);
+      const bubble = answerBubble(conversation(), messageId);
       status.textContent = "Streaming from " + (response.headers.get("X-BooChat-Provider") || "the host") + "…";
       await readStream(response, bubble);
     } catch (error) {
       if (error.name !== "AbortError") {
-        messages.append(element("p", "message-error", "The connection to BooChat was lost: " + error.message));
+        conversation().append(element("p", "message-error", "The connection to BooChat was lost: " + error.message));
       }
     } finally {
       controller = null;
       send.disabled = false;
       stop.hidden = true;
       status.textContent = "";
-      if (messageId) await showSaved(messageId);
-      else if (stopped) await refreshMessages();
+      // A new branch changes the ‹ › of the messages above: take the branch as the server has it.
+      if (refreshAll || (!messageId && stopped)) await refreshMessages();
+      else if (messageId) await showSaved(messageId);
       await maybeTitle();
       await refreshContextUsage();
     }
+  }
+
+  composer.addEventListener("submit", function (event) {
+    event.preventDefault();
+    const text = input.value.trim();
+    if (!text || controller) return;
+    const body = new FormData(composer);
+    input.value = "";
+    streamTurn(composer, text, body, false);
+  });
+
+  // Edit-and-resend and regenerate: the message they replace, and everything after it, leave the
+  // page (they stay on the server, as the earlier branch).
+  document.addEventListener("submit", function (event) {
+    const form = event.target.closest ? event.target.closest(".turn-form") : null;
+    if (!form || controller) return;
+    event.preventDefault();
+    const body = new FormData(form);
+    const question = form.querySelector("textarea[name=content]");
+    const replaced = document.querySelector(form.dataset.replaces);
+    if (replaced) {
+      while (replaced.nextElementSibling) replaced.nextElementSibling.remove();
+      replaced.remove();
+    }
+    streamTurn(form, question ? question.value.trim() : "", body, true);
+  });
+
+  // Copy a whole answer's Markdown.
+  document.addEventListener("click", async function (event) {
+    const button = event.target.closest ? event.target.closest(".copy-answer") : null;
+    if (!button) return;
+    const source = document.querySelector(button.dataset.copyFrom);
+    try {
+      await navigator.clipboard.writeText(source ? source.content.textContent : "");
+      button.textContent = "Copied";
+    } catch (error) {
+      button.textContent = "Copy failed";
+    }
+    setTimeout(function () { button.textContent = "Copy"; }, 1500);
   });
 
   stop.addEventListener("click", function () {

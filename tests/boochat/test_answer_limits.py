@@ -9,7 +9,7 @@ import pytest
 from django.urls import reverse
 
 from boochat.models import ChatSession, Message, MessageState
-from tests.factories import make_provider
+from tests.factories import add_message, make_provider
 from tests.fakes.llama_swap import FakeLlamaSwap, FakeModel
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -48,7 +48,7 @@ def test_a_title_waits_for_a_hung_host_only_the_task_timeout(web, settings):
     with FakeLlamaSwap([FakeModel("qwen3-8b")]) as host:
         make_provider(slug="sam-desktop", base_url=host.url, is_default=True, read_timeout=600)
         session = ChatSession.objects.create(user=user, model_id="sam-desktop/qwen3-8b")
-        Message.objects.create(session=session, role="user", content="How do tides work near the poles?")
+        add_message(session=session, role="user", content="How do tides work near the poles?")
         host.hang = True
         started = time.monotonic()
         response = client.post(reverse("chat_title", args=[session.pk]), headers={"HX-Request": "true"})
@@ -63,7 +63,7 @@ def test_a_title_is_asked_of_the_host_once_when_two_requests_want_it(web):
     with FakeLlamaSwap([FakeModel("qwen3-8b")], reply=["Tides"]) as host:
         make_provider(slug="sam-desktop", base_url=host.url, is_default=True)
         session = ChatSession.objects.create(user=user, model_id="sam-desktop/qwen3-8b")
-        Message.objects.create(session=session, role="user", content="How do tides work?")
+        add_message(session=session, role="user", content="How do tides work?")
         host.first_byte_delay = 0.5
         url = reverse("chat_title", args=[session.pk])
         gate = threading.Barrier(4)

@@ -125,6 +125,8 @@ def test_an_answer_continues_as_a_chat(user_client, hosts):
     assert session.model_id == "embedding/qwen3-8b"
     user_message, answer = session.messages.all()
     assert (user_message.content, answer.content, answer.provider) == ("Which is faster?", second.content, "embedding")
+    shown = user_client.get(session.get_absolute_url()).context_data["history"]
+    assert shown == [user_message, answer]  # one branch: the answer follows the prompt
 
 
 def test_runs_are_private_and_listed(user_client, client, django_user_model, hosts):

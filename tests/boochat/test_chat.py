@@ -4,9 +4,9 @@ import pytest
 from django.urls import reverse
 
 from boochat.chat.titles import clean_title
-from boochat.models import ChatSession, Compaction, Message, MessageState
+from boochat.models import ChatSession, Compaction, MessageState
 from providers.context import context_size_for
-from tests.factories import make_provider
+from tests.factories import add_message, make_provider
 from tests.fakes.llama_swap import CAPTURED_PIECES, FakeLlamaSwap, FakeModel
 
 pytestmark = pytest.mark.django_db
@@ -226,8 +226,8 @@ class TestContextAndCompaction:
 
         ModelOverride.objects.create(provider=Provider.objects.get(slug="embedding"), model="qwen3-8b", context_size=1024)
         for i in range(6):
-            Message.objects.create(session=session, role="user", content=f"question {i} " + "words " * 80)
-            Message.objects.create(session=session, role="assistant", content=f"answer {i} " + "text " * 80)
+            add_message(session=session, role="user", content=f"question {i} " + "words " * 80)
+            add_message(session=session, role="assistant", content=f"answer {i} " + "text " * 80)
         send(user_client, session, "and now?")
 
         assert answers(session)[-1].error == ""
@@ -246,8 +246,8 @@ class TestContextAndCompaction:
     def test_over_context_from_the_host_compacts_and_retries_once(self, user_client, hosts):
         session = new_session(user_client, "embedding/qwen3-8b", title="long")
         for i in range(3):
-            Message.objects.create(session=session, role="user", content=f"q{i} " + "a" * 500)
-            Message.objects.create(session=session, role="assistant", content=f"a{i} " + "b" * 500)
+            add_message(session=session, role="user", content=f"q{i} " + "a" * 500)
+            add_message(session=session, role="assistant", content=f"a{i} " + "b" * 500)
         send(user_client, session, "next question")
 
         first, *summaries, retry = chat_requests(hosts["embedding"])
@@ -265,8 +265,8 @@ class TestContextAndCompaction:
         settings.BOOCHAT_SUMMARY_MODEL = "sam-desktop/qwen3-30b"
         session = new_session(user_client, "embedding/qwen3-8b", title="long")
         for i in range(3):
-            Message.objects.create(session=session, role="user", content=f"q{i} " + "a" * 500)
-            Message.objects.create(session=session, role="assistant", content=f"a{i} " + "b" * 500)
+            add_message(session=session, role="user", content=f"q{i} " + "a" * 500)
+            add_message(session=session, role="assistant", content=f"a{i} " + "b" * 500)
         send(user_client, session, "next question")
         summaries = chat_requests(hosts["sam-desktop"])
         assert summaries and all(r["model"] == "qwen3-30b" and r["stream"] is False for r in summaries)
@@ -307,7 +307,7 @@ class TestTitles:
 
     def test_the_title_endpoint_titles_once(self, user_client, hosts):
         session = new_session(user_client, "sam-desktop/qwen3-8b")
-        Message.objects.create(session=session, role="user", content="hi")
+        add_message(session=session, role="user", content="hi")
         response = user_client.post(reverse("chat_title", args=[session.pk]))
         assert response.status_code == 200
         assert response.template_name == "chat.html#session_title"
@@ -320,11 +320,11 @@ class TestTitles:
 class TestProviderQuirks:
     def test_deepseek_gets_reasoning_back_only_on_tool_call_turns(self, user_client, hosts):
         session = new_session(user_client, "deepseek/deepseek-v4-flash", title="t")
-        Message.objects.create(session=session, role="user", content="weather?")
-        Message.objects.create(session=session, role="assistant", content="", reasoning="need a tool",
+        add_message(session=session, role="user", content="weather?")
+        add_message(session=session, role="assistant", content="", reasoning="need a tool",
                                tool_calls=[{"id": "c1", "type": "function", "function": {"name": "weather", "arguments": "{}"}}])
-        Message.objects.create(session=session, role="user", content="thanks")
-        Message.objects.create(session=session, role="assistant", content="ok", reasoning="plain thought")
+        add_message(session=session, role="user", content="thanks")
+        add_message(session=session, role="assistant", content="ok", reasoning="plain thought")
         send(user_client, session, "bye")
         (body,) = hosts["deepseek"].chat_bodies()
         tool_turn, plain_turn = body["messages"][1], body["messages"][3]
@@ -333,8 +333,8 @@ class TestProviderQuirks:
 
     def test_llama_swap_never_gets_reasoning_back(self, user_client, hosts):
         session = new_session(user_client, "sam-desktop/qwen3-8b", title="t")
-        Message.objects.create(session=session, role="user", content="weather?")
-        Message.objects.create(session=session, role="assistant", content="", reasoning="need a tool",
+        add_message(session=session, role="user", content="weather?")
+        add_message(session=session, role="assistant", content="", reasoning="need a tool",
                                tool_calls=[{"id": "c1", "type": "function", "function": {"name": "weather", "arguments": "{}"}}])
         send(user_client, session, "bye")
         body = chat_requests(hosts["sam-desktop"])[0]

@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from boochat.models import ChatSession, Message
 from tests.boochat.test_chat import new_session
-from tests.factories import make_provider
+from tests.factories import add_message, make_provider
 from tests.fakes.llama_swap import FakeLlamaSwap, FakeModel
 
 pytestmark = pytest.mark.django_db
@@ -55,7 +55,7 @@ def test_pinned_chats_head_the_list(user_client):
 
 def test_delete_asks_first_then_removes_everything(user_client):
     chat = new_session(user_client, "sam-desktop/qwen3-8b", title="Doomed")
-    Message.objects.create(session=chat, role="user", content="hi")
+    add_message(session=chat, role="user", content="hi")
     confirm = user_client.get(reverse("chat_delete", args=[chat.pk]))
     assert confirm.status_code == 200 and "Delete “Doomed”?" in confirm.content.decode()
     assert ChatSession.objects.filter(pk=chat.pk).exists()  # asking deletes nothing

@@ -8,6 +8,7 @@ from django.urls import reverse
 
 from boochat.models import ArenaRun, ChatSession, Message, MessageState
 from tests.boochat.test_chat import new_session
+from tests.factories import add_message
 
 pytestmark = pytest.mark.django_db
 
@@ -18,7 +19,7 @@ def session(django_user_model):
 
 
 def test_a_deleted_answer_is_not_inserted_again(session):
-    answer = Message.objects.create(session=session, role="assistant", state=MessageState.STREAMING)
+    answer = add_message(session=session, role="assistant", state=MessageState.STREAMING)
     ChatSession.objects.filter(pk=session.pk).delete()
     answer.content, answer.state = "all of it", MessageState.COMPLETE
     assert answer.update_fields("content", "state") is False
@@ -26,7 +27,7 @@ def test_a_deleted_answer_is_not_inserted_again(session):
 
 
 def test_update_fields_writes_those_fields_and_the_time(session):
-    answer = Message.objects.create(session=session, role="assistant", state=MessageState.STREAMING)
+    answer = add_message(session=session, role="assistant", state=MessageState.STREAMING)
     before = answer.updated_at
     answer.content, answer.state, answer.error = "all of it", MessageState.COMPLETE, "not written"
     assert answer.update_fields("content", "state") is True
@@ -56,7 +57,7 @@ def deleting(model, pk, *, stream=None):
 @pytest.mark.django_db(transaction=True)
 def test_a_chat_deleted_while_its_title_is_written(user_client, hosts):
     session = new_session(user_client, "sam-desktop/qwen3-8b")
-    Message.objects.create(session=session, role="user", content="hi")
+    add_message(session=session, role="user", content="hi")
     hosts["sam-desktop"].reply = ["Greetings"]
     hosts["sam-desktop"].while_answering = deleting(ChatSession, session.pk)
     response = user_client.post(reverse("chat_title", args=[session.pk]))
@@ -98,8 +99,8 @@ def test_a_chat_deleted_while_its_history_is_summarized(user_client, hosts):
     ModelOverride.objects.create(provider=Provider.objects.get(slug="embedding"), model="qwen3-8b", context_size=1024)
     session = new_session(user_client, "embedding/qwen3-8b")
     for i in range(6):
-        Message.objects.create(session=session, role="user", content=f"question {i} " + "words " * 80)
-        Message.objects.create(session=session, role="assistant", content=f"answer {i} " + "text " * 80)
+        add_message(session=session, role="user", content=f"question {i} " + "words " * 80)
+        add_message(session=session, role="assistant", content=f"answer {i} " + "text " * 80)
     hosts["embedding"].reply = ["They talked."]
     hosts["embedding"].while_answering = deleting(ChatSession, session.pk, stream=False)  # the summary
     response = user_client.post(reverse("chat_send", args=[session.pk]), {"content": "and now?"}, headers={"X-BooChat-Stream": "1"})

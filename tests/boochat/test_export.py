@@ -5,8 +5,9 @@ import json
 import pytest
 from django.urls import reverse
 
-from boochat.models import ChatSession, Message
+from boochat.models import ChatSession
 from tests.boochat.test_chat import new_session
+from tests.factories import add_message
 
 pytestmark = pytest.mark.django_db
 
@@ -14,11 +15,11 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def chat(user_client):
     session = new_session(user_client, "sam-desktop/qwen3-8b", title="Tides: near the poles?")
-    Message.objects.create(session=session, role="user", content="How do tides work?")
-    Message.objects.create(session=session, role="assistant", content="The **Moon** pulls.", reasoning="Think of gravity.",
+    add_message(session=session, role="user", content="How do tides work?")
+    add_message(session=session, role="assistant", content="The **Moon** pulls.", reasoning="Think of gravity.",
                            model_id="sam-desktop/qwen3-8b", provider="sam-desktop", wire_model="qwen3-8b",
                            usage={"total_tokens": 42})
-    Message.objects.create(session=session, role="assistant", content="Half", state="interrupted",
+    add_message(session=session, role="assistant", content="Half", state="interrupted",
                            error="Stopped before the answer was complete.", model_id="embedding/qwen3-8b",
                            provider="embedding", wire_model="qwen3-8b")
     return session

@@ -8,6 +8,7 @@ from django.urls import reverse
 
 from boochat.models import ChatSession, Message
 from tests.boochat.test_chat import new_session
+from tests.factories import add_message
 
 pytestmark = pytest.mark.django_db
 
@@ -72,8 +73,8 @@ def test_chatgpt_export_with_a_model_no_host_serves(user_client, hosts):
 
 def test_a_boochat_export_round_trips(user_client, hosts):
     original = new_session(user_client, "embedding/qwen3-8b", title="Round trip")
-    Message.objects.create(session=original, role="user", content="Hello")
-    Message.objects.create(session=original, role="assistant", content="Hi there", model_id="embedding/qwen3-8b",
+    add_message(session=original, role="user", content="Hello")
+    add_message(session=original, role="assistant", content="Hi there", model_id="embedding/qwen3-8b",
                            provider="embedding", wire_model="qwen3-8b")
     exported = user_client.get(reverse("chat_export_all")).content
     original.delete()
@@ -82,6 +83,32 @@ def test_a_boochat_export_round_trips(user_client, hosts):
     assert (chat.title, chat.model_id) == ("Round trip", "embedding/qwen3-8b")
     assert [(m.role, m.content, m.model_id) for m in chat.messages.all()] == [
         ("user", "Hello", ""), ("assistant", "Hi there", "embedding/qwen3-8b")]
+
+
+def test_branches_round_trip(user_client, hosts):
+    original = new_session(user_client, "embedding/qwen3-8b", title="Branches")
+    question = add_message(session=original, role="user", content="Hello")
+    add_message(session=original, role="assistant", content="First answer")
+    second = add_message(session=original, role="assistant", content="Second answer", parent=question)
+    add_message(session=original, role="assistant", content="Third answer", parent=question)
+    original.shown_leaf = second
+    original.save()
+    exported = user_client.get(reverse("chat_export_all")).content
+    original.delete()
+    assert "Imported 1 chat with 4 messages." in upload(user_client, exported).content.decode()
+    chat = ChatSession.objects.get()
+    page = user_client.get(chat.get_absolute_url())
+    assert [m.content for m in page.context_data["history"]] == ["Hello", "Second answer"]
+    assert '<span class="branch-position">2/3</span>' in page.content.decode()
+
+
+def test_a_branch_that_follows_nothing_known_is_refused(user_client):
+    chat = {"format": "boochat.chat/1", "title": "x", "model": "a/b", "messages": [
+        {"id": 1, "parent": None, "role": "user", "content": "hi"},
+        {"id": 2, "parent": 7, "role": "assistant", "content": "lost"}]}
+    page = upload(user_client, chat).content.decode()
+    assert "Nothing was imported" in page and "Message 2 follows a message that is not before it" in page
+    assert not ChatSession.objects.exists()
 
 
 @pytest.mark.parametrize("data, error", [

@@ -10,7 +10,7 @@ import pytest
 from django.urls import reverse
 
 from boochat.models import ArenaAnswer, ArenaRun, ChatSession, Message, MessageState
-from tests.factories import make_provider
+from tests.factories import add_message, make_provider
 from tests.fakes.llama_swap import CAPTURED_PIECES, FakeLlamaSwap, FakeModel
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -220,7 +220,7 @@ def test_a_batch_of_partial_answers_is_one_statement_and_never_overwrites_a_fini
     session = ChatSession.objects.create(user=user, model_id="sam-desktop/qwen3-8b", title="t")
     streaming = Message.objects.bulk_create(
         Message(session=session, role="assistant", state=MessageState.STREAMING) for _ in range(3))
-    finished = Message.objects.create(session=session, role="assistant", state=MessageState.STREAMING)
+    finished = add_message(session=session, role="assistant", state=MessageState.STREAMING)
     partials = PartialAnswers(every=None)
     for n, answer in enumerate([*streaming, finished]):
         partials.note(answer, f"partial {n}", "thinking")

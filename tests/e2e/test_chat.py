@@ -4,7 +4,7 @@ from playwright.sync_api import expect
 
 from boochat.chat.turns import STOPPED_BEFORE_START
 from boochat.models import ChatSession, Message, MessageState
-from tests.factories import make_provider
+from tests.factories import add_message, make_provider
 from tests.fakes.llama_swap import FakeLlamaSwap, FakeModel
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -114,8 +114,8 @@ def test_search_opens_the_chat_at_the_message(asgi_page, asgi_server):
     alice = User.objects.get(username="alice")
     chat = ChatSession.objects.create(user=alice, model_id="sam-desktop/qwen3-8b", title="Oceans")
     for n in range(30):
-        Message.objects.create(session=chat, role="user", content=f"filler question {n} " + "words " * 40)
-    found = Message.objects.create(session=chat, role="user", content="Where do albatrosses sleep?")
+        add_message(session=chat, role="user", content=f"filler question {n} " + "words " * 40)
+    found = add_message(session=chat, role="user", content="Where do albatrosses sleep?")
     make_provider(slug="sam-desktop", base_url="http://127.0.0.1:9", is_default=True)
     page.goto(f"{asgi_server.url}/chat/")
     page.get_by_label("Search chats").fill("albatrosses")
@@ -123,7 +123,7 @@ def test_search_opens_the_chat_at_the_message(asgi_page, asgi_server):
     hit = page.locator(".search-hits li").first
     expect(hit.locator("mark")).to_have_text("albatrosses")
     hit.get_by_role("link", name="Oceans").click()
-    page.wait_for_url(f"**{chat.get_absolute_url()}#message-{found.pk}")
+    page.wait_for_url(f"**{chat.get_absolute_url()}?at={found.pk}#message-{found.pk}")
     expect(page.locator(f"#message-{found.pk}")).to_be_in_viewport()
 
 
@@ -143,3 +143,58 @@ def test_a_system_prompt_set_in_the_panel_reaches_the_host(asgi_page, asgi_serve
         expect(page.locator("article.message.assistant").last.locator(".markdown")).to_have_text("Bonjour")
         (turn,) = [r.json() for r in host.requests_to("/v1/chat/completions") if r.json().get("stream")]
     assert turn["messages"][0] == {"role": "system", "content": "Answer in French."} and turn["temperature"] == 0.3
+
+
+def test_edit_resend_regenerate_on_another_host_and_branch_navigation(asgi_page, asgi_server):
+    page = asgi_page
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    with (FakeLlamaSwap([FakeModel("qwen3-8b")], reply=["From ", "Sam."]) as sam,
+          FakeLlamaSwap([FakeModel("qwen3-8b")], reply=["From ", "the ", "other box."]) as other):
+        make_provider(slug="sam-desktop", base_url=sam.url, is_default=True)
+        make_provider(slug="embedding", base_url=other.url)
+        chat = ChatSession.objects.create(user=User.objects.get(username="alice"), model_id="sam-desktop/qwen3-8b",
+                                          title="Branches")
+        page.goto(f"{asgi_server.url}{chat.get_absolute_url()}")
+        page.get_by_label("Message").fill("Who are you?")
+        page.get_by_role("button", name="Send", exact=True).click()
+        answer = page.locator("article.message.assistant").last
+        expect(answer.locator(".markdown")).to_have_text("From Sam.")
+
+        # Copy the whole answer.
+        answer.get_by_role("button", name="Copy").click()
+        expect(answer.get_by_role("button", name="Copied")).to_be_visible()
+        assert page.evaluate("navigator.clipboard.readText()") == "From Sam."
+
+        # Regenerate with the other host's model of the same name, chosen in place.
+        answer.get_by_role("link", name="With another model…").click()
+        answer.get_by_label("Answer again with").select_option("embedding/qwen3-8b")
+        answer.get_by_role("button", name="Regenerate").last.click()
+        second = page.locator("article.message.assistant").last
+        expect(second.locator(".markdown")).to_have_text("From the other box.")
+        expect(second.locator(".message-meta")).to_contain_text("qwen3-8b · embedding")
+        expect(second.locator(".branch-position")).to_have_text("2/2")
+        assert [r.json()["messages"] for r in other.requests_to("/v1/chat/completions")] == [
+            [{"role": "user", "content": "Who are you?"}]]
+        second.get_by_role("button", name="Previous").click()
+        expect(page.locator("article.message.assistant").last.locator(".markdown")).to_have_text("From Sam.")
+        expect(page.locator(".branch-position")).to_have_text("1/2")
+
+        # Edit the question and resend: the earlier branch stays, reachable with ‹ ›.
+        question = page.locator("article.message.user").last
+        question.get_by_text("Edit", exact=True).click()
+        question.get_by_label("Edited question").fill("Who are you, really?")
+        question.get_by_role("button", name="Send edited").click()
+        expect(page.locator("article.message.user")).to_have_count(1)
+        expect(page.locator("article.message.user .content")).to_have_text("Who are you, really?")
+        expect(page.locator("article.message.assistant .markdown")).to_have_text("From Sam.")
+        expect(page.locator("article.message.user .branch-position")).to_have_text("2/2")
+        page.locator("article.message.user").get_by_role("button", name="Previous").click()
+        expect(page.locator("article.message.user .content")).to_have_text("Who are you?")
+        page.reload()
+        expect(page.locator("article.message.user .content")).to_have_text("Who are you?")
+
+        # Delete the turn: the chat is empty again, the other branch too is still there.
+        page.once("dialog", lambda dialog: dialog.accept())
+        page.locator("article.message.user").get_by_role("button", name="Delete").click()
+        expect(page.locator("article.message.user .content")).to_have_text("Who are you, really?")
+    assert Message.objects.filter(session=chat).count() == 2

@@ -4,8 +4,8 @@ import pytest
 from django.contrib.auth.models import User
 from playwright.sync_api import expect
 
-from boochat.models import ArenaAnswer, ArenaRun, ChatSession, Message
-from tests.factories import make_provider
+from boochat.models import ArenaAnswer, ArenaRun, ChatSession
+from tests.factories import add_message, make_provider
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -20,8 +20,8 @@ def test_no_page_breaks_the_content_security_policy(asgi_page, asgi_server, sam_
     alice.is_staff = alice.is_superuser = True
     alice.save()
     chat = ChatSession.objects.create(user=alice, model_id="sam-desktop/qwen3-8b", title="Tides")
-    Message.objects.create(session=chat, role="user", content="Show me `code` and a table")
-    Message.objects.create(session=chat, role="assistant", content="| a | b |\n|---|---|\n| 1 | 2 |\n\n```python\nx = 1\n```")
+    add_message(session=chat, role="user", content="Show me `code` and a table")
+    add_message(session=chat, role="assistant", content="| a | b |\n|---|---|\n| 1 | 2 |\n\n```python\nx = 1\n```")
     run = ArenaRun.objects.create(user=alice, prompt="Compare", analyzer_model_id="sam-desktop/qwen3-8b")
     ArenaAnswer.objects.create(run=run, position=0, model_id="sam-desktop/qwen3-8b", content="One", state="complete")
 

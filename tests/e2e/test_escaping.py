@@ -3,9 +3,9 @@
 import pytest
 from playwright.sync_api import expect
 
-from boochat.models import ChatSession, Message
+from boochat.models import ChatSession
 from providers.models import ModelOverride
-from tests.factories import make_provider
+from tests.factories import add_message, make_provider
 from tests.fakes.llama_swap import FakeLlamaSwap, FakeModel
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -20,8 +20,8 @@ def test_hostile_names_and_answers_stay_inert(page, live_server, django_user_mod
         provider = make_provider(slug="evil", name=f"Evil {PAYLOAD}", base_url=host.url, is_default=True)
         ModelOverride.objects.create(provider=provider, model="other", display_name=PAYLOAD)
         session = ChatSession.objects.create(user=admin, model_id=f"evil/{MODEL_ID}", title=f"T {PAYLOAD}")
-        Message.objects.create(session=session, role="user", content=f"Q {PAYLOAD}")
-        Message.objects.create(session=session, role="assistant", content=f"A {PAYLOAD} <script>window.__xss=4</script>",
+        add_message(session=session, role="user", content=f"Q {PAYLOAD}")
+        add_message(session=session, role="assistant", content=f"A {PAYLOAD} <script>window.__xss=4</script>",
                                reasoning=f"R {PAYLOAD}", provider="evil", wire_model=MODEL_ID)
 
         page.goto(f"{live_server.url}/accounts/login/")
