@@ -50,6 +50,29 @@ class ChatSession(models.Model):
         return reverse("chat_session", args=[self.pk])
 
 
+class Preset(models.Model):
+    """A system prompt and parameters a user keeps: named, to choose when a chat starts, or the
+    defaults of one model (`for_model`), which a new chat with that model starts from."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="presets")
+    name = models.CharField(max_length=100, blank=True)
+    for_model = models.CharField(max_length=330, blank=True, help_text="A composite id: these are its defaults.")
+    system_prompt = models.TextField(blank=True)
+    parameters = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["name", "for_model"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "name"], condition=~models.Q(name=""), name="preset_one_per_name"),
+            models.UniqueConstraint(fields=["user", "for_model"], condition=~models.Q(for_model=""),
+                                    name="preset_one_per_model"),
+            models.CheckConstraint(condition=~models.Q(name="") | ~models.Q(for_model=""), name="preset_named_or_for_a_model"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name or f"Defaults for {self.for_model}"
+
+
 class MessageState(models.TextChoices):
     PENDING = "pending", "Not started"
     STREAMING = "streaming", "Streaming"

@@ -26,6 +26,7 @@ urlpatterns = [
     path("chat/<int:pk>.json", chat_views.chat_export, {"extension": "json"}, name="chat_export_json"),
     path("chat/export.json", chat_views.chat_export_all, name="chat_export_all"),
     path("chat/import", chat_views.chat_import, name="chat_import"),
+    path("chat/presets/", chat_views.presets, name="presets"),
     path("chat/<int:pk>/branch", chat_views.chat_branch, name="chat_branch"),
     path("chat/messages/<int:pk>", chat_views.chat_message, name="chat_message"),
     path("chat/messages/<int:pk>/edit", chat_views.chat_edit, name="chat_edit"),

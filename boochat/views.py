@@ -10,7 +10,7 @@ from django.views import csrf, defaults
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from boochat.models import ChatSession
+from boochat.models import ChatSession, Preset
 from providers.catalog import load_catalog
 from providers.models import Provider
 from settings_app.models import Favorite, UserSettings
@@ -27,6 +27,7 @@ def home(request: HtmxHttpRequest) -> TemplateResponse:
         "picker": build_picker(load_catalog(), Favorite.objects.ids_for(request.user)),
         "selected": UserSettings.for_user(request.user).default_model,
         "recent": ChatSession.objects.for_user(request.user).only("id", "title")[:5],
+        "presets": Preset.objects.filter(user=request.user).exclude(name=""),
     })
 
 

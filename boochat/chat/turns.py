@@ -16,6 +16,7 @@ from boochat.chat.compaction import learn_from_overflow, prepare_messages
 from boochat.chat.prompt import active_messages, answer_reserve, estimate_tokens, load_tree, upstream_messages
 from boochat.models import ChatSession, Message, MessageState
 from boochat.proxy import UpstreamError, open_chat_stream
+from providers.capabilities import reasoning_for
 from providers.context import context_size_for
 from providers.http import UpstreamResponse
 from providers.routing import Route, RoutingError, resolve
@@ -31,6 +32,7 @@ class NewTurn:
     n_ctx: int
     messages: list[dict[str, Any]]  # what the model sees, the question last
     answer: Message
+    parameters: dict[str, Any]  # the chat's parameters, as this model takes them
 
 
 @dataclass
@@ -66,7 +68,20 @@ def _begin(session: ChatSession, tree: Tree, parent: Message | None, question: s
         raise RoutingError(answer.error)
     compaction, history = active_messages(session, branch)
     return NewTurn(route, context_size_for(str(route.ref)).tokens,
-                   upstream_messages(route, compaction, history, system_prompt=session.system_prompt), answer)
+                   upstream_messages(route, compaction, history, system_prompt=session.system_prompt), answer,
+                   wire_parameters(session.parameters, route))
+
+
+SAMPLING = ("temperature", "top_p", "max_tokens")
+
+
+def wire_parameters(parameters: dict[str, Any], route: Route) -> dict[str, Any]:
+    """The request fields for a chat's parameters: only those the user set, and reasoning controls
+    only where `route`'s model takes them."""
+    sent = {name: parameters[name] for name in SAMPLING if name in parameters}
+    if "reasoning_effort" in parameters or "thinking" in parameters:
+        sent.update(reasoning_for(str(route.ref)).wire(parameters))
+    return sent
 
 
 def begin_turn(session: ChatSession, question: str) -> NewTurn:
@@ -98,7 +113,7 @@ async def start_turn(session: ChatSession, turn: NewTurn) -> Turn:
         for attempt in (1, 2):
             if attempt == 2 or estimate_tokens(messages) > n_ctx - answer_reserve(n_ctx):
                 messages = await prepare_messages(session, route, answer.pk, n_ctx=n_ctx, scale=scale)
-            body = {**session.parameters, "model": route.wire_model, "messages": messages, "stream": True,
+            body = {**turn.parameters, "model": route.wire_model, "messages": messages, "stream": True,
                     "stream_options": {"include_usage": True}}
             try:
                 response = await open_chat_stream(route, body)

@@ -23,8 +23,9 @@ from boochat.chat.prompt import active_messages, estimate_tokens, load_tree, ups
 from boochat.chat.relay import relay
 from boochat.chat.titles import generate_title
 from boochat.chat.turns import NewTurn, begin_edit, begin_regenerate, begin_turn, start_turn
-from boochat.models import TITLE_MAX_LENGTH, ChatSession, Message
+from boochat.models import TITLE_MAX_LENGTH, ChatSession, Message, Preset
 from boochat.proxy import UpstreamError, sse_response
+from providers.capabilities import Reasoning, reasoning_for
 from providers.catalog import load_catalog
 from providers.context import context_size_for
 from providers.routing import RoutingError, resolve
@@ -70,23 +71,33 @@ def chat_index(request: HtmxHttpRequest) -> TemplateResponse:
     # "Chat with this" on /models/ links here with the model chosen.
     chosen = request.GET.get("model") or UserSettings.for_user(request.user).default_model
     return TemplateResponse(request, "chat.html", {"sessions": _sessions(request), "session": None,
-                                                   "picker": picker, "selected": chosen})
+                                                   "picker": picker, "selected": chosen,
+                                                   "presets": Preset.objects.filter(user=request.user).exclude(name="")})
 
 
 @require_POST
 def chat_new(request: HtmxHttpRequest) -> HttpResponseBase:
-    """Start a session with the posted model (or the user's default, or the first favorite)."""
+    """Start a session with the posted model (or the user's default, or the first favorite), from the
+    chosen preset's prompt and parameters, else from the model's saved defaults."""
     chosen = request.POST.get("model_id") or UserSettings.for_user(request.user).default_model
     if not chosen:
         chosen = next(iter(Favorite.objects.ids_for(request.user)), "")
     if not chosen:
         chosen = next((m.id for m in load_catalog().models), "")
+    presets = Preset.objects.filter(user=request.user)
     try:
         model_id = normalize_model_id(chosen)
-    except RoutingError as exc:
+        preset_id = request.POST.get("preset", "")
+        preset = presets.exclude(name="").filter(pk=preset_id).first() if preset_id.isdigit() else None
+        if preset_id and preset is None:
+            raise ValueError("that preset does not exist (deleted meanwhile?)")
+    except (RoutingError, ValueError) as exc:
         messages.error(request, f"Cannot start a chat: {exc}")
         return redirect("chat_index")
-    session = ChatSession.objects.create(user=request.user, model_id=model_id)
+    preset = preset or presets.filter(for_model=model_id).first()
+    session = ChatSession.objects.create(user=request.user, model_id=model_id,
+                                         system_prompt=preset.system_prompt if preset else "",
+                                         parameters=preset.parameters if preset else {})
     return redirect(session)
 
 
@@ -117,7 +128,7 @@ def chat_session(request: HtmxHttpRequest, pk: int) -> TemplateResponse:
         "picker": build_picker(catalog, Favorite.objects.ids_for(request.user)),
         "selected": selected,
         "usage": _context_usage(session, history),
-        "settings_form": ChatSettingsForm.for_session(session),
+        "settings_form": ChatSettingsForm.for_session(session, _reasoning(session)),
     }
     return TemplateResponse(request, "chat.html", context)
 
@@ -313,21 +324,55 @@ def chat_rename(request: HtmxHttpRequest, pk: int) -> HttpResponseBase:
     return redirect(session)
 
 
+def _reasoning(session: ChatSession) -> Reasoning:
+    try:
+        return reasoning_for(session.model_id)
+    except RoutingError:
+        return Reasoning()
+
+
 @require_POST
 def chat_settings(request: HtmxHttpRequest, pk: int) -> HttpResponseBase:
-    """Save the chat's system prompt and parameters; htmx gets the panel back (with errors if any)."""
+    """Save the chat's system prompt and parameters; `keep=preset` (with `preset_name`) also keeps
+    them as a named preset, `keep=model` as the defaults of the chat's model. htmx gets the panel
+    back (with errors if any)."""
     session = get_object_or_404(ChatSession.objects.for_user(request.user), pk=pk)
-    form = ChatSettingsForm.for_session(session, request.POST)
+    form = ChatSettingsForm.for_session(session, _reasoning(session), request.POST)
+    keep, name = request.POST.get("keep", ""), " ".join(request.POST.get("preset_name", "").split())
+    if keep == "preset" and not 0 < len(name) <= 100:
+        form.add_error(None, "Name the preset (at most 100 characters).")
     saved = form.is_valid()
+    note = "Saved: the next answer uses them."
     if saved:
         form.save(session)
+        if keep == "preset":
+            form.save_preset(session, name=name)
+            note = f"Saved, and kept as the preset “{name}”."
+        elif keep == "model":
+            form.save_preset(session, for_model=session.model_id)
+            note = f"Saved, and kept as the defaults of {session.model_id} for new chats."
     if request.htmx:
         return TemplateResponse(request, "chat.html#chat_settings", {"session": session, "settings_form": form,
-                                                                     "saved": saved})
-    if not saved:
+                                                                     "saved": saved and note})
+    if saved:
+        messages.success(request, note)
+    else:
         messages.error(request, "Prompt and parameters not saved: " + "; ".join(
-            f"{form.fields[name].label or name}: {' '.join(str(e) for e in errors)}" for name, errors in form.errors.items()))
+            f"{form.fields[name].label or name if name in form.fields else 'preset'}: {' '.join(str(e) for e in errors)}"
+            for name, errors in form.errors.items()))
     return redirect(session)
+
+
+@require_http_methods(["GET", "POST"])
+def presets(request: HtmxHttpRequest) -> HttpResponseBase:
+    """The user's presets and model defaults (they are made from a chat's panel); POST `delete` removes one."""
+    mine = Preset.objects.filter(user=request.user)
+    if request.method == "POST":
+        deleted, _ = mine.filter(pk=request.POST.get("delete", "")).delete() if request.POST.get("delete", "").isdigit() else (0, {})
+        if not deleted:
+            messages.error(request, "No such preset (deleted already?).")
+        return redirect("presets")
+    return TemplateResponse(request, "presets.html", {"presets": mine})
 
 
 @require_POST

@@ -136,7 +136,7 @@ def test_a_system_prompt_set_in_the_panel_reaches_the_host(asgi_page, asgi_serve
         page.get_by_text("Prompt and parameters").click()
         page.get_by_label("System prompt").fill("Answer in French.")
         page.get_by_label("Temperature").fill("0.3")
-        page.locator("#chat-settings").get_by_role("button", name="Save").click()
+        page.locator("#chat-settings").get_by_role("button", name="Save", exact=True).click()
         expect(page.get_by_text("Saved: the next answer uses them.")).to_be_visible()
         page.get_by_label("Message").fill("Hello")
         page.get_by_role("button", name="Send").click()

@@ -44,6 +44,7 @@ class FakeModel:
     peer: str | None = None  # served by a llama-swap peer (listed `peer/id` since v242)
     aliases: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)  # more /v1/models fields (capabilities, ...)
+    template_caps: dict[str, bool] = field(default_factory=dict)  # changes to /props' chat_template_caps
 
 
 def estimate_tokens(body: dict[str, Any]) -> int:
@@ -188,6 +189,7 @@ class FakeLlamaSwap(FakeHost):
         props = json_fixture("llama-server/02-a-props.http")
         props["default_generation_settings"]["n_ctx"] = model.n_ctx
         props["model_alias"] = model.id
+        props["chat_template_caps"].update(model.template_caps)
         return Response.json(props)
 
     def inference(self, request: RecordedRequest) -> Response | Stream:
