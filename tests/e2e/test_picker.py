@@ -80,3 +80,41 @@ def test_keyboard_toggle_keeps_focus_and_the_filter_hides_empty_hosts(logged_in_
     expect(page.get_by_text("No model matches.")).to_be_hidden()
     page.get_by_label("Filter models").fill("no-such-model-anywhere")
     expect(page.get_by_text("No model matches.")).to_be_visible()
+
+
+def test_the_composer_picker_finds_models_by_typing_and_works_from_the_keyboard(logged_in_page, live_server, hosts):
+    from django.contrib.auth.models import User
+
+    from boochat.models import ChatSession
+
+    page = logged_in_page
+    chat = ChatSession.objects.create(user=User.objects.get(username="alice"), model_id="sam-desktop/qwen3-8b")
+    page.goto(f"{live_server.url}{chat.get_absolute_url()}")
+    search = page.get_by_label("Find a model")
+    select = page.locator("#session-model")
+    expect(select.locator("option:checked")).to_have_text("qwen3-8b · sam-desktop")  # the host shows when closed
+
+    search.fill("nomic")
+    expect(page.locator(".model-search-status")).to_have_text("1 matching")
+    visible = select.locator("option:not([hidden])")
+    expect(visible).to_have_count(1)
+    expect(visible).to_have_text("nomic-embed · embedding")
+    expect(select.locator("optgroup[label='Sam\\'s desktop']")).to_be_hidden()
+    search.fill("no such model")
+    expect(page.locator(".model-search-status")).to_have_text("No model matches")
+
+    # Keyboard only: type, move into the list, take the second match with Enter.
+    search.fill("qwen3-8b")
+    search.press("ArrowDown")
+    expect(select).to_be_focused()
+    page.keyboard.press("ArrowDown")
+    with page.expect_response(lambda response: response.url.endswith(f"/chat/{chat.pk}/model")):
+        page.keyboard.press("Enter")  # the chat's model changes at once, as a choice in the closed select does
+    expect(page.locator("#session-model option:checked")).to_have_text("qwen3-8b · embedding")
+    chat.refresh_from_db()
+    assert chat.model_id == "embedding/qwen3-8b"
+
+    # Enter in the search takes the first match.
+    page.get_by_label("Find a model").fill("30b")
+    page.get_by_label("Find a model").press("Enter")
+    expect(page.locator("#session-model option:checked")).to_have_text("qwen3-30b · sam-desktop (loaded)")
