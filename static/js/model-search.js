@@ -44,6 +44,8 @@
     }
 
     input.addEventListener("input", filter);
+    // The search box's own change (on blur) is not a choice: the chat's model form submits on change.
+    input.addEventListener("change", function (event) { event.stopPropagation(); });
     input.addEventListener("keydown", function (event) {
       if (event.key === "Enter") {
         event.preventDefault();  // pick, not submit the form
