@@ -24,7 +24,7 @@ def home(request: HtmxHttpRequest) -> TemplateResponse:
     """The start page: start a chat (or go back to a recent one), then the configured providers."""
     return TemplateResponse(request, "home.html", {
         "providers": Provider.objects.all(),
-        "picker": build_picker(load_catalog(), Favorite.objects.ids_for(request.user)),
+        "picker": build_picker(load_catalog(), Favorite.objects.ids_for(request.user), chat=True),
         "selected": UserSettings.for_user(request.user).default_model,
         "recent": ChatSession.objects.for_user(request.user).only("id", "title")[:5],
         "presets": Preset.objects.filter(user=request.user).exclude(name=""),

@@ -26,7 +26,7 @@ from django.core.cache import cache
 
 from providers.http import async_client
 from providers.ids import InvalidModelId, ModelRef, validate_model_name
-from providers.models import ModelOverride, Provider, ProviderKind
+from providers.models import ModelOverride, ModelPurpose, Provider, ProviderKind
 from providers.routing import Endpoint, RoutingError, endpoint_for
 
 logger = logging.getLogger(__name__)
@@ -50,6 +50,7 @@ class CatalogModel:
     upstream_name: str  # what the host calls it for people ("Qwen3 30B"), may be empty
     loaded: bool | None  # None: the kind has no notion of loading, or the host did not say
     context_size: int | None
+    embedding: bool = False  # embeddings only: not offered for chat
 
     @property
     def label(self) -> str:
@@ -105,6 +106,7 @@ class Catalog:
                     "display_name": m.display_name,
                     "loaded": m.loaded,
                     "context_size": m.context_size,
+                    "embedding": m.embedding,
                 }
                 for m in self.models
             ],
@@ -139,9 +141,13 @@ def parse_model_list(payload: Any) -> tuple[list[dict[str, Any]], int]:
         status_value = status.get("value") if isinstance(status, dict) else None
         meta = item.get("meta") if isinstance(item.get("meta"), dict) else {}
         name = item.get("name")
+        architecture = item.get("architecture") if isinstance(item.get("architecture"), dict) else {}
+        outputs = architecture.get("output_modalities")
         entries.append({
             "id": model_id,
             "name": name.strip() if isinstance(name, str) else "",
+            # A host that lists what a model outputs and leaves out text serves embeddings only.
+            "embedding": isinstance(outputs, list) and bool(outputs) and "text" not in outputs,
             "loaded": {"loaded": True, "unloaded": False}.get(str(status_value)),
             "context_size": _positive_int(item.get("context_length")) or _positive_int(meta.get("n_ctx")),
         })
@@ -309,6 +315,8 @@ def _status(provider: Provider, entry: dict[str, Any], overrides: dict[str, Mode
             upstream_name=listed.get("name", ""),
             loaded=None if state == DOWN else listed.get("loaded"),  # a down host's cached list cannot say
             context_size=(override.context_size if override and override.context_size else listed.get("context_size")),
+            embedding=(override.purpose == ModelPurpose.EMBEDDING if override and override.purpose
+                       else bool(listed.get("embedding"))),
         ))
     return ProviderStatus(
         slug=provider.slug,

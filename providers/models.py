@@ -182,6 +182,12 @@ class Provider(models.Model):
         super().validate_constraints(exclude=exclude)
 
 
+class ModelPurpose(models.TextChoices):
+    AS_LISTED = "", "as the host lists it"
+    CHAT = "chat", "chat"
+    EMBEDDING = "embedding", "embeddings only"
+
+
 class ModelOverride(models.Model):
     provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="overrides")
     model = models.CharField(
@@ -192,6 +198,10 @@ class ModelOverride(models.Model):
         null=True, blank=True, help_text="Tokens. Takes precedence over what the host reports."
     )
     hidden = models.BooleanField(default=False, help_text="Hide this model from the picker and the gateway.")
+    purpose = models.CharField(
+        max_length=10, blank=True, choices=ModelPurpose.choices, default=ModelPurpose.AS_LISTED,
+        help_text="Embedding models are not offered for chat. Unset: as the host's list says.",
+    )
 
     objects = RegistryQuerySet.as_manager()
 

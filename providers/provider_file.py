@@ -37,7 +37,7 @@ _ENTRY_KEYS = {
     "slug", "name", "kind", "base_url", "sidecar_url", "api_key_env",
     "enabled", "default", "timeouts", "models", "comment",
 }
-_OVERRIDE_KEYS = {"display_name", "context_size", "hidden"}
+_OVERRIDE_KEYS = {"display_name", "context_size", "hidden", "purpose"}
 
 
 class ProviderFileError(Exception):
@@ -57,6 +57,7 @@ class OverrideSpec:
     display_name: str = ""
     context_size: int | None = None
     hidden: bool = False
+    purpose: str = ""  # "", "chat" or "embedding" (ModelPurpose)
 
 
 @dataclass(frozen=True)
@@ -161,7 +162,7 @@ def _read_overrides(reader: _EntryReader) -> dict[str, OverrideSpec]:
         name = f"models.{model}"
         reader.check(name, validate_model_part, model)
         if not isinstance(options, dict):
-            raise reader.fail(name, "must be an object with display_name, context_size and/or hidden")
+            raise reader.fail(name, "must be an object with display_name, context_size, hidden and/or purpose")
         _check_keys(reader, options, _OVERRIDE_KEYS, name + ".")
         display_name = options.get("display_name") or ""
         if not isinstance(display_name, str):
@@ -174,7 +175,12 @@ def _read_overrides(reader: _EntryReader) -> dict[str, OverrideSpec]:
         hidden = options.get("hidden", False)
         if not isinstance(hidden, bool):
             raise reader.fail(f"{name}.hidden", "must be true or false")
-        overrides[model] = OverrideSpec(display_name.strip(), context_size, hidden)
+        purpose = options.get("purpose", "")
+        if purpose not in ("chat", "embedding"):
+            if "purpose" in options:
+                raise reader.fail(f"{name}.purpose", f'must be "chat" or "embedding", not {json.dumps(purpose)}')
+            purpose = ""
+        overrides[model] = OverrideSpec(display_name.strip(), context_size, hidden, purpose)
     return overrides
 
 
@@ -297,6 +303,8 @@ def provider_to_entry(provider: Provider) -> dict[str, Any]:
             options["context_size"] = override.context_size
         if override.hidden:
             options["hidden"] = True
+        if override.purpose:
+            options["purpose"] = override.purpose
         overrides[override.model] = options
     if overrides:
         entry["models"] = overrides

@@ -61,7 +61,7 @@ class SyncPlan:
 
 def _override_map(provider: Provider) -> dict[str, OverrideSpec]:
     return {
-        o.model: OverrideSpec(o.display_name, o.context_size, o.hidden) for o in provider.overrides.all()
+        o.model: OverrideSpec(o.display_name, o.context_size, o.hidden, o.purpose) for o in provider.overrides.all()
     }
 
 
@@ -146,6 +146,7 @@ def apply_plan(plan: SyncPlan) -> None:
                     "display_name": options.display_name,
                     "context_size": options.context_size,
                     "hidden": options.hidden,
+                    "purpose": options.purpose,
                 },
             )
 

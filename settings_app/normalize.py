@@ -6,6 +6,7 @@ from typing import Any
 
 from django.conf import settings
 
+from providers.catalog import load_catalog
 from providers.routing import RoutingError, canonical_model_id
 
 
@@ -22,6 +23,15 @@ def normalize_model_id(value: Any, *, known: frozenset[str] | set[str] = frozens
     if value in known:
         return value
     return canonical_model_id(value)
+
+
+def chat_model_id(value: Any) -> str:
+    """normalize_model_id() for a model to chat with: one listed as serving embeddings only is refused."""
+    model_id = normalize_model_id(value)
+    listed = load_catalog().by_id().get(model_id)
+    if listed is not None and listed.embedding:
+        raise RoutingError(f"{model_id} serves embeddings only; it cannot chat")
+    return model_id
 
 
 def normalize_model_ids(values: Any, *, field: str, known: frozenset[str] | set[str] = frozenset()) -> list[str]:

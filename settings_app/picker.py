@@ -84,22 +84,22 @@ def _matches(model: CatalogModel, query: str) -> bool:
     return all(word in haystack for word in query.lower().split())
 
 
-def build_picker(catalog: Catalog, favorite_ids: list[str], query: str = "") -> Picker:
-    """Group the catalog for display; the Favorites section keeps the user's order."""
+def build_picker(catalog: Catalog, favorite_ids: list[str], query: str = "", *, chat: bool = False) -> Picker:
+    """Group the catalog for display; the Favorites section keeps the user's order. `chat`: only the
+    models that can chat (no embedding models)."""
     favorites = set(favorite_ids)
     by_id = catalog.by_id()
     query = query.strip()
+
+    def shown(model: CatalogModel) -> bool:
+        return (not chat or not model.embedding) and (not query or _matches(model, query))
+
     groups = [
-        PickerGroup(
-            provider,
-            tuple(PickerRow(m, m.id in favorites) for m in provider.models if not query or _matches(m, query)),
-        )
+        PickerGroup(provider, tuple(PickerRow(m, m.id in favorites) for m in provider.models if shown(m)))
         for provider in catalog.providers
     ]
     return Picker(
-        favorites=tuple(
-            PickerRow(by_id[i], True) for i in favorite_ids if i in by_id and (not query or _matches(by_id[i], query))
-        ),
+        favorites=tuple(PickerRow(by_id[i], True) for i in favorite_ids if i in by_id and shown(by_id[i])),
         groups=groups,
         unavailable_favorites=[i for i in favorite_ids if i not in by_id],
         query=query,

@@ -22,6 +22,7 @@ from providers.routing import RoutingError
 from settings_app.models import Favorite, TooManyFavorites, UserSettings
 from settings_app.normalize import (
     InvalidModelIds,
+    chat_model_id,
     normalize_model_id,
     normalize_model_ids,
 )
@@ -85,7 +86,7 @@ def api_settings(request: HtmxHttpRequest) -> JsonResponse:
                 errors += exc.errors
     if "default_model" in body and body["default_model"] not in (None, ""):
         try:
-            changes["default_model"] = normalize_model_id(body["default_model"])
+            changes["default_model"] = chat_model_id(body["default_model"])
         except RoutingError as exc:
             errors.append(f"default_model: {exc}")
     elif "default_model" in body:
@@ -171,7 +172,7 @@ def settings_page(request: HtmxHttpRequest) -> TemplateResponse | HttpResponse:
     if request.method == "POST":
         chosen = request.POST.get("default_model", "")
         try:
-            user_settings.default_model = normalize_model_id(chosen) if chosen else ""
+            user_settings.default_model = chat_model_id(chosen) if chosen else ""
         except RoutingError as exc:
             error = f"Default model: {exc}"
         else:
@@ -180,7 +181,7 @@ def settings_page(request: HtmxHttpRequest) -> TemplateResponse | HttpResponse:
             return redirect("settings")
     catalog = load_catalog()
     favorite_ids = Favorite.objects.ids_for(request.user)
-    picker = build_picker(catalog, favorite_ids)
+    picker = build_picker(catalog, favorite_ids, chat=True)  # the default model for new chats
     by_id = catalog.by_id()
     return TemplateResponse(
         request,

@@ -65,7 +65,8 @@ def embedding_host():
     host = FakeLlamaSwap([
         FakeModel("qwen3-8b", n_ctx=1024),
         FakeModel("deepseek-r1-qwen3-8b", n_ctx=4096),
-        FakeModel("nomic-embed", n_ctx=2048),
+        # Listed as serving embeddings only (the `architecture` of llama-swap's newer lists).
+        FakeModel("nomic-embed", n_ctx=2048, extra={"architecture": {"output_modalities": ["embeddings"]}}),
     ], swap=False)
     with host:
         yield host

@@ -18,6 +18,7 @@ from boochat.models import ArenaAnswer, ArenaRun, ChatSession, Message, MessageS
 from boochat.proxy import UpstreamError, answer_text, complete_chat, open_chat_stream
 from boochat.sse import StreamAccumulator
 from providers.routing import Route, RoutingError, aresolve, canonical_model_id, resolve
+from settings_app.normalize import chat_model_id
 
 MIN_MODELS, MAX_MODELS = 2, 4
 ANALYZER_PROMPT = (
@@ -51,8 +52,8 @@ def create_run(*, user: Any, prompt: str, model_ids: list[str], analyzer: str = 
     if not MIN_MODELS <= len(chosen) <= MAX_MODELS:
         raise ArenaError(f"Choose {MIN_MODELS} to {MAX_MODELS} models; {len(chosen)} chosen.")
     try:
-        composite = [canonical_model_id(m) for m in chosen]
-        analyzer_id = canonical_model_id(analyzer) if analyzer else default_analyzer(composite)
+        composite = [chat_model_id(m) for m in chosen]
+        analyzer_id = chat_model_id(analyzer) if analyzer else default_analyzer(composite)
     except RoutingError as exc:
         raise ArenaError(str(exc)) from None
     run = ArenaRun.objects.create(user=user, prompt=prompt, analyzer_model_id=analyzer_id)

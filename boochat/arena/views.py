@@ -23,7 +23,7 @@ MODEL_FIELDS = [f"model_{n}" for n in range(1, arena.MAX_MODELS + 1)]
 
 def _form_context(request: HtmxHttpRequest, **extra: object) -> dict[str, object]:
     return {
-        "picker": build_picker(load_catalog(), Favorite.objects.ids_for(request.user)),
+        "picker": build_picker(load_catalog(), Favorite.objects.ids_for(request.user), chat=True),
         "runs": ArenaRun.objects.filter(user=request.user).prefetch_related("answers")[:20],
         "model_fields": MODEL_FIELDS,
         **extra,

@@ -30,7 +30,7 @@ from providers.catalog import load_catalog
 from providers.context import context_size_for
 from providers.routing import RoutingError, resolve
 from settings_app.models import Favorite, UserSettings
-from settings_app.normalize import normalize_model_id
+from settings_app.normalize import chat_model_id, normalize_model_id
 from settings_app.picker import build_picker
 from settings_app.requests import HtmxHttpRequest
 
@@ -67,7 +67,7 @@ def _context_usage(session: ChatSession, branch: list[Message]) -> dict[str, obj
 @require_GET
 def chat_index(request: HtmxHttpRequest) -> TemplateResponse:
     """The chat start page: past sessions and a form to start a new one."""
-    picker = build_picker(load_catalog(), Favorite.objects.ids_for(request.user))
+    picker = build_picker(load_catalog(), Favorite.objects.ids_for(request.user), chat=True)
     # "Chat with this" on /models/ links here with the model chosen.
     chosen = request.GET.get("model") or UserSettings.for_user(request.user).default_model
     return TemplateResponse(request, "chat.html", {"sessions": _sessions(request), "session": None,
@@ -86,7 +86,7 @@ def chat_new(request: HtmxHttpRequest) -> HttpResponseBase:
         chosen = next((m.id for m in load_catalog().models), "")
     presets = Preset.objects.filter(user=request.user)
     try:
-        model_id = normalize_model_id(chosen)
+        model_id = chat_model_id(chosen)
         preset_id = request.POST.get("preset", "")
         preset = presets.exclude(name="").filter(pk=preset_id).first() if preset_id.isdigit() else None
         if preset_id and preset is None:
@@ -125,7 +125,7 @@ def chat_session(request: HtmxHttpRequest, pk: int) -> TemplateResponse:
         "branches": tree.navigation(history),
         "compacted_through": compaction.through_message_id if compaction else 0,
         "compactions": list(session.compactions.all()),
-        "picker": build_picker(catalog, Favorite.objects.ids_for(request.user)),
+        "picker": build_picker(catalog, Favorite.objects.ids_for(request.user), chat=True),
         "selected": selected,
         "usage": _context_usage(session, history),
         "settings_form": ChatSettingsForm.for_session(session, _reasoning(session)),
@@ -155,7 +155,7 @@ def chat_set_model(request: HtmxHttpRequest, pk: int) -> HttpResponseBase:
     """Change the session's model; always stored as a composite id."""
     session = get_object_or_404(ChatSession.objects.for_user(request.user), pk=pk)
     try:
-        session.model_id = normalize_model_id(request.POST.get("model_id", ""))
+        session.model_id = chat_model_id(request.POST.get("model_id", ""))
     except RoutingError as exc:
         if request.htmx:
             return HttpResponse(f"Cannot use this model: {exc}", status=400, content_type="text/plain; charset=utf-8")
@@ -244,7 +244,7 @@ def _begin_regenerate(request: HtmxHttpRequest, pk: int) -> tuple[ChatSession, N
     answer = _owned_message(request, pk, role=Message.Role.ASSISTANT, parent__isnull=False)
     session = answer.session
     try:
-        model_id = normalize_model_id(request.POST.get("model_id") or answer.model_id)
+        model_id = chat_model_id(request.POST.get("model_id") or answer.model_id)
     except RoutingError as exc:
         return session, _send_error(request, session, 400, f"Cannot use this model: {exc}")
     return session, _begin(request, session, lambda _: begin_regenerate(session, answer, model_id), question=False)
@@ -284,7 +284,7 @@ async def chat_regenerate(request: HtmxHttpRequest, pk: int) -> HttpResponseBase
 
 def _regenerate_form(request: HtmxHttpRequest, pk: int) -> TemplateResponse:
     answer = _owned_message(request, pk, role=Message.Role.ASSISTANT, parent__isnull=False)
-    picker = build_picker(load_catalog(), Favorite.objects.ids_for(request.user))
+    picker = build_picker(load_catalog(), Favorite.objects.ids_for(request.user), chat=True)
     template = "chat_regenerate.html#form" if request.htmx else "chat_regenerate.html"
     return TemplateResponse(request, template, {"message": answer, "session": answer.session, "picker": picker,
                                                 "selected": answer.model_id})

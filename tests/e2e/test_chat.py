@@ -16,7 +16,7 @@ def test_chat_streams_stops_and_survives_a_reload(asgi_page, asgi_server):
     with FakeLlamaSwap([FakeModel("qwen3-8b"), FakeModel("qwen3-30b", loaded=True)], reply=["Hello ", "there ", "friend."]) as host:
         make_provider(slug="sam-desktop", name="Sam's desktop", base_url=host.url, is_default=True)
         page.goto(f"{asgi_server.url}/chat/")
-        page.get_by_label("Model").select_option("sam-desktop/qwen3-30b")
+        page.get_by_label("Model", exact=True).select_option("sam-desktop/qwen3-30b")
         page.get_by_role("button", name="Start chat").click()
         expect(page.locator("#session-title")).to_have_text("New chat")
 

@@ -94,11 +94,13 @@ def test_the_composer_picker_finds_models_by_typing_and_works_from_the_keyboard(
     select = page.locator("#session-model")
     expect(select.locator("option:checked")).to_have_text("qwen3-8b · sam-desktop")  # the host shows when closed
 
-    search.fill("nomic")
+    search.fill("r1")
     expect(page.locator(".model-search-status")).to_have_text("1 matching")
     visible = select.locator("option:not([hidden])")
     expect(visible).to_have_count(1)
-    expect(visible).to_have_text("nomic-embed · embedding")
+    expect(visible).to_have_text("deepseek-r1-qwen3-8b · embedding")
+    search.fill("nomic")  # an embedding model: not offered for chat
+    expect(page.locator(".model-search-status")).to_have_text("No model matches")
     expect(select.locator("optgroup[label='Sam\\'s desktop']")).to_be_hidden()
     search.fill("no such model")
     expect(page.locator(".model-search-status")).to_have_text("No model matches")

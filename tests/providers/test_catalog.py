@@ -53,7 +53,7 @@ def test_older_llama_swap_reports_loaded_models_through_running(version):
 
 def test_llama_server_listing_carries_n_ctx():
     entries, skipped = parse_model_list(json_fixture("llama-server/03-a-v1-models.http"))
-    assert entries == [{"id": "qwen3-8b", "name": "", "loaded": None, "context_size": 2048}]
+    assert entries == [{"id": "qwen3-8b", "name": "", "embedding": False, "loaded": None, "context_size": 2048}]
     assert skipped == 0
 
 
@@ -212,6 +212,6 @@ def test_payload_has_providers_and_models_but_no_favorites(sam_desktop, django_u
     assert set(payload) == {"providers", "models"}
     assert payload["providers"][0]["slug"] == "sam-desktop"
     assert payload["providers"][0]["state"] == "up"
-    assert {"id", "provider", "model", "display_name", "loaded", "context_size"} == set(payload["models"][0])
+    assert {"id", "provider", "model", "display_name", "loaded", "context_size", "embedding"} == set(payload["models"][0])
     assert "favorite" not in str(payload).lower()
 

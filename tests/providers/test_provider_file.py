@@ -77,6 +77,8 @@ def test_defaults_fill_optional_fields(tmp_path):
         ({"providers": [entry(models={"a b": {}})]}, "providers[0] ('sam-desktop')", "models.a b", "character ' '"),
         ({"providers": [entry(models={"m": {"context_size": "big"}})]}, "providers[0] ('sam-desktop')", "models.m.context_size", "positive whole number"),
         ({"providers": [entry(models={"m": {"hiden": True}})]}, "providers[0] ('sam-desktop')", "models.m.hiden", "unknown field"),
+        ({"providers": [entry(models={"m": {"purpose": "embed"}})]}, "providers[0] ('sam-desktop')", "models.m.purpose",
+         'must be "chat" or "embedding"'),
         ({"providers": ["sam-desktop"]}, "providers[0]", None, "must be an object"),
         ({"version": 2, "providers": [entry()]}, None, "version", "unsupported version 2"),
         ({"provider": [entry()]}, None, None, "unknown top-level field 'provider'"),
@@ -103,12 +105,13 @@ def test_an_unreadable_file_is_a_clear_error(tmp_path):
 
 def test_parse_keeps_the_file_order_and_overrides():
     specs = parse_provider_file("x.json", json.dumps({"providers": [
-        entry(slug="b", models={"qwen3-8b": {"context_size": 8192, "hidden": True}}),
+        entry(slug="b", models={"qwen3-8b": {"context_size": 8192, "hidden": True, "purpose": "embedding"}}),
         entry(slug="a", default=True),
     ]}))
     assert [s.slug for s in specs] == ["b", "a"]
     assert specs[0].overrides["qwen3-8b"].context_size == 8192
     assert specs[0].overrides["qwen3-8b"].hidden
+    assert specs[0].overrides["qwen3-8b"].purpose == "embedding"
 
 
 @pytest.mark.django_db
