@@ -7,8 +7,7 @@ import pytest
 from django.urls import reverse
 
 from boochat.models import ChatSession, Compaction, Message, MessageState
-from providers.models import ModelOverride, Provider
-from tests.boochat.test_chat import answers, chat_requests, new_session, send
+from tests.boochat.test_chat import answers, chat_requests, long_session, new_session, send
 from tests.factories import add_message
 
 pytestmark = pytest.mark.django_db
@@ -119,11 +118,7 @@ def test_deleting_a_turn_keeps_the_turns_after_it(user_client, hosts):
 
 
 def test_the_context_shown_and_compaction_follow_the_branch(user_client, hosts):
-    session = new_session(user_client, "embedding/qwen3-8b", title="long")
-    ModelOverride.objects.create(provider=Provider.objects.get(slug="embedding"), model="qwen3-8b", context_size=1024)
-    for i in range(6):
-        add_message(session=session, role="user", content=f"question {i} " + "words " * 80)
-        add_message(session=session, role="assistant", content=f"answer {i} " + "text " * 80)
+    session = long_session(user_client)
     send(user_client, session, "and now?")
     assert Compaction.objects.filter(session=session).count() == 1
 

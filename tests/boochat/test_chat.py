@@ -35,6 +35,18 @@ def no_inference(hosts):
     return all(not any(r.method == "POST" for r in host.requests) for host in hosts.values())
 
 
+def long_session(client):
+    """Six long turns with embedding/qwen3-8b, whose context is set to 1,024 tokens: too many for it."""
+    from providers.models import ModelOverride, Provider
+
+    session = new_session(client, "embedding/qwen3-8b", title="long")
+    ModelOverride.objects.create(provider=Provider.objects.get(slug="embedding"), model="qwen3-8b", context_size=1024)
+    for i in range(6):
+        add_message(session=session, role="user", content=f"question {i} " + "words " * 80)
+        add_message(session=session, role="assistant", content=f"answer {i} " + "text " * 80)
+    return session
+
+
 def answers(session):
     return list(session.messages.filter(role="assistant"))
 
@@ -221,13 +233,7 @@ class TestContextAndCompaction:
             assert context_size_for("sam-desktop/qwen3-30b").tokens == 8000
 
     def test_a_long_session_is_compacted_before_sending(self, user_client, hosts):
-        session = new_session(user_client, "embedding/qwen3-8b", title="long")
-        from providers.models import ModelOverride, Provider
-
-        ModelOverride.objects.create(provider=Provider.objects.get(slug="embedding"), model="qwen3-8b", context_size=1024)
-        for i in range(6):
-            add_message(session=session, role="user", content=f"question {i} " + "words " * 80)
-            add_message(session=session, role="assistant", content=f"answer {i} " + "text " * 80)
+        session = long_session(user_client)
         send(user_client, session, "and now?")
 
         assert answers(session)[-1].error == ""
