@@ -4,6 +4,8 @@ and checked first: a bad file imports nothing and says where it is bad."""
 from __future__ import annotations
 
 import json
+from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,42 +59,64 @@ def _boochat(chat: dict[str, Any]) -> ImportedChat:
     return result
 
 
+def _tree(chat: ImportedChat, nodes: dict[Any, Any], parent_key: str, message_of: Callable[[Any], tuple[str, str, str] | None],
+          current: Any) -> ImportedChat:
+    """Fill `chat` from a tree of `nodes` (each naming its parent under `parent_key`), every branch
+    kept, parents first; a node `message_of` skips (a system or empty one) passes its place on to its
+    children. The branch shown ends at `current` (or its nearest kept ancestor)."""
+    children: dict[Any, list[Any]] = defaultdict(list)
+    for key, node in nodes.items():
+        parent = node.get(parent_key) if isinstance(node, dict) else None
+        children[parent if parent in nodes else None].append(key)
+    chat.parents, place = [], {}
+    stack: list[tuple[Any, int | None]] = [(key, None) for key in reversed(children[None])]
+    while stack:  # depth first; a node in a cycle has no root and is never reached
+        key, above = stack.pop()
+        if key in place:
+            continue
+        message = message_of(nodes[key]) if isinstance(nodes[key], dict) else None
+        if message is not None:
+            chat.messages.append(message)
+            chat.parents.append(above)
+            above = len(chat.messages) - 1
+        place[key] = above
+        stack.extend((child, above) for child in reversed(children[key]))
+    chat.shown = place.get(current)
+    return chat
+
+
 def _open_webui(chat: dict[str, Any]) -> ImportedChat:
     body: dict[str, Any] = chat["chat"] if isinstance(chat.get("chat"), dict) else chat
     history: dict[str, Any] = body["history"] if isinstance(body.get("history"), dict) else {}
-    nodes, current = history.get("messages") or {}, history.get("currentId")
-    if isinstance(nodes, dict) and current in nodes:  # the branch shown, from the current message back
-        path: list[Any] = []
-        while current in nodes and len(path) <= len(nodes):
-            path.append(nodes[current])
-            current = nodes[current].get("parentId")
-        listed = list(reversed(path))
-    else:
-        listed = body["messages"] if isinstance(body.get("messages"), list) else []
     models = body["models"] if isinstance(body.get("models"), list) else []
-    return ImportedChat(_text(chat.get("title") or body.get("title")), _text(models[0]) if models else "", [
-        (m["role"], _text(m.get("content")), _text(m.get("model")))
-        for m in listed if isinstance(m, dict) and m.get("role") in ("user", "assistant")])
+    result = ImportedChat(_text(chat.get("title") or body.get("title")), _text(models[0]) if models else "")
+
+    def message_of(m: dict[str, Any]) -> tuple[str, str, str] | None:
+        return (m["role"], _text(m.get("content")), _text(m.get("model"))) if m.get("role") in ("user", "assistant") else None
+
+    nodes = history.get("messages")
+    if isinstance(nodes, dict) and nodes:  # the whole tree, every edit and regeneration
+        return _tree(result, nodes, "parentId", message_of, history.get("currentId"))
+    listed = body["messages"] if isinstance(body.get("messages"), list) else []
+    result.messages = [m for m in map(message_of, (m for m in listed if isinstance(m, dict))) if m is not None]
+    return result
 
 
 def _chatgpt(chat: dict[str, Any]) -> ImportedChat:
-    mapping, node = chat.get("mapping") or {}, chat.get("current_node")
-    path: list[Any] = []
-    while isinstance(mapping, dict) and node in mapping and len(path) <= len(mapping):
-        path.append(mapping[node])
-        node = mapping[node].get("parent")
-    messages, model = [], ""
-    for entry in reversed(path):
-        message = entry.get("message") if isinstance(entry, dict) else None
+    result = ImportedChat(_text(chat.get("title")), "")
+
+    def message_of(entry: dict[str, Any]) -> tuple[str, str, str] | None:
+        message = entry.get("message")
         if not isinstance(message, dict) or (message.get("author") or {}).get("role") not in ("user", "assistant"):
-            continue
+            return None
         parts = (message.get("content") or {}).get("parts") or []
         text = "\n".join(part for part in parts if isinstance(part, str)).strip()
         slug = _text((message.get("metadata") or {}).get("model_slug"))
-        model = model or slug
-        if text:
-            messages.append((message["author"]["role"], text, slug))
-    return ImportedChat(_text(chat.get("title")), model, messages)
+        result.model = result.model or slug
+        return (message["author"]["role"], text, slug) if text else None
+
+    mapping = chat.get("mapping")
+    return _tree(result, mapping if isinstance(mapping, dict) else {}, "parent", message_of, chat.get("current_node"))
 
 
 def read_export(raw: bytes) -> list[ImportedChat]:

@@ -54,13 +54,16 @@ def upload(client, data, name="export.json"):
     return client.post(reverse("chat_import"), {"file": SimpleUploadedFile(name, raw, "application/json")}, follow=True)
 
 
-def test_open_webui_export_keeps_the_shown_branch_and_finds_the_model(user_client, hosts):
+def test_open_webui_export_keeps_every_branch_shows_its_current_one_and_finds_the_model(user_client, hosts):
     page = upload(user_client, OPEN_WEBUI).content.decode()
-    assert "Imported 1 chat with 2 messages." in page and "qwen3-30b → sam-desktop/qwen3-30b" in page
+    assert "Imported 1 chat with 3 messages." in page and "qwen3-30b → sam-desktop/qwen3-30b" in page
     chat = ChatSession.objects.get(title="Tides")
     assert chat.model_id == "sam-desktop/qwen3-30b"
-    assert [(m.role, m.content, m.model_id) for m in chat.messages.all()] == [
+    shown = user_client.get(chat.get_absolute_url())
+    assert [(m.role, m.content, m.model_id) for m in shown.context_data["history"]] == [
         ("user", "Why tides?", ""), ("assistant", "The Moon.", "sam-desktop/qwen3-30b")]
+    assert '<span class="branch-position">2/2</span>' in shown.content.decode()  # the regenerated answer
+    assert chat.messages.get(content="Old branch").parent.content == "Why tides?"
 
 
 def test_chatgpt_export_with_a_model_no_host_serves(user_client, hosts):
@@ -69,6 +72,23 @@ def test_chatgpt_export_with_a_model_no_host_serves(user_client, hosts):
     chat = ChatSession.objects.get(title="Pasta")
     answer = chat.messages.get(role="assistant")
     assert (answer.content, answer.model_id, answer.provider) == ("About ten minutes.", "gpt-4o", "")
+
+
+def test_chatgpt_branches_are_kept_and_system_nodes_skipped(user_client, hosts):
+    import copy
+
+    branched = copy.deepcopy(CHATGPT)
+    mapping = branched[0]["mapping"]
+    mapping["n1"]["children"] = ["n2", "n3"]
+    mapping["n2"] = {**copy.deepcopy(mapping["n3"]), "id": "n2"}
+    mapping["n2"]["message"]["content"]["parts"] = ["Twenty minutes."]
+    assert "Imported 1 chat with 3 messages." in upload(user_client, branched).content.decode()
+    chat = ChatSession.objects.get()
+    question = chat.messages.get(role="user")
+    assert question.parent is None  # the empty system node before it is skipped
+    assert sorted(question.replies.values_list("content", flat=True)) == ["About ten minutes.", "Twenty minutes."]
+    shown = user_client.get(chat.get_absolute_url()).context_data["history"]
+    assert [m.content for m in shown] == ["How long to boil pasta?", "About ten minutes."]  # current_node
 
 
 def test_a_boochat_export_round_trips(user_client, hosts):
