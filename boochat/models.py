@@ -91,6 +91,8 @@ class GeneratedText(models.Model):
     model_id = models.CharField(max_length=330, blank=True)
     provider = models.CharField(max_length=64, blank=True)
     wire_model = models.CharField(max_length=255, blank=True)
+    # When model_id is a pool's: the member that answered (its composite id).
+    served_by = models.CharField(max_length=330, blank=True)
     state = models.CharField(max_length=12, choices=MessageState.choices, default=MessageState.COMPLETE)
     finish_reason = models.CharField(max_length=40, blank=True)
     error = models.TextField(blank=True)

@@ -4,7 +4,8 @@ messages that name the provider. Every call goes through a `Route` from `provide
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Mapping
+import logging
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -15,6 +16,7 @@ from providers.http import TransportError, UpstreamResponse, send
 from providers.routing import Route
 
 _MAX_ERROR_BODY = 64 * 1024
+logger = logging.getLogger(__name__)
 
 
 def sse_response(stream: AsyncIterator[bytes], *, content_type: str = "text/event-stream",
@@ -29,8 +31,9 @@ class UpstreamError(Exception):
     """A host refused or failed a request; `str()` is a message for people and names the provider."""
 
     def __init__(self, message: str, *, status: int = 502, retry_after: str | None = None,
-                 n_ctx: int | None = None, n_prompt_tokens: int | None = None):
+                 n_ctx: int | None = None, n_prompt_tokens: int | None = None, failover: bool = False):
         super().__init__(message)
+        self.failover = failover  # the host took nothing of the request: a pool's next member may
         self.status = status
         self.retry_after = retry_after
         self.n_ctx = n_ctx
@@ -78,11 +81,12 @@ def error_from_response(route: Route, status: int, body: bytes, headers: Mapping
 def transport_error(route: Route, exc: TransportError) -> UpstreamError:
     name = f"{route.provider_name} ({route.provider})"
     if exc.kind == "connect_timeout":
-        return UpstreamError(f"{name} did not accept the connection within {route.timeout.connect:g} s.", status=504)
+        return UpstreamError(f"{name} did not accept the connection within {route.timeout.connect:g} s.", status=504,
+                             failover=True)
     if exc.kind == "read_timeout":
         return UpstreamError(f"{name} did not answer within {route.timeout.read:g} s.", status=504)
     if exc.kind == "connect":
-        return UpstreamError(f"{name} is unreachable (connection refused or host down).", status=502)
+        return UpstreamError(f"{name} is unreachable (connection refused or host down).", status=502, failover=True)
     return UpstreamError(f"{name}: connection failed ({exc.cause_name}).", status=502)
 
 
@@ -97,17 +101,45 @@ async def send_to(route: Route, url: str, body: bytes, headers: Mapping[str, str
         raise transport_error(route, exc) from None
 
 
-async def _post_chat(route: Route, body: dict[str, Any], headers: Mapping[str, str] | None = None) -> UpstreamResponse:
-    """POST a chat completion; return the open 200 response, or raise UpstreamError."""
-    response = await send_to(route, route.chat_completions_url, json.dumps(body).encode(), headers)
+async def post_json(route: Route, url_of: Callable[[Route], str], body: dict[str, Any],
+                    headers: Mapping[str, str] | None = None) -> tuple[Route, UpstreamResponse]:
+    """POST `body`, its `model` the host's own id, to `url_of(route)`. A pool's next member is tried
+    when one refuses the connection, does not take it in time, or answers 5xx (503 while loading):
+    before any byte of an answer, once per member. Returns the route that answered and its response,
+    of any status; raises UpstreamError when the last one cannot be reached."""
+    candidates = route.candidates
+    for index, candidate in enumerate(candidates):
+        payload = json.dumps({**body, "model": candidate.wire_model}).encode()
+        following = candidates[index + 1].ref if index + 1 < len(candidates) else None
+        try:
+            response = await send_to(candidate, url_of(candidate), payload, headers)
+        except UpstreamError as exc:
+            if following is None or not exc.failover:
+                raise
+            logger.info("%s: %s refused (%s); trying %s", candidate.ref, candidate.provider, exc, following)
+            continue
+        if response.status >= 500 and following is not None:
+            detail = error_from_response(candidate, response.status, await read_error_body(response), response.headers)
+            logger.info("%s: %s answered HTTP %d (%s); trying %s", candidate.ref, candidate.provider,
+                        response.status, detail, following)
+            continue
+        return candidate, response
+    raise AssertionError("a route has at least one candidate")
+
+
+async def _post_chat(route: Route, body: dict[str, Any],
+                     headers: Mapping[str, str] | None = None) -> tuple[Route, UpstreamResponse]:
+    """POST a chat completion; return the route that answered and its open 200 response, or raise UpstreamError."""
+    route, response = await post_json(route, lambda r: r.chat_completions_url, body, headers)
     if response.status != 200:
         raise error_from_response(route, response.status, await read_error_body(response), response.headers)
-    return response
+    return route, response
 
 
-async def open_chat_stream(route: Route, body: dict[str, Any]) -> UpstreamResponse:
-    """POST a streaming chat completion; return the open 200 response, or raise UpstreamError.
-    The host may take minutes (a model swap): callers give their database connection back first."""
+async def open_chat_stream(route: Route, body: dict[str, Any]) -> tuple[Route, UpstreamResponse]:
+    """POST a streaming chat completion; return the route that answered (a pool's member may stand
+    in for another) and the open 200 response, or raise UpstreamError. The host may take minutes (a
+    model swap): callers give their database connection back first."""
     return await _post_chat(route, body, {"Accept": "text/event-stream"})
 
 
@@ -130,7 +162,7 @@ async def read_error_body(response: UpstreamResponse) -> bytes:
 async def complete_chat(route: Route, messages: list[dict[str, Any]], **options: Any) -> dict[str, Any]:
     """A non-streaming chat completion (titles, summaries); raise UpstreamError on any failure."""
     await sync_to_async(release_connection)()
-    response = await _post_chat(route, {"model": route.wire_model, "messages": messages, "stream": False, **options})
+    route, response = await _post_chat(route, {"messages": messages, "stream": False, **options})
     try:
         raw = await response.read()
     except TransportError as exc:

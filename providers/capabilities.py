@@ -19,7 +19,7 @@ from django.core.cache import cache
 from providers.catalog import load_catalog
 from providers.context import fetch_props
 from providers.models import ProviderKind
-from providers.routing import parse_model_ref, registry, route_for
+from providers.routing import parse_model_ref, registry, resolve, route_for
 
 _CACHE_SECONDS = 24 * 3600
 _UNKNOWN_SECONDS = 60  # not loaded yet: look again soon
@@ -59,6 +59,8 @@ def from_props(props: dict[str, Any]) -> Reasoning:
 def reasoning_for(model_id: str) -> Reasoning:
     """The reasoning controls of a model (any id form)."""
     ref, provider = parse_model_ref(model_id, registry.get())
+    if provider.kind == ProviderKind.POOL:  # the member a request would go to now
+        return reasoning_for(str(resolve(model_id).ref))
     if provider.kind == ProviderKind.DEEPSEEK:
         return DEEPSEEK
     if provider.kind not in (ProviderKind.LLAMA_SWAP, ProviderKind.LLAMA_SERVER):

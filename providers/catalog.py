@@ -27,7 +27,7 @@ from django.core.cache import cache
 from providers.http import async_client
 from providers.ids import InvalidModelId, ModelRef, validate_model_name
 from providers.models import ModelOverride, ModelPurpose, Provider, ProviderKind
-from providers.routing import Endpoint, RoutingError, endpoint_for
+from providers.routing import Endpoint, RoutingError, endpoint_for, registry
 
 logger = logging.getLogger(__name__)
 
@@ -332,9 +332,56 @@ def _status(provider: Provider, entry: dict[str, Any], overrides: dict[str, Mode
     )
 
 
+def _pool_status(row: Provider, overrides: Iterable[ModelOverride], listed: dict[str, ProviderStatus]) -> ProviderStatus:
+    """A pool as its members' hosts stand: a model is loaded where any member that is up has it
+    loaded; the pool is up while any member's host is."""
+    by_id = {m.id: m for status in listed.values() for m in status.models}
+    models: list[CatalogModel] = []
+    hosts: set[str] = set()
+    for override in overrides:
+        if override.hidden:
+            continue
+        hosts.update(member.partition("/")[0] for member in override.members)
+        members = [by_id[m] for m in override.members if m in by_id]
+        up = [m for m in members if listed[m.provider].state != DOWN]
+        models.append(CatalogModel(
+            id=f"{row.slug}/{override.model}", provider=row.slug, model=override.model,
+            display_name=override.display_name or override.model, upstream_name="",
+            loaded=True if any(m.loaded for m in up) else False if up and all(m.loaded is False for m in up) else None,
+            context_size=override.context_size or min((m.context_size for m in members if m.context_size), default=None),
+            embedding=bool(members) and all(m.embedding for m in members),
+        ))
+    up_hosts = [listed[slug] for slug in hosts if slug in listed and listed[slug].state != DOWN]
+    return ProviderStatus(
+        slug=row.slug, name=row.name, kind=row.kind, is_default=row.is_default, state=UP if up_hosts else DOWN,
+        latency_ms=None, refreshed_at=max((s.refreshed_at for s in up_hosts if s.refreshed_at), default=None),
+        checked_at=None, last_error=None if up_hosts else "no member's host is up", models=tuple(models),
+    )
+
+
+def cached_listings(providers: Iterable[Provider]) -> dict[str, dict[str, Any]]:
+    """Each provider's last model list as cached, without asking any host: slug -> cache entry."""
+    keys = {}
+    for row in providers:
+        try:
+            keys[row.slug] = cache_key(endpoint_for(row))
+        except RoutingError:
+            continue
+    cached = cache.get_many(list(keys.values()))
+    return {slug: cached[key] for slug, key in keys.items() if key in cached}
+
+
 def load_catalog(*, providers: Iterable[Provider] | None = None, background: bool = True) -> Catalog:
-    """The catalog of enabled providers: cached lists at once, missing ones fetched (bounded by timeouts)."""
-    rows = list(providers if providers is not None else Provider.objects.enabled().prefetch_related("overrides"))
+    """The catalog of enabled providers: cached lists at once, missing ones fetched (bounded by timeouts).
+    A pool's models are shown as its members' hosts stand."""
+    wanted = list(providers if providers is not None else Provider.objects.enabled().prefetch_related("overrides"))
+    rows = [row for row in wanted if row.kind != ProviderKind.POOL]
+    pools = {row.slug: (row, list(row.overrides.all())) for row in wanted if row.kind == ProviderKind.POOL}
+    if pools:  # the members' hosts too, even when only the pool was asked for
+        known, registered = {row.slug for row in rows}, registry.get().providers
+        member_hosts = {m.partition("/")[0] for _, overrides in pools.values() for o in overrides for m in o.members}
+        rows += [registered[slug] for slug in sorted(member_hosts - known)
+                 if slug in registered and registered[slug].enabled and registered[slug].kind != ProviderKind.POOL]
     endpoints: dict[str, Endpoint] = {}
     unusable: dict[str, dict[str, Any]] = {}
     for row in rows:
@@ -362,9 +409,11 @@ def load_catalog(*, providers: Iterable[Provider] | None = None, background: boo
         _store(fetched)
         cached.update(fetched)
 
-    statuses = []
+    statuses = {}
     for row in rows:
         entry = unusable.get(row.slug) or cached[cache_key(endpoints[row.slug])]
         overrides = {o.model: o for o in row.overrides.all()}
-        statuses.append(_status(row, entry, overrides))
-    return Catalog(tuple(statuses))
+        statuses[row.slug] = _status(row, entry, overrides)
+    for slug, (row, pool_models) in pools.items():
+        statuses[slug] = _pool_status(row, pool_models, statuses)
+    return Catalog(tuple(statuses[row.slug] for row in wanted))

@@ -21,7 +21,7 @@ from django.core.cache import cache
 from providers.catalog import load_catalog
 from providers.http import sync_client
 from providers.models import ProviderKind
-from providers.routing import Route, parse_model_ref, registry, route_for
+from providers.routing import Route, parse_model_ref, registry, resolve, route_for
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +80,8 @@ def context_size_for(model_id: str) -> ContextSize:
     """The context size of a model (any id form), with where it came from."""
     snapshot = registry.get()
     ref, provider = parse_model_ref(model_id, snapshot)
+    if provider.kind == ProviderKind.POOL:  # the member a request would go to now
+        return context_size_for(str(resolve(model_id, snapshot).ref))
     composite = str(ref)
     if override := snapshot.context_sizes.get((provider.slug, ref.model)):
         return ContextSize(override, "override", time.time())

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
@@ -67,6 +69,26 @@ class ProviderKind(models.TextChoices):
     LLAMA_SERVER = "llama_server", "llama-server"
     DEEPSEEK = "deepseek", "DeepSeek"
     OPENAI = "openai", "OpenAI-compatible API"
+    POOL = "pool", "Model pool"  # no address: its models are aliases over other providers' models
+
+
+def check_members(members: Any, kinds: Mapping[str, str]) -> list[str]:
+    """A pool model's members: composite ids of models on providers that exist (`kinds`: slug ->
+    kind) and are not pools. ValidationError naming the first bad one otherwise."""
+    if not isinstance(members, list) or not members:
+        raise ValidationError('must be a non-empty list of composite ids like ["sam-desktop/qwen3-8b"]')
+    for member in members:
+        slug, _, model = member.partition("/") if isinstance(member, str) else ("", "", "")
+        if not slug or not model:
+            raise ValidationError(f"{json.dumps(member)} is not a composite id (provider/model)")
+        validate_model_part(model)
+        if slug not in kinds:
+            raise ValidationError(f"{member!r}: unknown provider {slug!r}")
+        if kinds[slug] == ProviderKind.POOL:
+            raise ValidationError(f"{member!r}: a pool cannot be a member of a pool")
+    if len(set(members)) != len(members):
+        raise ValidationError("lists a member twice")
+    return members
 
 
 class ProviderSource(models.TextChoices):
@@ -108,9 +130,10 @@ class Provider(models.Model):
     base_url = models.CharField(
         "base URL",
         max_length=500,
+        blank=True,
         validators=[validate_base_url],
         help_text="llama-swap / llama-server: the host root (http://gpu-box:8080). "
-        "DeepSeek: https://api.deepseek.com. OpenAI-compatible: the API base including /v1.",
+        "DeepSeek: https://api.deepseek.com. OpenAI-compatible: the API base including /v1. A pool has none.",
     )
     sidecar_url = models.CharField(
         "sidecar URL",
@@ -153,6 +176,7 @@ class Provider(models.Model):
 
     class Meta:
         ordering = ["-is_default", "name", "slug"]
+        permissions = [("control_models", "Can load and unload models on a host")]
         constraints = [
             models.UniqueConstraint(
                 fields=["is_default"], condition=Q(is_default=True), name="providers_one_default"
@@ -173,6 +197,12 @@ class Provider(models.Model):
             )
         if self.is_default and not self.enabled:
             raise ValidationError({"enabled": "The default provider must be enabled."})
+        if self.kind == ProviderKind.POOL:
+            for name in ("base_url", "sidecar_url", "api_key_env"):
+                if getattr(self, name):
+                    raise ValidationError({name: "A pool has no address or key: its models' members have them."})
+        elif not self.base_url:
+            raise ValidationError({"base_url": "This field is required."})
 
     def validate_constraints(self, exclude: Collection[str] | None = None) -> None:
         # Marking a provider default takes the flag from the previous one in the same transaction
@@ -202,6 +232,10 @@ class ModelOverride(models.Model):
         max_length=10, blank=True, choices=ModelPurpose.choices, default=ModelPurpose.AS_LISTED,
         help_text="Embedding models are not offered for chat. Unset: as the host's list says.",
     )
+    members = models.JSONField(
+        default=list, blank=True,
+        help_text='Pools only: the composite ids this model is served by, in order ["sam-desktop/qwen3-8b", …].',
+    )
 
     objects = RegistryQuerySet.as_manager()
 
@@ -213,3 +247,13 @@ class ModelOverride(models.Model):
 
     def __str__(self) -> str:
         return f"{self.provider.slug}/{self.model}"
+
+    def clean(self) -> None:
+        if self.provider.kind == ProviderKind.POOL:
+            kinds = dict(Provider.objects.values_list("slug", "kind"))
+            try:
+                check_members(self.members, kinds)
+            except ValidationError as exc:
+                raise ValidationError({"members": exc.messages}) from None
+        elif self.members:
+            raise ValidationError({"members": "Only a pool's models have members."})

@@ -24,6 +24,7 @@ from providers.ids import LEGACY_NAMESPACE
 from providers.models import (
     Provider,
     ProviderKind,
+    check_members,
     validate_base_url,
     validate_env_var_name,
     validate_model_part,
@@ -37,7 +38,7 @@ _ENTRY_KEYS = {
     "slug", "name", "kind", "base_url", "sidecar_url", "api_key_env",
     "enabled", "default", "timeouts", "models", "comment",
 }
-_OVERRIDE_KEYS = {"display_name", "context_size", "hidden", "purpose"}
+_OVERRIDE_KEYS = {"display_name", "context_size", "hidden", "purpose", "members"}
 
 
 class ProviderFileError(Exception):
@@ -58,6 +59,7 @@ class OverrideSpec:
     context_size: int | None = None
     hidden: bool = False
     purpose: str = ""  # "", "chat" or "embedding" (ModelPurpose)
+    members: tuple[str, ...] = ()  # a pool's model: the composite ids that serve it, in order
 
 
 @dataclass(frozen=True)
@@ -162,7 +164,7 @@ def _read_overrides(reader: _EntryReader) -> dict[str, OverrideSpec]:
         name = f"models.{model}"
         reader.check(name, validate_model_part, model)
         if not isinstance(options, dict):
-            raise reader.fail(name, "must be an object with display_name, context_size, hidden and/or purpose")
+            raise reader.fail(name, "must be an object with display_name, context_size, hidden, purpose and/or members")
         _check_keys(reader, options, _OVERRIDE_KEYS, name + ".")
         display_name = options.get("display_name") or ""
         if not isinstance(display_name, str):
@@ -180,7 +182,13 @@ def _read_overrides(reader: _EntryReader) -> dict[str, OverrideSpec]:
             if "purpose" in options:
                 raise reader.fail(f"{name}.purpose", f'must be "chat" or "embedding", not {json.dumps(purpose)}')
             purpose = ""
-        overrides[model] = OverrideSpec(display_name.strip(), context_size, hidden, purpose)
+        members = options.get("members", [])
+        if reader.data.get("kind") == ProviderKind.POOL:
+            if not isinstance(members, list) or not members:
+                raise reader.fail(f"{name}.members", 'a pool\'s model must list its members, like ["sam-desktop/qwen3-8b"]')
+        elif "members" in options:
+            raise reader.fail(f"{name}.members", "only a pool's models have members")
+        overrides[model] = OverrideSpec(display_name.strip(), context_size, hidden, purpose, tuple(members))
     return overrides
 
 
@@ -201,8 +209,13 @@ def _read_entry(path: Path, index: int, data: Any) -> ProviderSpec:
     kind = reader.text("kind", required=True)
     if kind not in ProviderKind.values:
         raise reader.fail("kind", f"unknown kind {kind!r}; expected one of {', '.join(ProviderKind.values)}")
-    base_url = reader.text("base_url", required=True).rstrip("/")
-    reader.check("base_url", validate_base_url, base_url)
+    if kind == ProviderKind.POOL:
+        for name in ("base_url", "sidecar_url", "api_key_env"):
+            if data.get(name):
+                raise reader.fail(name, "a pool has no address or key: its members' providers have them")
+    base_url = reader.text("base_url", required=kind != ProviderKind.POOL).rstrip("/")
+    if base_url:
+        reader.check("base_url", validate_base_url, base_url)
     sidecar_url = reader.text("sidecar_url").rstrip("/")
     if sidecar_url:
         reader.check("sidecar_url", validate_base_url, sidecar_url)
@@ -265,6 +278,15 @@ def parse_provider_file(path: str | Path, text: str) -> list[ProviderSpec]:
                 )
             default_index = index
         specs.append(spec)
+    kinds = {spec.slug: spec.kind for spec in specs}
+    for index, spec in enumerate(specs):  # pools name members among the file's providers
+        for model, override in spec.overrides.items():
+            if spec.kind == ProviderKind.POOL:
+                try:
+                    check_members(list(override.members), kinds)
+                except ValidationError as exc:
+                    raise ProviderFileError(path, " ".join(exc.messages), entry=f"providers[{index}] ({spec.slug!r})",
+                                            field=f"models.{model}.members") from None
     return specs
 
 
@@ -283,7 +305,7 @@ def provider_to_entry(provider: Provider) -> dict[str, Any]:
         "slug": provider.slug,
         "name": provider.name,
         "kind": provider.kind,
-        "base_url": provider.base_url,
+        "base_url": provider.base_url or None,
         "sidecar_url": provider.sidecar_url or None,
         "api_key_env": provider.api_key_env or None,
         "enabled": provider.enabled,
@@ -305,6 +327,8 @@ def provider_to_entry(provider: Provider) -> dict[str, Any]:
             options["hidden"] = True
         if override.purpose:
             options["purpose"] = override.purpose
+        if override.members:
+            options["members"] = override.members
         overrides[override.model] = options
     if overrides:
         entry["models"] = overrides

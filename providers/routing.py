@@ -56,6 +56,18 @@ class Route(Endpoint):
     """Everything needed to send one model's requests to its host."""
 
     ref: ModelRef = field(kw_only=True)
+    pool: ModelRef | None = field(default=None, kw_only=True)  # the pool's model this member serves
+    fallbacks: tuple[Route, ...] = field(default=(), kw_only=True, repr=False)  # the pool's next members
+
+    @property
+    def requested(self) -> str:
+        """The composite id that was asked for: the pool's, or the model's own."""
+        return str(self.pool or self.ref)
+
+    @property
+    def candidates(self) -> tuple[Route, ...]:
+        """This route, then the members to try when it fails before answering (pools only)."""
+        return (self, *self.fallbacks)
 
     @property
     def wire_model(self) -> str:
@@ -116,6 +128,8 @@ def route_for(provider: Provider, ref: ModelRef) -> Route:
 def _endpoint_fields(provider: Provider) -> dict[str, Any]:
     if not provider.enabled:
         raise ProviderUnavailable(f"provider {provider.slug!r} is disabled")
+    if provider.kind == ProviderKind.POOL:
+        raise ProviderUnavailable(f"provider {provider.slug!r} is a pool: requests go to its members")
     base_url = provider.base_url.rstrip("/")
     return {
         "provider": provider.slug,
@@ -144,13 +158,17 @@ class Registry:
     default: Provider | None
     # (provider slug, model) -> tokens, from ModelOverride rows that set a context size.
     context_sizes: dict[tuple[str, str], int] = field(default_factory=dict)
+    # (pool slug, model) -> the composite ids of its members, in order.
+    pools: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
 
 
 def _load_registry() -> Registry:
     providers = {p.slug: p for p in Provider.objects.all()}
     sizes = ModelOverride.objects.exclude(context_size=None).values_list("provider__slug", "model", "context_size")
+    pools = ModelOverride.objects.filter(provider__kind=ProviderKind.POOL).values_list("provider__slug", "model", "members")
     return Registry(providers, next((p for p in providers.values() if p.is_default), None),
-                    {(slug, model): size for slug, model, size in sizes})
+                    {(slug, model): size for slug, model, size in sizes},
+                    {(slug, model): tuple(members) for slug, model, members in pools})
 
 
 registry = Snapshot(_load_registry)
@@ -178,15 +196,22 @@ def parse_model_ref(model_id: str, snapshot: Registry | None = None) -> tuple[Mo
     return ref, provider
 
 
-def resolve(model_id: str, snapshot: Registry | None = None) -> Route:
-    """Resolve any model id (composite, bare, or legacy `llama-swap/`) to its route."""
+def resolve(model_id: str, snapshot: Registry | None = None, *, sticky: str = "") -> Route:
+    """Resolve any model id (composite, bare, or legacy `llama-swap/`) to its route. A pool's model
+    resolves to the member chosen for this request (providers.pools), its other members as fallbacks;
+    `sticky` names the member that served the conversation's previous turn."""
+    snapshot = snapshot or registry.get()
     ref, provider = parse_model_ref(model_id, snapshot)
+    if provider.kind == ProviderKind.POOL:
+        from providers import pools  # it reads the hosts' state from the catalog, which routes too
+
+        return pools.choose(ref, provider, snapshot, sticky=sticky)
     return route_for(provider, ref)
 
 
-async def aresolve(model_id: str) -> Route:
+async def aresolve(model_id: str, *, sticky: str = "") -> Route:
     """`resolve()` from async code (no database query while the registry snapshot is fresh)."""
-    return resolve(model_id, await registry.aget())
+    return resolve(model_id, await registry.aget(), sticky=sticky)
 
 
 def canonical_model_id(model_id: str) -> str:

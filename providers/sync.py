@@ -61,7 +61,8 @@ class SyncPlan:
 
 def _override_map(provider: Provider) -> dict[str, OverrideSpec]:
     return {
-        o.model: OverrideSpec(o.display_name, o.context_size, o.hidden, o.purpose) for o in provider.overrides.all()
+        o.model: OverrideSpec(o.display_name, o.context_size, o.hidden, o.purpose, tuple(o.members))
+        for o in provider.overrides.all()
     }
 
 
@@ -147,6 +148,7 @@ def apply_plan(plan: SyncPlan) -> None:
                     "context_size": options.context_size,
                     "hidden": options.hidden,
                     "purpose": options.purpose,
+                    "members": list(options.members),
                 },
             )
 

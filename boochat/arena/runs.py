@@ -14,6 +14,7 @@ from django.db import transaction
 
 from boochat import database
 from boochat.chat.relay import relay_stream
+from boochat.chat.turns import served_by
 from boochat.models import ArenaAnswer, ArenaRun, ChatSession, Message, MessageState
 from boochat.proxy import UpstreamError, answer_text, complete_chat, open_chat_stream
 from boochat.sse import StreamAccumulator
@@ -81,21 +82,22 @@ async def stream_answer(answer: ArenaAnswer) -> AsyncIterator[bytes]:
             raise ArenaError("This answer has already been requested.")
         prompt, route = claimed
         started = time.monotonic()
-        answer.provider, answer.wire_model = route.provider, route.wire_model
-        body = {"model": route.wire_model, "messages": [{"role": "user", "content": prompt}],
-                "stream": True, "stream_options": {"include_usage": True}}
-        response = await open_chat_stream(route, body)
+        served_by(answer, route)
+        body = {"messages": [{"role": "user", "content": prompt}], "stream": True,
+                "stream_options": {"include_usage": True}}
+        route, response = await open_chat_stream(route, body)
+        served_by(answer, route)  # a pool's member may have stood in for another
     except (RoutingError, UpstreamError) as exc:
         answer.state, answer.error = MessageState.FAILED, str(exc)
         answer.duration_ms = round((time.monotonic() - started) * 1000, 1)
-        await database.run(answer.update_fields, "state", "error", "duration_ms", "provider", "wire_model")
+        await database.run(answer.update_fields, "state", "error", "duration_ms", "provider", "wire_model", "served_by")
         raise
 
     def record_timing(acc: StreamAccumulator, state: str, error: str) -> None:
         first = acc.first_token_at
         answer.ttft_ms = round((first - started) * 1000, 1) if first else None
         answer.duration_ms = round((time.monotonic() - started) * 1000, 1)
-        answer.update_fields("ttft_ms", "duration_ms", "provider", "wire_model")
+        answer.update_fields("ttft_ms", "duration_ms")
 
     return relay_stream(route, response, answer, record_timing)
 

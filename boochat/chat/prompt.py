@@ -29,7 +29,7 @@ def _sendable(messages: Iterable[Message]) -> list[Message]:
 def load_tree(session: ChatSession) -> Tree:
     """Every message of the chat, as the tree of its branches (the fields the model sees)."""
     return Tree(Message.objects.filter(session=session)
-                .only("id", "session_id", "parent_id", "role", "content", "tool_calls", "reasoning", "state"))
+                .only("id", "session_id", "parent_id", "role", "content", "tool_calls", "reasoning", "state", "served_by"))
 
 
 def active_messages(session: ChatSession, branch: list[Message]) -> tuple[Compaction | None, list[Message]]:

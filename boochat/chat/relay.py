@@ -24,7 +24,7 @@ logger = logging.getLogger(__name__)
 
 NOTE_EVERY_SECONDS = 1.0  # how often a stream hands what arrived to the autosave
 OUTCOME_FIELDS = ("content", "reasoning", "tool_calls", "usage", "timings", "tokens_per_second", "finish_reason",
-                  "state", "error")
+                  "state", "error", "provider", "wire_model", "served_by")
 
 
 def record_outcome(answer: Message | ArenaAnswer, acc: StreamAccumulator, state: str, error: str) -> bool:

@@ -14,7 +14,7 @@ from boochat import database
 from boochat.chat.branches import Tree
 from boochat.chat.compaction import learn_from_overflow, prepare_messages
 from boochat.chat.prompt import active_messages, answer_reserve, estimate_tokens, load_tree, upstream_messages
-from boochat.models import ChatSession, Message, MessageState
+from boochat.models import ArenaAnswer, ChatSession, Message, MessageState
 from boochat.proxy import UpstreamError, open_chat_stream
 from providers.capabilities import reasoning_for
 from providers.context import context_size_for
@@ -49,13 +49,16 @@ def _begin(session: ChatSession, tree: Tree, parent: Message | None, question: s
     (streaming) as the chat's shown leaf, and say what the model will see. A model that cannot be
     routed raises RoutingError, with the answer saved as failed, saying why."""
     answer = Message(session=session, role=Message.Role.ASSISTANT, state=MessageState.STREAMING, model_id=model_id)
+    branch = tree.path_to(parent.pk) if parent else []
+    # A pool keeps the conversation on the member that served it last, while that one has it loaded.
+    sticky = next((m.served_by for m in reversed(branch) if m.served_by), "")
     route: Route | None = None
     try:
-        route = resolve(model_id)
-        answer.provider, answer.wire_model, answer.model_id = route.provider, route.wire_model, str(route.ref)
+        route = resolve(model_id, sticky=sticky)
+        answer.model_id = route.requested
+        served_by(answer, route)
     except RoutingError as exc:
         answer.state, answer.error = MessageState.FAILED, str(exc)
-    branch = tree.path_to(parent.pk) if parent else []
     with transaction.atomic():
         if question is not None:
             parent = Message.objects.create(session=session, parent=parent, role=Message.Role.USER, content=question)
@@ -70,6 +73,12 @@ def _begin(session: ChatSession, tree: Tree, parent: Message | None, question: s
     return NewTurn(route, context_size_for(str(route.ref)).tokens,
                    upstream_messages(route, compaction, history, system_prompt=session.system_prompt), answer,
                    wire_parameters(session.parameters, route))
+
+
+def served_by(answer: Message | ArenaAnswer, route: Route) -> None:
+    """Record on `answer` the host and model that serve it (and the member, for a pool)."""
+    answer.provider, answer.wire_model = route.provider, route.wire_model
+    answer.served_by = str(route.ref) if route.pool else ""
 
 
 SAMPLING = ("temperature", "top_p", "max_tokens")
@@ -116,7 +125,8 @@ async def start_turn(session: ChatSession, turn: NewTurn) -> Turn:
             body = {**turn.parameters, "model": route.wire_model, "messages": messages, "stream": True,
                     "stream_options": {"include_usage": True}}
             try:
-                response = await open_chat_stream(route, body)
+                route, response = await open_chat_stream(route, body)
+                served_by(answer, route)  # a pool's member may have stood in for another
                 break
             except UpstreamError as exc:
                 if not exc.over_context or attempt == 2:

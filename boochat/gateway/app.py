@@ -18,8 +18,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any, TypeVar
@@ -34,8 +35,8 @@ from boochat.models import GatewayKey
 from boochat.proxy import (
     UpstreamError,
     error_from_response,
+    post_json,
     read_error_body,
-    send_to,
     transport_error,
 )
 from providers.catalog import load_catalog
@@ -69,12 +70,41 @@ class Reply:
 
 @dataclass
 class StreamReply:
-    """An upstream event stream relayed as it arrives."""
+    """An upstream event stream relayed as it arrives, its `model` fields naming the model as the
+    client asked for it (the host writes its own id)."""
 
     response: UpstreamResponse
     route: Route
     content_type: str
     headers: dict[str, str] = field(default_factory=dict)
+    model: str = ""  # as the client named it
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        rename = _renamer(self.route.wire_model, self.model)
+        if rename is None:
+            async for chunk in self.response.chunks():
+                yield chunk
+            return
+        # Whole lines only: a `model` field is never cut in two, and each line is passed on at once.
+        pending = b""
+        async for chunk in self.response.chunks():
+            pending += chunk
+            cut = pending.rfind(b"\n") + 1
+            if cut:
+                yield rename(pending[:cut])
+                pending = pending[cut:]
+        if pending:
+            yield rename(pending)
+
+
+def _renamer(wire: str, model: str) -> Callable[[bytes], bytes] | None:
+    """What turns the host's `"model": "<wire>"` fields into the id the client sent, leaving every
+    other byte as the host sent it; None when the two are the same."""
+    if not model or model == wire:
+        return None
+    pattern = re.compile(rb'"model":\s*' + re.escape(json.dumps(wire).encode()))
+    named = b'"model":' + json.dumps(model).encode()
+    return lambda data: pattern.sub(named, data)
 
 
 def json_reply(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Reply:
@@ -230,24 +260,29 @@ async def forward(endpoint: str, raw: bytes) -> Reply | StreamReply:
     except RoutingError as exc:
         return error(400, str(exc), param="model", code="invalid_model")
 
-    body["model"] = route.wire_model
-    url = route.chat_completions_url if endpoint == "chat/completions" else route.api_url(endpoint)
     try:
-        response = await send_to(route, url, json.dumps(body).encode())
+        route, response = await post_json(route, _URLS.get(endpoint) or (lambda r: r.api_url(endpoint)), body)
     except UpstreamError as failure:
         return _unreachable(failure)
+    served = {"X-BooChat-Served-By": str(route.ref)}
     if response.status != 200:
-        return _upstream_failure(route, response, await read_error_body(response))
+        reply = _upstream_failure(route, response, await read_error_body(response))
+        reply.headers.update(served)
+        return reply
     content_type = response.headers.get("content-type", "application/json")
     if body.get("stream") is True and content_type.startswith("text/event-stream"):
-        return StreamReply(response, route, content_type)
+        return StreamReply(response, route, content_type, served, model)
     try:
         content = await response.read()
     except TransportError as exc:
         return _unreachable(transport_error(route, exc))
     finally:
         response.close()
-    return Reply(200, content, content_type)
+    rename = _renamer(route.wire_model, model)
+    return Reply(200, rename(content) if rename else content, content_type, served)
+
+
+_URLS: dict[str, Callable[[Route], str]] = {"chat/completions": lambda route: route.chat_completions_url}
 
 
 # -- the ASGI application ---------------------------------------------------------------------------
@@ -368,7 +403,7 @@ async def _relay(reply: StreamReply, send: Callable[[dict[str, Any]], Awaitable[
         await send({"type": "http.response.start", "status": 200, "headers": _header_list(
             reply.content_type, {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", **reply.headers}, secure)})
         try:
-            async for chunk in reply.response.chunks():
+            async for chunk in reply.chunks():
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
         except TransportError as exc:
             message = (f"Lost the connection to provider {reply.route.provider!r} mid-answer "

@@ -1,0 +1,61 @@
+"""Model pools: a pool's model is served by one of its members, chosen for each request.
+
+Order (DESIGN.md): members whose host is down (as its last model list says) or whose provider is
+disabled are skipped; then the member that served the conversation's previous turn, while its model
+is loaded there (its KV cache is); then members whose model is loaded now (no swap); then members
+whose host has nothing loaded; then the list order. The others follow as fallbacks, tried when the
+chosen one fails before answering (boochat.proxy). Nothing here asks a host: the choice reads the
+cached model lists the catalog keeps fresh.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+
+from providers.catalog import DOWN, cached_listings
+from providers.ids import ModelRef
+from providers.models import Provider
+from providers.routing import ProviderUnavailable, Registry, Route, RoutingError, route_for
+
+logger = logging.getLogger(__name__)
+
+
+def choose(ref: ModelRef, pool: Provider, snapshot: Registry, *, sticky: str = "") -> Route:
+    """The route of the member chosen for `ref` (a pool's model), with the others as fallbacks."""
+    members = snapshot.pools.get((pool.slug, ref.model))
+    if not members:
+        raise RoutingError(f"model {str(ref)!r}: pool {pool.slug!r} has no model {ref.model!r}")
+    if not pool.enabled:
+        raise ProviderUnavailable(f"provider {pool.slug!r} is disabled")
+    routes, notes = [], []
+    for member in members:
+        slug, _, model = member.partition("/")
+        provider = snapshot.providers.get(slug)
+        try:
+            if provider is None:
+                raise RoutingError(f"unknown provider {slug!r}")
+            routes.append(route_for(provider, ModelRef(slug, model)))
+        except RoutingError as exc:
+            notes.append(f"{member}: skipped, {exc}")
+    listings = cached_listings(snapshot.providers[r.provider] for r in routes)
+    ranked = []
+    for order, route in enumerate(routes):
+        listing = listings.get(route.provider)
+        if listing is not None and listing.get("state") == DOWN:
+            notes.append(f"{route.ref}: skipped, {route.provider} is down")
+            continue
+        loaded = {m["id"] for m in (listing or {}).get("models", []) if m.get("loaded")}
+        if route.ref.model in loaded:
+            rank, why = (0, "served the previous turn, loaded") if str(route.ref) == sticky else (1, "loaded")
+        elif listing is not None and not loaded:
+            rank, why = 2, f"{route.provider} has nothing loaded"
+        else:
+            rank, why = 3, "in list order"
+        ranked.append((rank, order, route, why))
+    if not ranked:
+        raise ProviderUnavailable(f"no member of {ref} can take requests now ({'; '.join(notes)})")
+    ranked.sort(key=lambda item: item[:2])
+    logger.info("%s: %s", ref, "; ".join([f"{r.ref}: {why}" for _, _, r, why in ranked] + notes))
+    first, *rest = (replace(route, pool=ref) for _, _, route, _ in ranked)
+    return replace(first, fallbacks=tuple(rest))
