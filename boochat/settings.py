@@ -126,6 +126,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "settings_app.context_processors.theme",
             ],
             "builtins": ["template_partials.templatetags.partials"],
             "loaders": [
