@@ -27,6 +27,7 @@ urlpatterns = [
     path("chat/export.json", chat_views.chat_export_all, name="chat_export_all"),
     path("chat/import", chat_views.chat_import, name="chat_import"),
     path("chat/messages/<int:pk>", chat_views.chat_message, name="chat_message"),
+    path("chat/attachments/<int:pk>", chat_views.chat_attachment, name="chat_attachment"),
     path("arena/", arena_views.arena_index, name="arena_index"),
     path("arena/new", arena_views.arena_new, name="arena_new"),
     path("arena/<int:pk>/", arena_views.arena_run, name="arena_run"),

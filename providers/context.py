@@ -10,19 +10,15 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import dataclass
 
-import httpx
 from django.core.cache import cache
 
 from providers.catalog import load_catalog
-from providers.http import sync_client
 from providers.models import ProviderKind
+from providers.props import fetch_props
 from providers.routing import Route, parse_model_ref, registry, route_for
-
-logger = logging.getLogger(__name__)
 
 # DeepSeek's /models has no sizes; these are from its API documentation.
 DEEPSEEK_CONTEXT = {"deepseek-chat": 131072, "deepseek-reasoner": 131072}
@@ -53,16 +49,10 @@ def _learned_key(model_id: str) -> str:
 
 def fetch_props_n_ctx(route: Route) -> int | None:
     """`default_generation_settings.n_ctx` from the model's llama-server, or None."""
-    if route.props_url is None:
-        return None
-    try:
-        with sync_client(timeout=route.models_timeout) as client:
-            response = client.get(route.props_url, headers=route.headers)
-        n_ctx = response.json()["default_generation_settings"]["n_ctx"] if response.status_code == 200 else None
-    except (httpx.HTTPError, ValueError, KeyError, TypeError):
-        logger.info("no context size from %s props", route.ref)
-        return None
-    return n_ctx if isinstance(n_ctx, int) and n_ctx > 0 else None
+    props = fetch_props(route)
+    settings = props.get("default_generation_settings") if props else None
+    n_ctx = settings.get("n_ctx") if isinstance(settings, dict) else None
+    return n_ctx if isinstance(n_ctx, int) and not isinstance(n_ctx, bool) and n_ctx > 0 else None
 
 
 def context_size_for(model_id: str) -> ContextSize:

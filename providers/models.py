@@ -192,6 +192,10 @@ class ModelOverride(models.Model):
         null=True, blank=True, help_text="Tokens. Takes precedence over what the host reports."
     )
     hidden = models.BooleanField(default=False, help_text="Hide this model from the picker and the gateway.")
+    accepts_images = models.BooleanField(
+        "takes images", null=True, blank=True,
+        help_text="Unknown: as its host says (llama-server's /props) or its kind (DeepSeek: no). Yes or no wins over both.",
+    )
 
     objects = RegistryQuerySet.as_manager()
 

@@ -6,14 +6,17 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
+from boochat.chat.attachments import IMAGE_TOKENS, content_tokens, prompt_content
 from boochat.models import ChatSession, Compaction, Message, MessageState
 from providers.models import ProviderKind
 from providers.routing import Route
 
 
 def estimate_tokens(messages: list[dict[str, Any]]) -> int:
-    """A deliberately high estimate (3 characters a token, plus template tokens per message)."""
-    return sum(math.ceil(len(str(m.get("content") or "")) / 3) + 4 for m in messages)
+    """A deliberately high estimate (3 characters a token, plus template tokens per message, plus a
+    high guess per image)."""
+    counts = [content_tokens(m.get("content")) for m in messages]
+    return sum(math.ceil(chars / 3) + 4 + images * IMAGE_TOKENS for chars, images in counts)
 
 
 def answer_reserve(n_ctx: int) -> int:
@@ -30,7 +33,8 @@ def active_messages(session: ChatSession) -> tuple[Compaction | None, list[Messa
     compaction = session.latest_compaction()
     messages = (Message.objects.filter(session=session)
                 .exclude(state__in=(MessageState.FAILED, MessageState.STREAMING))
-                .only("id", "session_id", "role", "content", "tool_calls", "reasoning"))
+                .only("id", "session_id", "role", "content", "tool_calls", "reasoning")
+                .prefetch_related("attachments"))
     if compaction is not None:
         messages = messages.filter(id__gt=compaction.through_message_id)
     return compaction, _sendable(messages)
@@ -44,6 +48,8 @@ def upstream_messages(route: Route, compaction: Compaction | None, messages: lis
         result.append({"role": "system", "content": f"Summary of the earlier conversation:\n{compaction.summary}"})
     for message in messages:
         item: dict[str, Any] = {"role": message.role, "content": message.content}
+        if message.role == Message.Role.USER and (attachments := list(message.attachments.all())):
+            item["content"] = prompt_content(message, attachments, model_id=str(route.ref))
         if message.tool_calls:
             item["tool_calls"] = message.tool_calls
             # DeepSeek's thinking mode needs its reasoning back on turns that called tools, and

@@ -4,14 +4,17 @@ conversation would not fit), the answer left to the relay."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from boochat import database
+from boochat.chat.attachments import Upload, save_attachments
 from boochat.chat.compaction import learn_from_overflow, prepare_messages
 from boochat.chat.prompt import active_messages, answer_reserve, estimate_tokens, upstream_messages
 from boochat.models import ChatSession, Message, MessageState
 from boochat.proxy import UpstreamError, open_chat_stream
+from providers.capabilities import image_support
 from providers.context import context_size_for
 from providers.http import UpstreamResponse
 from providers.routing import Route, RoutingError, resolve
@@ -38,9 +41,9 @@ class Turn:
     answer: Message
 
 
-def begin_turn(session: ChatSession, question: str) -> NewTurn:
-    """Save the question and its answer (streaming), in one INSERT, and say what the model will see.
-    A model that cannot be routed raises RoutingError, with the answer saved as failed, saying why."""
+def begin_turn(session: ChatSession, question: str, uploads: Sequence[Upload] = ()) -> NewTurn:
+    """Save the question (with its checked files) and its answer (streaming), and say what the model
+    will see. A model that cannot be routed raises RoutingError, with the answer saved as failed."""
     compaction, history = active_messages(session)
     asked = Message(session=session, role=Message.Role.USER, content=question)
     answer = Message(session=session, role=Message.Role.ASSISTANT, state=MessageState.STREAMING,
@@ -53,6 +56,10 @@ def begin_turn(session: ChatSession, question: str) -> NewTurn:
         raise
     answer.provider, answer.wire_model, answer.model_id = route.provider, route.wire_model, str(route.ref)
     Message.objects.bulk_create([asked, answer])
+    if uploads:
+        save_attachments(asked, list(uploads))
+    if any(a.is_image for m in history for a in m.attachments.all()):
+        image_support(str(route.ref))  # what known_to_take_images() reads when the prompt is built
     return NewTurn(route, context_size_for(str(route.ref)).tokens,
                    upstream_messages(route, compaction, [*history, asked], system_prompt=session.system_prompt), answer)
 

@@ -13,14 +13,14 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from boochat import database
-from boochat.chat import export, imports, search
+from boochat.chat import attachments, export, imports, search
 from boochat.chat.autosave import interrupt_stale_answers
 from boochat.chat.forms import ChatSettingsForm
 from boochat.chat.prompt import active_messages, estimate_tokens, upstream_messages
 from boochat.chat.relay import relay
 from boochat.chat.titles import generate_title
 from boochat.chat.turns import NewTurn, begin_turn, start_turn
-from boochat.models import TITLE_MAX_LENGTH, ChatSession, Message
+from boochat.models import TITLE_MAX_LENGTH, Attachment, ChatSession, Message
 from boochat.proxy import UpstreamError, sse_response
 from providers.catalog import load_catalog
 from providers.context import context_size_for
@@ -92,7 +92,7 @@ def chat_session(request: HtmxHttpRequest, pk: int) -> TemplateResponse:
     """One session: its messages (compacted ones marked), the composer, and context use."""
     session = get_object_or_404(ChatSession.objects.for_user(request.user), pk=pk)
     interrupt_stale_answers(Message, session=session)
-    history = list(session.messages.all())
+    history = list(session.messages.prefetch_related(attachments.shown_with_messages()))
     compaction = session.latest_compaction()
     catalog = load_catalog()
     try:
@@ -180,7 +180,12 @@ def _begin_send(request: HtmxHttpRequest, pk: int) -> tuple[ChatSession, NewTurn
     if len(content) > MAX_MESSAGE_CHARS:
         return session, _send_error(request, session, 413, f"The message is longer than {MAX_MESSAGE_CHARS} characters.")
     try:
-        return session, begin_turn(session, content)
+        uploads = attachments.read_uploads(request.FILES.getlist("attachments"))
+        attachments.check_images_allowed(session.model_id, uploads)
+    except attachments.AttachmentError as exc:
+        return session, _send_error(request, session, exc.status, f"Nothing was sent: {exc}")
+    try:
+        return session, begin_turn(session, content, uploads)
     except RoutingError as exc:
         return session, _send_error(request, session, 400, str(exc))
     except IntegrityError:  # the chat was deleted a moment ago
@@ -310,3 +315,17 @@ async def chat_title(request: HtmxHttpRequest, pk: int) -> HttpResponseBase:
     if not session.title:
         await generate_title(session)
     return TemplateResponse(request, "chat.html#session_title", {"session": session, "oob": True})
+
+
+@require_GET
+def chat_attachment(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    """A file attached to one of the user's questions: an image as it was sent, a text file or PDF as
+    the text the model got."""
+    attachment = get_object_or_404(Attachment, pk=pk, message__session__user=request.user)
+    if attachment.is_image:
+        response = HttpResponse(bytes(attachment.data), content_type=attachment.media_type)
+    else:
+        response = HttpResponse(attachment.text, content_type="text/plain; charset=utf-8")
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response["Cache-Control"] = "private, max-age=86400"
+    return response

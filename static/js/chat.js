@@ -60,6 +60,7 @@
     if (placeholder) placeholder.remove();
     const question = element("article", "message user");
     question.append(element("div", "content", text));
+    if (window.BooChatAttachments) window.BooChatAttachments.sent(question);  // its files, sent in `body`
     messages.append(question);
     input.value = "";
     controller = new AbortController();
