@@ -18,6 +18,7 @@ from django.db.models import Prefetch
 from pypdf import PdfReader
 from pypdf.errors import PyPdfError
 
+from boochat import database
 from boochat.models import Attachment, Message
 from providers.capabilities import ImageSupport, image_support, known_to_take_images
 
@@ -150,6 +151,7 @@ def check_images_allowed(model_id: str, uploads: list[Upload]) -> None:
     be asked now (loading the model, which the send is about to do anyway)."""
     if not any(u.kind == Attachment.Kind.IMAGE for u in uploads):
         return
+    database.release_connection()  # the host may take a model swap to answer: hold no connection meanwhile
     support = image_support(model_id, ask_host=True, timeout=HOST_ASK_SECONDS)
     if support.accepts is not True:
         raise AttachmentError(refuse_images(model_id, support))
