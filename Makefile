@@ -7,7 +7,7 @@ PORT ?= 8000
 
 WORKERS ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: run serve test install migrate check bench system-packages clean
+.PHONY: run serve test install migrate check bench system-packages clean screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,10 @@ ROUNDS ?= 3
 BENCH_WORKERS ?= $(WORKERS)
 bench: install
 	BOOCHAT_BENCH_WORKERS=$(BENCH_WORKERS) $(BIN)/python bench/run_all.py --streams $(STREAMS) --ramp $(RAMP) --rounds $(ROUNDS)
+
+# The README's pictures (docs/screenshots/), taken by the browser suite from the fake hosts.
+screenshots: install system-packages
+	BOOCHAT_SCREENSHOTS_DIR=docs/screenshots $(BIN)/python -m pytest tests/e2e/test_screenshots.py -q -p no:randomly
 
 check: install
 	$(BIN)/python manage.py check

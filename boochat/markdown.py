@@ -1,17 +1,139 @@
-"""Answers are Markdown: rendered on the server, then sanitized (nothing from a model runs)."""
+"""Answers are Markdown: rendered on the server, then sanitized (nothing from a model runs).
+
+Code blocks are highlighted by Pygments (token classes styled by static/css/code.css) and get a
+language label and a copy button (static/js/ui.js copies); `$…$`, `$$…$$`, `\\(…\\)` and `\\[…\\]`
+become MathML, which browsers render natively; tables scroll inside their own box on a phone.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import lru_cache
+from typing import Any
 
 import nh3
+from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
+from latex2mathml.converter import convert as latex_to_mathml
 from markdown_it import MarkdownIt
+from markdown_it.token import Token
+from mdit_py_plugins.dollarmath import dollarmath_plugin
+from mdit_py_plugins.texmath import texmath_plugin
+from pygments import highlight
+from pygments.formatters import HtmlFormatter
+from pygments.lexers import get_lexer_by_name
+from pygments.token import STANDARD_TYPES
+from pygments.util import ClassNotFound
 
-# Raw HTML in the source is not passed through at all; nh3 then removes anything unsafe left.
-_markdown = MarkdownIt("commonmark", {"html": False, "linkify": False, "breaks": True}).enable(["table", "strikethrough"])
+# What the renderer below writes beyond nh3's defaults. The host's own HTML never gets here as
+# markup: markdown-it escapes it ("html": False); this list only decides what of ours survives.
+MATHML_TAGS = {"math", "mrow", "mi", "mn", "mo", "mtext", "mspace", "ms", "mfrac", "msqrt", "mroot", "msub", "msup",
+               "msubsup", "munder", "mover", "munderover", "mmultiscripts", "mprescripts", "none", "mtable", "mtr",
+               "mtd", "mstyle", "mpadded", "mphantom", "menclose", "semantics", "annotation"}
+MATHML_ATTRIBUTES = {"display", "mathvariant", "mathsize", "stretchy", "fence", "separator", "lspace", "rspace",
+                     "accent", "accentunder", "movablelimits", "largeop", "symmetric", "minsize", "maxsize", "form",
+                     "displaystyle", "scriptlevel", "columnalign", "columnspacing", "rowspacing", "columnlines",
+                     "rowlines", "frame", "width", "height", "depth", "voffset", "linethickness", "notation",
+                     "linebreak", "encoding"}
+TOKEN_CLASSES = set(STANDARD_TYPES.values()) - {""}
+_TAGS = nh3.ALLOWED_TAGS | MATHML_TAGS | {"button"}
+_ATTRIBUTES: dict[str, set[str]] = {
+    **{tag: set(attrs) for tag, attrs in nh3.ALLOWED_ATTRIBUTES.items()},
+    **{tag: MATHML_ATTRIBUTES for tag in MATHML_TAGS},
+    "button": {"type", "aria-label"},
+    "pre": {"tabindex"},
+    "div": {"tabindex", "role", "aria-label"},
+}
+_CLASSES = {
+    "div": {"code-block", "code-head", "table-wrap", "math-display"},
+    "span": TOKEN_CLASSES | {"code-lang"},
+    "button": {"copy-code"},
+    "pre": {"highlight"},
+    "code": {"math-error"},
+}
+_formatter = HtmlFormatter(nowrap=True)
+MAX_HIGHLIGHTED_CHARS = 100_000  # past this a block is shown plain: highlighting it would hold the page
+
+
+def _lexer(language: str) -> Any:
+    try:
+        return get_lexer_by_name(language) if language else None
+    except ClassNotFound:
+        return None
+
+
+def render_code(code: str, info: str) -> str:
+    """A fenced block: label, copy button, and the code highlighted when its language is known."""
+    language = info.split(maxsplit=1)[0][:40] if info.strip() else ""
+    lexer = _lexer(language) if len(code) <= MAX_HIGHLIGHTED_CHARS else None
+    body = highlight(code, lexer, _formatter) if lexer is not None else escape(code)
+    label = escape(language or "text")
+    return (f'<div class="code-block"><div class="code-head"><span class="code-lang">{label}</span>'
+            f'<button type="button" class="copy-code" aria-label="Copy {label} code">Copy</button></div>'
+            f'<pre class="highlight" tabindex="0"><code>{body}</code></pre></div>\n')
+
+
+def render_math(latex: str, *, display: bool) -> str:
+    """LaTeX as MathML; what latex2mathml cannot read is shown as the source."""
+    try:
+        mathml = latex_to_mathml(latex.strip(), display="block" if display else "inline")
+    except Exception:  # latex2mathml raises many kinds of errors on malformed input
+        mathml = f'<code class="math-error">{escape(latex)}</code>'
+    return f'<div class="math-display">{mathml}</div>\n' if display else mathml
+
+
+def _fence(self: Any, tokens: Sequence[Token], idx: int, options: Any, env: Any) -> str:
+    token = tokens[idx]
+    return render_code(token.content, token.info)
+
+
+def _code_block(self: Any, tokens: Sequence[Token], idx: int, options: Any, env: Any) -> str:
+    return render_code(tokens[idx].content, "")
+
+
+def _math_inline(self: Any, tokens: Sequence[Token], idx: int, options: Any, env: Any) -> str:
+    return render_math(tokens[idx].content, display=False)
+
+
+def _math_display(self: Any, tokens: Sequence[Token], idx: int, options: Any, env: Any) -> str:
+    return render_math(tokens[idx].content, display=True)
+
+
+def _table_open(self: Any, tokens: Sequence[Token], idx: int, options: Any, env: Any) -> str:
+    # Focusable, so a table wider than a phone can be scrolled from the keyboard too.
+    return '<div class="table-wrap" tabindex="0" role="region" aria-label="Table">' + self.renderToken(tokens, idx, options, env)
+
+
+def _table_close(self: Any, tokens: Sequence[Token], idx: int, options: Any, env: Any) -> str:
+    return self.renderToken(tokens, idx, options, env) + "</div>\n"
+
+
+def _build() -> MarkdownIt:
+    # Raw HTML in the source is not passed through at all; nh3 then removes anything unsafe left.
+    md = MarkdownIt("commonmark", {"html": False, "linkify": False, "breaks": True}).enable(["table", "strikethrough"])
+    # No digits or spaces inside the dollars: "$5 and $6" stays prices.
+    md.use(dollarmath_plugin, allow_space=False, allow_digits=False, allow_labels=False, double_inline=True)
+    md.use(texmath_plugin, delimiters="brackets")
+    md.add_render_rule("fence", _fence)
+    md.add_render_rule("code_block", _code_block)
+    for name in ("math_inline", "math_inline_double"):
+        md.add_render_rule(name, _math_display if name.endswith("double") else _math_inline)
+    for name in ("math_block", "math_block_eqno", "math_block_label"):
+        md.add_render_rule(name, _math_display)
+    md.add_render_rule("table_open", _table_open)
+    md.add_render_rule("table_close", _table_close)
+    return md
+
+
+_markdown = _build()
+
+
+def sanitize(html: str) -> str:
+    """Only the tags, attributes and classes the renderer writes; links get rel=noopener."""
+    return nh3.clean(html, tags=_TAGS, attributes=_ATTRIBUTES, allowed_classes=_CLASSES,
+                     link_rel="noopener noreferrer nofollow")
 
 
 @lru_cache(maxsize=2048)
 def render_markdown(text: str) -> SafeString:
-    return mark_safe(nh3.clean(_markdown.render(text), link_rel="noopener noreferrer nofollow"))  # noqa: S308
+    return mark_safe(sanitize(_markdown.render(text)))  # noqa: S308

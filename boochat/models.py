@@ -136,6 +136,34 @@ class Message(GeneratedText):
         return self.role == self.Role.ASSISTANT
 
 
+class Attachment(models.Model):
+    """A file sent with a question: an image (its bytes, sent as an image_url part to models that take
+    images) or a text file or PDF (its text, added to the question with its name)."""
+
+    class Kind(models.TextChoices):
+        IMAGE = "image", "Image"
+        TEXT = "text", "Text"
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="attachments")
+    kind = models.CharField(max_length=5, choices=Kind.choices)
+    name = models.CharField(max_length=255)
+    media_type = models.CharField(max_length=100, help_text="Found from the content, not from the name.")
+    size = models.PositiveIntegerField(help_text="Bytes of the file as it was sent.")
+    data = models.BinaryField(blank=True, help_text="An image's bytes.")
+    text = models.TextField(blank=True, help_text="A text file's text, or the text found in a PDF.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["message", "id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_image(self) -> bool:
+        return self.kind == self.Kind.IMAGE
+
+
 class Compaction(models.Model):
     """A summary standing in for every message up to `through_message` when talking to the model.
     The summarized messages stay in the session and on the page."""

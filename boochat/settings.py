@@ -126,6 +126,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "settings_app.context_processors.theme",
             ],
             "builtins": ["template_partials.templatetags.partials"],
             "loaders": [
@@ -278,6 +279,10 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("BOOCHAT_MAX_BODY_BYTES", 32 * 1024 * 1024
 # saved as interrupted, marked truncated, and the host's request closed. The gateway does not store
 # answers and relays them whole.
 BOOCHAT_MAX_ANSWER_BYTES = env_int("BOOCHAT_MAX_ANSWER_BYTES", 8 * 1024 * 1024)
+# Files attached to one question, and the largest image and other file (PDF, text) accepted.
+BOOCHAT_MAX_ATTACHMENTS = env_int("BOOCHAT_MAX_ATTACHMENTS", 4)
+BOOCHAT_MAX_IMAGE_BYTES = env_int("BOOCHAT_MAX_IMAGE_BYTES", 5 * 1024 * 1024)
+BOOCHAT_MAX_FILE_BYTES = env_int("BOOCHAT_MAX_FILE_BYTES", 10 * 1024 * 1024)
 # Most favorites one user keeps (the picker renders every one on each page).
 BOOCHAT_MAX_FAVORITES = env_int("BOOCHAT_MAX_FAVORITES", 500)
 # Seconds a provider's model list is served before it is refreshed (in the background).

@@ -32,6 +32,7 @@ urlpatterns = [
     path("chat/messages/<int:pk>/edit", chat_views.chat_edit, name="chat_edit"),
     path("chat/messages/<int:pk>/regenerate", chat_views.chat_regenerate, name="chat_regenerate"),
     path("chat/messages/<int:pk>/delete", chat_views.chat_delete_turn, name="chat_delete_turn"),
+    path("chat/attachments/<int:pk>", chat_views.chat_attachment, name="chat_attachment"),
     path("arena/", arena_views.arena_index, name="arena_index"),
     path("arena/new", arena_views.arena_new, name="arena_new"),
     path("arena/<int:pk>/", arena_views.arena_run, name="arena_run"),

@@ -23,7 +23,7 @@ def _managed_by_file(obj: Provider | ModelOverride | None) -> bool:
 class ModelOverrideInline(admin.TabularInline):
     model = ModelOverride
     extra = 0
-    fields = ["model", "display_name", "context_size", "hidden", "purpose", "members"]
+    fields = ["model", "display_name", "context_size", "hidden", "purpose", "accepts_images", "members"]
 
     def has_add_permission(self, request: HttpRequest, obj: Provider | None = None) -> bool:
         return not _managed_by_file(obj) and super().has_add_permission(request, obj)

@@ -10,20 +10,15 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import dataclass
-from typing import Any
 
-import httpx
 from django.core.cache import cache
 
 from providers.catalog import load_catalog
-from providers.http import sync_client
 from providers.models import ProviderKind
+from providers.props import fetch_props
 from providers.routing import Route, parse_model_ref, registry, resolve, route_for
-
-logger = logging.getLogger(__name__)
 
 # DeepSeek's /models has no sizes; these are from its API documentation.
 DEEPSEEK_CONTEXT = {"deepseek-chat": 131072, "deepseek-reasoner": 131072}
@@ -52,28 +47,12 @@ def _learned_key(model_id: str) -> str:
     return f"ctx-learned:1:{model_id}"
 
 
-def fetch_props(route: Route) -> dict[str, Any] | None:
-    """The model's llama-server `/props`, or None (the kind has none, or the host did not answer).
-    Through llama-swap this loads the model: callers ask only when it is loaded already."""
-    if route.props_url is None:
-        return None
-    try:
-        with sync_client(timeout=route.models_timeout) as client:
-            response = client.get(route.props_url, headers=route.headers)
-        props = response.json() if response.status_code == 200 else None
-    except (httpx.HTTPError, ValueError):
-        props = None
-    if not isinstance(props, dict):
-        logger.info("no props from %s", route.ref)
-        return None
-    return props
-
-
 def fetch_props_n_ctx(route: Route) -> int | None:
     """`default_generation_settings.n_ctx` from the model's llama-server, or None."""
-    settings = (fetch_props(route) or {}).get("default_generation_settings")
+    props = fetch_props(route)
+    settings = props.get("default_generation_settings") if props else None
     n_ctx = settings.get("n_ctx") if isinstance(settings, dict) else None
-    return n_ctx if isinstance(n_ctx, int) and n_ctx > 0 else None
+    return n_ctx if isinstance(n_ctx, int) and not isinstance(n_ctx, bool) and n_ctx > 0 else None
 
 
 def context_size_for(model_id: str) -> ContextSize:

@@ -236,6 +236,10 @@ class ModelOverride(models.Model):
         default=list, blank=True,
         help_text='Pools only: the composite ids this model is served by, in order ["sam-desktop/qwen3-8b", …].',
     )
+    accepts_images = models.BooleanField(
+        "takes images", null=True, blank=True,
+        help_text="Unknown: as its host says (llama-server's /props) or its kind (DeepSeek: no). Yes or no wins over both.",
+    )
 
     objects = RegistryQuerySet.as_manager()
 

@@ -160,15 +160,19 @@ class Registry:
     context_sizes: dict[tuple[str, str], int] = field(default_factory=dict)
     # (pool slug, model) -> the composite ids of its members, in order.
     pools: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
+    # (provider slug, model) -> whether it takes images, from ModelOverride rows that say.
+    accepts_images: dict[tuple[str, str], bool] = field(default_factory=dict)
 
 
 def _load_registry() -> Registry:
     providers = {p.slug: p for p in Provider.objects.all()}
     sizes = ModelOverride.objects.exclude(context_size=None).values_list("provider__slug", "model", "context_size")
     pools = ModelOverride.objects.filter(provider__kind=ProviderKind.POOL).values_list("provider__slug", "model", "members")
+    images = ModelOverride.objects.exclude(accepts_images=None).values_list("provider__slug", "model", "accepts_images")
     return Registry(providers, next((p for p in providers.values() if p.is_default), None),
-                    {(slug, model): size for slug, model, size in sizes},
-                    {(slug, model): tuple(members) for slug, model, members in pools})
+                    context_sizes={(slug, model): size for slug, model, size in sizes},
+                    pools={(slug, model): tuple(members) for slug, model, members in pools},
+                    accepts_images={(slug, model): bool(accepts) for slug, model, accepts in images})
 
 
 registry = Snapshot(_load_registry)

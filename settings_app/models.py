@@ -83,11 +83,19 @@ class Favorite(models.Model):
         return f"{self.user} ★ {self.model_id}"
 
 
+class Theme(models.TextChoices):
+    SYSTEM = "system", "As the system (light or dark)"
+    LIGHT = "light", "Light"
+    DARK = "dark", "Dark"
+
+
 class UserSettings(models.Model):
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="boochat_settings")
     default_model = models.CharField(
         max_length=330, blank=True, help_text="Composite id of the model new chats start with."
     )
+    theme = models.CharField(max_length=6, choices=Theme.choices, default=Theme.SYSTEM,
+                             help_text="Colours of every page; \"system\" follows the device's light or dark setting.")
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -96,6 +104,12 @@ class UserSettings(models.Model):
 
     def __str__(self) -> str:
         return f"Settings of {self.user}"
+
+    @classmethod
+    def theme_for(cls, user: User) -> str:
+        """The user's theme without creating their settings row (every page asks)."""
+        stored = cls.objects.filter(user=user).values_list("theme", flat=True).first()
+        return stored or Theme.SYSTEM
 
     @classmethod
     def for_user(cls, user: User) -> UserSettings:

@@ -19,7 +19,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from providers.catalog import load_catalog
 from providers.routing import RoutingError
-from settings_app.models import Favorite, TooManyFavorites, UserSettings
+from settings_app.models import Favorite, Theme, TooManyFavorites, UserSettings
 from settings_app.normalize import (
     InvalidModelIds,
     chat_model_id,
@@ -29,7 +29,7 @@ from settings_app.normalize import (
 from settings_app.picker import build_picker
 from settings_app.requests import HtmxHttpRequest
 
-SETTINGS_FIELDS = {"default_model", "favorite_models", "favorite_models_add", "favorite_models_remove"}
+SETTINGS_FIELDS = {"default_model", "favorite_models", "favorite_models_add", "favorite_models_remove", "theme"}
 
 
 def json_error(status: int, message: str, **extra: Any) -> JsonResponse:
@@ -49,10 +49,19 @@ def api_login_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpR
 
 
 def settings_payload(user: Any) -> dict[str, Any]:
+    user_settings = UserSettings.for_user(user)
     return {
-        "default_model": UserSettings.for_user(user).default_model or None,
+        "default_model": user_settings.default_model or None,
         "favorite_models": Favorite.objects.ids_for(user),
+        "theme": user_settings.theme,
     }
+
+
+def theme_error(value: object) -> str | None:
+    """Why `value` is not a theme, or None."""
+    if value in Theme.values:
+        return None
+    return f"theme: {value!r} is not one of {', '.join(Theme.values)}"
 
 
 @api_login_required
@@ -93,6 +102,10 @@ def api_settings(request: HtmxHttpRequest) -> JsonResponse:
         changes["default_model"] = ""
     if errors:
         return json_error(400, "invalid model ids: " + "; ".join(errors), errors=errors)
+    if "theme" in body:
+        if error := theme_error(body["theme"]):
+            return json_error(400, error)
+        changes["theme"] = body["theme"]
 
     try:
         with transaction.atomic():  # all of it or, past the limit, nothing
@@ -102,8 +115,8 @@ def api_settings(request: HtmxHttpRequest) -> JsonResponse:
                 Favorite.objects.add(user=user, model_id=model_id)
             for model_id in changes.get("favorite_models_remove", []):
                 Favorite.objects.remove(user=user, model_id=model_id)
-            if "default_model" in changes:
-                UserSettings.objects.update_or_create(user=user, defaults={"default_model": changes["default_model"]})
+            if fields := {name: changes[name] for name in ("default_model", "theme") if name in changes}:
+                UserSettings.objects.update_or_create(user=user, defaults=fields)
     except TooManyFavorites as exc:
         return json_error(400, str(exc))
     return JsonResponse(settings_payload(user))
@@ -166,10 +179,19 @@ def favorite_remove(request: HtmxHttpRequest) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 def settings_page(request: HtmxHttpRequest) -> TemplateResponse | HttpResponse:
-    """The user's settings: default model and favorites, including unavailable ones."""
+    """The user's settings: default model, theme, and favorites, including unavailable ones."""
     user_settings = UserSettings.for_user(request.user)
     error = None
-    if request.method == "POST":
+    status = 200
+    if request.method == "POST" and "theme" in request.POST:
+        if theme_error(request.POST["theme"]):
+            error, status = "Theme: choose light, dark or as the system.", 400
+        else:
+            user_settings.theme = request.POST["theme"]
+            user_settings.save(update_fields=["theme", "updated_at"])
+            messages.success(request, "Theme saved.")
+            return redirect("settings")
+    elif request.method == "POST":
         chosen = request.POST.get("default_model", "")
         try:
             user_settings.default_model = chat_model_id(chosen) if chosen else ""
@@ -191,6 +213,9 @@ def settings_page(request: HtmxHttpRequest) -> TemplateResponse | HttpResponse:
             "favorites": [(model_id, by_id.get(model_id)) for model_id in favorite_ids],
             "selected": user_settings.default_model,
             "error": error,
+            "themes": Theme.choices,
+            "chosen_theme": user_settings.theme,
         },
+        status=status,
     )
 

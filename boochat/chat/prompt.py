@@ -6,6 +6,7 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
+from boochat.chat.attachments import IMAGE_TOKENS, content_tokens, prompt_content
 from boochat.chat.branches import Tree
 from boochat.models import ChatSession, Compaction, Message, MessageState
 from providers.models import ProviderKind
@@ -13,8 +14,10 @@ from providers.routing import Route
 
 
 def estimate_tokens(messages: list[dict[str, Any]]) -> int:
-    """A deliberately high estimate (3 characters a token, plus template tokens per message)."""
-    return sum(math.ceil(len(str(m.get("content") or "")) / 3) + 4 for m in messages)
+    """A deliberately high estimate (3 characters a token, plus template tokens per message, plus a
+    high guess per image)."""
+    counts = [content_tokens(m.get("content")) for m in messages]
+    return sum(math.ceil(chars / 3) + 4 + images * IMAGE_TOKENS for chars, images in counts)
 
 
 def answer_reserve(n_ctx: int) -> int:
@@ -29,7 +32,8 @@ def _sendable(messages: Iterable[Message]) -> list[Message]:
 def load_tree(session: ChatSession) -> Tree:
     """Every message of the chat, as the tree of its branches (the fields the model sees)."""
     return Tree(Message.objects.filter(session=session)
-                .only("id", "session_id", "parent_id", "role", "content", "tool_calls", "reasoning", "state", "served_by"))
+                .only("id", "session_id", "parent_id", "role", "content", "tool_calls", "reasoning", "state", "served_by")
+                .prefetch_related("attachments"))
 
 
 def active_messages(session: ChatSession, branch: list[Message]) -> tuple[Compaction | None, list[Message]]:
@@ -55,6 +59,8 @@ def upstream_messages(route: Route, compaction: Compaction | None, messages: lis
         result.append({"role": "system", "content": f"Summary of the earlier conversation:\n{compaction.summary}"})
     for message in messages:
         item: dict[str, Any] = {"role": message.role, "content": message.content}
+        if message.role == Message.Role.USER and (attachments := list(message.attachments.all())):
+            item["content"] = prompt_content(message, attachments, model_id=str(route.ref))
         if message.tool_calls:
             item["tool_calls"] = message.tool_calls
             # DeepSeek's thinking mode needs its reasoning back on turns that called tools, and

@@ -4,6 +4,7 @@ conversation would not fit), the answer left to the relay."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,12 +12,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from boochat import database
+from boochat.chat.attachments import Upload, save_attachments
 from boochat.chat.branches import Tree
 from boochat.chat.compaction import learn_from_overflow, prepare_messages
 from boochat.chat.prompt import active_messages, answer_reserve, estimate_tokens, load_tree, upstream_messages
-from boochat.models import ArenaAnswer, ChatSession, Message, MessageState
+from boochat.models import ArenaAnswer, Attachment, ChatSession, Message, MessageState
 from boochat.proxy import UpstreamError, open_chat_stream
-from providers.capabilities import reasoning_for
+from providers.capabilities import image_support, reasoning_for
 from providers.context import context_size_for
 from providers.http import UpstreamResponse
 from providers.routing import Route, RoutingError, resolve
@@ -44,10 +46,12 @@ class Turn:
     answer: Message
 
 
-def _begin(session: ChatSession, tree: Tree, parent: Message | None, question: str | None, model_id: str) -> NewTurn:
-    """Save the question (unless the answer is a regenerated one) below `parent`, and its answer
-    (streaming) as the chat's shown leaf, and say what the model will see. A model that cannot be
-    routed raises RoutingError, with the answer saved as failed, saying why."""
+def _begin(session: ChatSession, tree: Tree, parent: Message | None, question: str | None, model_id: str,
+           uploads: Sequence[Upload] = (), carried: Sequence[Attachment] = ()) -> NewTurn:
+    """Save the question (unless the answer is a regenerated one) below `parent`, with its checked
+    files (`uploads`, and copies of `carried` ones), and its answer (streaming) as the chat's shown
+    leaf, and say what the model will see. A model that cannot be routed raises RoutingError, with
+    the answer saved as failed, saying why."""
     answer = Message(session=session, role=Message.Role.ASSISTANT, state=MessageState.STREAMING, model_id=model_id)
     branch = tree.path_to(parent.pk) if parent else []
     # A pool keeps the conversation on the member that served it last, while that one has it loaded.
@@ -62,6 +66,9 @@ def _begin(session: ChatSession, tree: Tree, parent: Message | None, question: s
     with transaction.atomic():
         if question is not None:
             parent = Message.objects.create(session=session, parent=parent, role=Message.Role.USER, content=question)
+            save_attachments(parent, list(uploads))
+            Attachment.objects.bulk_create(Attachment(message=parent, kind=a.kind, name=a.name, media_type=a.media_type,
+                                                      size=a.size, data=a.data, text=a.text) for a in carried)
             branch.append(parent)
         answer.parent = parent
         answer.save()
@@ -70,6 +77,8 @@ def _begin(session: ChatSession, tree: Tree, parent: Message | None, question: s
     if route is None:
         raise RoutingError(answer.error)
     compaction, history = active_messages(session, branch)
+    if any(a.is_image for m in history for a in m.attachments.all()):
+        image_support(str(route.ref))  # what known_to_take_images() reads when the prompt is built
     return NewTurn(route, context_size_for(str(route.ref)).tokens,
                    upstream_messages(route, compaction, history, system_prompt=session.system_prompt), answer,
                    wire_parameters(session.parameters, route))
@@ -93,18 +102,18 @@ def wire_parameters(parameters: dict[str, Any], route: Route) -> dict[str, Any]:
     return sent
 
 
-def begin_turn(session: ChatSession, question: str) -> NewTurn:
-    """A new question at the end of the branch the chat shows, to the chat's model."""
+def begin_turn(session: ChatSession, question: str, uploads: Sequence[Upload] = ()) -> NewTurn:
+    """A new question (with its checked files) at the end of the branch the chat shows, to the chat's model."""
     tree = load_tree(session)
     shown = tree.shown(session.shown_leaf_id)
-    return _begin(session, tree, shown[-1] if shown else None, question, session.model_id)
+    return _begin(session, tree, shown[-1] if shown else None, question, session.model_id, uploads)
 
 
 def begin_edit(session: ChatSession, edited: Message, question: str) -> NewTurn:
-    """`question` in place of `edited`: a sibling of it, so the earlier branch stays."""
+    """`question` in place of `edited`, with its files: a sibling of it, so the earlier branch stays."""
     tree = load_tree(session)
     parent = tree.by_id.get(edited.parent_id) if edited.parent_id is not None else None
-    return _begin(session, tree, parent, question, session.model_id)
+    return _begin(session, tree, parent, question, session.model_id, carried=list(edited.attachments.all()))
 
 
 def begin_regenerate(session: ChatSession, answer: Message, model_id: str) -> NewTurn:

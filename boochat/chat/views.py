@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from boochat import database
-from boochat.chat import export, imports, search
+from boochat.chat import attachments, export, imports, search
 from boochat.chat.autosave import interrupt_stale_answers
 from boochat.chat.branches import Tree
 from boochat.chat.forms import ChatSettingsForm
@@ -23,7 +23,7 @@ from boochat.chat.prompt import active_messages, estimate_tokens, load_tree, ups
 from boochat.chat.relay import relay
 from boochat.chat.titles import generate_title
 from boochat.chat.turns import NewTurn, begin_edit, begin_regenerate, begin_turn, start_turn
-from boochat.models import TITLE_MAX_LENGTH, ChatSession, Message, Preset
+from boochat.models import TITLE_MAX_LENGTH, Attachment, ChatSession, Message, Preset
 from boochat.proxy import UpstreamError, sse_response
 from providers.capabilities import Reasoning, reasoning_for
 from providers.catalog import load_catalog
@@ -107,7 +107,7 @@ def chat_session(request: HtmxHttpRequest, pk: int) -> TemplateResponse:
     `?at=<message>` shows the branch that holds that message (a search hit on an earlier branch)."""
     session = get_object_or_404(ChatSession.objects.for_user(request.user), pk=pk)
     interrupt_stale_answers(Message, session=session)
-    tree = Tree(session.messages.all())
+    tree = Tree(session.messages.prefetch_related(attachments.shown_with_messages()))
     at = tree.by_id.get(int(request.GET["at"])) if request.GET.get("at", "").isdigit() else None
     if at is not None and at not in tree.shown(session.shown_leaf_id):
         _show(session, tree.latest_leaf(at))
@@ -232,7 +232,12 @@ def _begin(request: HtmxHttpRequest, session: ChatSession, begin: Callable[[str]
 
 def _begin_send(request: HtmxHttpRequest, pk: int) -> tuple[ChatSession, NewTurn | HttpResponseBase]:
     session = get_object_or_404(ChatSession.objects.for_user(request.user), pk=pk)
-    return session, _begin(request, session, lambda content: begin_turn(session, content))
+    try:
+        uploads = attachments.read_uploads(request.FILES.getlist("attachments"))
+        attachments.check_images_allowed(session.model_id, uploads)
+    except attachments.AttachmentError as exc:
+        return session, _send_error(request, session, exc.status, f"Nothing was sent: {exc}")
+    return session, _begin(request, session, lambda content: begin_turn(session, content, uploads))
 
 
 def _begin_edit(request: HtmxHttpRequest, pk: int) -> tuple[ChatSession, NewTurn | HttpResponseBase]:
@@ -453,3 +458,17 @@ async def chat_title(request: HtmxHttpRequest, pk: int) -> HttpResponseBase:
     if not session.title:
         await generate_title(session)
     return TemplateResponse(request, "chat.html#session_title", {"session": session, "oob": True})
+
+
+@require_GET
+def chat_attachment(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    """A file attached to one of the user's questions: an image as it was sent, a text file or PDF as
+    the text the model got."""
+    attachment = get_object_or_404(Attachment, pk=pk, message__session__user=request.user)
+    if attachment.is_image:
+        response = HttpResponse(bytes(attachment.data), content_type=attachment.media_type)
+    else:
+        response = HttpResponse(attachment.text, content_type="text/plain; charset=utf-8")
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response["Cache-Control"] = "private, max-age=86400"
+    return response

@@ -61,6 +61,8 @@
     if (question) {
       const asked = element("article", "message user");
       asked.append(element("div", "content", question));
+      // The composer's files, sent in `body`, show with the question (an edit's stay on the server).
+      if (form === composer && window.BooChatAttachments) window.BooChatAttachments.sent(asked);
       conversation().append(asked);
     }
     controller = new AbortController();

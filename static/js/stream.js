@@ -13,6 +13,7 @@
   // An answer's parts: llama-swap loading status, reasoning (collapsed), content, figures.
   function answerBubble(container, id) {
     const article = element("article", "message assistant state-streaming");
+    article.setAttribute("aria-busy", "true");  // read once complete, not chunk by chunk (the saved answer replaces it)
     if (id) article.id = "message-" + id;
     const details = element("details", "reasoning");
     details.hidden = true;

@@ -43,6 +43,7 @@ class FakeModel:
     context_length: int | None = None  # set when the host's config declares it (then also meta.n_ctx)
     peer: str | None = None  # served by a llama-swap peer (listed `peer/id` since v242)
     aliases: tuple[str, ...] = ()
+    vision: bool = False  # what /props says in modalities.vision (a model started with an mmproj)
     extra: dict[str, Any] = field(default_factory=dict)  # more /v1/models fields (capabilities, ...)
     template_caps: dict[str, bool] = field(default_factory=dict)  # changes to /props' chat_template_caps
 
@@ -190,6 +191,7 @@ class FakeLlamaSwap(FakeHost):
         props["default_generation_settings"]["n_ctx"] = model.n_ctx
         props["model_alias"] = model.id
         props["chat_template_caps"].update(model.template_caps)
+        props["modalities"]["vision"] = model.vision
         return Response.json(props)
 
     def inference(self, request: RecordedRequest) -> Response | Stream:

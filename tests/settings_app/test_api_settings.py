@@ -26,7 +26,7 @@ def patch(client, body):
 def test_get_starts_empty(user_client):
     response = user_client.get(URL)
     assert response.status_code == 200
-    assert response.json() == {"default_model": None, "favorite_models": []}
+    assert response.json() == {"default_model": None, "favorite_models": [], "theme": "system"}
 
 
 def test_patch_normalizes_bare_and_legacy_ids_and_collapses_duplicates(user_client, providers):
@@ -92,7 +92,8 @@ def test_favorites_of_a_removed_provider_survive_a_round_trip(user_client, provi
 def test_unrelated_writes_never_touch_favorites(user_client, providers):
     patch(user_client, {"favorite_models": ["sam-desktop/a", "sam-desktop/b"]})
     response = patch(user_client, {"default_model": "qwen3-8b"})
-    assert response.json() == {"default_model": "sam-desktop/qwen3-8b", "favorite_models": ["sam-desktop/a", "sam-desktop/b"]}
+    assert response.json() == {"default_model": "sam-desktop/qwen3-8b", "favorite_models": ["sam-desktop/a", "sam-desktop/b"],
+                               "theme": "system"}
     assert patch(user_client, {"default_model": None}).json()["default_model"] is None
     assert user_client.get(URL).json()["favorite_models"] == ["sam-desktop/a", "sam-desktop/b"]
 
