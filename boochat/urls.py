@@ -11,6 +11,7 @@ from settings_app import views as settings_views
 urlpatterns = [
     path("", views.home, name="home"),
     path("models/", views.picker, name="picker"),
+    path("models/hosts/<slug:slug>/", views.host_models, name="host_models"),
     path("chat/", chat_views.chat_index, name="chat_index"),
     path("chat/new", chat_views.chat_new, name="chat_new"),
     path("chat/search", chat_views.chat_search, name="chat_search"),

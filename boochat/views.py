@@ -1,18 +1,24 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
+from django.contrib.auth.models import AnonymousUser, User
 from django.core.exceptions import RequestDataTooBig
 from django.db import connection
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseForbidden, JsonResponse
+from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.views import csrf, defaults
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_http_methods
 
 from boochat.models import ChatSession, Preset
+from providers import control
 from providers.catalog import load_catalog
 from providers.models import Provider
+from providers.routing import RoutingError, endpoint_for
 from settings_app.models import Favorite, UserSettings
 from settings_app.picker import build_picker
 from settings_app.requests import HtmxHttpRequest
@@ -36,9 +42,56 @@ def picker(request: HtmxHttpRequest) -> TemplateResponse:
     """Every model of every enabled provider, Favorites first, grouped by provider."""
     catalog = load_catalog()
     favorite_ids = Favorite.objects.ids_for(request.user)
-    return TemplateResponse(
-        request, "picker.html", {"picker": build_picker(catalog, favorite_ids, request.GET.get("q", ""))}
-    )
+    return TemplateResponse(request, "picker.html", {
+        "picker": build_picker(catalog, favorite_ids, request.GET.get("q", "")),
+        "may_control": may_control_models(request.user), "controlled_kinds": control.CONTROLLED_KINDS,
+    })
+
+
+def may_control_models(user: User | AnonymousUser) -> bool:
+    return user.is_staff or user.has_perm("providers.control_models")
+
+
+@require_http_methods(["GET", "POST"])
+def host_models(request: HtmxHttpRequest, slug: str) -> HttpResponse:
+    """A llama-swap or llama-server host's running models with their state; POST `action` load or
+    unload (with `model`) or unload_all. Staff, or the providers.control_models permission."""
+    if not may_control_models(request.user):
+        return HttpResponseForbidden("Loading and unloading models needs the “Can load and unload models on a "
+                                     "host” permission.", content_type="text/plain; charset=utf-8")
+    provider = get_object_or_404(Provider, slug=slug, kind__in=control.CONTROLLED_KINDS)
+    note, error = "", ""
+    try:
+        endpoint = endpoint_for(provider)
+    except RoutingError as exc:
+        return HttpResponse(f"{provider.name}: {exc}", status=409, content_type="text/plain; charset=utf-8")
+    if request.method == "POST":
+        action, model = request.POST.get("action", ""), request.POST.get("model", "").strip()
+        if action not in ("load", "unload", "unload_all") or (action != "unload_all" and not model):
+            return HttpResponse("Say what to do: action load or unload with a model, or unload_all.", status=400,
+                                content_type="text/plain; charset=utf-8")
+        try:
+            note = (control.unload_all(endpoint) if action == "unload_all"
+                    else control.load(endpoint, model) if action == "load" else control.unload(endpoint, model))
+        except control.ControlError as exc:
+            error = str(exc)
+        if not request.htmx:
+            messages.error(request, error) if error else messages.info(request, note)
+            return redirect(reverse("host_models", args=[slug]))
+    try:
+        running = control.running(endpoint)
+    except control.ControlError as exc:
+        running, error = [], error or str(exc)
+    listed = next((p.models for p in load_catalog(providers=[provider]).providers), ())
+    active = {r.model for r in running}
+    loading, pending = control.last_load(endpoint)
+    context = {
+        "provider": provider, "running": running, "note": note or loading, "error": error,
+        "idle_models": [m.model for m in listed if m.model not in active],
+        # Follow the host while something changes: a load asked for here, or a model starting or stopping.
+        "polling": pending or any(not r.settled for r in running),
+    }
+    return TemplateResponse(request, "host_models.html#panel" if request.htmx else "host_models.html", context)
 
 
 @api_login_required

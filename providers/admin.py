@@ -9,9 +9,13 @@ from django.contrib.admin.utils import flatten_fieldsets
 from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
 
+from providers import control
 from providers.catalog import UP, load_catalog
 from providers.models import ModelOverride, Provider, ProviderSource
+from providers.routing import RoutingError, endpoint_for
 from providers.sync import default_from_file
 
 
@@ -55,11 +59,11 @@ class ProviderForm(forms.ModelForm):
 @admin.register(Provider)
 class ProviderAdmin(admin.ModelAdmin):
     form = ProviderForm
-    list_display = ["slug", "name", "kind", "base_url", "sidecar_url", "enabled", "is_default", "source"]
+    list_display = ["slug", "name", "kind", "base_url", "sidecar_url", "enabled", "is_default", "source", "loaded_models"]
     list_filter = ["kind", "enabled", "source"]
     search_fields = ["slug", "name", "base_url"]
     inlines = [ModelOverrideInline]
-    actions = ["test_connection", "make_default", "enable", "disable"]
+    actions = ["test_connection", "make_default", "enable", "disable", "unload_all_models"]
     fieldsets = [
         (None, {"fields": ["slug", "name", "kind", "base_url", "sidecar_url", "api_key_env"]}),
         ("Routing", {"fields": ["enabled", "is_default"]}),
@@ -111,6 +115,23 @@ class ProviderAdmin(admin.ModelAdmin):
                 self.message_user(request, f"Provider {status.slug}: down: {status.last_error}", messages.ERROR)
         if disabled := queryset.filter(enabled=False).count():
             self.message_user(request, f"{disabled} disabled provider(s) not tested.", messages.WARNING)
+
+    @admin.display(description="Loaded models")
+    def loaded_models(self, obj: Provider) -> str:
+        if obj.kind not in control.CONTROLLED_KINDS:
+            return "—"
+        return format_html('<a href="{}">see, load, unload</a>', reverse("host_models", args=[obj.slug]))
+
+    @admin.action(description="Unload every model on the selected hosts", permissions=["control_models"])
+    def unload_all_models(self, request: HttpRequest, queryset: QuerySet[Provider]) -> None:
+        for provider in queryset.filter(kind__in=control.CONTROLLED_KINDS, enabled=True):
+            try:
+                self.message_user(request, control.unload_all(endpoint_for(provider)))
+            except (control.ControlError, RoutingError) as exc:
+                self.message_user(request, f"{provider.slug}: {exc}", messages.ERROR)
+
+    def has_control_models_permission(self, request: HttpRequest) -> bool:
+        return request.user.is_staff or request.user.has_perm("providers.control_models")
 
     @admin.action(description="Make the selected provider the default")
     def make_default(self, request: HttpRequest, queryset: QuerySet[Provider]) -> None:

@@ -189,8 +189,8 @@ async def fetch_listing(client: httpx.AsyncClient, endpoint: Endpoint) -> dict[s
     entries, skipped = parse_model_list(payload)
     total = len(payload.get("data", payload) if isinstance(payload, dict) else payload)
     if endpoint.kind == ProviderKind.LLAMA_SERVER:
-        for entry in entries:
-            entry["loaded"] = True  # a llama-server serves the one model it has loaded
+        for entry in entries:  # a llama-server serves the one model it has loaded; in router mode it says
+            entry["loaded"] = True if entry["loaded"] is None else entry["loaded"]
     elif endpoint.running_url and any(entry["loaded"] is None for entry in entries):
         # llama-swap before v236 has no `status` in /v1/models; /running says what is loaded.
         try:

@@ -77,6 +77,11 @@ class FakeLlamaSwap(FakeHost):
         # A fault from FAULTS answers every request (or only those to `fault_paths`).
         self.fault: str | None = None
         self.fault_paths: set[str] | None = None
+        # Loading through /upstream/<model>/health takes this long (shown as "starting" in /running);
+        # `refuse_control` answers the load and unload endpoints with 500.
+        self.load_seconds = 0.0
+        self.refuse_control = False
+        self.starting: set[str] = set()
         # What happens elsewhere while the host works on a request (a chat deleted meanwhile): called
         # in a thread with each request once it has arrived, and the request is answered after it.
         self.while_answering: Callable[[RecordedRequest], None] | None = None
@@ -148,12 +153,43 @@ class FakeLlamaSwap(FakeHost):
             if path == "/v1/models":
                 return Response.json({"object": "list", "data": [self.model_entry(m) for m in self.models]})
             if path == "/running":
-                return Response.json({"running": [{"model": self.listed_id(m), "state": "ready"} for m in self.models if m.loaded]})
+                return Response.json({"running": [
+                    {"model": self.listed_id(m), "state": "starting" if m.id in self.starting else "ready"}
+                    for m in self.models if m.loaded or m.id in self.starting]})
+            if path == "/unload":
+                return self.unload(None)
+            if path.startswith("/upstream/") and path.endswith("/health"):
+                return await self.load_ahead(path[len("/upstream/"):-len("/health")])
             if path.startswith("/upstream/") and path.endswith("/props"):
                 return self.props(path[len("/upstream/") : -len("/props")])
         if request.method == "POST" and path in ("/v1/chat/completions", "/v1/completions", "/v1/embeddings"):
             return self.inference(request)
+        if request.method == "POST" and path.startswith("/api/models/unload"):
+            return self.unload(path.removeprefix("/api/models/unload").removeprefix("/") or None)
         return Response(404, b"404 page not found", "text/plain; charset=utf-8")
+
+    # -- fleet control (llama-swap's /api/models/unload, /unload, /upstream/<model>/health) --------------
+    def unload(self, model_id: str | None) -> Response:
+        if self.refuse_control:
+            return Response(500, b"failed to stop process", "text/plain; charset=utf-8")
+        targets = self.models if model_id is None else [m for m in [self.find(model_id)] if m]
+        if model_id is not None and not targets:
+            return Response(404, f"model {model_id} not found".encode(), "text/plain; charset=utf-8")
+        for model in targets:
+            model.loaded = False
+        return Response(200, b"OK", "text/plain; charset=utf-8")
+
+    async def load_ahead(self, model_id: str) -> Response:
+        model = self.find(model_id)
+        if model is None:
+            return self.unknown_model(model_id)
+        if self.refuse_control:
+            return Response(502, b"upstream command exited prematurely", "text/plain; charset=utf-8")
+        self.starting.add(model.id)
+        await asyncio.sleep(self.load_seconds)
+        self.starting.discard(model.id)
+        self.load(model)
+        return Response(200, b"OK", "text/plain; charset=utf-8")
 
     def faulty(self, request: RecordedRequest) -> Response | Stream:
         """Every way a host has been seen to fail (DESIGN.md wire facts and the captures)."""
