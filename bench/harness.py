@@ -69,9 +69,11 @@ def running_app(**env: str) -> Iterator[str]:
                    "BOOCHAT_STATIC_ROOT": static_root, **env}
     subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput", "--verbosity", "0"],
                    cwd=ROOT, env=environment, check=True)  # as `make serve` does
+    # The app's log goes to a file: a pipe nobody reads would block the workers once it is full.
+    log = tempfile.TemporaryFile()
     app = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "--config", "python:boochat.gunicorn_conf", "--access-logfile", "/dev/null",
-         "boochat.asgi:application"], cwd=ROOT, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+         "boochat.asgi:application"], cwd=ROOT, env=environment, stdout=subprocess.DEVNULL, stderr=log,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -83,13 +85,15 @@ def running_app(**env: str) -> Iterator[str]:
             except httpx.HTTPError:
                 pass
             if app.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit("the app did not start: " + app.stderr.read().decode())
+                log.seek(0)
+                raise SystemExit("the app did not start: " + log.read().decode())
             time.sleep(0.2)
         running_app.pid = app.pid
         yield base
     finally:
         app.terminate()
         app.wait(10)
+        log.close()
 
 
 def fast_event_loops() -> None:
