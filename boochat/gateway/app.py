@@ -24,6 +24,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 from django.conf import settings
 from django.http.request import split_domain_port, validate_host
@@ -102,9 +103,10 @@ def _renamer(wire: str, model: str) -> Callable[[bytes], bytes] | None:
     other byte as the host sent it; None when the two are the same."""
     if not model or model == wire:
         return None
-    pattern = re.compile(rb'"model":\s*' + re.escape(json.dumps(wire).encode()))
-    named = b'"model":' + json.dumps(model).encode()
-    return lambda data: pattern.sub(named, data)
+    spellings = {json.dumps(wire).encode(), json.dumps(wire, ensure_ascii=False).encode()}  # \u-escaped or not
+    pattern = re.compile(rb'"model":\s*(?:' + b"|".join(map(re.escape, spellings)) + rb")")
+    named = b'"model":' + json.dumps(model, ensure_ascii=False).encode()
+    return lambda data: pattern.sub(lambda _: named, data)
 
 
 def json_reply(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Reply:
@@ -264,7 +266,7 @@ async def forward(endpoint: str, raw: bytes) -> Reply | StreamReply:
         route, response = await post_json(route, _URLS.get(endpoint) or (lambda r: r.api_url(endpoint)), body)
     except UpstreamError as failure:
         return _unreachable(failure)
-    served = {"X-BooChat-Served-By": str(route.ref)}
+    served = {"X-BooChat-Served-By": quote(str(route.ref), safe="/")}  # header values are Latin-1
     if response.status != 200:
         reply = _upstream_failure(route, response, await read_error_body(response))
         reply.headers.update(served)

@@ -241,3 +241,13 @@ def test_admin_checks_a_pools_members(admin_client, hosts):
         "overrides-INITIAL_FORMS": 0})
     assert address.status_code == 200 and "A pool has no address" in address.content.decode()
     assert not ChatSession.objects.exists()
+
+
+def test_a_model_id_outside_latin_1_is_named_percent_encoded(gateway, hosts):
+    with FakeLlamaSwap([FakeModel("модель", loaded=True)]) as host:
+        make_provider(slug="ru", base_url=host.url)
+        _, key = create_key(name="t")
+        response = gateway.post("/v1/chat/completions", json={"model": "ru/модель", "messages": [{"role": "user", "content": "hi"}]},
+                                headers={"Authorization": f"Bearer {key}"})
+    assert response.status_code == 200 and response.json()["model"] == "ru/модель"
+    assert response.headers["X-BooChat-Served-By"] == "ru/%D0%BC%D0%BE%D0%B4%D0%B5%D0%BB%D1%8C"
