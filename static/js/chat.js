@@ -14,11 +14,7 @@
   let controller = null;
   let stopped = false;
 
-  const { element, answerBubble, readStream, errorMessage, swapIn } = window.BooChatStream;
-
-  function messageUrl(id) {
-    return composer.dataset.messageUrl.replace(/0$/, String(id));
-  }
+  const { element, answerBubble, readStream, errorMessage } = window.BooChatStream;
 
   // The footer a saved answer has ("qwen3-8b · sam-desktop"), for an answer the host refused.
   function modelFooter() {
@@ -27,12 +23,7 @@
     return element("footer", "message-meta", slash < 0 ? id : id.slice(slash + 1) + " · " + id.slice(0, slash));
   }
 
-  async function showSaved(id) {
-    if (id) await swapIn(messageUrl(id), document.getElementById("message-" + id));
-  }
-
-  // Stopped before the host answered: the page has no answer id yet, so it takes the conversation as
-  // the server saved it (an answer still marked streaming there fetches itself again until it is not).
+  // The conversation as the server saved it.
   async function refreshMessages() {
     if (window.htmx) {
       await htmx.ajax("GET", window.location.pathname, { target: "#messages", select: "#messages", swap: "outerHTML" });
@@ -54,7 +45,7 @@
 
   // One turn: POST `form` (the composer, an edited question, or a regenerate form) and show the
   // answer as it streams. `question` is the text shown as the new question, if the turn asks one.
-  async function streamTurn(form, question, body, refreshAll) {
+  async function streamTurn(form, question, body) {
     if (controller) return;
     const placeholder = document.getElementById("no-messages");
     if (placeholder) placeholder.remove();
@@ -95,9 +86,10 @@
       send.disabled = false;
       stop.hidden = true;
       status.textContent = "";
-      // A new branch changes the ‹ › of the messages above: take the branch as the server has it.
-      if (refreshAll || (!messageId && stopped)) await refreshMessages();
-      else if (messageId) await showSaved(messageId);
+      // The saved turn replaces the streamed one: the question gets its Edit and Delete, the answer
+      // its rendering and actions, and a new branch its ‹ › (an answer still marked streaming on the
+      // server fetches itself again until it is not).
+      if (messageId || stopped) await refreshMessages();
       await maybeTitle();
       await refreshContextUsage();
     }
@@ -109,7 +101,7 @@
     if (!text || controller) return;
     const body = new FormData(composer);
     input.value = "";
-    streamTurn(composer, text, body, false);
+    streamTurn(composer, text, body);
   });
 
   // Edit-and-resend and regenerate: the message they replace, and everything after it, leave the
@@ -125,7 +117,7 @@
       while (replaced.nextElementSibling) replaced.nextElementSibling.remove();
       replaced.remove();
     }
-    streamTurn(form, question ? question.value.trim() : "", body, true);
+    streamTurn(form, question ? question.value.trim() : "", body);
   });
 
   // Copy a whole answer's Markdown.
