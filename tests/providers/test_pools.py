@@ -251,3 +251,14 @@ def test_a_model_id_outside_latin_1_is_named_percent_encoded(gateway, hosts):
                                 headers={"Authorization": f"Bearer {key}"})
     assert response.status_code == 200 and response.json()["model"] == "ru/модель"
     assert response.headers["X-BooChat-Served-By"] == "ru/%D0%BC%D0%BE%D0%B4%D0%B5%D0%BB%D1%8C"
+
+
+def test_a_pool_as_task_model_writes_titles_on_its_loaded_member(user_client, fleet, settings):
+    settings.BOOCHAT_TASK_MODEL = "fleet/qwen3-8b"
+    fleet["embedding"].models[0].loaded = True  # the pool's loaded member; sam-desktop's is not
+    fresh_lists()
+    chat = new_session(user_client, "sam-desktop/qwen3-30b")
+    send(user_client, chat, "hi")
+    (title,) = chat_requests(fleet["embedding"])
+    assert title["stream"] is False and title["model"] == "qwen3-8b"
+    assert [r["model"] for r in chat_requests(fleet["sam-desktop"])] == ["qwen3-30b"]  # no swap for the title
