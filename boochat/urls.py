@@ -4,6 +4,7 @@ from django.urls import path
 
 from boochat import views
 from boochat.arena import views as arena_views
+from boochat.chat import library_views
 from boochat.chat import views as chat_views
 from boochat.gateway import views as gateway_views
 from settings_app import views as settings_views
@@ -12,22 +13,22 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("models/", views.picker, name="picker"),
     path("models/hosts/<slug:slug>/", views.host_models, name="host_models"),
-    path("chat/", chat_views.chat_index, name="chat_index"),
-    path("chat/new", chat_views.chat_new, name="chat_new"),
-    path("chat/search", chat_views.chat_search, name="chat_search"),
+    path("chat/", library_views.chat_index, name="chat_index"),
+    path("chat/new", library_views.chat_new, name="chat_new"),
+    path("chat/search", library_views.chat_search, name="chat_search"),
     path("chat/<int:pk>/", chat_views.chat_session, name="chat_session"),
     path("chat/<int:pk>/model", chat_views.chat_set_model, name="chat_set_model"),
     path("chat/<int:pk>/send", chat_views.chat_send, name="chat_send"),
     path("chat/<int:pk>/title", chat_views.chat_title, name="chat_title"),
-    path("chat/<int:pk>/rename", chat_views.chat_rename, name="chat_rename"),
-    path("chat/<int:pk>/pin", chat_views.chat_pin, name="chat_pin"),
+    path("chat/<int:pk>/rename", library_views.chat_rename, name="chat_rename"),
+    path("chat/<int:pk>/pin", library_views.chat_pin, name="chat_pin"),
     path("chat/<int:pk>/settings", chat_views.chat_settings, name="chat_settings"),
-    path("chat/<int:pk>/delete", chat_views.chat_delete, name="chat_delete"),
-    path("chat/<int:pk>.md", chat_views.chat_export, {"extension": "md"}, name="chat_export_md"),
-    path("chat/<int:pk>.json", chat_views.chat_export, {"extension": "json"}, name="chat_export_json"),
-    path("chat/export.json", chat_views.chat_export_all, name="chat_export_all"),
-    path("chat/import", chat_views.chat_import, name="chat_import"),
-    path("chat/presets/", chat_views.presets, name="presets"),
+    path("chat/<int:pk>/delete", library_views.chat_delete, name="chat_delete"),
+    path("chat/<int:pk>.md", library_views.chat_export, {"extension": "md"}, name="chat_export_md"),
+    path("chat/<int:pk>.json", library_views.chat_export, {"extension": "json"}, name="chat_export_json"),
+    path("chat/export.json", library_views.chat_export_all, name="chat_export_all"),
+    path("chat/import", library_views.chat_import, name="chat_import"),
+    path("chat/presets/", library_views.presets, name="presets"),
     path("chat/<int:pk>/branch", chat_views.chat_branch, name="chat_branch"),
     path("chat/messages/<int:pk>", chat_views.chat_message, name="chat_message"),
     path("chat/messages/<int:pk>/edit", chat_views.chat_edit, name="chat_edit"),

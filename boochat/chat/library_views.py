@@ -1,0 +1,168 @@
+"""The list of a user's chats and what is done to whole chats: start, search, rename, pin, delete,
+export and import; and the user's presets."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import messages
+from django.core.paginator import Page, Paginator
+from django.http import HttpResponse, HttpResponseBase, JsonResponse
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from boochat.chat import export, imports, search
+from boochat.chat.branches import Tree
+from boochat.models import TITLE_MAX_LENGTH, ChatSession, Preset
+from providers.catalog import load_catalog
+from providers.routing import RoutingError
+from settings_app.models import Favorite, UserSettings
+from settings_app.normalize import chat_model_id
+from settings_app.picker import build_picker
+from settings_app.requests import HtmxHttpRequest
+
+CHATS_PER_PAGE = 50
+
+
+def chat_list(request: HtmxHttpRequest) -> Page[ChatSession]:
+    """One page of the user's chats (`?page=`), pinned first, then the latest."""
+    chats = ChatSession.objects.for_user(request.user).only("id", "title", "model_id", "updated_at", "pinned")
+    return Paginator(chats, CHATS_PER_PAGE).get_page(request.GET.get("page"))
+
+
+@require_GET
+def chat_index(request: HtmxHttpRequest) -> TemplateResponse:
+    """The chat start page: past sessions and a form to start a new one."""
+    picker = build_picker(load_catalog(), Favorite.objects.ids_for(request.user), chat=True)
+    # "Chat with this" on /models/ links here with the model chosen.
+    chosen = request.GET.get("model") or UserSettings.for_user(request.user).default_model
+    return TemplateResponse(request, "chat.html", {"sessions": chat_list(request), "session": None,
+                                                   "picker": picker, "selected": chosen,
+                                                   "presets": Preset.objects.filter(user=request.user).exclude(name="")})
+
+
+@require_POST
+def chat_new(request: HtmxHttpRequest) -> HttpResponseBase:
+    """Start a session with the posted model (or the user's default, or the first favorite), from the
+    chosen preset's prompt and parameters, else from the model's saved defaults."""
+    chosen = request.POST.get("model_id") or UserSettings.for_user(request.user).default_model
+    if not chosen:
+        chosen = next(iter(Favorite.objects.ids_for(request.user)), "")
+    if not chosen:
+        chosen = next((m.id for m in load_catalog().models), "")
+    presets = Preset.objects.filter(user=request.user)
+    try:
+        model_id = chat_model_id(chosen)
+        preset_id = request.POST.get("preset", "")
+        preset = presets.exclude(name="").filter(pk=preset_id).first() if preset_id.isdigit() else None
+        if preset_id and preset is None:
+            raise ValueError("that preset does not exist (deleted meanwhile?)")
+    except (RoutingError, ValueError) as exc:
+        messages.error(request, f"Cannot start a chat: {exc}")
+        return redirect("chat_index")
+    preset = preset or presets.filter(for_model=model_id).first()
+    session = ChatSession.objects.create(user=request.user, model_id=model_id,
+                                         system_prompt=preset.system_prompt if preset else "",
+                                         parameters=preset.parameters if preset else {})
+    return redirect(session)
+
+
+@require_POST
+def chat_rename(request: HtmxHttpRequest, pk: int) -> HttpResponseBase:
+    """Rename a chat; htmx gets the title (and the list's link) back, a plain form the chat page."""
+    session = get_object_or_404(ChatSession.objects.for_user(request.user), pk=pk)
+    title = " ".join(request.POST.get("title", "").split())
+    error = ("The title is empty." if not title else
+             f"The title is longer than {TITLE_MAX_LENGTH} characters." if len(title) > TITLE_MAX_LENGTH else "")
+    if not error:
+        session.title = title
+        ChatSession.objects.filter(pk=session.pk).update(title=title, title_claimed_at=timezone.now())
+    if request.htmx:
+        return TemplateResponse(request, "chat.html#session_title", {"session": session, "oob": True, "error": error})
+    if error:
+        messages.error(request, error)
+    return redirect(session)
+
+
+@require_http_methods(["GET", "POST"])
+def presets(request: HtmxHttpRequest) -> HttpResponseBase:
+    """The user's presets and model defaults (they are made from a chat's panel); POST `delete` removes one."""
+    mine = Preset.objects.filter(user=request.user)
+    if request.method == "POST":
+        deleted, _ = mine.filter(pk=request.POST.get("delete", "")).delete() if request.POST.get("delete", "").isdigit() else (0, {})
+        if not deleted:
+            messages.error(request, "No such preset (deleted already?).")
+        return redirect("presets")
+    return TemplateResponse(request, "presets.html", {"presets": mine})
+
+
+@require_POST
+def chat_pin(request: HtmxHttpRequest, pk: int) -> HttpResponseBase:
+    """Pin (`pinned=1`) or unpin a chat: pinned chats head the list."""
+    session = get_object_or_404(ChatSession.objects.for_user(request.user), pk=pk)
+    ChatSession.objects.filter(pk=session.pk).update(pinned=request.POST.get("pinned") == "1")
+    return redirect(session)
+
+
+@require_http_methods(["GET", "POST"])
+def chat_delete(request: HtmxHttpRequest, pk: int) -> HttpResponseBase:
+    """Ask, then delete a chat with all its messages; an answer still streaming for it stops."""
+    session = get_object_or_404(ChatSession.objects.for_user(request.user), pk=pk)
+    if request.method == "GET":
+        return TemplateResponse(request, "chat_delete.html", {"session": session})
+    session.delete()
+    messages.success(request, f"Deleted “{session}”.")
+    return redirect("chat_index")
+
+
+@require_GET
+def chat_search(request: HtmxHttpRequest) -> TemplateResponse:
+    """Chats whose title or messages match `q`; each hit opens the chat at its message."""
+    query = request.GET.get("q", "").strip()[:200]
+    return TemplateResponse(request, "chat_search.html", {"query": query, "hits": search.search_chats(request.user, query),
+                                                         "sessions": chat_list(request)})
+
+
+@require_GET
+def chat_export(request: HtmxHttpRequest, pk: int, extension: str) -> HttpResponseBase:
+    """One chat as a Markdown or JSON file."""
+    session = get_object_or_404(ChatSession.objects.for_user(request.user), pk=pk)
+    tree = Tree(session.messages.all())
+    if extension == "md":
+        response: HttpResponseBase = HttpResponse(export.chat_as_markdown(session, tree.shown(session.shown_leaf_id)),
+                                                  content_type="text/markdown; charset=utf-8")
+    else:
+        response = JsonResponse(export.chat_as_json(session, list(tree.by_id.values())), json_dumps_params={"indent": 2, "ensure_ascii": False})
+    response["Content-Disposition"] = f'attachment; filename="{export.filename(session, extension)}"'
+    return response
+
+
+@require_POST
+def chat_import(request: HtmxHttpRequest) -> HttpResponseBase:
+    """Import the chats of an export file (BooChat, Open WebUI, ChatGPT): all of them, or none."""
+    upload = request.FILES.get("file")
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    try:
+        if upload is None:
+            raise imports.BadExport("Choose an export file to import.")
+        if upload.size is not None and upload.size > limit:
+            raise imports.BadExport(f"The file is larger than {limit} bytes (BOOCHAT_MAX_BODY_BYTES).")
+        report = imports.import_chats(request.user, imports.read_export(upload.read()))
+    except imports.BadExport as exc:
+        messages.error(request, f"Nothing was imported: {exc}")
+        return redirect("chat_index")
+    mapped = ", ".join(f"{name} → {composite}" for name, composite in sorted(report.mapped.items()))
+    unknown = ", ".join(sorted(report.unknown))
+    messages.success(request, f"Imported {report.chats} chat{'s' if report.chats != 1 else ''} with {report.messages} "
+                              f"messages." + (f" Models found: {mapped}." if mapped else "")
+                              + (f" Kept as text (no host serves them): {unknown}." if unknown else ""))
+    return redirect("chat_index")
+
+
+@require_GET
+def chat_export_all(request: HtmxHttpRequest) -> JsonResponse:
+    """All of the user's chats as one JSON file."""
+    response = JsonResponse(export.all_chats_as_json(request.user), json_dumps_params={"indent": 2, "ensure_ascii": False})
+    response["Content-Disposition"] = 'attachment; filename="boochat-chats.json"'
+    return response
