@@ -42,10 +42,10 @@ class Tree:
         return message
 
     def shown(self, leaf_id: int | None) -> list[Message]:
-        """The branch a chat shows: down to its shown leaf, else the newest branch of the newest first message."""
+        """The branch a chat shows: down to the leaf chosen with ‹ ›, else down to its newest message
+        (the end of the branch the last send, edit or regenerate made)."""
         if leaf_id not in self.by_id:
-            roots = self.children.get(None)
-            leaf_id = self.latest_leaf(roots[-1]).pk if roots else None
+            leaf_id = max(self.by_id, default=None)
         return self.path_to(leaf_id)
 
     def siblings(self, message: Message) -> Siblings:

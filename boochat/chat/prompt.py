@@ -6,6 +6,8 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
+from django.db.models import prefetch_related_objects
+
 from boochat.chat.attachments import IMAGE_TOKENS, content_tokens, prompt_content
 from boochat.chat.branches import Tree
 from boochat.models import ChatSession, Compaction, Message, MessageState
@@ -32,8 +34,7 @@ def _sendable(messages: Iterable[Message]) -> list[Message]:
 def load_tree(session: ChatSession) -> Tree:
     """Every message of the chat, as the tree of its branches (the fields the model sees)."""
     return Tree(Message.objects.filter(session=session)
-                .only("id", "session_id", "parent_id", "role", "content", "tool_calls", "reasoning", "state", "served_by")
-                .prefetch_related("attachments"))
+                .only("id", "session_id", "parent_id", "role", "content", "tool_calls", "reasoning", "state", "served_by"))
 
 
 def active_messages(session: ChatSession, branch: list[Message]) -> tuple[Compaction | None, list[Message]]:
@@ -42,8 +43,9 @@ def active_messages(session: ChatSession, branch: list[Message]) -> tuple[Compac
     compaction = next((c for c in session.compactions.order_by("-through_message_id")
                        if c.through_message_id in on_branch), None)
     through = compaction.through_message_id if compaction else 0
-    return compaction, _sendable(m for m in branch if m.pk > through
-                                 and m.state not in (MessageState.FAILED, MessageState.STREAMING))
+    active = _sendable(m for m in branch if m.pk > through and m.state not in (MessageState.FAILED, MessageState.STREAMING))
+    prefetch_related_objects([m for m in active if m.role == Message.Role.USER], "attachments")  # one query
+    return compaction, active
 
 
 def active_messages_to(session: ChatSession, leaf_id: int) -> tuple[Compaction | None, list[Message]]:

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
-from django.utils import timezone
 
 from boochat import database
 from boochat.chat.attachments import Upload, save_attachments
@@ -49,9 +48,9 @@ class Turn:
 def _begin(session: ChatSession, tree: Tree, parent: Message | None, question: str | None, model_id: str,
            uploads: Sequence[Upload] = (), carried: Sequence[Attachment] = ()) -> NewTurn:
     """Save the question (unless the answer is a regenerated one) below `parent`, with its checked
-    files (`uploads`, and copies of `carried` ones), and its answer (streaming) as the chat's shown
-    leaf, and say what the model will see. A model that cannot be routed raises RoutingError, with
-    the answer saved as failed, saying why."""
+    files (`uploads`, and copies of `carried` ones), and its answer (streaming), the chat's newest
+    message and so the end of the branch it shows; and say what the model will see. A model that
+    cannot be routed raises RoutingError, with the answer saved as failed, saying why."""
     answer = Message(session=session, role=Message.Role.ASSISTANT, state=MessageState.STREAMING, model_id=model_id)
     branch = tree.path_to(parent.pk) if parent else []
     # A pool keeps the conversation on the member that served it last, while that one has it loaded.
@@ -63,21 +62,26 @@ def _begin(session: ChatSession, tree: Tree, parent: Message | None, question: s
         served_by(answer, route)
     except RoutingError as exc:
         answer.state, answer.error = MessageState.FAILED, str(exc)
-    with transaction.atomic():
-        if question is not None:
-            parent = Message.objects.create(session=session, parent=parent, role=Message.Role.USER, content=question)
-            save_attachments(parent, list(uploads))
-            Attachment.objects.bulk_create(Attachment(message=parent, kind=a.kind, name=a.name, media_type=a.media_type,
-                                                      size=a.size, data=a.data, text=a.text) for a in carried)
-            branch.append(parent)
-        answer.parent = parent
-        answer.save()
-        ChatSession.objects.filter(pk=session.pk).update(shown_leaf=answer, updated_at=timezone.now())
-    session.shown_leaf_id = answer.pk
+    # Each row in its own statement, not one transaction: on SQLite a transaction holds the only write
+    # lock while its thread waits for the GIL between statements, which a burst of sends queues behind
+    # (docs/performance.md). A question whose answer could not be saved reads as a failed send.
+    if question is not None:
+        parent = Message.objects.create(session=session, parent=parent, role=Message.Role.USER, content=question)
+        if uploads or carried:
+            with transaction.atomic():
+                save_attachments(parent, list(uploads))
+                Attachment.objects.bulk_create(Attachment(message=parent, kind=a.kind, name=a.name, media_type=a.media_type,
+                                                          size=a.size, data=a.data, text=a.text) for a in carried)
+        branch.append(parent)
+    answer.parent = parent
+    answer.save()
+    if session.shown_leaf_id is not None:  # a branch chosen with ‹ ›: the newest message is shown again
+        ChatSession.objects.filter(pk=session.pk).update(shown_leaf=None)
+        session.shown_leaf_id = None
     if route is None:
         raise RoutingError(answer.error)
     compaction, history = active_messages(session, branch)
-    if any(a.is_image for m in history for a in m.attachments.all()):
+    if any(a.is_image for m in history if m.role == Message.Role.USER for a in m.attachments.all()):
         image_support(str(route.ref))  # what known_to_take_images() reads when the prompt is built
     return NewTurn(route, context_size_for(str(route.ref)).tokens,
                    upstream_messages(route, compaction, history, system_prompt=session.system_prompt), answer,

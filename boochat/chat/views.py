@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from django.contrib import messages
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, OperationalError, transaction
 from django.http import HttpResponse, HttpResponseBase, JsonResponse
 from django.shortcuts import aget_object_or_404, get_object_or_404, redirect
 from django.template.response import TemplateResponse
@@ -181,6 +181,10 @@ def _begin(request: HtmxHttpRequest, session: ChatSession, begin: Callable[[str]
         return _send_error(request, session, 400, str(exc))
     except IntegrityError:  # the chat, or the message the turn follows, was deleted a moment ago
         return _send_error(request, session, 404, "This chat or message was deleted.")
+    except OperationalError:  # SQLite's write lock not had within its timeout: too many sends at once
+        return _send_error(request, session, 503, "BooChat could not save the message just now (its database is busy): "
+                                                  "send it again.",
+                           **{"Retry-After": "5"})
 
 
 def _begin_send(request: HtmxHttpRequest, pk: int) -> tuple[ChatSession, NewTurn | HttpResponseBase]:

@@ -9,7 +9,8 @@ from django.urls import reverse
 
 from boochat.management.commands.code_css import code_css
 from boochat.markdown import render_markdown
-from boochat.models import ChatSession, Message
+from boochat.models import ChatSession
+from tests.factories import add_message
 
 HOSTILE = '<img src=x onerror="alert(1)"><script>alert(2)</script>'
 
@@ -67,7 +68,7 @@ def test_the_code_stylesheet_is_the_one_code_css_makes():
 @pytest.mark.django_db
 def test_the_chat_page_shows_the_rendered_answer(user_client, django_user_model):
     chat = ChatSession.objects.create(user=django_user_model.objects.get(username="alice"), model_id="x/y")
-    Message.objects.create(session=chat, role="assistant", content=f"```js\nlet a = 1;\n```\n\n$a^2$ {HOSTILE}")
+    add_message(session=chat, role="assistant", content=f"```js\nlet a = 1;\n```\n\n$a^2$ {HOSTILE}")
     body = user_client.get(reverse("chat_session", args=[chat.pk])).content.decode()
     assert '<span class="kd">let</span>' in body and "<msup><mi>a</mi><mn>2</mn></msup>" in body
     assert "<script>alert" not in body and "&lt;img src=x" in body

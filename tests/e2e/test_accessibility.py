@@ -7,8 +7,9 @@ import pytest
 from django.contrib.auth.models import User
 from playwright.sync_api import expect
 
-from boochat.models import ArenaAnswer, ArenaRun, ChatSession, Message
+from boochat.models import ArenaAnswer, ArenaRun, ChatSession
 from settings_app.models import Favorite
+from tests.factories import add_message
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -30,8 +31,8 @@ def site(hosts):
     alice = User.objects.get(username="alice")
     Favorite.objects.add(user=alice, model_id="sam-desktop/qwen3-30b")
     chat = ChatSession.objects.create(user=alice, model_id="sam-desktop/qwen3-8b", title="Paths")
-    Message.objects.create(session=chat, role="user", content="Where am I?")
-    Message.objects.create(session=chat, role="assistant", content=ANSWER, reasoning="Think.", provider="sam-desktop",
+    add_message(session=chat, role="user", content="Where am I?")
+    add_message(session=chat, role="assistant", content=ANSWER, reasoning="Think.", provider="sam-desktop",
                            wire_model="qwen3-8b", model_id="sam-desktop/qwen3-8b", tokens_per_second=42.0)
     run = ArenaRun.objects.create(user=alice, prompt="Compare", analyzer_model_id="sam-desktop/qwen3-8b",
                                   analysis="Same.", analysis_state="complete")

@@ -4,7 +4,8 @@ import pytest
 from django.contrib.auth.models import User
 from playwright.sync_api import expect
 
-from boochat.models import ChatSession, Message
+from boochat.models import ChatSession
+from tests.factories import add_message
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -15,8 +16,8 @@ def test_code_is_highlighted_and_copies_and_maths_is_mathml(logged_in_page, live
     page = logged_in_page
     page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server.url)
     chat = ChatSession.objects.create(user=User.objects.get(username="alice"), model_id="sam-desktop/qwen3-8b")
-    Message.objects.create(session=chat, role="user", content="Area of a circle?")
-    Message.objects.create(session=chat, role="assistant", content=ANSWER)
+    add_message(session=chat, role="user", content="Area of a circle?")
+    add_message(session=chat, role="assistant", content=ANSWER)
     page.goto(f"{live_server.url}{chat.get_absolute_url()}")
 
     block = page.locator(".code-block")

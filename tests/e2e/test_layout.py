@@ -5,8 +5,9 @@ import pytest
 from django.contrib.auth.models import User
 from playwright.sync_api import expect
 
-from boochat.models import ArenaAnswer, ArenaRun, ChatSession, Message
+from boochat.models import ArenaAnswer, ArenaRun, ChatSession
 from settings_app.models import Favorite
+from tests.factories import add_message
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -31,8 +32,8 @@ def pages(hosts, django_user_model):
     chat = ChatSession.objects.create(user=alice, model_id="sam-desktop/box2/gpt-oss-20b",
                                       title="A chat with a rather long title about many things")
     for n in range(6):
-        Message.objects.create(session=chat, role="user", content=f"Question {n} " + "word " * 30)
-        Message.objects.create(session=chat, role="assistant", content=LONG_ANSWER, provider="sam-desktop",
+        add_message(session=chat, role="user", content=f"Question {n} " + "word " * 30)
+        add_message(session=chat, role="assistant", content=LONG_ANSWER, provider="sam-desktop",
                                wire_model="box2/gpt-oss-20b", model_id="sam-desktop/box2/gpt-oss-20b")
     run = ArenaRun.objects.create(user=alice, prompt="Compare " * 20, analyzer_model_id="sam-desktop/qwen3-8b",
                                   analysis="Both fine.", analysis_state="complete")

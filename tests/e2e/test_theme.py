@@ -4,7 +4,8 @@ import pytest
 from django.contrib.auth.models import User
 from playwright.sync_api import expect
 
-from boochat.models import ChatSession, Message
+from boochat.models import ChatSession
+from tests.factories import add_message
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -22,7 +23,7 @@ def keyword_colour(page):
 def test_pages_follow_the_system_and_the_users_choice_wins(logged_in_page, live_server):
     page = logged_in_page
     chat = ChatSession.objects.create(user=User.objects.get(username="alice"), model_id="sam-desktop/qwen3-8b")
-    Message.objects.create(session=chat, role="assistant", content="```python\nimport os\n```")
+    add_message(session=chat, role="assistant", content="```python\nimport os\n```")
     url = f"{live_server.url}{chat.get_absolute_url()}"
 
     page.emulate_media(color_scheme="light")

@@ -6,6 +6,7 @@ import pytest
 from django.urls import reverse
 
 from settings_app.models import UserSettings
+from tests.factories import add_message
 
 pytestmark = pytest.mark.django_db
 
@@ -52,10 +53,10 @@ def test_fragments_do_not_read_the_theme(user_client, django_user_model):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from boochat.models import ChatSession, Message
+    from boochat.models import ChatSession
 
     chat = ChatSession.objects.create(user=django_user_model.objects.get(username="alice"), model_id="x/y")
-    message = Message.objects.create(session=chat, role="assistant", content="hi")
+    message = add_message(session=chat, role="assistant", content="hi")
     user_client.get(reverse("chat_message", args=[message.pk]))  # warm the session and the user
     with CaptureQueriesContext(connection) as captured:
         user_client.get(reverse("chat_message", args=[message.pk]))
