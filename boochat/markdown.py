@@ -14,7 +14,6 @@ from typing import Any
 import nh3
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
-from latex2mathml.converter import convert as latex_to_mathml
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 from mdit_py_plugins.dollarmath import dollarmath_plugin
@@ -75,6 +74,9 @@ def render_code(code: str, info: str) -> str:
 
 def render_math(latex: str, *, display: bool) -> str:
     """LaTeX as MathML; what latex2mathml cannot read is shown as the source."""
+    # Imported at the first formula: latex2mathml takes 11 MB in each worker that loads it.
+    from latex2mathml.converter import convert as latex_to_mathml
+
     try:
         mathml = latex_to_mathml(latex.strip(), display="block" if display else "inline")
     except Exception:  # latex2mathml raises many kinds of errors on malformed input

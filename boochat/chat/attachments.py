@@ -15,8 +15,6 @@ from typing import Any
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db.models import Prefetch
-from pypdf import PdfReader
-from pypdf.errors import PyPdfError
 
 from boochat import database
 from boochat.models import Attachment, Message
@@ -70,6 +68,10 @@ def _display_name(name: str | None) -> str:
 
 def pdf_text(name: str, data: bytes) -> str:
     """The text of every page of a PDF, or AttachmentError saying why there is none."""
+    # Imported here: pypdf takes 14 MB in each worker that loads it, and few ever read a PDF.
+    from pypdf import PdfReader
+    from pypdf.errors import PyPdfError
+
     try:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted and not reader.decrypt(""):
