@@ -75,8 +75,11 @@ def host_models(request: HtmxHttpRequest, slug: str) -> HttpResponse:
                     else control.load(endpoint, model) if action == "load" else control.unload(endpoint, model))
         except control.ControlError as exc:
             error = str(exc)
-        if not request.htmx:
-            messages.error(request, error) if error else messages.info(request, note)
+        if not request.htmx:  # a plain form: the page again, with what the host said
+            if error:
+                messages.error(request, error)
+            else:
+                messages.info(request, note)
             return redirect(reverse("host_models", args=[slug]))
     try:
         running = control.running(endpoint)
