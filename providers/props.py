@@ -16,6 +16,11 @@ from providers.routing import Route
 logger = logging.getLogger(__name__)
 
 _VISION_SECONDS = 7 * 24 * 3600
+_PROPS_SECONDS = 60  # a model reloaded with other settings is read again within a minute
+
+
+def _props_key(route: Route) -> str:
+    return f"props:1:{route.ref}:{route.props_url}"
 
 
 def vision_key(model_id: str) -> str:
@@ -27,6 +32,10 @@ def fetch_props(route: Route, *, timeout: float | None = None) -> dict[str, Any]
     llama-swap this loads the model: callers ask only when it is loaded or about to be used."""
     if route.props_url is None:
         return None
+    # One request serves the context size, image support and reasoning controls read together (a
+    # chat page asks for all of them at once).
+    if (answered := cache.get(_props_key(route))) is not None:
+        return answered
     try:
         with sync_client(timeout=timeout or route.models_timeout) as client:
             response = client.get(route.props_url, headers=route.headers)
@@ -40,4 +49,5 @@ def fetch_props(route: Route, *, timeout: float | None = None) -> dict[str, Any]
     vision = modalities.get("vision") if isinstance(modalities, dict) else None
     if isinstance(vision, bool):
         cache.set(vision_key(str(route.ref)), vision, timeout=_VISION_SECONDS)
+    cache.set(_props_key(route), props, timeout=_PROPS_SECONDS)
     return props

@@ -151,3 +151,15 @@ def test_presets_are_private(user_client, client, django_user_model):
     assert "Secret" not in user_client.get(reverse("presets")).content.decode()
     user_client.post(reverse("presets"), {"delete": theirs.pk})
     assert Preset.objects.filter(pk=theirs.pk).exists()
+
+
+def test_one_props_request_serves_the_context_size_and_the_reasoning_controls(user_client, hosts):
+    from tests.factories import make_provider
+    from tests.fakes.llama_swap import FakeLlamaSwap, FakeModel
+
+    with FakeLlamaSwap([FakeModel("gemma-3-4b", loaded=True, n_ctx=3072)]) as box:
+        make_provider(slug="box", base_url=box.url)
+        chat = new_session(user_client, "box/gemma-3-4b", title="t")
+        page = user_client.get(chat.get_absolute_url())
+        assert page.context_data["usage"]["available"] == 3072 and "thinking" in page.context_data["settings_form"].fields
+        assert len(box.requests_to("/upstream/gemma-3-4b/props")) == 1
