@@ -287,6 +287,8 @@ BOOCHAT_MAX_FILE_BYTES = env_int("BOOCHAT_MAX_FILE_BYTES", 10 * 1024 * 1024)
 BOOCHAT_MAX_FAVORITES = env_int("BOOCHAT_MAX_FAVORITES", 500)
 # Seconds a provider's model list is served before it is refreshed (in the background).
 BOOCHAT_CATALOG_TTL = env_int("BOOCHAT_CATALOG_TTL", 15)
+# Model loads waiting or under way on one llama-swap host; past it a load is refused (503).
+BOOCHAT_MAX_WAITING_LOADS = env_int("BOOCHAT_MAX_WAITING_LOADS", 4)
 
 LOGGING = {
     "version": 1,

@@ -69,6 +69,7 @@ class ProviderStatus:
     checked_at: datetime | None
     last_error: str | None
     models: tuple[CatalogModel, ...]
+    router: bool = False  # a llama-server in router mode (it loads and unloads models)
 
 
 @dataclass(frozen=True)
@@ -187,10 +188,14 @@ async def fetch_listing(client: httpx.AsyncClient, endpoint: Endpoint) -> dict[s
     started = time.monotonic()
     payload = await _get_json(client, endpoint.api_url("models"), endpoint)
     entries, skipped = parse_model_list(payload)
-    total = len(payload.get("data", payload) if isinstance(payload, dict) else payload)
+    data = payload.get("data", payload) if isinstance(payload, dict) else payload
+    total = len(data)
+    # Only a llama-server in router mode gives each model a status; a single-model one serves the one it has.
+    router = endpoint.kind == ProviderKind.LLAMA_SERVER and any(
+        isinstance(item, dict) and isinstance(item.get("status"), dict) for item in data)
     if endpoint.kind == ProviderKind.LLAMA_SERVER:
-        for entry in entries:  # a llama-server serves the one model it has loaded; in router mode it says
-            entry["loaded"] = True if entry["loaded"] is None else entry["loaded"]
+        for entry in entries:  # loading and sleeping router models are not ready to answer
+            entry["loaded"] = entry["loaded"] is True if router else True
     elif endpoint.running_url and any(entry["loaded"] is None for entry in entries):
         # llama-swap before v236 has no `status` in /v1/models; /running says what is loaded.
         try:
@@ -209,6 +214,7 @@ async def fetch_listing(client: httpx.AsyncClient, endpoint: Endpoint) -> dict[s
         "latency_ms": latency_ms,
         "state": SLOW if latency_ms > endpoint.models_timeout * 500 else UP,
         "error": _listing_note(skipped, total),
+        "router": router,
     }
 
 
@@ -247,6 +253,7 @@ async def _refresh_one(client: httpx.AsyncClient, endpoint: Endpoint, previous: 
             "latency_ms": None,
             "state": DOWN,
             "error": error,
+            "router": kept.get("router", False),
         }
 
 
@@ -329,6 +336,7 @@ def _status(provider: Provider, entry: dict[str, Any], overrides: dict[str, Mode
         checked_at=_timestamp(entry.get("checked_at")),
         last_error=entry.get("error"),
         models=tuple(models),
+        router=bool(entry.get("router")),
     )
 
 
