@@ -243,7 +243,7 @@ def load(endpoint: Endpoint, model: str) -> str:
     waiting = [m for m, claimed in cache.get_many([_key(endpoint, m, "claim") for m in listed]).items() if claimed]
     limit = settings.BOOCHAT_MAX_WAITING_LOADS
     if len(waiting) >= limit:
-        raise Refused(f"{len(waiting)} loads already waiting on {_name(endpoint)} (at most {limit}); "
+        raise Refused(f"{len(waiting)} load{'s' if len(waiting) != 1 else ''} already waiting on {_name(endpoint)} (at most {limit}); "
                       f"try again once one is done.", 503)
     if not cache.add(_key(endpoint, model, "claim"), True, timeout=int(timeout) + 60):
         return f"Loading {model} on {endpoint.provider_name} was already asked for; it is merged with that load."
