@@ -159,7 +159,7 @@ def _listed(endpoint: Endpoint, model: str, *, running_too: bool) -> dict[str, R
         models = _router_models(endpoint)
     else:
         try:
-            entries, _ = parse_model_list(_get_json(endpoint, endpoint.api_url("models").removeprefix(endpoint.base_url)))
+            entries, _ = parse_model_list(_get_json(endpoint, "/v1/models"))
         except ListingError as exc:
             raise ControlError(f"{_name(endpoint)}: {exc}") from None
         models = {e["id"]: Running(e["id"], "ready" if e["loaded"] else "") for e in entries}

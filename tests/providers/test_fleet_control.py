@@ -258,6 +258,9 @@ def test_a_sleeping_router_model_is_shown_and_not_followed(controller, router):
     router.sleeping = {"tiny-alpha"}
     html = panel(controller, "router").content.decode()
     assert "state-sleeping" in html and "every 1s" not in html
+    # The picker does not call it loaded: its weights were let go, and a request waits for them again.
+    listed = {m["id"]: m["loaded"] for m in controller.get(reverse("api_models")).json()["models"]}
+    assert listed == {"router/tiny-alpha": False, "router/tiny-beta": False, "router/tiny-broken": False}
 
 
 def test_unload_all_on_a_router_follows_the_models_until_they_are_gone(controller, router):
