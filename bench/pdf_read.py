@@ -16,13 +16,24 @@ from harness import setup_django
 setup_django()
 
 from boochat.chat.attachments import AttachmentError, read_upload  # noqa: E402
-from tests.files import many_pages, pdf, whitespace_bomb  # noqa: E402
+from tests.files import many_pages, pdf, pdf_of_pages, text_page, whitespace_bomb  # noqa: E402
+
+
+def dense_operators(expanded_bytes: int = 30 * 1024 * 1024) -> bytes:
+    """Pages of tiny text operators (within the expanded-bytes budget): slow to parse, so time runs out."""
+    import zlib
+
+    operator = b"BT /F1 9 Tf 72 720 Td (word) Tj ET\n"
+    page = zlib.compress(operator * (expanded_bytes // 4 // len(operator)), 9), b"/Filter /FlateDecode "
+    return pdf_of_pages([text_page("Before the operators")] + [page] * 4)
+
 
 CASES: list[tuple[str, Callable[[], bytes]]] = [
     ("one page of text", lambda: pdf("Quarterly figures")),
     ("10,000 tiny pages", many_pages),
     ("bomb: 4 pages x 70 MB of whitespace", whitespace_bomb),
     ("bomb after a page of text", lambda: whitespace_bomb(first_page_text="Before the bomb")),
+    ("4 pages x 7.5 MB of text operators", dense_operators),
 ]
 
 

@@ -72,6 +72,8 @@ def pdf_text(name: str, data: bytes, *, deadline: float) -> str:
     result = pdfs.read_pdf_text(data, budget)
     if result.error == "encrypted":
         raise AttachmentError(f"{name} is a password-protected PDF: its text cannot be read.")
+    if result.error == "no-reader":
+        raise AttachmentError(f"BooChat could not read {name} just now (the server is short of processes): send it again.", 503)
     if result.error:
         raise AttachmentError(f"{name} looks like a PDF but could not be read.")
     text = "\n\n".join(page.strip() for page in result.pages if page.strip())
@@ -95,6 +97,7 @@ def _cut_reason(cut: str) -> str:
         pdfs.CUT_TIME: f"reading the PDFs of one question takes at most {settings.BOOCHAT_PDF_SECONDS} s (BOOCHAT_PDF_SECONDS)",
         pdfs.CUT_CHARS: f"it holds more than {MAX_TEXT_CHARS:,} characters of text",
         pdfs.CUT_UNREADABLE: "that page could not be read",
+        pdfs.CUT_READER_LIMIT: "it goes past the PDF reader's own limits (objects in a page, pages in the document)",
     }[cut]
 
 

@@ -10,6 +10,7 @@ Django, so the child starts in a fraction of a second and loads only pypdf.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import subprocess
 import sys
@@ -23,6 +24,9 @@ CUT_CHARS = "chars"
 CUT_MEMORY = "memory"
 CUT_TIME = "time"
 CUT_UNREADABLE = "unreadable"  # a page pypdf cannot read, after pages it could
+CUT_READER_LIMIT = "reader-limit"  # one of pypdf's own limits (objects in a page, depth of the page tree...)
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -39,7 +43,7 @@ class PdfBudget:
 @dataclass(frozen=True)
 class PdfText:
     """What was read: the pages' text, how many pages there are and were read, and why reading stopped
-    early (`cut`), or why nothing could be read at all (`error`: "encrypted" or "unreadable")."""
+    early (`cut`), or why nothing could be read at all (`error`: "encrypted", "unreadable", "no-reader")."""
 
     pages: list[str]
     page_count: int
@@ -49,10 +53,17 @@ class PdfText:
 
 def read_pdf_text(data: bytes, budget: PdfBudget) -> PdfText:
     """Read `data`'s text in a child process within `budget`; the child is gone when this returns."""
+    if budget.seconds <= 0:
+        return PdfText(pages=[], page_count=0, cut=CUT_TIME)
     command = [sys.executable, "-I", __file__, json.dumps(asdict(budget))]
-    with subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as child:
+    try:
+        child = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    except OSError as exc:  # no process to be had just now (EAGAIN, ENOMEM)
+        logger.warning("could not start the PDF reader: %s", exc)
+        return PdfText(pages=[], page_count=0, error="no-reader")
+    with child:
         try:
-            output, errors = child.communicate(data, timeout=max(budget.seconds, 0.001))
+            output, errors = child.communicate(data, timeout=budget.seconds)
             timed_out = False
         except subprocess.TimeoutExpired:
             child.kill()
@@ -80,14 +91,8 @@ def _parse(output: bytes, errors: bytes, *, returncode: int, timed_out: bool) ->
         # MemoryError there: an allocation inside zlib or the interpreter just aborts).
         cut = CUT_TIME if timed_out else CUT_MEMORY
         if not timed_out:
-            _log_child_failure(returncode, errors)
+            logger.info("the PDF reader exited with %s: %r", returncode, errors[-500:])
     return PdfText(pages=pages, page_count=page_count, cut=cut, error=error)
-
-
-def _log_child_failure(returncode: int, errors: bytes) -> None:
-    import logging
-
-    logging.getLogger(__name__).info("the PDF reader exited with %s: %r", returncode, errors[-500:])
 
 
 # The child's side: everything below runs in the child process only.
@@ -111,9 +116,13 @@ def _clean(text: str) -> str:
     return text.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
 
 
+def _limit_reached(exc: Exception) -> str:
+    # pypdf names its decompression limits (the ones set from the budget) only in the message.
+    return CUT_EXPANDED if "while decompressing" in str(exc) else CUT_READER_LIMIT
+
+
 def _read(data: bytes, budget: PdfBudget, out: IO[bytes]) -> None:
     import io
-    import logging
 
     from pypdf import PdfReader, overwrite_configuration
     from pypdf.errors import LimitReachedError
@@ -130,6 +139,9 @@ def _read(data: bytes, budget: PdfBudget, out: IO[bytes]) -> None:
             _write(out, error="encrypted")
             return
         page_count = len(reader.pages)
+    except LimitReachedError as exc:
+        _write(out, cut=_limit_reached(exc))
+        return
     except MemoryError:
         _write(out, cut=CUT_MEMORY)
         return
@@ -150,8 +162,8 @@ def _read(data: bytes, budget: PdfBudget, out: IO[bytes]) -> None:
                 _write(out, cut=CUT_EXPANDED)
                 return
             text = _clean(page.extract_text() or "")
-        except LimitReachedError:
-            _write(out, cut=CUT_EXPANDED)
+        except LimitReachedError as exc:
+            _write(out, cut=_limit_reached(exc))
             return
         except MemoryError:
             _write(out, cut=CUT_MEMORY)
