@@ -57,7 +57,8 @@ def read_pdf_text(data: bytes, budget: PdfBudget) -> PdfText:
         return PdfText(pages=[], page_count=0, cut=CUT_TIME)
     command = [sys.executable, "-I", __file__, json.dumps(asdict(budget))]
     try:
-        child = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        # No environment: the PDF is hostile input, and the worker's environment holds its secrets.
+        child = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={})
     except OSError as exc:  # no process to be had just now (EAGAIN, ENOMEM)
         logger.warning("could not start the PDF reader: %s", exc)
         return PdfText(pages=[], page_count=0, error="no-reader")
@@ -98,10 +99,13 @@ def _parse(output: bytes, errors: bytes, *, returncode: int, timed_out: bool) ->
 # The child's side: everything below runs in the child process only.
 
 def _limit_child(budget: PdfBudget) -> None:
-    """The child's own limits: its address space, and CPU seconds in case the parent is gone."""
+    """The child's own limits: its address space, CPU seconds in case the parent is gone, and no files
+    written or processes started (text extraction needs neither)."""
     import resource
 
     resource.setrlimit(resource.RLIMIT_AS, (budget.memory_bytes, budget.memory_bytes))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
+    resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))
     cpu = math.ceil(budget.seconds) + 1
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
 
