@@ -283,6 +283,13 @@ BOOCHAT_MAX_ANSWER_BYTES = env_int("BOOCHAT_MAX_ANSWER_BYTES", 8 * 1024 * 1024)
 BOOCHAT_MAX_ATTACHMENTS = env_int("BOOCHAT_MAX_ATTACHMENTS", 4)
 BOOCHAT_MAX_IMAGE_BYTES = env_int("BOOCHAT_MAX_IMAGE_BYTES", 5 * 1024 * 1024)
 BOOCHAT_MAX_FILE_BYTES = env_int("BOOCHAT_MAX_FILE_BYTES", 10 * 1024 * 1024)
+# A PDF's text is read in a child process within these: pages, bytes its streams expand to, the child's
+# memory, and seconds for all the PDFs of one question. Past one, the text read so far is sent with a
+# notice of where and why it was cut; a PDF of which nothing could be read within them is refused.
+BOOCHAT_PDF_MAX_PAGES = env_int("BOOCHAT_PDF_MAX_PAGES", 500)
+BOOCHAT_PDF_MAX_EXPANDED_BYTES = env_int("BOOCHAT_PDF_MAX_EXPANDED_BYTES", 32 * 1024 * 1024)
+BOOCHAT_PDF_MAX_MEMORY_BYTES = env_int("BOOCHAT_PDF_MAX_MEMORY_BYTES", 256 * 1024 * 1024)
+BOOCHAT_PDF_SECONDS = env_int("BOOCHAT_PDF_SECONDS", 3)
 # Most favorites one user keeps (the picker renders every one on each page).
 BOOCHAT_MAX_FAVORITES = env_int("BOOCHAT_MAX_FAVORITES", 500)
 # Seconds a provider's model list is served before it is refreshed (in the background).
