@@ -10,7 +10,7 @@ from django.urls import reverse
 from boochat.gateway.keys import create_key
 from boochat.models import ChatSession
 from providers.models import ProviderKind
-from tests.boochat.test_chat import chat_requests, new_session, send
+from tests.boochat.test_chat import chat_requests, new_session
 from tests.factories import make_provider
 from tests.fakes.llama_server import FakeLlamaServer, FakeLlamaServerRouter
 from tests.fakes.llama_swap import FakeModel
