@@ -144,8 +144,10 @@ def parse_model_list(payload: Any) -> tuple[list[dict[str, Any]], int]:
         name = item.get("name")
         architecture = item.get("architecture") if isinstance(item.get("architecture"), dict) else {}
         outputs = architecture.get("output_modalities")
+        aliases = item.get("aliases") if isinstance(item.get("aliases"), list) else []
         entries.append({
             "id": model_id,
+            "aliases": [alias for alias in aliases if isinstance(alias, str) and alias and alias != model_id],
             "name": name.strip() if isinstance(name, str) else "",
             # A host that lists what a model outputs and leaves out text serves embeddings only.
             "embedding": isinstance(outputs, list) and bool(outputs) and "text" not in outputs,
@@ -368,15 +370,31 @@ def _pool_status(row: Provider, overrides: Iterable[ModelOverride], listed: dict
 
 
 def cached_listings(providers: Iterable[Provider]) -> dict[str, dict[str, Any]]:
-    """Each provider's last model list as cached, without asking any host: slug -> cache entry."""
-    keys = {}
+    """Each provider's last model list as cached, without waiting on any host: slug -> cache entry.
+    Lists past their freshness (or never fetched) are refreshed in the background, so that a host
+    marked down comes back by itself where requests only read the cache (the gateway's)."""
+    endpoints = {}
     for row in providers:
         try:
-            keys[row.slug] = cache_key(endpoint_for(row))
+            endpoints[row.slug] = endpoint_for(row)
         except RoutingError:
             continue
+    keys = {slug: cache_key(endpoint) for slug, endpoint in endpoints.items()}
     cached = cache.get_many(list(keys.values()))
+    due = time.time() - settings.BOOCHAT_CATALOG_TTL
+    stale = [endpoints[slug] for slug, key in keys.items() if key not in cached or cached[key].get("checked_at", 0) <= due]
+    if stale:
+        _refresh_in_background(stale, {key: cached[key] for key in map(cache_key, stale) if key in cached})
     return {slug: cached[key] for slug, key in keys.items() if key in cached}
+
+
+def listed_model_ids(provider: Provider) -> frozenset[str] | None:
+    """The ids (and aliases) of the models the provider's host listed last, from the cache; None
+    when it has never listed them."""
+    entry = cached_listings([provider]).get(provider.slug)
+    if entry is None or entry.get("refreshed_at") is None:
+        return None
+    return frozenset(name for model in entry.get("models", []) for name in (model["id"], *model.get("aliases", ())))
 
 
 def load_catalog(*, providers: Iterable[Provider] | None = None, background: bool = True) -> Catalog:

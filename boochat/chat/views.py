@@ -27,7 +27,7 @@ from boochat.proxy import UpstreamError, sse_response
 from providers.capabilities import Reasoning, reasoning_for
 from providers.catalog import load_catalog
 from providers.context import context_size_for
-from providers.routing import RoutingError, resolve
+from providers.routing import RoutingError, UnknownModel, resolve
 from settings_app.models import Favorite
 from settings_app.normalize import chat_model_id, normalize_model_id
 from settings_app.picker import build_picker
@@ -177,6 +177,8 @@ def _begin(request: HtmxHttpRequest, session: ChatSession, begin: Callable[[str]
         return _send_error(request, session, 413, f"The message is longer than {MAX_MESSAGE_CHARS} characters.")
     try:
         return begin(content)
+    except UnknownModel as exc:
+        return _send_error(request, session, 404, str(exc))
     except RoutingError as exc:
         return _send_error(request, session, 400, str(exc))
     except IntegrityError:  # the chat, or the message the turn follows, was deleted a moment ago

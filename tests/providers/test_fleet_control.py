@@ -275,7 +275,7 @@ def test_unload_all_on_a_router_follows_the_models_until_they_are_gone(controlle
 
 
 def test_a_single_model_llama_server_is_not_offered_load_and_unload(controller, router):
-    with FakeLlamaServer([FakeModel("qwen3-8b")]) as single:
+    with FakeLlamaServer(FakeModel("qwen3-8b")) as single:
         make_provider(slug="single", name="Single box", kind=ProviderKind.LLAMA_SERVER, base_url=single.url)
         picker = controller.get(reverse("picker")).content.decode()
         assert reverse("host_models", args=["router"]) in picker
