@@ -1,7 +1,7 @@
 """Bodies past their limit are refused at the edge, before they are read: a declared Content-Length
 gets 413 at once, a chunked body is cut once past the limit, the connection is closed, and nothing
 piles up in the temporary directory. Against one app process (gunicorn + uvicorn) for the module,
-through raw sockets."""
+through raw sockets; its access log keeps keys in query strings out."""
 
 import os
 import signal
@@ -227,3 +227,16 @@ def test_within_its_limit_a_logged_in_body_reaches_the_app_and_an_anonymous_one_
     response, _ = request(server.port, head("POST", "/chat/1/send", [MULTIPART, STREAM, logged_in,
                                                                      "Connection: close"], chunked=True), chunks)
     assert response.startswith(b"HTTP/1.1 403 "), response[:300]
+
+
+def test_keys_in_query_strings_are_redacted_in_the_access_log(server):
+    path = "/healthz?api_key=sk-secret-1&key=sk-secret-2&access_token=sk-secret-3&x-api-key=sk-secret-4&token=sk-secret-5&page=2"
+    response, _ = request(server.port, head("GET", path, ["Connection: close"]))
+    assert response.startswith(b"HTTP/1.1 200 ")
+    deadline = time.monotonic() + 10
+    while "/healthz?api_key=" not in (log := server.log_path.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    line = next(line for line in log.splitlines() if "/healthz?api_key=" in line)
+    assert "sk-secret" not in log
+    assert ("/healthz?api_key=[redacted]&key=[redacted]&access_token=[redacted]&x-api-key=[redacted]"
+            "&token=[redacted]&page=2") in line
