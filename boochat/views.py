@@ -7,7 +7,7 @@ from django.contrib.auth.models import AnonymousUser, User
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, HttpResponseForbidden, JsonResponse
-from django.http.multipartparser import MAX_TOTAL_HEADER_SIZE, MultiPartParserError
+from django.http.multipartparser import MultiPartParserError
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -125,8 +125,8 @@ def _unreadable_form(exception: Exception) -> str | None:
     """What was wrong with a form Django could not read, or None for other bad requests."""
     if isinstance(exception, MultiPartParserError):
         if "header size" in str(exception):
-            return (f"The upload could not be read: the part headers of one of its files (its name and type) are "
-                    f"longer than {MAX_TOTAL_HEADER_SIZE} bytes. Give the file a shorter name.")
+            return ("The upload could not be read: the part headers of one of its files (its name and type) are "
+                    "longer than the 1 KB Django reads. Give the file a shorter name.")
         return f"The upload could not be read: {exception}"
     if isinstance(exception, TooManyFilesSent):
         return f"Too many files in one request: at most {settings.DATA_UPLOAD_MAX_NUMBER_FILES}."

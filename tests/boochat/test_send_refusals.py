@@ -29,7 +29,7 @@ def test_a_4kb_file_name_on_a_streamed_send_is_a_json_400_that_says_so(user_clie
                                    content_type="multipart/form-data; boundary=edge", headers={"X-BooChat-Stream": "1"})
     assert response.status_code == 400 and response["Content-Type"] == "application/json"
     assert response.json()["error"] == ("The upload could not be read: the part headers of one of its files (its name "
-                                        "and type) are longer than 1024 bytes. Give the file a shorter name.")
+                                        "and type) are longer than the 1 KB Django reads. Give the file a shorter name.")
     assert not Message.objects.exists() and not Attachment.objects.exists()
 
 
