@@ -273,7 +273,9 @@ BOOCHAT_GATEWAY_OPEN = env_bool("BOOCHAT_GATEWAY_OPEN", False)
 BOOCHAT_GATEWAY_ALLOWED_ORIGINS = env_list("BOOCHAT_GATEWAY_ALLOWED_ORIGINS", "")
 # Seconds a request's body may take to arrive in full; slower gets 408.
 BOOCHAT_BODY_TIMEOUT = env_int("BOOCHAT_BODY_TIMEOUT", 30)
-# Largest request body (chat bodies with long histories or images are big); larger gets a 413.
+# Largest request body (chat bodies with long histories or images are big); larger gets a 413. A chat
+# send's limit follows from the attachment limits below, an import's from BOOCHAT_MAX_IMPORT_BYTES, and
+# requests without a logged-in session get 64 KB (boochat.body_limit).
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("BOOCHAT_MAX_BODY_BYTES", 32 * 1024 * 1024)
 # Largest answer (bytes of the host's stream) BooChat relays and stores; past it the answer is cut and
 # saved as interrupted, marked truncated, and the host's request closed. The gateway does not store
@@ -290,6 +292,8 @@ BOOCHAT_PDF_MAX_PAGES = env_int("BOOCHAT_PDF_MAX_PAGES", 500)
 BOOCHAT_PDF_MAX_EXPANDED_BYTES = env_int("BOOCHAT_PDF_MAX_EXPANDED_BYTES", 32 * 1024 * 1024)
 BOOCHAT_PDF_MAX_MEMORY_BYTES = env_int("BOOCHAT_PDF_MAX_MEMORY_BYTES", 256 * 1024 * 1024)
 BOOCHAT_PDF_SECONDS = env_int("BOOCHAT_PDF_SECONDS", 3)
+# Largest export file imported at /chat/import.
+BOOCHAT_MAX_IMPORT_BYTES = env_int("BOOCHAT_MAX_IMPORT_BYTES", 32 * 1024 * 1024)
 # Most favorites one user keeps (the picker renders every one on each page).
 BOOCHAT_MAX_FAVORITES = env_int("BOOCHAT_MAX_FAVORITES", 500)
 # Seconds a provider's model list is served before it is refreshed (in the background).

@@ -4,9 +4,10 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.models import AnonymousUser, User
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, HttpResponseForbidden, JsonResponse
+from django.http.multipartparser import MultiPartParserError
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -128,14 +129,33 @@ def _wants_json(request: HttpRequest) -> bool:
             or "application/json" in request.headers.get("Accept", ""))
 
 
+def _unreadable_form(exception: Exception) -> str | None:
+    """What was wrong with a form Django could not read, or None for other bad requests."""
+    if isinstance(exception, MultiPartParserError):
+        if "header size" in str(exception):
+            return ("The upload could not be read: the part headers of one of its files (its name and type) are "
+                    "longer than the 1 KB Django reads. Give the file a shorter name.")
+        return f"The upload could not be read: {exception}"
+    if isinstance(exception, TooManyFilesSent):
+        return f"Too many files in one request: at most {settings.DATA_UPLOAD_MAX_NUMBER_FILES}."
+    if isinstance(exception, TooManyFieldsSent):
+        return f"Too many form fields in one request: at most {settings.DATA_UPLOAD_MAX_NUMBER_FIELDS}."
+    return None
+
+
 def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
-    """Django's 400 page, but a body past BOOCHAT_MAX_BODY_BYTES is a 413 that says so."""
+    """Django's 400 page, but a body past BOOCHAT_MAX_BODY_BYTES is a 413 that says so, and a form
+    that cannot be read is a 400 that says why (JSON for API clients and the chat page's script)."""
     if isinstance(exception, RequestDataTooBig):
+        status = 413
         message = f"The request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes (BOOCHAT_MAX_BODY_BYTES)."
-        if _wants_json(request):
-            return JsonResponse({"error": message}, status=413)
-        return HttpResponse(message, status=413, content_type="text/plain; charset=utf-8")
-    return defaults.bad_request(request, exception)
+    elif (unreadable := _unreadable_form(exception)) is not None:
+        status, message = 400, unreadable
+    else:
+        return defaults.bad_request(request, exception)
+    if _wants_json(request):
+        return JsonResponse({"error": message}, status=status)
+    return HttpResponse(message, status=status, content_type="text/plain; charset=utf-8")
 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:

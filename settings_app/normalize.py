@@ -7,7 +7,7 @@ from typing import Any
 from django.conf import settings
 
 from providers.catalog import load_catalog
-from providers.routing import RoutingError, canonical_model_id
+from providers.routing import ProviderUnavailable, RoutingError, canonical_model_id, parse_model_ref
 
 
 class InvalidModelIds(ValueError):
@@ -26,8 +26,13 @@ def normalize_model_id(value: Any, *, known: frozenset[str] | set[str] = frozens
 
 
 def chat_model_id(value: Any) -> str:
-    """normalize_model_id() for a model to chat with: one listed as serving embeddings only is refused."""
+    """normalize_model_id() for a model to chat with: one of a disabled provider, or listed as serving
+    embeddings only, is refused."""
     model_id = normalize_model_id(value)
+    _, provider = parse_model_ref(model_id)
+    if not provider.enabled:
+        raise ProviderUnavailable(f"{model_id} is on provider {provider.slug!r} ({provider.name}), which is disabled; "
+                                  f"choose a model of another provider, or an admin can enable it")
     listed = load_catalog().by_id().get(model_id)
     if listed is not None and listed.embedding:
         raise RoutingError(f"{model_id} serves embeddings only; it cannot chat")

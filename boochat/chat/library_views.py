@@ -142,12 +142,12 @@ def chat_export(request: HtmxHttpRequest, pk: int, extension: str) -> HttpRespon
 def chat_import(request: HtmxHttpRequest) -> HttpResponseBase:
     """Import the chats of an export file (BooChat, Open WebUI, ChatGPT): all of them, or none."""
     upload = request.FILES.get("file")
-    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    limit = settings.BOOCHAT_MAX_IMPORT_BYTES
     try:
         if upload is None:
             raise imports.BadExport("Choose an export file to import.")
         if upload.size is not None and upload.size > limit:
-            raise imports.BadExport(f"The file is larger than {limit} bytes (BOOCHAT_MAX_BODY_BYTES).")
+            raise imports.BadExport(f"The file is larger than {limit} bytes (BOOCHAT_MAX_IMPORT_BYTES).")
         report = imports.import_chats(request.user, imports.read_export(upload.read()))
     except imports.BadExport as exc:
         messages.error(request, f"Nothing was imported: {exc}")

@@ -143,6 +143,6 @@ def test_a_bad_file_imports_nothing_and_says_why(user_client, data, error):
 
 
 def test_a_file_past_the_limit_is_refused(user_client, settings):
-    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    settings.BOOCHAT_MAX_IMPORT_BYTES = 1000
     page = upload(user_client, [*CHATGPT] * 20).content.decode()
     assert "The file is larger than 1000 bytes" in page and not ChatSession.objects.exists()
