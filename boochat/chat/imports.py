@@ -226,6 +226,7 @@ def import_chats(user: User, chats: list[ImportedChat]) -> Report:
     mapped = _model_map(names)  # asks the hosts: before the transaction, which holds SQLite's write lock
     report = Report(mapped={n: mapped[n] for n in names if n in mapped}, unknown=names - set(mapped),
                     left_out=sum(chat.left_out for chat in chats))
+    rows = [_message_rows(chat, mapped) for chat in chats]  # made before the transaction too: less time locked
     timeout = settings.BOOCHAT_IMPORT_TIMEOUT
     deadline = time.monotonic() + timeout
     try:
@@ -233,8 +234,8 @@ def import_chats(user: User, chats: list[ImportedChat]) -> Report:
             if connection.vendor == "postgresql":  # bounds each statement; `deadline` the whole import
                 with connection.cursor() as cursor:
                     cursor.execute("SELECT set_config('statement_timeout', %s, true)", [f"{max(1, int(timeout * 1000))}ms"])
-            for chat in chats:
-                _save_chat(user, chat, mapped, deadline)
+            for chat, messages in zip(chats, rows, strict=True):
+                _save_chat(user, chat, messages, mapped, deadline)
                 report.chats += 1
                 report.messages += len(chat.messages)
     except (OperationalError, ImportTimeout):  # a statement cancelled, SQLite's lock not had, or past the deadline
@@ -243,15 +244,21 @@ def import_chats(user: User, chats: list[ImportedChat]) -> Report:
     return report
 
 
-def _save_chat(user: User, chat: ImportedChat, mapped: dict[str, str], deadline: float) -> None:
-    session = ChatSession.objects.create(user=user, title=chat.title[:TITLE_MAX_LENGTH],
-                                         model_id=mapped.get(chat.model, chat.model)[:330])
+def _message_rows(chat: ImportedChat, mapped: dict[str, str]) -> list[Message]:
     rows = []
     for role, text, model in chat.messages:
         composite = mapped.get(model, "")
         provider, _, wire = composite.partition("/")
-        rows.append(Message(session=session, role=role, content=text, model_id=(composite or model)[:330],
-                            provider=provider, wire_model=(wire or model)[:255]))
+        rows.append(Message(role=role, content=text, model_id=(composite or model)[:330], provider=provider,
+                            wire_model=(wire or model)[:255]))
+    return rows
+
+
+def _save_chat(user: User, chat: ImportedChat, rows: list[Message], mapped: dict[str, str], deadline: float) -> None:
+    session = ChatSession.objects.create(user=user, title=chat.title[:TITLE_MAX_LENGTH],
+                                         model_id=mapped.get(chat.model, chat.model)[:330])
+    for row in rows:
+        row.session_id = session.pk
     parents = chat.parents if chat.parents is not None else [i - 1 if i else None for i in range(len(rows))]
     _save_messages(rows, parents, deadline)
     if chat.shown is not None:
