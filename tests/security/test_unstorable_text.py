@@ -87,6 +87,17 @@ def test_an_import_with_unstorable_text_is_refused_naming_the_message(user_clien
     assert not ChatSession.objects.exists() and not Message.objects.exists()
 
 
+def test_a_chatgpt_export_with_a_nul_names_the_node(user_client):
+    from tests.boochat.test_import import CHATGPT
+
+    raw = json.dumps(CHATGPT).replace("About ten minutes.", "About ten\\u0000 minutes.").encode()
+    response = user_client.post(reverse("chat_import"), {"file": SimpleUploadedFile("c.json", raw, "application/json")})
+    assert response.status_code == 400
+    assert ("Nothing was imported: Chat 1 (Pasta), message “n3”: its text contains a NUL character (U+0000), "
+            "which cannot be stored.") in response.content.decode()
+    assert not ChatSession.objects.exists()
+
+
 @pytest.mark.parametrize("body, error", [
     ('{"favorite_models": ["sam-desktop/qwen\\ud800"]}', "favorite_models[0] contains a lone surrogate (U+D800)"),
     ('{"favorite_models_add": ["a", "sam-desktop/q\\udfff"]}', "favorite_models_add[1] contains a lone surrogate (U+DFFF)"),
