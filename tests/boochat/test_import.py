@@ -183,6 +183,8 @@ def test_a_large_import_keeps_every_parent_in_few_statements(user_client):
     # Neither an UPDATE per row nor one statement listing every row: a few statements per batch of rows.
     assert len(queries) < count / 20, len(queries)
     assert max(q["sql"].count(" WHEN ") for q in queries.captured_queries) <= 500
+    # Rows are written once, with their parent: none is written again through a CASE of every row.
+    assert sum(q["sql"].count(" WHEN ") for q in queries.captured_queries) < count / 2
 
 
 def test_a_file_past_the_message_cap_is_refused_before_anything_is_written(user_client, settings):
