@@ -294,6 +294,12 @@ BOOCHAT_PDF_MAX_MEMORY_BYTES = env_int("BOOCHAT_PDF_MAX_MEMORY_BYTES", 256 * 102
 BOOCHAT_PDF_SECONDS = env_int("BOOCHAT_PDF_SECONDS", 3)
 # Largest export file imported at /chat/import.
 BOOCHAT_MAX_IMPORT_BYTES = env_int("BOOCHAT_MAX_IMPORT_BYTES", 32 * 1024 * 1024)
+# Messages one import may hold (all its chats together); a larger file is refused before anything is
+# written. An import holds SQLite's write lock while it runs, and other users' sends wait for it.
+BOOCHAT_MAX_IMPORT_MESSAGES = env_int("BOOCHAT_MAX_IMPORT_MESSAGES", 20_000)
+# Seconds an import may take in the database (PostgreSQL's statement_timeout within it too); past it
+# nothing is kept. Below SQLite's 20-second busy timeout, so a send waiting behind an import still gets in.
+BOOCHAT_IMPORT_TIMEOUT = env_int("BOOCHAT_IMPORT_TIMEOUT", 15)
 # Most favorites one user keeps (the picker renders every one on each page).
 BOOCHAT_MAX_FAVORITES = env_int("BOOCHAT_MAX_FAVORITES", 500)
 # Seconds a provider's model list is served before it is refreshed (in the background).
