@@ -12,7 +12,6 @@ logger = logging.getLogger(__name__)
 # How long a stopping worker waits for the last saves: gunicorn kills it 3 s after uvicorn gives up on
 # the open connections (boochat.workers), and a save is one UPDATE.
 FINAL_SAVES_SECONDS = 2.5
-STOPPED_ERROR = "BooChat stopped while this answer was streaming; what arrived is kept."
 
 _relays: dict[asyncio.Future[None], asyncio.Task[object] | None] = {}
 _stopping = False

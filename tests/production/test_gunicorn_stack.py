@@ -183,8 +183,8 @@ def test_a_revoked_key_is_refused_by_every_worker_within_a_second(app_process):
     assert set(statuses(10)) == {401}
 
 
-def stream_until_stopped(process, base, user, stop):
-    """Start a slow answer, let the browser read on whatever happens, call stop() once 20 words
+def stream_until_stopped(process, base, user, stop, words=20):
+    """Start a slow answer, let the browser read on whatever happens, call stop() once `words` words
     arrived, wait for the master to exit; the answer's row."""
     import threading
 
@@ -199,7 +199,7 @@ def stream_until_stopped(process, base, user, stop):
                                headers={"X-BooChat-Stream": "1"}) as response:
                 for chunk in response.iter_raw():  # to the end, whatever ends it
                     received.extend(chunk)
-                    if received.count(b"word") >= 20:
+                    if received.count(b"word") >= words:
                         enough.set()
         except httpx.HTTPError:
             pass
@@ -257,3 +257,19 @@ def test_workers_save_their_streaming_answers_when_their_master_is_killed(
                                open(f"/proc/{pid}/status").read() for pid in pids),
                timeout=20, what="the orphaned workers to exit")
     wait_for_interrupted(answer)
+
+
+def test_the_next_start_marks_the_answers_of_a_killed_service_at_once(app_process, django_user_model, slow_host):
+    """SIGKILL to the master and its workers at once (nothing can save): the next start marks the
+    answer interrupted right away, not once it has been quiet for the provider's read timeout."""
+    base, process = app_process(workers=2)
+    user = django_user_model.objects.create_user("alice")
+    # 100 words take 5 s: the worker has listed its answer (each second) by then.
+    answer = stream_until_stopped(process, base, user, lambda: os.killpg(process.pid, signal.SIGKILL), words=100)
+    assert answer.state == MessageState.STREAMING  # as the killed workers left it
+    app_process()  # the restart, with the default grace and read timeout
+    wait_until(lambda: answer.refresh_from_db() or answer.state != MessageState.STREAMING, timeout=20,
+               what="the restart to mark the answer")
+    assert answer.state == MessageState.INTERRUPTED
+    assert "stopped while this answer was streaming" in answer.error
+    assert answer.content.startswith("word word")  # what the autosave kept
