@@ -66,23 +66,26 @@ def post_worker_init(worker) -> None:  # noqa: ANN001
 
 
 def _sweep_stale_answers() -> None:
-    """Every so often, answers that a dead process left "streaming" are marked interrupted, whether
-    or not anyone opens their page."""
+    """At start and every so often, answers that a dead process left "streaming" are marked
+    interrupted, whether or not anyone opens their page: at once those its lock file lists
+    (boochat.chat.orphans), the others once quiet for longer than their provider's read timeout."""
     import time
 
     from django.conf import settings
     from django.db import connections
 
     from boochat.chat.autosave import interrupt_all_stale_answers
+    from boochat.chat.orphans import interrupt_orphaned_answers
 
     while True:
-        time.sleep(min(60, max(1, settings.BOOCHAT_STALE_STREAM_GRACE)))
         try:
+            interrupt_orphaned_answers()
             interrupt_all_stale_answers()
         except Exception:
             logging.getLogger("boochat").warning("Could not sweep stale answers", exc_info=True)
         finally:
             connections.close_all()  # this thread's
+        time.sleep(min(60, max(1, settings.BOOCHAT_STALE_STREAM_GRACE)))
 
 
 def _warm_caches() -> None:

@@ -167,14 +167,23 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # real locking (busy timeout) rather than shared-cache table locks.
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}
 
-elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_bool("BOOCHAT_DB_POOL", True):
-    # Django's psycopg pool: chat streams give their connection back while they wait on hosts
-    # (boochat.database.release_connection), which with a pool costs nothing. Per worker process.
-    if DATABASES["default"]["CONN_MAX_AGE"]:
-        raise ImproperlyConfigured("BOOCHAT_DB_CONN_MAX_AGE must be 0 with the connection pool (BOOCHAT_DB_POOL).")
-    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
-        "min_size": 1, "max_size": env_int("BOOCHAT_DB_POOL_SIZE", 20), "timeout": 30,
-    }
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # A database that is down fails a request within this many seconds (a 503 that names it,
+    # boochat.outages), instead of holding it for as long as the pool or libpq would wait.
+    DB_TIMEOUT = env_int("BOOCHAT_DB_TIMEOUT", 5)
+    DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = DB_TIMEOUT
+    # Each kept connection is checked before it is used (with the pool: psycopg's check_connection as
+    # the pool hands it out): after a PostgreSQL restart the kept ones are dead, and a request must get
+    # a new one rather than the error.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    if env_bool("BOOCHAT_DB_POOL", True):
+        # Django's psycopg pool: chat streams give their connection back while they wait on hosts
+        # (boochat.database.release_connection), which with a pool costs nothing. Per worker process.
+        if DATABASES["default"]["CONN_MAX_AGE"]:
+            raise ImproperlyConfigured("BOOCHAT_DB_CONN_MAX_AGE must be 0 with the connection pool (BOOCHAT_DB_POOL).")
+        DATABASES["default"]["OPTIONS"]["pool"] = {
+            "min_size": 1, "max_size": env_int("BOOCHAT_DB_POOL_SIZE", 20), "timeout": DB_TIMEOUT,
+        }
 
 REDIS_URL = env_str("REDIS_URL")
 if REDIS_URL:
@@ -183,6 +192,9 @@ if REDIS_URL:
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env_str("BOOCHAT_CACHE_PREFIX", "boochat"),
+            # Redis that is down or unreachable fails a request within seconds (a 503 that names it).
+            "OPTIONS": {"socket_connect_timeout": env_int("BOOCHAT_CACHE_TIMEOUT", 3),
+                        "socket_timeout": env_int("BOOCHAT_CACHE_TIMEOUT", 3)},
         }
     }
     AXES_HANDLER = "axes.handlers.cache.AxesCacheHandler"
