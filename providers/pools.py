@@ -1,6 +1,6 @@
 """Model pools: a pool's model is served by one of its members, chosen for each request.
 
-Order (DESIGN.md): members whose host is down (as its last model list says) or whose provider is
+Order (docs/wire.md, "Pools"): members whose host is down (as its last model list says) or whose provider is
 disabled are skipped; then the member that served the conversation's previous turn, while its model
 is loaded there (its KV cache is); then members whose model is loaded now (no swap); then members
 whose host has nothing loaded; then the list order. The others follow as fallbacks, tried when the

@@ -1,5 +1,5 @@
 """A llama-server in router mode (started without -m): several models, each loaded on demand or with
-`POST /models/load`, listed with `status.value` at `GET /models` and `/v1/models` (DESIGN.md)."""
+`POST /models/load`, listed with `status.value` at `GET /models` and `/v1/models` (docs/wire.md)."""
 
 from __future__ import annotations
 
