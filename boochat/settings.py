@@ -184,6 +184,8 @@ AXES_HTTP_RESPONSE_CODE = 429
 AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]
 AXES_COOLOFF_MESSAGE = "Too many failed logins: try again in a few minutes."
 AXES_SENSITIVE_PARAMETERS: list[str] = []  # log who and from where; the password is always masked
+# A username is logged escaped: one with a line break would otherwise write a forged log line.
+AXES_CLIENT_STR_CALLABLE = "boochat.login_log.client_str"
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
