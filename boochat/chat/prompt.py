@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from django.db.models import prefetch_related_objects
@@ -31,26 +31,44 @@ def _sendable(messages: Iterable[Message]) -> list[Message]:
     return [m for m in messages if m.role == Message.Role.USER or m.content or m.tool_calls]
 
 
-def load_tree(session: ChatSession) -> Tree:
+PROMPT_FIELDS = ("id", "session_id", "parent_id", "role", "content", "tool_calls", "reasoning", "state", "served_by")
+
+
+def load_tree(session: ChatSession) -> Tree[Message]:
     """Every message of the chat, as the tree of its branches (the fields the model sees)."""
-    return Tree(Message.objects.filter(session=session)
-                .only("id", "session_id", "parent_id", "role", "content", "tool_calls", "reasoning", "state", "served_by"))
+    return Tree(Message.objects.filter(session=session).only(*PROMPT_FIELDS))
+
+
+def latest_compaction(session: ChatSession, branch_ids: Iterable[int]) -> Compaction | None:
+    """The latest compaction of the branch of messages `branch_ids`."""
+    on_branch = set(branch_ids)
+    return next((c for c in session.compactions.order_by("-through_message_id") if c.through_message_id in on_branch), None)
+
+
+def _active(branch: Iterable[Message], through: int) -> list[Message]:
+    active = _sendable(m for m in branch if m.pk > through and m.state not in (MessageState.FAILED, MessageState.STREAMING))
+    prefetch_related_objects([m for m in active if m.role == Message.Role.USER], "attachments")  # one query
+    return active
 
 
 def active_messages(session: ChatSession, branch: list[Message]) -> tuple[Compaction | None, list[Message]]:
     """The latest compaction of `branch` and its messages after it that still go to the model."""
-    on_branch = {m.pk for m in branch}
-    compaction = next((c for c in session.compactions.order_by("-through_message_id")
-                       if c.through_message_id in on_branch), None)
+    compaction = latest_compaction(session, (m.pk for m in branch))
+    return compaction, _active(branch, compaction.through_message_id if compaction else 0)
+
+
+def active_messages_of(session: ChatSession, branch_ids: Sequence[int]) -> tuple[Compaction | None, list[Message]]:
+    """active_messages() of the branch of messages `branch_ids`, loading only those after its compaction."""
+    compaction = latest_compaction(session, branch_ids)
     through = compaction.through_message_id if compaction else 0
-    active = _sendable(m for m in branch if m.pk > through and m.state not in (MessageState.FAILED, MessageState.STREAMING))
-    prefetch_related_objects([m for m in active if m.role == Message.Role.USER], "attachments")  # one query
-    return compaction, active
+    wanted = set(branch_ids)
+    loaded = {m.pk: m for m in Message.objects.filter(session=session, pk__gt=through).only(*PROMPT_FIELDS) if m.pk in wanted}
+    return compaction, _active((loaded[pk] for pk in branch_ids if pk in loaded), through)
 
 
 def active_messages_to(session: ChatSession, leaf_id: int) -> tuple[Compaction | None, list[Message]]:
     """active_messages() of the branch that ends at `leaf_id`."""
-    return active_messages(session, load_tree(session).path_to(leaf_id))
+    return active_messages_of(session, [m.pk for m in Tree.shape_of(session).path_to(leaf_id)])
 
 
 def upstream_messages(route: Route, compaction: Compaction | None, messages: list[Message], *,
