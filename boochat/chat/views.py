@@ -20,7 +20,7 @@ from boochat.chat.autosave import interrupt_stale_answers
 from boochat.chat.branches import Tree, page_of
 from boochat.chat.forms import ChatSettingsForm
 from boochat.chat.library_views import chat_list
-from boochat.chat.prompt import active_messages_of, estimate_tokens, latest_compaction, upstream_messages
+from boochat.chat.prompt import estimated_tokens_of, latest_compaction
 from boochat.chat.relay import relay
 from boochat.chat.titles import generate_title
 from boochat.chat.turns import NewTurn, begin_edit, begin_regenerate, begin_turn, start_turn
@@ -52,9 +52,7 @@ def _context_usage(session: ChatSession, branch_ids: list[int]) -> dict[str, obj
     if used is not None:
         exact = True
     else:
-        compaction, active = active_messages_of(session, branch_ids)
-        prepared = upstream_messages(route, compaction, active, system_prompt=session.system_prompt)
-        used, exact = estimate_tokens(prepared), False
+        used, exact = estimated_tokens_of(session, route, branch_ids), False
     return {"used": used, "available": size.tokens, "source": size.source, "exact": exact,
             "percent": min(100, round(100 * used / max(1, size.tokens)))}
 

@@ -5,7 +5,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from boochat.models import Compaction, Message, MessageState
+from boochat.models import Attachment, Compaction, Message, MessageState
 from providers.routing import registry
 from tests.boochat.test_chat import chat_requests, new_session, send
 
@@ -128,3 +128,13 @@ def test_a_bad_or_stale_page_link_is_answered_clearly(user_client, hosts):
     elsewhere = user_client.get(f"{session.get_absolute_url()}?before=999999999")  # not on the branch shown
     assert elsewhere.status_code == 200
     assert questions(elsewhere)[-1] == "question 29"
+
+
+def test_the_estimated_context_counts_the_files_of_the_questions(user_client, hosts):
+    session = long_chat(user_client, 30, usage=False)
+    before = user_client.get(session.get_absolute_url()).context_data["usage"]["used"]
+    question = session.messages.get(content="question 3")  # far above the page shown
+    Attachment.objects.create(message=question, kind=Attachment.Kind.TEXT, name="notes.txt", media_type="text/plain",
+                              size=3000, text="x" * 3000)
+    after = user_client.get(session.get_absolute_url()).context_data["usage"]["used"]
+    assert after - before >= 1000  # 3,000 characters at 3 a token
