@@ -11,16 +11,18 @@ import subprocess
 import sys
 import threading
 
-bind = os.environ.get("BOOCHAT_BIND", "127.0.0.1:8000")
-workers = int(os.environ.get("BOOCHAT_WORKERS", "1"))
+from boochat.env import env_int, env_str
+
+bind = env_str("BOOCHAT_BIND", "127.0.0.1:8000")
+workers = env_int("BOOCHAT_WORKERS", 1, minimum=1)
 worker_class = "boochat.workers.UvicornWorker"
 # Streams last minutes; the worker timeout is a heartbeat, not a request limit, under uvicorn.
 timeout = 120
-graceful_timeout = int(os.environ.get("BOOCHAT_GRACEFUL_TIMEOUT", "30"))
+graceful_timeout = env_int("BOOCHAT_GRACEFUL_TIMEOUT", 30, minimum=0)
 keepalive = 5
 accesslog = "-"
 # gunicorn's control socket is one path per user by default, shared by every instance on the machine.
-control_socket = os.environ.get("BOOCHAT_CONTROL_SOCKET", "")
+control_socket = env_str("BOOCHAT_CONTROL_SOCKET")
 control_socket_disable = not control_socket
 
 logger = logging.getLogger("gunicorn.error")
