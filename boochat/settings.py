@@ -154,6 +154,7 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         }
 
 REDIS_URL = env_str("REDIS_URL")
+BOOCHAT_CACHE_TIMEOUT = env_int("BOOCHAT_CACHE_TIMEOUT", 3)
 if REDIS_URL:
     CACHES = {
         "default": {
@@ -161,8 +162,7 @@ if REDIS_URL:
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env_str("BOOCHAT_CACHE_PREFIX", "boochat"),
             # Redis that is down or unreachable fails a request within seconds (a 503 that names it).
-            "OPTIONS": {"socket_connect_timeout": env_int("BOOCHAT_CACHE_TIMEOUT", 3),
-                        "socket_timeout": env_int("BOOCHAT_CACHE_TIMEOUT", 3)},
+            "OPTIONS": {"socket_connect_timeout": BOOCHAT_CACHE_TIMEOUT, "socket_timeout": BOOCHAT_CACHE_TIMEOUT},
         }
     }
     AXES_HANDLER = "axes.handlers.cache.AxesCacheHandler"
@@ -263,6 +263,8 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("BOOCHAT_MAX_BODY_BYTES", 32 * 1024 * 1024
 # saved as interrupted, marked truncated, and the host's request closed. The gateway does not store
 # answers and relays them whole.
 BOOCHAT_MAX_ANSWER_BYTES = env_int("BOOCHAT_MAX_ANSWER_BYTES", 8 * 1024 * 1024)
+# A chat answer's job stops after this many seconds, however much the host still has to say.
+BOOCHAT_ANSWER_TIMEOUT = env_int("BOOCHAT_ANSWER_TIMEOUT", 3600, minimum=1)
 # Files attached to one question, and the largest image and other file (PDF, text) accepted.
 BOOCHAT_MAX_ATTACHMENTS = env_int("BOOCHAT_MAX_ATTACHMENTS", 4)
 BOOCHAT_MAX_IMAGE_BYTES = env_int("BOOCHAT_MAX_IMAGE_BYTES", 5 * 1024 * 1024)

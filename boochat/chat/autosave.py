@@ -27,6 +27,7 @@ from boochat.models import ArenaAnswer, Message, MessageState
 from providers.models import Provider
 
 logger = logging.getLogger(__name__)
+STOPPED_BY_USER = "Stopped before the answer was complete."
 BATCH = 100  # rows one UPDATE carries: five parameters each, within every backend's limit
 
 
@@ -39,8 +40,9 @@ class PartialAnswers:
         self._noted: dict[tuple[type[Message | ArenaAnswer], int], tuple[str, str]] = {}
         self._lock = threading.Lock()
         self._writer: threading.Thread | None = None
-        # Answers whose rows a batch found deleted (their chat was deleted): their streams stop.
-        self._gone: set[tuple[type[Message | ArenaAnswer], int]] = set()
+        # Answers whose rows a batch found deleted (their chat was deleted) or no longer streaming (a
+        # Stop from another worker marked them): their streams stop, with (error type, message).
+        self._gone: dict[tuple[type[Message | ArenaAnswer], int], tuple[str, str]] = {}
 
     def note(self, answer: Message | ArenaAnswer, content: str, reasoning: str) -> None:
         """Save this text for `answer` with the next batch (a later note replaces it)."""
@@ -55,11 +57,12 @@ class PartialAnswers:
         """The stream ended: its final save carries everything."""
         with self._lock:
             self._noted.pop((type(answer), answer.pk), None)
-            self._gone.discard((type(answer), answer.pk))
+            self._gone.pop((type(answer), answer.pk), None)
 
-    def is_gone(self, answer: Message | ArenaAnswer) -> bool:
-        """Whether a batch found the answer's row deleted, with its chat or run."""
-        return (type(answer), answer.pk) in self._gone
+    def ended_elsewhere(self, answer: Message | ArenaAnswer) -> tuple[str, str] | None:
+        """Whether a batch found the answer's row deleted (with its chat or run) or stopped from
+        elsewhere: the error's type and message, or None."""
+        return self._gone.get((type(answer), answer.pk))
 
     def write(self) -> int:
         """Save every noted answer that is still streaming, now; how many were noted."""
@@ -76,9 +79,13 @@ class PartialAnswers:
                     for start in range(0, len(rows), BATCH):
                         batch = rows[start:start + BATCH]
                         _write_batch(model, batch)
-                        kept = set(model.objects.filter(pk__in=[row[0] for row in batch]).values_list("pk", flat=True))
+                        kept = dict(model.objects.filter(pk__in=[row[0] for row in batch]).values_list("pk", "state"))
                         with self._lock:
-                            self._gone.update((model, row[0]) for row in batch if row[0] not in kept)
+                            for row in batch:
+                                if row[0] not in kept:
+                                    self._gone[model, row[0]] = ("deleted", "Deleted while it streamed.")
+                                elif kept[row[0]] != MessageState.STREAMING:
+                                    self._gone[model, row[0]] = ("stopped", STOPPED_BY_USER)
         except DatabaseError as exc:
             logger.warning("Could not save %d partial answers (their final saves will carry them): %s", len(noted), exc)
         finally:

@@ -48,11 +48,13 @@ def record_outcome(answer: Message | ArenaAnswer, acc: StreamAccumulator, state:
 
 
 async def relay_stream(route: Route, response: UpstreamResponse, answer: Message | ArenaAnswer,
-                       on_end: Callable[[StreamAccumulator, str, str], None] | None = None) -> AsyncIterator[bytes]:
+                       on_end: Callable[[StreamAccumulator, str, str], None] | None = None,
+                       deadline: float | None = None) -> AsyncIterator[bytes]:
     """Yield the upstream bytes as they arrive, and save `answer` however the stream ends: complete,
     failed (the host said so), or interrupted (host dropped, or the browser left). `on_end` runs
     after the answer is saved, in the same thread, with the accumulator, state and error (not if the
-    answer's row was deleted while it streamed: record_outcome).
+    answer's row was deleted while it streamed: record_outcome). Past `deadline` (time.monotonic())
+    the host is stopped, as past the size cap.
 
     While it streams, what arrived is noted every second and saved with the next batch
     (boochat.chat.autosave): a busy database makes those saves later, never the bytes."""
@@ -70,8 +72,11 @@ async def relay_stream(route: Route, response: UpstreamResponse, answer: Message
             if received > limit:  # stored answers stay bounded
                 stopped = ("answer_too_long", f"Truncated: the answer passed BooChat's limit of {limit:,} bytes "
                                               f"(BOOCHAT_MAX_ANSWER_BYTES); {name} was stopped here.")
-            elif time.monotonic() - last_note > NOTE_EVERY_SECONDS and partial_answers.is_gone(answer):
-                stopped = ("deleted", "Deleted while it streamed.")  # with its chat or arena run
+            elif deadline is not None and time.monotonic() > deadline:
+                stopped = ("answer_timeout", f"Stopped after {settings.BOOCHAT_ANSWER_TIMEOUT:,} s "
+                                             f"(BOOCHAT_ANSWER_TIMEOUT); {name} was stopped here.")
+            elif time.monotonic() - last_note > NOTE_EVERY_SECONDS and (ended := partial_answers.ended_elsewhere(answer)):
+                stopped = ended  # deleted with its chat or arena run, or stopped from another worker
             if stopped:  # the host is told to stop too (finally)
                 yield b"data: " + json_bytes({"error": {"message": stopped[1], "type": stopped[0]}}) + b"\n\n"
                 break
@@ -119,13 +124,13 @@ async def relay_stream(route: Route, response: UpstreamResponse, answer: Message
         await asyncio.shield(saving)  # a stopping worker waits for it (boochat.asgi)
 
 
-def relay(turn: Turn) -> AsyncIterator[bytes]:
+def relay(turn: Turn, deadline: float | None = None) -> AsyncIterator[bytes]:
     """The chat answer's stream; the session moves to the top of the list when it ends."""
 
     def touch_session(acc: StreamAccumulator, state: str, error: str) -> None:
         ChatSession.objects.filter(pk=turn.answer.session_id).update(updated_at=timezone.now())
 
-    return relay_stream(turn.route, turn.response, turn.answer, touch_session)
+    return relay_stream(turn.route, turn.response, turn.answer, touch_session, deadline)
 
 
 def json_bytes(data: Any) -> bytes:

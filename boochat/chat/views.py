@@ -3,6 +3,7 @@ regenerate on any host, branches, delete a turn)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 from django.conf import settings
@@ -11,19 +12,19 @@ from django.db import IntegrityError, OperationalError, transaction
 from django.http import HttpResponse, HttpResponseBase, JsonResponse
 from django.shortcuts import aget_object_or_404, get_object_or_404, redirect
 from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from boochat import database
-from boochat.chat import attachments
+from boochat.chat import attachments, jobs
 from boochat.chat.autosave import interrupt_stale_answers
 from boochat.chat.branches import Tree, page_of
 from boochat.chat.forms import ChatSettingsForm
 from boochat.chat.library_views import chat_list
 from boochat.chat.prompt import estimated_tokens_of, latest_compaction
-from boochat.chat.relay import relay
 from boochat.chat.titles import generate_title
-from boochat.chat.turns import NewTurn, begin_edit, begin_regenerate, begin_turn, start_turn
+from boochat.chat.turns import NewTurn, begin_edit, begin_regenerate, begin_turn
 from boochat.models import Attachment, ChatSession, Message
 from boochat.proxy import UpstreamError, sse_response
 from providers.capabilities import Reasoning, reasoning_for
@@ -152,6 +153,41 @@ def _owned_message(request: HtmxHttpRequest, pk: int, **conditions: object) -> M
     return get_object_or_404(Message.objects.select_related("session"), pk=pk, session__user=request.user, **conditions)
 
 
+def _owned_answer(request: HtmxHttpRequest, pk: int) -> int | None:
+    return Message.objects.filter(pk=pk, session__user=request.user, role=Message.Role.ASSISTANT).values_list(
+        "pk", flat=True).first()
+
+
+@require_GET
+async def chat_answer_stream(request: HtmxHttpRequest, pk: int) -> HttpResponseBase:
+    """Follow an answer by SSE, from where the reader left it (`Last-Event-ID`, or `?after=`) or
+    from its start: the sender after a network drop, a reload, another tab or device."""
+    after = request.headers.get("Last-Event-ID", request.GET.get("after", "0")).strip() or "0"
+    if not after.isdigit():
+        return HttpResponse("Last-Event-ID must be the number of an event of this answer.", status=400,
+                            content_type="text/plain; charset=utf-8")
+    if await database.run(_owned_answer, request, pk) is None:
+        return HttpResponse("No such answer.", status=404, content_type="text/plain; charset=utf-8")
+    return sse_response(jobs.follow(pk, int(after)), headers={"X-BooChat-Message": str(pk)})
+
+
+@require_POST
+async def chat_stop(request: HtmxHttpRequest, pk: int) -> HttpResponseBase:
+    """Stop an answer being written, from any tab, device, worker or instance; what arrived is kept."""
+    session_pk = await database.run(_answer_session, request, pk)
+    if session_pk is None:
+        return HttpResponse("No such answer.", status=404, content_type="text/plain; charset=utf-8")
+    await jobs.stop_answer(pk)
+    if request.headers.get("X-BooChat-Stream") == "1" or request.htmx:
+        return HttpResponse(status=204)
+    return redirect("chat_session", pk=session_pk)
+
+
+def _answer_session(request: HtmxHttpRequest, pk: int) -> int | None:
+    return Message.objects.filter(pk=pk, session__user=request.user, role=Message.Role.ASSISTANT).values_list(
+        "session_id", flat=True).first()
+
+
 @require_GET
 def chat_message(request: HtmxHttpRequest, pk: int) -> TemplateResponse:
     """One saved message, rendered (the page swaps it in when a stream ends)."""
@@ -177,22 +213,25 @@ def _send_error(request: HtmxHttpRequest, session: ChatSession, status: int, mes
 
 
 async def answer_send(request: HtmxHttpRequest, session: ChatSession, turn: NewTurn) -> HttpResponseBase:
-    """Ask the host and relay its answer: the SSE bytes as they arrive with `X-BooChat-Stream: 1`
-    (the page's script); a plain form post waits for the whole answer and redirects back."""
+    """Start the answer's job and follow it: the SSE as it is written with `X-BooChat-Stream: 1` (the
+    page's script); a plain form post waits for the whole answer and redirects back. The job goes on
+    if the browser leaves."""
+    job = jobs.start_job(session, turn)
     try:
-        started = await start_turn(session, turn)
+        route = await asyncio.shield(job.started)
     except UpstreamError as exc:
         extra = {"Retry-After": exc.retry_after} if exc.retry_after else {}
         return _send_error(request, session, exc.status, str(exc), **extra)
 
     if request.headers.get("X-BooChat-Stream") != "1":
-        async for _ in relay(started):
+        async for _ in jobs.follow(job.answer_pk):
             pass
         if not session.title:
             await generate_title(session)
         return redirect(session)
-    return sse_response(relay(started), headers={"X-BooChat-Message": str(started.answer.pk),
-                                                 "X-BooChat-Provider": started.route.provider})
+    return sse_response(jobs.follow(job.answer_pk), headers={
+        "X-BooChat-Message": str(job.answer_pk), "X-BooChat-Provider": route.provider if route else "",
+        "X-BooChat-Follow": reverse("chat_answer_stream", args=[job.answer_pk])})
 
 
 def _begin(request: HtmxHttpRequest, session: ChatSession, begin: Callable[[str], NewTurn], *,

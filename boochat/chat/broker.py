@@ -1,0 +1,204 @@
+"""How an answer's events reach its readers. The job keeps them in its process (boochat.chat.jobs);
+with REDIS_URL it also adds them to a Redis Stream per answer, which readers on any worker or
+instance follow. Without Redis, or with Redis down, a reader elsewhere follows the autosaved text.
+
+The SSE a reader gets: `id: <n>` then the host's event n, for each of the host's events (so a
+reconnect with `Last-Event-ID: n` goes on after it); `event: snapshot` with the whole text so far when
+only the saved text can be read (it resets the id); and `event: end` with the answer's state and error
+once it is saved.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import weakref
+from collections.abc import AsyncIterator
+from typing import Any
+
+import redis.asyncio
+from django.conf import settings
+from redis.exceptions import RedisError
+
+from boochat import database
+from boochat.models import Message, MessageState
+
+logger = logging.getLogger(__name__)
+
+STREAM_MAX_EVENTS = 200_000  # more than an answer within BOOCHAT_MAX_ANSWER_BYTES has (XADD MAXLEN)
+ENDED_TTL_SECONDS = 300  # a stream stays this long after its answer ends, for readers reconnecting
+READ_BLOCK_MS = 1000
+POLL_SECONDS = 1.0  # the autosave writes each second
+KEEP_ALIVE_SECONDS = 15.0  # a comment on a quiet stream, before a proxy's read timeout drops it
+
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, redis.asyncio.Redis] = weakref.WeakKeyDictionary()
+
+
+def redis_client() -> redis.asyncio.Redis:
+    """This event loop's Redis client (a client is bound to the loop that opened its connections)."""
+    loop = asyncio.get_running_loop()
+    client = _clients.get(loop)
+    if client is None:
+        timeout = settings.BOOCHAT_CACHE_TIMEOUT
+        client = redis.asyncio.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=timeout,
+                                              socket_timeout=timeout + READ_BLOCK_MS / 1000)
+        _clients[loop] = client
+    return client
+
+
+def stream_key(answer_pk: int) -> str:
+    prefix = settings.CACHES["default"].get("KEY_PREFIX", "boochat")
+    return f"{prefix}:answer:{answer_pk}"
+
+
+def event_bytes(n: int, block: bytes) -> bytes:
+    return b"id: %d\n%s\n\n" % (n, block)
+
+
+def end_event(end: dict[str, str]) -> bytes:
+    return b"event: end\ndata: " + json.dumps(end, separators=(",", ":")).encode() + b"\n\n"
+
+
+def snapshot_event(content: str, reasoning: str) -> bytes:
+    data = json.dumps({"content": content, "reasoning": reasoning}, separators=(",", ":")).encode()
+    return b"id\nevent: snapshot\ndata: " + data + b"\n\n"
+
+
+class EventSplitter:
+    """A host's SSE bytes, as they arrive, cut into whole events (comments such as DeepSeek's
+    `: keep-alive` dropped)."""
+
+    def __init__(self) -> None:
+        self.buffer = b""
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        self.buffer = (self.buffer + chunk).replace(b"\r\n", b"\n")
+        if b"\n\n" not in self.buffer:
+            return []
+        *blocks, self.buffer = self.buffer.split(b"\n\n")
+        return [block for block in blocks if _is_event(block)]
+
+    def close(self) -> list[bytes]:
+        rest, self.buffer = self.buffer.strip(b"\n"), b""
+        return [rest] if _is_event(rest) else []
+
+
+def _is_event(block: bytes) -> bool:
+    return any(line and not line.startswith(b":") for line in block.split(b"\n"))
+
+
+class RedisFeed:
+    """An answer's events added to its Redis Stream in the background, in one pipeline per batch, so
+    a slow or lost Redis never delays the answer; once Redis fails the feed stops (readers elsewhere
+    then follow the saved text)."""
+
+    def __init__(self, answer_pk: int) -> None:
+        self.key = stream_key(answer_pk)
+        self.running_ttl = settings.BOOCHAT_ANSWER_TIMEOUT + ENDED_TTL_SECONDS  # a killed worker's stream goes too
+        self.pending: list[tuple[str, dict[str, bytes]]] = [("0-1", {"start": b"1"})]  # the stream exists from the start
+        self.broken = False
+        self.flushing: asyncio.Task[None] | None = None
+        self._kick()
+
+    def add(self, n: int, block: bytes) -> None:
+        if not self.broken:
+            self.pending.append((f"{n}-0", {"d": block}))
+            self._kick()
+
+    def _kick(self) -> None:
+        if self.flushing is None or self.flushing.done():
+            self.flushing = asyncio.get_running_loop().create_task(self._flush())
+
+    async def _flush(self) -> None:
+        while self.pending and not self.broken:
+            batch, self.pending = self.pending, []
+            await self._write(batch, self.running_ttl)
+
+    async def _write(self, entries: list[tuple[str, dict[str, bytes]]], ttl: int) -> None:
+        try:
+            pipe = redis_client().pipeline(transaction=False)
+            for entry_id, fields in entries:
+                pipe.xadd(self.key, fields, id=entry_id, maxlen=STREAM_MAX_EVENTS, approximate=True)  # type: ignore[arg-type]
+            pipe.expire(self.key, ttl)
+            await pipe.execute()
+        except (RedisError, OSError) as exc:
+            self.broken = True
+            logger.warning("Redis refused answer events (%s): readers elsewhere follow the saved text", exc)
+
+    async def finish(self, n: int, state: str, error: str) -> None:
+        """Add the last events and the end (event n), then let the stream expire."""
+        if self.flushing is not None:
+            await asyncio.shield(self.flushing)
+        if not self.broken:
+            end = json.dumps({"state": state, "error": error}).encode()
+            await self._write([*self.pending, (f"{n}-0", {"end": end})], ENDED_TTL_SECONDS)
+
+
+class FeedMissing(Exception):
+    """The answer is being written, but not into Redis."""
+
+
+async def follow_redis(answer_pk: int, after: int) -> AsyncIterator[bytes]:
+    """The answer's events after event `after`, from its Redis Stream, until its end."""
+    client, key = redis_client(), stream_key(answer_pk)
+    last: bytes | str = f"{after}-0" if after else "0-0"
+    quiet = 0
+    while True:
+        reply = await client.xread({key: last}, count=1000, block=READ_BLOCK_MS)
+        if reply:
+            quiet = 0
+            out = []
+            for entry_id, fields in reply[0][1]:
+                last = entry_id
+                if b"end" in fields:
+                    yield b"".join(out) + end_event(json.loads(fields[b"end"]))
+                    return
+                if b"d" in fields:
+                    out.append(event_bytes(int(entry_id.split(b"-")[0]), fields[b"d"]))
+            if out:
+                yield b"".join(out)
+            continue
+        quiet += 1
+        saved = await database.run(_saved, answer_pk)
+        if saved is None or saved["state"] != MessageState.STREAMING:
+            # Its job saved it and is adding the end now, or its worker died before it could.
+            if quiet > 2 or saved is None:
+                yield end_event(_end_of(saved))
+                return
+        elif not await client.exists(key):
+            raise FeedMissing(answer_pk)
+        if quiet % round(KEEP_ALIVE_SECONDS * 1000 / READ_BLOCK_MS) == 0:
+            yield b": keep-alive\n\n"
+
+
+async def follow_saved(answer_pk: int) -> AsyncIterator[bytes]:
+    """The answer's text as the autosave writes it, each time it changes, until its end."""
+    shown: tuple[str, str] | None = None
+    waited = 0.0
+    while True:
+        saved = await database.run(_saved, answer_pk)
+        if saved is None or saved["state"] != MessageState.STREAMING:
+            if saved is not None:
+                yield snapshot_event(saved["content"], saved["reasoning"])
+            yield end_event(_end_of(saved))
+            return
+        if (saved["content"], saved["reasoning"]) != shown:
+            shown = saved["content"], saved["reasoning"]
+            yield snapshot_event(*shown)
+            waited = 0.0
+        elif waited >= KEEP_ALIVE_SECONDS:
+            yield b": keep-alive\n\n"
+            waited = 0.0
+        await asyncio.sleep(POLL_SECONDS)
+        waited += POLL_SECONDS
+
+
+def _saved(answer_pk: int) -> dict[str, Any] | None:
+    return Message.objects.filter(pk=answer_pk).values("content", "reasoning", "state", "error").first()
+
+
+def _end_of(saved: dict[str, Any] | None) -> dict[str, str]:
+    if saved is None:
+        return {"state": MessageState.INTERRUPTED, "error": "This answer was deleted."}
+    return {"state": saved["state"], "error": saved["error"]}
