@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from django.conf import settings
+from django.http import Http404
 from redis.exceptions import RedisError
 
 from boochat import database
@@ -98,6 +99,10 @@ async def _generate(job: Job, session: ChatSession, turn: NewTurn) -> None:
         except UpstreamError as exc:
             job.started.set_exception(exc)
             job.finish(MessageState.FAILED, str(exc))
+            return
+        except Http404 as exc:  # the chat was deleted while its conversation was summarized
+            job.started.set_exception(exc)
+            job.finish(MessageState.INTERRUPTED, str(exc))
             return
         except asyncio.CancelledError:  # Stop before the host's first byte: start_turn saved it
             job.started.set_result(None)

@@ -25,7 +25,7 @@ from boochat.chat.library_views import chat_list
 from boochat.chat.prompt import estimated_tokens_of, latest_compaction
 from boochat.chat.titles import generate_title
 from boochat.chat.turns import NewTurn, begin_edit, begin_regenerate, begin_turn
-from boochat.models import Attachment, ChatSession, Message
+from boochat.models import Attachment, ChatSession, Message, MessageState
 from boochat.proxy import UpstreamError, sse_response
 from providers.capabilities import Reasoning, reasoning_for
 from providers.catalog import load_catalog
@@ -173,19 +173,22 @@ async def chat_answer_stream(request: HtmxHttpRequest, pk: int) -> HttpResponseB
 
 @require_POST
 async def chat_stop(request: HtmxHttpRequest, pk: int) -> HttpResponseBase:
-    """Stop an answer being written, from any tab, device, worker or instance; what arrived is kept."""
-    session_pk = await database.run(_answer_session, request, pk)
-    if session_pk is None:
-        return HttpResponse("No such answer.", status=404, content_type="text/plain; charset=utf-8")
-    await jobs.stop_answer(pk)
+    """Stop the chat's answer being written, from any tab, device, worker or instance; what arrived is kept."""
+    answers = await database.run(_streaming_answers, request, pk)
+    if answers is None:
+        return HttpResponse("No such chat.", status=404, content_type="text/plain; charset=utf-8")
+    for answer_pk in answers:
+        await jobs.stop_answer(answer_pk)
     if request.headers.get("X-BooChat-Stream") == "1" or request.htmx:
         return HttpResponse(status=204)
-    return redirect("chat_session", pk=session_pk)
+    return redirect("chat_session", pk=pk)
 
 
-def _answer_session(request: HtmxHttpRequest, pk: int) -> int | None:
-    return Message.objects.filter(pk=pk, session__user=request.user, role=Message.Role.ASSISTANT).values_list(
-        "session_id", flat=True).first()
+def _streaming_answers(request: HtmxHttpRequest, pk: int) -> list[int] | None:
+    session = ChatSession.objects.for_user(request.user).filter(pk=pk).first()
+    if session is None:
+        return None
+    return list(session.messages.filter(role=Message.Role.ASSISTANT, state=MessageState.STREAMING).values_list("pk", flat=True))
 
 
 @require_GET

@@ -2,6 +2,7 @@
 
 import contextlib
 import logging
+import re
 import time
 import weakref
 
@@ -47,6 +48,13 @@ def wait_for_state(message_pk, timeout=5):
     return Message.objects.get(pk=message_pk)
 
 
+def host_events(body: bytes) -> bytes:
+    """The host's events in a followed answer: without BooChat's `id:` lines and its end event."""
+    assert re.search(rb'event: end\ndata: \{"state":"[a-z]+","error":".*"\}\n\n$', body), body[-200:]
+    events = body[:body.rindex(b"event: end\n")]
+    return re.sub(rb"^id: \d+\n", b"", events, flags=re.MULTILINE)
+
+
 def test_the_stream_is_relayed_byte_for_byte(chat):
     with FakeLlamaSwap() as host:
         session, client, url = chat(host)
@@ -55,7 +63,8 @@ def test_the_stream_is_relayed_byte_for_byte(chat):
             assert response.headers["content-type"] == "text/event-stream"
             body = b"".join(response.iter_raw())
         expected = b"".join(host.stream_events("qwen3-8b", include_usage=True))
-    assert body == expected
+    assert host_events(body) == expected
+    assert [int(n) for n in re.findall(rb"^id: (\d+)$", body, flags=re.MULTILINE)] == list(range(1, len(re.findall(b"\n\n", expected)) + 1))
     answer = wait_for_state(int(response.headers["x-boochat-message"]))
     assert answer.state == MessageState.COMPLETE
     assert answer.provider == "sam-desktop"
@@ -87,8 +96,8 @@ def test_a_host_dropping_mid_stream_ends_the_relay_with_an_error_event(chat):
     assert answer.content == "".join(CAPTURED_PIECES[:4])
 
 
-def test_leaving_mid_answer_closes_the_upstream_and_saves_the_partial(chat):
-    with FakeLlamaSwap(reply=["word "] * 400, stream_delay=0.02) as host:
+def test_leaving_mid_answer_lets_the_host_finish_and_saves_the_whole_answer(chat):
+    with FakeLlamaSwap(reply=["word "] * 100, stream_delay=0.01) as host:
         _, client, url = chat(host)
         with client.stream("POST", url, data={"content": "talk a lot"}) as response:
             message_pk = int(response.headers["x-boochat-message"])
@@ -97,14 +106,10 @@ def test_leaving_mid_answer_closes_the_upstream_and_saves_the_partial(chat):
                 received += chunk
                 if received.count(b"word") >= 5:
                     break
-        left_at = time.monotonic()
-        assert host.wait_for_disconnect(timeout=1.0), "the host kept generating after the browser left"
-        closed_after = time.monotonic() - left_at
-        answer = wait_for_state(message_pk)
-    assert closed_after < 1.0
-    assert answer.state == MessageState.INTERRUPTED
-    assert answer.content.startswith("word word word word word")
-    assert answer.content.count("word") < 400
+        answer = wait_for_state(message_pk, timeout=10)
+    assert not host.disconnects, "the host was stopped when the browser left"
+    assert answer.state == MessageState.COMPLETE and answer.error == ""
+    assert answer.content == "word " * 100
 
 
 def test_loading_state_is_relayed_but_not_stored(chat):
@@ -205,7 +210,7 @@ def test_a_locked_database_never_holds_up_the_stream(chat):
                 assert Message.objects.get(pk=answer_pk).state == MessageState.STREAMING  # not saved yet...
             received += b"".join(chunks)  # ...the response ends once the answer is saved
     assert done_at - first_at < words * delay + 1.0  # the words came on time, the lock notwithstanding
-    assert received.endswith(b"data: [DONE]\n\n")
+    assert b"data: [DONE]\n\n" in received and received.endswith(b"\n\n")
     answer = wait_for_state(answer_pk)
     assert answer.state == MessageState.COMPLETE and answer.content == "word " * words
 
@@ -247,7 +252,7 @@ def test_a_chat_deleted_while_its_answer_streams_gets_the_whole_stream_and_no_ro
             first = next(chunks)
             ChatSession.objects.filter(pk=session.pk).delete()
             body = first + b"".join(chunks)  # a response cut short raises here
-    assert body.endswith(b"data: [DONE]\n\n")
+    assert host_events(body).endswith(b"data: [DONE]\n\n")
     answer = int(response.headers["x-boochat-message"])
     assert not Message.objects.exists()  # not inserted again: the session it belonged to is gone
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO and r.name != "httpx"] == [
