@@ -39,7 +39,17 @@ class Job:
     end: dict[str, str] | None = None  # {"state", "error"} once the answer is saved
     started: asyncio.Future[Route | None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
     task: asyncio.Task[None] | None = None
+    beats: int = 0  # one more each KEEP_ALIVE_SECONDS while the job runs: readers send a comment
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self._heartbeat = asyncio.get_running_loop().call_later(KEEP_ALIVE_SECONDS, self._beat)
+
+    def _beat(self) -> None:
+        if self.end is None:
+            self.beats += 1
+            self._wake()
+            self._heartbeat = asyncio.get_running_loop().call_later(KEEP_ALIVE_SECONDS, self._beat)
 
     def publish(self, block: bytes) -> None:
         self.events.append(block)
@@ -47,6 +57,7 @@ class Job:
 
     def finish(self, state: str, error: str) -> None:
         self.end = {"state": state, "error": error}
+        self._heartbeat.cancel()
         self._wake()
 
     def _wake(self) -> None:
@@ -196,7 +207,7 @@ async def follow(answer_pk: int, after: int = 0) -> AsyncIterator[bytes]:
     it, else from Redis, else (no Redis, or Redis failing) from the text the autosave writes."""
     job = _jobs.get(answer_pk)
     if job is not None:
-        async for piece in _follow_job(job, after):
+        async for piece in follow_job(job, after):
             yield piece
         return
     if settings.REDIS_URL:
@@ -212,17 +223,19 @@ async def follow(answer_pk: int, after: int = 0) -> AsyncIterator[bytes]:
         yield piece
 
 
-async def _follow_job(job: Job, after: int) -> AsyncIterator[bytes]:
+async def follow_job(job: Job, after: int) -> AsyncIterator[bytes]:
+    """The job's SSE after its event `after`, as it is written, until its end."""
     n = max(0, after)
+    beats = job.beats
     while True:
         if n < len(job.events):
             upto = len(job.events)
-            yield b"".join(event_bytes(i + 1, job.events[i]) for i in range(n, upto))
+            yield b"".join([event_bytes(i + 1, job.events[i]) for i in range(n, upto)])
             n = upto
+        elif job.beats != beats:  # quiet for a while: a comment keeps proxies from closing the stream
+            yield b": keep-alive\n\n"
+        beats = job.beats
         if job.end is not None:
             yield end_event(job.end)
             return
-        try:
-            await asyncio.wait_for(job.changed(), KEEP_ALIVE_SECONDS)
-        except TimeoutError:
-            yield b": keep-alive\n\n"
+        await job.changed()

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Page, Paginator
+from django.db.models import Exists, OuterRef
 from django.http import HttpResponse, HttpResponseBase, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
@@ -16,7 +17,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from boochat.chat import export, imports, search
 from boochat.chat.branches import Tree
-from boochat.models import TITLE_MAX_LENGTH, ChatSession, Preset
+from boochat.models import TITLE_MAX_LENGTH, ChatSession, Message, MessageState, Preset
 from providers.catalog import load_catalog
 from providers.routing import RoutingError
 from settings_app.models import Favorite, UserSettings
@@ -30,7 +31,9 @@ CHATS_PER_PAGE = 50
 
 def chat_list(request: HtmxHttpRequest) -> Page[ChatSession]:
     """One page of the user's chats (`?page=`), pinned first, then the latest."""
-    chats = ChatSession.objects.for_user(request.user).only("id", "title", "model_id", "updated_at", "pinned")
+    answering = Message.objects.filter(session=OuterRef("pk"), state=MessageState.STREAMING)
+    chats = (ChatSession.objects.for_user(request.user).only("id", "title", "model_id", "updated_at", "pinned")
+             .annotate(answering=Exists(answering)))
     return Paginator(chats, CHATS_PER_PAGE).get_page(request.GET.get("page"))
 
 

@@ -1,5 +1,7 @@
-// The chat composer: POSTs with `X-BooChat-Stream: 1` and shows the relayed stream as it arrives
-// (stream.js reads it), then swaps in the saved answer, asks for a title and refreshes context use.
+// The chat composer: POSTs with `X-BooChat-Stream: 1` and shows the answer as it is written
+// (stream.js reads it, and follows it again after a network drop), then swaps in the saved answer,
+// asks for a title and refreshes context use. An answer still being written when the page opens is
+// followed from its start. Stop asks the server: the answer is a job of the server, not of this page.
 (function () {
   "use strict";
   const composer = document.getElementById("composer");
@@ -14,7 +16,7 @@
   let controller = null;
   let stopped = false;
 
-  const { element, answerBubble, readStream, errorMessage } = window.BooChatStream;
+  const { element, answerBubble, readStream, follow, errorMessage } = window.BooChatStream;
 
   // The footer a saved answer has ("qwen3-8b · sam-desktop"), for an answer the host refused.
   function modelFooter() {
@@ -61,6 +63,8 @@
     stop.hidden = false;
     status.textContent = "Waiting for the host…";
     let messageId = null;
+    let bubble = null;
+    const place = { lastId: null, end: null };
     stopped = false;
     try {
       const response = await fetch(form.action, {
@@ -74,9 +78,15 @@
         return;
       }
       messageId = response.headers.get("X-BooChat-Message");
-      const bubble = answerBubble(conversation(), messageId);
+      bubble = answerBubble(conversation(), messageId);
       status.textContent = "Streaming from " + (response.headers.get("X-BooChat-Provider") || "the host") + "…";
-      await readStream(response, bubble);
+      const followUrl = response.headers.get("X-BooChat-Follow");
+      try {
+        await readStream(response, bubble, place);
+      } catch (error) {
+        if (error.name === "AbortError") throw error;
+      }
+      if (!place.end && followUrl) await follow(followUrl, bubble, place, controller.signal);
     } catch (error) {
       if (error.name !== "AbortError") {
         conversation().append(element("p", "message-error", "The connection to BooChat was lost: " + error.message));
@@ -134,9 +144,30 @@
     setTimeout(function () { button.textContent = "Copy"; }, 1500);
   });
 
+  // Answers the page opened on that are still being written: followed from their start.
+  for (const saved of document.querySelectorAll("article[data-follow]")) {
+    if (controller) break;
+    controller = new AbortController();
+    send.disabled = true;
+    stop.hidden = false;
+    status.textContent = "Writing…";
+    const holder = document.createElement("div");
+    const bubble = answerBubble(holder, saved.id.replace("message-", ""));
+    saved.replaceWith(bubble.article);
+    follow(saved.dataset.follow, bubble, { lastId: null, end: null }, controller.signal).finally(async function () {
+      controller = null;
+      send.disabled = false;
+      stop.hidden = true;
+      status.textContent = "";
+      await refreshMessages();
+      await refreshContextUsage();
+    });
+  }
+
+  // Stop asks the server to stop the chat's answer (from any tab or device); the stream then ends.
   stop.addEventListener("click", function () {
     stopped = true;
-    if (controller) controller.abort();
+    fetch(composer.dataset.stopUrl, { method: "POST", headers: { "X-BooChat-Stream": "1", "X-CSRFToken": csrf } });
   });
 
   input.addEventListener("keydown", function (event) {

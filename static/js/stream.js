@@ -27,8 +27,34 @@
     return { article, details, reasoning: details.querySelector(".reasoning-text"), content, loading, meta };
   }
 
-  function handleEvent(block, bubble) {
-    const data = block.split(/\r?\n/).filter((l) => l.startsWith("data:")).map((l) => l.slice(5).trimStart()).join("\n");
+  // One SSE event. `place` (optional) follows BooChat's own lines: `id:` (the reader's place, sent back
+  // as Last-Event-ID on a reconnect), `event: snapshot` (the whole text so far, when only the saved
+  // text can be read) and `event: end` (the answer is saved: its state and error).
+  function handleEvent(block, bubble, place) {
+    let kind = "";
+    const lines = [];
+    for (const line of block.split(/\r?\n/)) {
+      if (line === "id" || line.startsWith("id:")) {
+        if (place) place.lastId = line.slice(3).trim() || null;
+      } else if (line.startsWith("event:")) {
+        kind = line.slice(6).trim();
+      } else if (line.startsWith("data:")) {
+        lines.push(line.slice(5).trimStart());
+      }
+    }
+    const data = lines.join("\n");
+    if (kind === "end" || kind === "snapshot") {
+      let value;
+      try { value = JSON.parse(data); } catch (e) { return; }
+      if (kind === "end") {
+        if (place) place.end = value;
+      } else {
+        bubble.content.textContent = value.content || "";
+        bubble.reasoning.textContent = value.reasoning || "";
+        bubble.details.hidden = !value.reasoning;
+      }
+      return;
+    }
     if (!data || data === "[DONE]") return;
     let chunk;
     try { chunk = JSON.parse(data); } catch (e) { return; }
@@ -58,7 +84,7 @@
     }
   }
 
-  async function readStream(response, bubble) {
+  async function readStream(response, bubble, place) {
     const reader = response.body.getReader();
     const decoder = new TextDecoder();
     let buffer = "";
@@ -68,10 +94,47 @@
       buffer += decoder.decode(value, { stream: true });
       let match;
       while ((match = /\r?\n\r?\n/.exec(buffer))) {
-        handleEvent(buffer.slice(0, match.index), bubble);
+        handleEvent(buffer.slice(0, match.index), bubble, place);
         buffer = buffer.slice(match.index + match[0].length);
       }
     }
+  }
+
+  function clearBubble(bubble) {
+    bubble.content.textContent = "";
+    bubble.reasoning.textContent = "";
+    bubble.details.hidden = true;
+    bubble.loading.textContent = "";
+    bubble.loading.hidden = true;
+    bubble.article.querySelectorAll(".message-error").forEach((node) => node.remove());
+  }
+
+  // Follow an answer being written (`url`: its stream) into `bubble` until it ends, reconnecting by
+  // itself after a network drop: from `place.lastId` on (nothing lost, nothing repeated), or from
+  // the start into an emptied bubble. Resolves with the end ({state, error}), or null if the answer
+  // is gone or the follow was aborted.
+  async function follow(url, bubble, place, signal) {
+    let wait = 500;
+    while (!place.end) {
+      try {
+        const headers = {};
+        if (place.lastId) headers["Last-Event-ID"] = place.lastId;
+        else clearBubble(bubble);
+        const response = await fetch(url, { headers, signal });
+        if (response.status === 400 || response.status === 404) return null;
+        if (response.ok) {
+          await readStream(response, bubble, place);
+          wait = 500;
+        }
+      } catch (error) {
+        if (error.name === "AbortError") return null;
+      }
+      if (!place.end) {
+        await new Promise((resolve) => setTimeout(resolve, wait));
+        wait = Math.min(wait * 2, 5000);
+      }
+    }
+    return place.end;
   }
 
   async function errorMessage(response) {
@@ -91,5 +154,5 @@
     if (window.htmx) window.htmx.process(node);
   }
 
-  window.BooChatStream = { element, answerBubble, handleEvent, readStream, errorMessage, swapIn };
+  window.BooChatStream = { element, answerBubble, handleEvent, readStream, follow, errorMessage, swapIn };
 })();
