@@ -139,37 +139,35 @@ class FeedMissing(Exception):
     """The answer is being written, but not into Redis."""
 
 
-async def follow_redis(answer_pk: int, after: int) -> AsyncIterator[bytes]:
-    """The answer's events after event `after`, from its Redis Stream, until its end."""
+async def read_redis(answer_pk: int) -> AsyncIterator[tuple[int, bytes] | dict[str, str]]:
+    """The answer's events from its Redis Stream, from the first, as they come: (n, event), and
+    last its end ({"state", "error"}). FeedMissing if it has no stream."""
     client, key = redis_client(), stream_key(answer_pk)
-    last: bytes | str = f"{after}-0" if after else "0-0"
+    if not await client.exists(key):  # ended minutes ago, or written without Redis
+        raise FeedMissing(answer_pk)
+    last: bytes | str = "0-0"
     quiet = 0
     while True:
         reply = await client.xread({key: last}, count=1000, block=READ_BLOCK_MS)
         if reply:
             quiet = 0
-            out = []
             for entry_id, fields in reply[0][1]:
                 last = entry_id
                 if b"end" in fields:
-                    yield b"".join(out) + end_event(json.loads(fields[b"end"]))
+                    yield json.loads(fields[b"end"])
                     return
                 if b"d" in fields:
-                    out.append(event_bytes(int(entry_id.split(b"-")[0]), fields[b"d"]))
-            if out:
-                yield b"".join(out)
+                    yield int(entry_id.split(b"-")[0]), fields[b"d"]
             continue
         quiet += 1
         saved = await database.run(_saved, answer_pk)
         if saved is None or saved["state"] != MessageState.STREAMING:
             # Its job saved it and is adding the end now, or its worker died before it could.
             if quiet > 2 or saved is None:
-                yield end_event(_end_of(saved))
+                yield _end_of(saved)
                 return
         elif not await client.exists(key):
             raise FeedMissing(answer_pk)
-        if quiet % round(KEEP_ALIVE_SECONDS * 1000 / READ_BLOCK_MS) == 0:
-            yield b": keep-alive\n\n"
 
 
 async def follow_saved(answer_pk: int) -> AsyncIterator[bytes]:

@@ -16,7 +16,7 @@ from redis.exceptions import RedisError
 
 from boochat import database
 from boochat.chat.broker import (KEEP_ALIVE_SECONDS, EventSplitter, FeedMissing, RedisFeed, end_event, event_bytes,
-                                 follow_redis, follow_saved, redis_client)
+                                 follow_saved, read_redis, redis_client)
 from boochat.chat.autosave import STOPPED_BY_USER
 from boochat.chat.relay import relay
 from boochat.chat.turns import STOPPED_BEFORE_START, NewTurn, start_turn
@@ -39,6 +39,7 @@ class Job:
     end: dict[str, str] | None = None  # {"state", "error"} once the answer is saved
     started: asyncio.Future[Route | None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
     task: asyncio.Task[None] | None = None
+    failed: bool = False  # a copy of another process's job whose Redis Stream could not be read
     beats: int = 0  # one more each KEEP_ALIVE_SECONDS while the job runs: readers send a comment
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -204,23 +205,58 @@ async def _stops_forever() -> None:
 
 async def follow(answer_pk: int, after: int = 0) -> AsyncIterator[bytes]:
     """The answer's SSE after its event `after`, until its end: from its job when this process runs
-    it, else from Redis, else (no Redis, or Redis failing) from the text the autosave writes."""
+    it; else, with Redis, from this process's copy of the job's Redis Stream (one reader of Redis
+    per answer, whatever the number of clients); else (no Redis, or Redis failing) from the text
+    the autosave writes."""
     job = _jobs.get(answer_pk)
+    if job is None and settings.REDIS_URL:
+        job = _copies.get(answer_pk)
+        if job is None or job.failed:
+            job = _copy_of(answer_pk)
     if job is not None:
-        async for piece in follow_job(job, after):
-            yield piece
-        return
-    if settings.REDIS_URL:
         try:
-            async for piece in follow_redis(answer_pk, after):
+            async for piece in follow_job(job, after):
                 yield piece
             return
         except FeedMissing:
             pass
-        except (RedisError, OSError) as exc:
-            logger.warning("Following answer %s from its saved text: Redis failed (%s)", answer_pk, exc)
     async for piece in follow_saved(answer_pk):
         yield piece
+
+
+_copies: dict[int, Job] = {}
+
+
+def _copy_of(answer_pk: int) -> Job:
+    """A job in this process that mirrors another process's job from its Redis Stream."""
+    job = Job(answer_pk)
+    _copies[answer_pk] = job
+    job.task = asyncio.get_running_loop().create_task(_mirror(job), name=f"answer-copy-{answer_pk}")
+    _tasks.add(job.task)
+    job.task.add_done_callback(_tasks.discard)
+    return job
+
+
+async def _mirror(job: Job) -> None:
+    try:
+        async for item in read_redis(job.answer_pk):
+            if isinstance(item, dict):
+                job.finish(item["state"], item["error"])
+            else:
+                job.publish(item[1])
+    except (FeedMissing, RedisError, OSError) as exc:
+        if not isinstance(exc, FeedMissing):
+            logger.warning("Following answer %s from its saved text: Redis failed (%s)", job.answer_pk, exc)
+    finally:
+        if job.end is None:
+            job.failed = True
+            job.finish("", "")
+        asyncio.get_running_loop().call_later(KEEP_ENDED_SECONDS, _forget_copy, job)
+
+
+def _forget_copy(job: Job) -> None:
+    if _copies.get(job.answer_pk) is job:
+        del _copies[job.answer_pk]
 
 
 async def follow_job(job: Job, after: int) -> AsyncIterator[bytes]:
@@ -235,6 +271,8 @@ async def follow_job(job: Job, after: int) -> AsyncIterator[bytes]:
         elif job.beats != beats:  # quiet for a while: a comment keeps proxies from closing the stream
             yield b": keep-alive\n\n"
         beats = job.beats
+        if job.failed:
+            raise FeedMissing(job.answer_pk)
         if job.end is not None:
             yield end_event(job.end)
             return

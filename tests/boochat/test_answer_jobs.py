@@ -204,8 +204,9 @@ def test_reconnects_through_redis_streams_lose_and_repeat_nothing(django_user_mo
     async def run():
         await broker.redis_client().delete(broker.stream_key(answer.pk))
         feed = broker.RedisFeed(answer.pk)
+        await feed.flushing  # the stream exists before its first reader comes
         rng = random.Random(29)
-        reading = [asyncio.create_task(reconnecting_reader(lambda after: broker.follow_redis(answer.pk, after), rng, chunks))
+        reading = [asyncio.create_task(reconnecting_reader(lambda after: jobs.follow(answer.pk, after), rng, chunks))
                    for _ in range(readers)]
         for i in range(chunks):
             feed.add(i + 1, host_event(i))
