@@ -1,0 +1,73 @@
+"""An answer written by one instance (gunicorn + uvicorn, as production runs) is followed and stopped
+from another: through Redis Streams with REDIS_URL, through the saved text without it."""
+
+import json
+import re
+from contextlib import closing
+
+import pytest
+from django.conf import settings
+
+from boochat.models import ChatSession, Message, MessageState
+from tests.factories import make_provider
+from tests.fakes.llama_swap import FakeLlamaSwap
+from tests.production.test_gunicorn_stack import logged_in, wait_until
+
+pytestmark = pytest.mark.django_db(transaction=True)
+WORDS = [f"w{i} " for i in range(300)]
+EVENT = re.compile(rb"(?:^|\n\n)id: (\d+)\ndata: ([^\n]*)")
+
+
+def text_and_ids(body):
+    ids, text = [], []
+    for n, data in EVENT.findall(body):
+        ids.append(int(n))
+        if data.startswith(b"{"):
+            text += [c.get("delta", {}).get("content") or "" for c in json.loads(data).get("choices", [])]
+    return "".join(text), ids
+
+
+def test_a_reader_on_another_instance_resumes_the_answer_and_its_stop_stops_the_host(app_process, django_user_model):
+    with FakeLlamaSwap(reply=WORDS, stream_delay=0.01) as host:
+        make_provider(slug="sam-desktop", base_url=host.url, is_default=True)
+        first, second = app_process()[0], app_process()[0]
+        user = django_user_model.objects.create_user("alice")
+        session = ChatSession.objects.create(user=user, model_id="sam-desktop/qwen3-8b", title="t")
+        writer, reader = logged_in(first, user), logged_in(second, user)
+        with closing(writer), closing(reader):
+            with writer.stream("POST", f"/chat/{session.pk}/send", data={"content": "count"},
+                               headers={"X-BooChat-Stream": "1"}) as response:
+                follow_url = response.headers["x-boochat-follow"]
+                body = b""
+                for chunk in response.iter_raw():
+                    body += chunk
+                    if len(EVENT.findall(body)) >= 20:
+                        break
+            body = body[:body.rindex(b"\n\n") + 2]
+            text, ids = text_and_ids(body)
+            rest = reader.get(follow_url, headers={"Last-Event-ID": str(ids[-1])}).content
+            assert rest.endswith(b'event: end\ndata: {"state":"complete","error":""}\n\n')
+            answer = Message.objects.get(role="assistant")
+            assert answer.content == "".join(WORDS)
+            if settings.REDIS_URL:  # the events themselves, from Redis: nothing lost, nothing repeated
+                more, more_ids = text_and_ids(rest)
+                assert ids + more_ids == list(range(1, more_ids[-1] + 1)) and text + more == answer.content
+            else:  # the saved text, whole
+                snapshots = re.findall(rb"event: snapshot\ndata: (.*)\n", rest)
+                assert json.loads(snapshots[-1])["content"] == answer.content
+
+            # A long answer written by the first instance, stopped from the second.
+            host.reply = WORDS * 20
+            with writer.stream("POST", f"/chat/{session.pk}/send", data={"content": "more"},
+                               headers={"X-BooChat-Stream": "1"}) as response:
+                chunks = response.iter_raw()
+                body = next(chunks)
+                while len(EVENT.findall(body)) < 20:
+                    body += next(chunks)
+                assert reader.post(f"/chat/{session.pk}/stop", headers={"X-BooChat-Stream": "1"}).status_code == 204
+                assert host.wait_for_disconnect(5.0), "Stop from the other instance did not stop the host"
+                body += b"".join(chunks)
+            assert b'event: end\ndata: {"state":"interrupted"' in body
+    stopped = Message.objects.filter(role="assistant").order_by("pk").last()
+    wait_until(lambda: stopped.refresh_from_db() or stopped.state != MessageState.STREAMING, what="the stop's save")
+    assert stopped.state == MessageState.INTERRUPTED and 0 < len(stopped.content) < len(WORDS * 20)
