@@ -2,7 +2,9 @@
 from another: through Redis Streams with REDIS_URL, through the saved text without it."""
 
 import json
+import os
 import re
+import signal
 from contextlib import closing
 
 import pytest
@@ -71,3 +73,33 @@ def test_a_reader_on_another_instance_resumes_the_answer_and_its_stop_stops_the_
     stopped = Message.objects.filter(role="assistant").order_by("pk").last()
     wait_until(lambda: stopped.refresh_from_db() or stopped.state != MessageState.STREAMING, what="the stop's save")
     assert stopped.state == MessageState.INTERRUPTED and 0 < len(stopped.content) < len(WORDS * 20)
+
+
+def test_readers_elsewhere_see_the_end_and_why_when_the_writing_instance_is_killed(app_process, django_user_model):
+    with FakeLlamaSwap(reply=["word "] * 2000, stream_delay=0.02) as host:
+        make_provider(slug="sam-desktop", base_url=host.url, is_default=True)
+        (first, killed), (second, _) = app_process(), app_process()
+        user = django_user_model.objects.create_user("alice")
+        session = ChatSession.objects.create(user=user, model_id="sam-desktop/qwen3-8b", title="t")
+        writer, reader = logged_in(first, user), logged_in(second, user)
+        with closing(writer), closing(reader):
+            with writer.stream("POST", f"/chat/{session.pk}/send", data={"content": "talk"},
+                               headers={"X-BooChat-Stream": "1"}) as response:
+                follow_url = response.headers["x-boochat-follow"]
+                body = b""
+                for chunk in response.iter_raw():
+                    body += chunk
+                    if body.count(b"word") >= 150:  # past the autosave's first seconds
+                        break
+            with reader.stream("GET", follow_url) as watching:
+                seen = watching.iter_raw()
+                first_words = next(seen)
+                while b"word" not in first_words:  # without Redis: once the autosave has some
+                    first_words += next(seen)
+                os.killpg(killed.pid, signal.SIGKILL)  # nothing of it can save
+                app_process()  # the next start marks what the killed instance was writing
+                rest = b"".join(seen)
+    end = json.loads(re.search(rb"event: end\ndata: (.*)\n\n$", rest).group(1))
+    assert end["state"] == MessageState.INTERRUPTED and "stopped while this answer was streaming" in end["error"]
+    answer = Message.objects.get(role="assistant")
+    assert answer.state == MessageState.INTERRUPTED and answer.content.startswith("word word")
