@@ -148,7 +148,7 @@ async def read_redis(answer_pk: int) -> AsyncIterator[tuple[int, bytes] | dict[s
     last: bytes | str = "0-0"
     quiet = 0
     while True:
-        reply = await client.xread({key: last}, count=1000, block=READ_BLOCK_MS)
+        reply: Any = await client.xread({key: last}, count=1000, block=READ_BLOCK_MS)
         if reply:
             quiet = 0
             for entry_id, fields in reply[0][1]:
@@ -193,7 +193,8 @@ async def follow_saved(answer_pk: int) -> AsyncIterator[bytes]:
 
 
 def _saved(answer_pk: int) -> dict[str, Any] | None:
-    return Message.objects.filter(pk=answer_pk).values("content", "reasoning", "state", "error").first()
+    row = Message.objects.filter(pk=answer_pk).values("content", "reasoning", "state", "error").first()
+    return dict(row) if row is not None else None
 
 
 def _end_of(saved: dict[str, Any] | None) -> dict[str, str]:

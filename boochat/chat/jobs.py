@@ -15,9 +15,18 @@ from django.http import Http404
 from redis.exceptions import RedisError
 
 from boochat import database
-from boochat.chat.broker import (KEEP_ALIVE_SECONDS, EventSplitter, FeedMissing, RedisFeed, end_event, event_bytes,
-                                 follow_saved, read_redis, redis_client)
 from boochat.chat.autosave import STOPPED_BY_USER
+from boochat.chat.broker import (
+    KEEP_ALIVE_SECONDS,
+    EventSplitter,
+    FeedMissing,
+    RedisFeed,
+    end_event,
+    event_bytes,
+    follow_saved,
+    read_redis,
+    redis_client,
+)
 from boochat.chat.relay import relay
 from boochat.chat.turns import STOPPED_BEFORE_START, NewTurn, start_turn
 from boochat.models import ChatSession, Message, MessageState

@@ -6,9 +6,7 @@ import asyncio
 import json
 import random
 import re
-import threading
 import time
-from contextlib import closing
 
 import httpx
 import pytest
