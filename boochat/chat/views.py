@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from django.conf import settings
 from django.contrib import messages
 from django.db import IntegrityError, OperationalError, transaction
 from django.http import HttpResponse, HttpResponseBase, JsonResponse
@@ -17,7 +18,7 @@ from boochat.chat import attachments
 from boochat.chat.autosave import interrupt_stale_answers
 from boochat.chat.branches import Tree
 from boochat.chat.forms import ChatSettingsForm
-from boochat.chat.library_views import chat_list
+from boochat.chat.library_views import sidebar
 from boochat.chat.prompt import active_messages, estimate_tokens, load_tree, upstream_messages
 from boochat.chat.relay import relay
 from boochat.chat.titles import generate_title
@@ -73,7 +74,7 @@ def chat_session(request: HtmxHttpRequest, pk: int) -> TemplateResponse:
     except RoutingError:
         selected = session.model_id
     context = {
-        "sessions": chat_list(request),
+        **sidebar(request),
         "session": session,
         "history": history,
         "branches": tree.navigation(history),
@@ -83,6 +84,8 @@ def chat_session(request: HtmxHttpRequest, pk: int) -> TemplateResponse:
         "selected": selected,
         "usage": _context_usage(session, history),
         "settings_form": ChatSettingsForm.for_session(session, _reasoning(session)),
+        "shares": list(session.shares.filter(revoked_at__isnull=True)),
+        "trash_days": settings.BOOCHAT_TRASH_DAYS,
     }
     return TemplateResponse(request, "chat.html", context)
 
@@ -122,7 +125,8 @@ def chat_set_model(request: HtmxHttpRequest, pk: int) -> HttpResponseBase:
 
 
 def _owned_message(request: HtmxHttpRequest, pk: int, **conditions: object) -> Message:
-    return get_object_or_404(Message.objects.select_related("session"), pk=pk, session__user=request.user, **conditions)
+    return get_object_or_404(Message.objects.select_related("session"), pk=pk, session__user=request.user,
+                             session__deleted_at__isnull=True, **conditions)
 
 
 @require_GET
@@ -330,7 +334,8 @@ async def chat_title(request: HtmxHttpRequest, pk: int) -> HttpResponseBase:
 def chat_attachment(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """A file attached to one of the user's questions: an image as it was sent, a text file or PDF as
     the text the model got."""
-    attachment = get_object_or_404(Attachment, pk=pk, message__session__user=request.user)
+    attachment = get_object_or_404(Attachment, pk=pk, message__session__user=request.user,
+                                   message__session__deleted_at__isnull=True)
     if attachment.is_image:
         response = HttpResponse(bytes(attachment.data), content_type=attachment.media_type)
     else:
