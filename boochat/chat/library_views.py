@@ -53,9 +53,10 @@ def chat_index(request: HtmxHttpRequest) -> TemplateResponse:
 def _start_page(request: HtmxHttpRequest, status: int = 200) -> TemplateResponse:
     picker = build_picker(load_catalog(), Favorite.objects.ids_for(request.user), chat=True)
     # "Chat with this" on /models/ links here with the model chosen.
-    chosen = request.GET.get("model") or starting_model(request.user, picker)
+    starting = starting_model(request.user, picker)
     return TemplateResponse(request, "chat.html", {**sidebar(request), "session": None,
-                                                   "picker": picker, "selected": chosen,
+                                                   "picker": picker, "selected": request.GET.get("model") or starting,
+                                                   "import_model": starting,
                                                    "presets": Preset.objects.filter(user=request.user).exclude(name="")},
                             status=status)
 
@@ -180,7 +181,9 @@ def chat_import(request: HtmxHttpRequest) -> HttpResponseBase:
             raise imports.BadExport("Choose an export file to import.")
         if upload.size is not None and upload.size > limit:
             raise imports.BadExport(f"The file is larger than {limit} bytes (BOOCHAT_MAX_IMPORT_BYTES).")
-        report = imports.import_chats(request.user, imports.read_export(upload.read()))
+        chats = imports.read_export(upload.read())
+        continue_with = _continue_with(request)
+        report = imports.import_chats(request.user, chats, continue_with=continue_with)
     except imports.BadExport as exc:
         messages.error(request, f"Nothing was imported: {exc}")
         return _start_page(request, status=exc.status)
@@ -191,8 +194,23 @@ def chat_import(request: HtmxHttpRequest) -> HttpResponseBase:
                 "their parents leads back to them, never to the start of the chat)." if n else "")
     messages.success(request, f"Imported {report.chats} chat{'s' if report.chats != 1 else ''} with {report.messages} "
                               f"messages." + (f" Models found: {mapped}." if mapped else "")
-                              + (f" Kept as text (no host serves them): {unknown}." if unknown else "") + left_out)
+                              + (f" Kept as text (no host serves them): {unknown}." if unknown else "") + left_out
+                              + (f" {report.continued} chat{'s' if report.continued != 1 else ''} continue with "
+                                 f"{continue_with or 'their own model (none is served here)'}."
+                                 if report.continued else ""))
     return redirect("chat_index")
+
+
+def _continue_with(request: HtmxHttpRequest) -> str:
+    """The model chosen to continue imported chats whose model no host serves (default: the one a new
+    chat would start with); BadExport when it cannot be used."""
+    chosen = request.POST.get("continue_with", "").strip()
+    if not chosen:
+        return starting_model(request.user, build_picker(load_catalog(), Favorite.objects.ids_for(request.user), chat=True))
+    try:
+        return chat_model_id(chosen)
+    except RoutingError as exc:
+        raise imports.BadExport(f"The model to continue with cannot be used: {exc}.") from None
 
 
 def _listed(names: Iterable[str], most: int = 10) -> str:

@@ -22,6 +22,7 @@ from boochat.chat.forms import ChatSettingsForm
 from boochat.chat.library_views import sidebar
 from boochat.chat.prompt import estimated_tokens_of, latest_compaction
 from boochat.chat.relay import relay
+from boochat.chat.starting_model import starting_model
 from boochat.chat.titles import generate_title
 from boochat.chat.turns import NewTurn, begin_edit, begin_regenerate, begin_turn, start_turn
 from boochat.models import Attachment, ChatSession, Message
@@ -99,12 +100,14 @@ def chat_session(request: HtmxHttpRequest, pk: int) -> HttpResponseBase:
             selected = normalize_model_id(session.model_id)
         except RoutingError:
             selected = session.model_id
+        picker = build_picker(catalog, Favorite.objects.ids_for(request.user), chat=True)
         context.update({
             **sidebar(request),
+            "import_model": starting_model(request.user, picker),
             "later_url": (f"{session.get_absolute_url()}?before={page.later_before}" if page.later_before
                           else session.get_absolute_url()) if page.later else "",
             "compactions": list(session.compactions.all()),
-            "picker": build_picker(catalog, Favorite.objects.ids_for(request.user), chat=True),
+            "picker": picker,
             "selected": selected,
             "usage": _context_usage(session, branch_ids),
             "settings_form": ChatSettingsForm.for_session(session, _reasoning(session)),
