@@ -21,9 +21,9 @@ from boochat import outages
 from boochat.chat.starting_model import starting_model
 from boochat.gateway import app as gateway
 from boochat.models import ChatSession, Preset
-from providers import control
+from providers import control, pools
 from providers.catalog import load_catalog
-from providers.models import Provider
+from providers.models import Provider, ProviderKind
 from providers.routing import RoutingError, endpoint_for
 from settings_app.models import Favorite
 from settings_app.picker import build_picker
@@ -53,6 +53,8 @@ def picker(request: HtmxHttpRequest) -> TemplateResponse:
         "picker": build_picker(catalog, favorite_ids, request.GET.get("q", "")),
         "may_control": may_control_models(request.user),
         "controlled": {p.slug for p in catalog.providers if control.offered(p)},
+        # Which member each pool's model would be sent to now (no host is asked: the cached lists).
+        "pools_now": {p.slug: pools.members_now(p.slug) for p in catalog.providers if p.kind == ProviderKind.POOL},
     })
 
 
