@@ -160,7 +160,7 @@ def _chatgpt(chat: dict[str, Any]) -> ImportedChat:
 def _system_text(message: dict[str, Any]) -> str:
     """A ChatGPT system message's text: its parts, or the custom instructions it carries (the user's
     profile and instructions, content type user_editable_context)."""
-    content = message.get("content") if isinstance(message.get("content"), dict) else {}
+    content: dict[str, Any] = message["content"] if isinstance(message.get("content"), dict) else {}
     pieces = [part for part in content.get("parts") or [] if isinstance(part, str)]
     pieces += [_text(content.get(name)) for name in ("user_profile", "user_instructions")]
     return "\n\n".join(piece.strip() for piece in pieces if piece.strip())
