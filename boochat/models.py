@@ -180,6 +180,14 @@ class Message(GeneratedText):
     def is_answer(self) -> bool:
         return self.role == self.Role.ASSISTANT
 
+    @property
+    def can_continue(self) -> bool:
+        """An answer with text that was stopped (Stop, the host going away or failing mid-answer) or cut
+        by the length limit: its host can go on from it (boochat.chat.turns.begin_continue)."""
+        return self.is_answer and bool(self.content) and (
+            self.state in (MessageState.INTERRUPTED, MessageState.FAILED)
+            or (self.state == MessageState.COMPLETE and self.finish_reason == "length"))
+
 
 class Attachment(models.Model):
     """A file sent with a question: an image (its bytes, sent as an image_url part to models that take

@@ -44,6 +44,7 @@ urlpatterns = [
     path("chat/messages/<int:pk>", chat_views.chat_message, name="chat_message"),
     path("chat/messages/<int:pk>/edit", chat_views.chat_edit, name="chat_edit"),
     path("chat/messages/<int:pk>/regenerate", chat_views.chat_regenerate, name="chat_regenerate"),
+    path("chat/messages/<int:pk>/continue", chat_views.chat_continue, name="chat_continue"),
     path("chat/messages/<int:pk>/delete", chat_views.chat_delete_turn, name="chat_delete_turn"),
     path("chat/attachments/<int:pk>", chat_views.chat_attachment, name="chat_attachment"),
     path("arena/", arena_views.arena_index, name="arena_index"),

@@ -24,7 +24,15 @@ from boochat.chat.prompt import estimated_tokens_of, latest_compaction
 from boochat.chat.relay import relay
 from boochat.chat.starting_model import starting_model
 from boochat.chat.titles import generate_title
-from boochat.chat.turns import NewTurn, begin_edit, begin_regenerate, begin_turn, start_turn
+from boochat.chat.turns import (
+    CannotContinue,
+    NewTurn,
+    begin_continue,
+    begin_edit,
+    begin_regenerate,
+    begin_turn,
+    start_turn,
+)
 from boochat.models import Attachment, ChatSession, Message
 from boochat.proxy import UpstreamError, sse_response
 from providers.capabilities import Reasoning, reasoning_for
@@ -250,6 +258,15 @@ def _begin_regenerate(request: HtmxHttpRequest, pk: int) -> tuple[ChatSession, N
     return session, _begin(request, session, lambda _: begin_regenerate(session, answer, model_id), question=False)
 
 
+def _begin_continue(request: HtmxHttpRequest, pk: int) -> tuple[ChatSession, NewTurn | HttpResponseBase]:
+    answer = _owned_message(request, pk, role=Message.Role.ASSISTANT)
+    session = answer.session
+    try:
+        return session, _begin(request, session, lambda _: begin_continue(session, answer), question=False)
+    except CannotContinue as exc:
+        return session, _send_error(request, session, 409, f"Not continued: {exc}")
+
+
 async def _send(request: HtmxHttpRequest, begin: Callable[[HtmxHttpRequest, int], tuple[ChatSession, NewTurn | HttpResponseBase]],
                 pk: int) -> HttpResponseBase:
     # One trip to a thread for the login, the chat and the turn; the connection goes back to the pool
@@ -271,6 +288,13 @@ async def chat_edit(request: HtmxHttpRequest, pk: int) -> HttpResponseBase:
     """Send an edited question in place of message `pk`; the earlier question and its answers stay,
     as an earlier branch."""
     return await _send(request, _begin_edit, pk)
+
+
+@require_POST
+async def chat_continue(request: HtmxHttpRequest, pk: int) -> HttpResponseBase:
+    """Have the host go on with answer `pk` (stopped, or cut by the length limit) from its saved text;
+    what it writes is added to the same answer."""
+    return await _send(request, _begin_continue, pk)
 
 
 @require_http_methods(["GET", "POST"])
