@@ -30,17 +30,18 @@ from settings_app.text import cut, unstorable
 CHATS_PER_PAGE = 50
 
 
-def chat_list(request: HtmxHttpRequest) -> Page[ChatSession]:
-    """One page of the user's listed chats (`?page=`: not archived, not empty), pinned first, then the latest."""
-    chats = ChatSession.objects.for_user(request.user).listed().only("id", "title", "model_id", "updated_at", "pinned",
+def chat_list(request: HtmxHttpRequest, current: ChatSession | None = None) -> Page[ChatSession]:
+    """One page of the user's listed chats (`?page=`: not archived, not empty, and the `current` one),
+    pinned first, then the latest."""
+    chats = ChatSession.objects.for_user(request.user).listed(current=current.pk if current else None).only("id", "title", "model_id", "updated_at", "pinned",
                                                                     "folder_id")
     return Paginator(chats, CHATS_PER_PAGE).get_page(request.GET.get("page"))
 
 
-def sidebar(request: HtmxHttpRequest) -> dict[str, object]:
+def sidebar(request: HtmxHttpRequest, current: ChatSession | None = None) -> dict[str, object]:
     """What the chat list beside a chat needs: a page of chats, the user's folders, and the Undo of a
     delete just made."""
-    return {"sessions": chat_list(request), "folders": list(Folder.objects.filter(user=request.user)),
+    return {"sessions": chat_list(request, current), "folders": list(Folder.objects.filter(user=request.user)),
             "undo": undo_offer(request)}
 
 

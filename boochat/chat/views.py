@@ -110,7 +110,7 @@ def chat_session(request: HtmxHttpRequest, pk: int) -> HttpResponseBase:
             selected = session.model_id
         picker = build_picker(catalog, Favorite.objects.ids_for(request.user), chat=True)
         context.update({
-            **sidebar(request),
+            **sidebar(request, session),
             "import_model": starting_model(request.user, picker),
             "later_url": (f"{session.get_absolute_url()}?before={page.later_before}" if page.later_before
                           else session.get_absolute_url()) if page.later else "",

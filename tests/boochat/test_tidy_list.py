@@ -44,6 +44,7 @@ class TestNoEmptyChats:
         chat = ChatSession.objects.get()
         assert chat.model_id == "sam-desktop/gpt-oss-20b"  # with the model chosen last
         assert listed(user_client) == [] and f'id="session-link-{chat.pk}"' not in page(user_client)
+        assert listed(user_client, chat.get_absolute_url()) == [chat.pk]  # except while it is on screen
 
         add_message(session=chat, role="user", content="hi")
         assert listed(user_client) == [chat.pk]
