@@ -10,6 +10,7 @@ from django.http import HttpResponse, HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from boochat.models import ChatSession, Folder
@@ -32,7 +33,8 @@ def _refuse(message: str, status: int = 400) -> HttpResponse:
 def _back(request: HtmxHttpRequest, fallback: str = "chat_index") -> HttpResponseBase:
     """Where a plain form came from (`next`, a path of this site), else `fallback`."""
     target = request.POST.get("next", "")
-    return redirect(target if target.startswith("/") and not target.startswith("//") else fallback)
+    safe = target.startswith("/") and url_has_allowed_host_and_scheme(target, allowed_hosts=None)
+    return redirect(target if safe else fallback)
 
 
 def trash(request: HtmxHttpRequest, chats: list[ChatSession]) -> None:
@@ -80,8 +82,7 @@ def chat_restore(request: HtmxHttpRequest) -> HttpResponseBase:
 def chat_archived(request: HtmxHttpRequest) -> TemplateResponse:
     """The user's archived chats, to open, restore or delete."""
     chats = ChatSession.objects.for_user(request.user).filter(archived_at__isnull=False).order_by("-archived_at", "-id")
-    return TemplateResponse(request, "chat_shelf.html", {"shelf": "archived", "chats": chats,
-                                                         "folders": Folder.objects.filter(user=request.user)})
+    return TemplateResponse(request, "chat_shelf.html", {"shelf": "archived", "chats": chats, "undo": undo_offer(request)})
 
 
 @require_GET
@@ -89,7 +90,7 @@ def chat_trash(request: HtmxHttpRequest) -> TemplateResponse:
     """The chats in the trash, restorable until BOOCHAT_TRASH_DAYS have passed."""
     ChatSession.objects.empty_trash()
     return TemplateResponse(request, "chat_shelf.html", {"shelf": "trash", "chats": ChatSession.objects.in_trash(request.user),
-                                                         "days": settings.BOOCHAT_TRASH_DAYS})
+                                                         "days": settings.BOOCHAT_TRASH_DAYS, "undo": undo_offer(request)})
 
 
 @require_POST

@@ -98,10 +98,15 @@ class TestTrash:
 
     def test_restore_and_delete_for_good_from_the_trash(self, user_client):
         a, b = chat_with_message(user_client, "A"), chat_with_message(user_client, "B")
-        user_client.post(reverse("chat_bulk"), {"action": "delete", "chats": [a.pk, b.pk]})
+        user_client.post(reverse("chat_archive", args=[a.pk]), {"archived": "1"})
+        deleted = user_client.post(reverse("chat_bulk"), {"action": "delete", "chats": [a.pk, b.pk],
+                                                          "next": reverse("chat_archived")}, follow=True)
+        assert "Moved 2 chats to the trash" in deleted.content.decode() and "Undo delete" in deleted.content.decode()
         user_client.post(reverse("chat_bulk"), {"action": "restore", "chats": [a.pk], "next": reverse("chat_trash")})
         user_client.post(reverse("chat_bulk"), {"action": "destroy", "chats": [b.pk], "next": reverse("chat_trash")})
-        assert listed(user_client) == [a.pk] and not ChatSession.objects.filter(pk=b.pk).exists()
+        assert not ChatSession.objects.filter(pk=b.pk).exists()
+        # A was archived before: it comes back archived.
+        assert [c.pk for c in user_client.get(reverse("chat_archived")).context_data["chats"]] == [a.pk]
 
     def test_destroy_only_takes_chats_in_the_trash(self, user_client):
         chat = chat_with_message(user_client, "Live")
@@ -124,8 +129,9 @@ class TestArchive:
         assert "Archived “Old project”." in response.content.decode()
         assert listed(user_client) == [other.pk]
         assert [c.pk for c in user_client.get(reverse("chat_archived")).context_data["chats"]] == [chat.pk]
-        hits = user_client.get(reverse("chat_search"), {"q": "tidal"}).context_data["hits"]
-        assert [h.session.pk for h in hits] == [chat.pk]
+        found = user_client.get(reverse("chat_search"), {"q": "tidal"})
+        assert [h.session.pk for h in found.context_data["hits"]] == [chat.pk]
+        assert '<span class="badge">archived</span>' in found.content.decode()
         assert user_client.get(chat.get_absolute_url()).status_code == 200  # still opens, with Unarchive
         assert ">Unarchive</button>" in page(user_client, chat.get_absolute_url())
 
