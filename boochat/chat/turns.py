@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from django.db import transaction
+from django.utils import timezone
 
 from boochat import database
 from boochat.chat.attachments import Upload, save_attachments
@@ -157,7 +158,9 @@ def begin_continue(session: ChatSession, answer: Message) -> NewTurn:
     if route.kind == ProviderKind.DEEPSEEK:  # prefix completion is on DeepSeek's beta base URL (API docs)
         going_on["prefix"] = True
         route = replace(route, api_base=f"{route.api_base}/beta")
-    claimed = Message.objects.filter(pk=answer.pk, state=answer.state).update(state=MessageState.STREAMING, error="")
+    # updated_at now: an answer stopped long ago must not look like one a dead process left streaming.
+    claimed = Message.objects.filter(pk=answer.pk, state=answer.state).update(state=MessageState.STREAMING, error="",
+                                                                             updated_at=timezone.now())
     if not claimed:
         raise CannotContinue("This answer changed meanwhile (continued in another tab?): reload the chat.")
     answer.state, answer.error = MessageState.STREAMING, ""

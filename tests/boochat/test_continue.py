@@ -114,3 +114,20 @@ def test_another_users_answer_is_not_found(user_client, hosts, django_user_model
     theirs = ChatSession.objects.create(user=django_user_model.objects.create_user("mallory"), model_id="sam-desktop/qwen3-8b")
     answer = cut_answer(theirs, state="interrupted")
     assert go_on(user_client, answer).status_code == 404
+
+
+def test_an_answer_stopped_long_ago_is_not_taken_for_a_dead_stream_while_it_continues(user_client, hosts, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from boochat.chat.autosave import interrupt_stale_answers
+    from boochat.chat.turns import begin_continue
+
+    session = new_session(user_client, "sam-desktop/qwen3-8b", title="t")
+    answer = cut_answer(session, state="interrupted")
+    Message.objects.filter(pk=answer.pk).update(updated_at=timezone.now() - timedelta(days=2))
+    answer.refresh_from_db()
+    begin_continue(session, answer)  # saved as streaming again, the host not asked yet
+    assert interrupt_stale_answers(Message, session=session) == 0
+    assert Message.objects.get(pk=answer.pk).state == "streaming"
