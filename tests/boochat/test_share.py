@@ -98,3 +98,13 @@ def test_each_share_is_a_new_link_and_an_empty_chat_has_nothing_to_share(user_cl
     empty = ChatSession.objects.create(user=chat.user, model_id="x/y")
     page = user_client.post(reverse("chat_share", args=[empty.pk]), follow=True).content.decode()
     assert "Nothing to share yet" in page and not SharedChat.objects.filter(session=empty).exists()
+
+
+def test_staff_can_revoke_a_link_in_admin_without_seeing_its_token(user_client, chat, django_user_model):
+    shared, _ = share(user_client, chat)
+    admin_client = Client()
+    admin_client.force_login(django_user_model.objects.create_superuser("root", password="pw-for-tests-only"))
+    listing = admin_client.get("/admin/boochat/sharedchat/").content.decode()
+    assert "Tides" in listing and shared.token not in listing
+    admin_client.post("/admin/boochat/sharedchat/", {"action": "revoke", "_selected_action": [shared.pk]})
+    assert Client().get(shared.get_absolute_url()).status_code == 404
