@@ -33,8 +33,8 @@ CHATS_PER_PAGE = 50
 def chat_list(request: HtmxHttpRequest, current: ChatSession | None = None) -> Page[ChatSession]:
     """One page of the user's listed chats (`?page=`: not archived, not empty, and the `current` one),
     pinned first, then the latest."""
-    chats = ChatSession.objects.for_user(request.user).listed(current=current.pk if current else None).only("id", "title", "model_id", "updated_at", "pinned",
-                                                                    "folder_id")
+    chats = (ChatSession.objects.for_user(request.user).listed(current=current.pk if current else None)
+             .only("id", "title", "model_id", "updated_at", "pinned", "folder_id"))
     return Paginator(chats, CHATS_PER_PAGE).get_page(request.GET.get("page"))
 
 
