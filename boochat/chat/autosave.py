@@ -40,8 +40,9 @@ class PartialAnswers:
         self._noted: dict[tuple[type[Message | ArenaAnswer], int], tuple[str, str]] = {}
         self._lock = threading.Lock()
         self._writer: threading.Thread | None = None
-        # Answers whose rows a batch found deleted (their chat was deleted) or no longer streaming (a
-        # Stop from another worker marked them): their streams stop, with (error type, message).
+        # Answers whose rows a batch found deleted (their chat was deleted or put in the trash) or no
+        # longer streaming (a Stop from another worker marked them): their streams stop, with (error
+        # type, message).
         self._gone: dict[tuple[type[Message | ArenaAnswer], int], tuple[str, str]] = {}
 
     def note(self, answer: Message | ArenaAnswer, content: str, reasoning: str) -> None:
@@ -79,7 +80,11 @@ class PartialAnswers:
                     for start in range(0, len(rows), BATCH):
                         batch = rows[start:start + BATCH]
                         _write_batch(model, batch)
-                        kept = dict(model.objects.filter(pk__in=[row[0] for row in batch]).values_list("pk", "state"))
+                        ids = [row[0] for row in batch]
+                        # A chat in the trash stops its answers as a deleted one does.
+                        alive = (Message.objects.filter(pk__in=ids, session__deleted_at__isnull=True) if model is Message
+                                 else model.objects.filter(pk__in=ids))
+                        kept = dict(alive.values_list("pk", "state"))
                         with self._lock:
                             for row in batch:
                                 if row[0] not in kept:
