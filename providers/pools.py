@@ -5,7 +5,7 @@ served the conversation's previous turn, while its model is loaded there (its KV
 members whose model is loaded now (no swap); then members whose host has nothing loaded; then the
 list order; last the members whose host is down as its last model list says (it may have come back
 since; the list is refreshed in the background). The others follow as fallbacks, tried when the chosen one fails
-before answering (boochat.proxy). Nothing here asks a host: the choice reads the cached model lists.
+before answering (providers.upstream). Nothing here asks a host: the choice reads the cached model lists.
 """
 
 from __future__ import annotations

@@ -16,9 +16,10 @@ from boochat import database
 from boochat.chat.relay import relay_stream
 from boochat.chat.turns import served_by
 from boochat.models import ArenaAnswer, ArenaRun, ChatSession, Message, MessageState
-from boochat.proxy import UpstreamError, answer_text, complete_chat, open_chat_stream
+from boochat.proxy import complete_chat
 from boochat.sse import StreamAccumulator
 from providers.routing import Route, RoutingError, aresolve, canonical_model_id, resolve
+from providers.upstream import UpstreamError, answer_text, open_chat_stream
 from settings_app.normalize import chat_model_id
 
 MIN_MODELS, MAX_MODELS = 2, 4

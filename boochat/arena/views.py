@@ -11,9 +11,10 @@ from django.views.decorators.http import require_GET, require_POST
 from boochat.arena import runs as arena
 from boochat.chat.autosave import interrupt_stale_answers
 from boochat.models import ArenaAnswer, ArenaRun
-from boochat.proxy import UpstreamError, sse_response
+from boochat.proxy import sse_response
 from providers.catalog import load_catalog
 from providers.routing import RoutingError
+from providers.upstream import UpstreamError
 from settings_app.models import Favorite
 from settings_app.picker import build_picker
 from settings_app.requests import HtmxHttpRequest

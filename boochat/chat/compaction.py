@@ -13,9 +13,10 @@ from boochat import database
 from boochat.chat.prompt import active_messages_to, answer_reserve, estimate_tokens, upstream_messages
 from boochat.chat.titles import task_model_candidates
 from boochat.models import ChatSession, Compaction, Message
-from boochat.proxy import UpstreamError, answer_text, complete_chat
+from boochat.proxy import complete_chat
 from providers.context import context_size_for, learn_context_size
 from providers.routing import Route, RoutingError, aresolve
+from providers.upstream import UpstreamError, answer_text
 
 logger = logging.getLogger(__name__)
 

@@ -30,8 +30,8 @@ from boochat.chat.broker import (
 from boochat.chat.relay import relay
 from boochat.chat.turns import STOPPED_BEFORE_START, NewTurn, start_turn
 from boochat.models import ChatSession, Message, MessageState
-from boochat.proxy import UpstreamError
 from providers.routing import Route
+from providers.upstream import UpstreamError
 
 logger = logging.getLogger(__name__)
 

@@ -14,9 +14,10 @@ from django.db.models import Q
 from django.utils import timezone
 
 from boochat.models import ChatSession, Message, MessageState
-from boochat.proxy import UpstreamError, answer_text, complete_chat
+from boochat.proxy import complete_chat
 from providers.catalog import DOWN, load_catalog
 from providers.routing import Route, RoutingError, aresolve, canonical_model_id
+from providers.upstream import UpstreamError, answer_text
 
 logger = logging.getLogger(__name__)
 

@@ -17,12 +17,12 @@ from boochat.chat.branches import Tree
 from boochat.chat.compaction import learn_from_overflow, prepare_messages
 from boochat.chat.prompt import active_messages, answer_reserve, estimate_tokens, load_tree, upstream_messages
 from boochat.models import ArenaAnswer, Attachment, ChatSession, Message, MessageState
-from boochat.proxy import UpstreamError, open_chat_stream
 from providers.capabilities import image_support, reasoning_for
 from providers.context import context_size_for
 from providers.http import UpstreamResponse
 from providers.models import ProviderKind
 from providers.routing import Route, RoutingError, resolve
+from providers.upstream import UpstreamError, open_chat_stream
 
 STOPPED_BEFORE_START = "Stopped before the host started to answer."
 

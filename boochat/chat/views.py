@@ -27,11 +27,12 @@ from boochat.chat.starting_model import starting_model
 from boochat.chat.titles import generate_title
 from boochat.chat.turns import CannotContinue, NewTurn, begin_continue, begin_edit, begin_regenerate, begin_turn
 from boochat.models import Attachment, ChatSession, Message, MessageState
-from boochat.proxy import UpstreamError, sse_response
+from boochat.proxy import sse_response
 from providers.capabilities import Reasoning, reasoning_for
 from providers.catalog import load_catalog
 from providers.context import context_size_for
 from providers.routing import RoutingError, UnknownModel, resolve
+from providers.upstream import UpstreamError
 from settings_app.models import Favorite
 from settings_app.normalize import chat_model_id, normalize_model_id
 from settings_app.picker import build_picker

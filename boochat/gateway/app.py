@@ -33,13 +33,6 @@ from django.utils import timezone
 from boochat import database, outages
 from boochat.gateway.keys import active_keys, hash_key
 from boochat.models import GatewayKey
-from boochat.proxy import (
-    UpstreamError,
-    error_from_response,
-    post_json,
-    read_error_body,
-    transport_error,
-)
 from providers.catalog import load_catalog
 from providers.http import TransportError, UpstreamResponse
 from providers.routing import (
@@ -53,6 +46,7 @@ from providers.routing import (
     resolve,
 )
 from providers.snapshot import Snapshot
+from providers.upstream import UpstreamError, error_from_response, post_json, read_error_body, transport_error
 
 _LAST_USED_EVERY = 60.0  # seconds between last_used_at writes for one key
 logger = logging.getLogger("django.request")  # where Django logs failed requests

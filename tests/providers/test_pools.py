@@ -108,7 +108,7 @@ def test_a_failing_member_hands_the_request_to_the_next_before_the_first_byte(us
     else:
         fleet["sam-desktop"].fault, fleet["sam-desktop"].fault_paths = fault, {"/v1/chat/completions"}
     chat = new_session(user_client, "fleet/qwen3-8b", title="t")
-    with caplog.at_level(logging.INFO, logger="boochat.proxy"):
+    with caplog.at_level(logging.INFO, logger="providers.upstream"):
         send(user_client, chat, "hi")
     answer = chat.messages.get(role="assistant")
     assert answer.state == "complete" and (answer.served_by, answer.provider) == ("embedding/qwen3-8b", "embedding")
