@@ -1,0 +1,134 @@
+"""A host's Chat Completions event stream read piece by piece, for the agent APIs that re-speak it
+(boochat.gateway.responses, boochat.gateway.messages).
+
+It copes with what the chat relay copes with (boochat.sse): events split across reads or sharing
+one, `: keep-alive` comments, `data: {"error": ...}` and older `error:` lines, a usage chunk with
+`choices: []`, `[DONE]`, and llama-swap's loading messages (reasoning deltas in chunks without an
+`id`), which are status and never part of the answer.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Piece:
+    """One thing the host said: kind is text / reasoning / tool / finish / usage / error."""
+
+    kind: str
+    text: str = ""
+    index: int = 0  # a tool call's index
+    call_id: str = ""
+    name: str = ""
+    usage: dict[str, Any] | None = None
+
+
+def error_text(error: Any) -> str:
+    if isinstance(error, dict):
+        return str(error.get("message") or error.get("type") or json.dumps(error))
+    return str(error)
+
+
+class ChatPieces:
+    """Feed the host's bytes, get the pieces of every complete event."""
+
+    def __init__(self) -> None:
+        self._pending = b""
+        self.done = False  # [DONE] arrived
+        self.finished = False  # a finish_reason arrived
+
+    def feed(self, data: bytes) -> list[Piece]:
+        self._pending += data.replace(b"\r\n", b"\n")
+        pieces: list[Piece] = []
+        while (cut := self._pending.find(b"\n\n")) >= 0:
+            block, self._pending = self._pending[:cut], self._pending[cut + 2:]
+            pieces += self._event(block)
+        return pieces
+
+    def close(self) -> list[Piece]:
+        """The stream ended: a last event without its blank line still counts."""
+        block, self._pending = self._pending, b""
+        return self._event(block) if block.strip() else []
+
+    def _event(self, block: bytes) -> list[Piece]:
+        data = []
+        # Only LF ends a line: str.splitlines() would also split at U+2028 inside a JSON string.
+        for line in block.decode("utf-8", errors="replace").split("\n"):
+            if not line or line.startswith(":"):
+                continue
+            name, _, value = line.partition(":")
+            value = value[1:] if value.startswith(" ") else value
+            if name == "data":
+                data.append(value)
+            elif name == "error":  # older llama-server builds
+                return [Piece("error", value.strip() or "the host reported an error")]
+        if not data:
+            return []
+        text = "\n".join(data)
+        if text.strip() == "[DONE]":
+            self.done = True
+            return []
+        try:
+            chunk = json.loads(text)
+        except ValueError:
+            return [Piece("error", "the host sent an event that is not JSON")]
+        pieces = chunk_pieces(chunk)
+        self.finished = self.finished or any(piece.kind == "finish" for piece in pieces)
+        return pieces
+
+
+def chunk_pieces(chunk: Any) -> list[Piece]:
+    """The pieces of one parsed chunk."""
+    if not isinstance(chunk, dict):
+        return [Piece("error", "the host sent an event that is not a JSON object")]
+    if "error" in chunk:
+        return [Piece("error", error_text(chunk["error"]))]
+    pieces = []
+    choices = chunk.get("choices")
+    for choice in choices if isinstance(choices, list) else []:
+        if not isinstance(choice, dict):
+            continue
+        delta = choice["delta"] if isinstance(choice.get("delta"), dict) else {}
+        reasoning = delta.get("reasoning_content")
+        # llama-swap's sendLoadingState chunks carry no id: progress, not the model's thought.
+        if isinstance(reasoning, str) and reasoning and "id" in chunk:
+            pieces.append(Piece("reasoning", reasoning))
+        if isinstance(delta.get("content"), str) and delta["content"]:
+            pieces.append(Piece("text", delta["content"]))
+        for call in delta.get("tool_calls") or []:
+            if not isinstance(call, dict):
+                continue
+            function = call["function"] if isinstance(call.get("function"), dict) else {}
+            pieces.append(Piece(
+                "tool", _str(function.get("arguments")), index=call["index"] if isinstance(call.get("index"), int) else 0,
+                call_id=_str(call.get("id")), name=_str(function.get("name"))))
+        if isinstance(choice.get("finish_reason"), str):
+            pieces.append(Piece("finish", choice["finish_reason"]))
+    if isinstance(chunk.get("usage"), dict):
+        pieces.append(Piece("usage", usage=chunk["usage"]))
+    return pieces
+
+
+def _str(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def usage_numbers(usage: dict[str, Any] | None) -> tuple[int, int, int, int]:
+    """(prompt, completion, cached prompt, reasoning) tokens of a Chat Completions usage object."""
+    usage = usage or {}
+
+    def number(value: Any) -> int:
+        return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+    prompt_details = _mapping(usage.get("prompt_tokens_details"))
+    completion_details = _mapping(usage.get("completion_tokens_details"))
+    cached = number(prompt_details.get("cached_tokens")) or number(usage.get("prompt_cache_hit_tokens"))
+    return (number(usage.get("prompt_tokens")), number(usage.get("completion_tokens")), cached,
+            number(completion_details.get("reasoning_tokens")))

@@ -1,0 +1,496 @@
+"""OpenAI's Responses API (`POST /v1/responses`) spoken over any host's Chat Completions.
+
+The request becomes a chat request (instructions → a system message; input items → messages; function
+tools → chat tools); the answer, whole or streamed, becomes a Responses object or the Responses
+event sequence with sequence numbers. `previous_response_id` names an earlier response of the same
+key: responses are kept (unless `store` is false) for BOOCHAT_RESPONSES_TTL seconds in Django's cache
+(Redis when configured, so every instance finds them) and the conversation they ended is sent
+again before the new input; an unknown or expired id is a 400.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+
+from boochat import database
+from boochat.gateway.agent_apis import (
+    BadRequest,
+    Body,
+    TranslatedStream,
+    bad_request,
+    read_json,
+    send,
+    sse_event,
+)
+from boochat.gateway.app import Reply, StreamReply, error, json_reply, presented_key, route_of, served_by
+from boochat.gateway.chat_stream import Piece, usage_numbers
+from boochat.gateway.keys import hash_key
+from providers.capabilities import reasoning_for
+from providers.routing import RoutingError
+
+_EFFORTS = {"none", "minimal", "low", "medium", "high", "xhigh"}
+# The nearest effort a host takes, for each one it does not.
+_NEAREST = {"minimal": ("low",), "medium": ("high", "low"), "xhigh": ("max", "high"), "low": ("low",),
+            "high": ("high",)}
+
+
+def _new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(16)}"
+
+
+# -- the request ----------------------------------------------------------------------------------
+
+
+def _text_parts(content: Any, where: str) -> list[dict[str, Any]] | str:
+    """A message's content as chat content: a string, or text and image_url parts."""
+    if isinstance(content, str):
+        return content
+    if not isinstance(content, list):
+        raise BadRequest(f"{where}.content must be a string or a list of content parts.", where)
+    parts: list[dict[str, Any]] = []
+    for index, part in enumerate(content):
+        at = f"{where}.content[{index}]"
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind in ("input_text", "output_text", "text", "summary_text", "refusal") and isinstance(
+                part.get("text", part.get("refusal")), str):
+            parts.append({"type": "text", "text": part.get("text", part.get("refusal"))})
+        elif kind == "input_image":
+            url = part.get("image_url")
+            if not isinstance(url, str) or not url:
+                raise BadRequest(f"{at}: an input_image needs an image_url (an https or data: URL); "
+                                 f"file_id is not supported.", at)
+            image: dict[str, Any] = {"url": url}
+            if isinstance(part.get("detail"), str):
+                image["detail"] = part["detail"]
+            parts.append({"type": "image_url", "image_url": image})
+        else:
+            raise BadRequest(f"{at}: content parts of type {kind!r} are not supported (input_text and "
+                             f"input_image are).", at)
+    return parts
+
+
+def _plain(content: list[dict[str, Any]] | str) -> list[dict[str, Any]] | str:
+    """Content of text parts only as one string (what every host takes for system and assistant turns)."""
+    if isinstance(content, str) or any(part["type"] != "text" for part in content):
+        return content
+    return "".join(part["text"] for part in content)
+
+
+def input_messages(items: Any) -> list[dict[str, Any]]:
+    """The Responses `input` as chat messages."""
+    if isinstance(items, str):
+        return [{"role": "user", "content": items}]
+    if not isinstance(items, list):
+        raise BadRequest("'input' must be a string or a list of input items.", "input")
+    messages: list[dict[str, Any]] = []
+    for index, item in enumerate(items):
+        where = f"input[{index}]"
+        if not isinstance(item, dict):
+            raise BadRequest(f"{where} must be an object.", where)
+        kind = item.get("type", "message" if "role" in item else None)
+        if kind == "message":
+            role = item.get("role")
+            if role not in ("user", "assistant", "system", "developer"):
+                raise BadRequest(f"{where}.role must be user, assistant, system or developer, not {role!r}.", where)
+            content = _text_parts(item.get("content"), where)
+            if role != "user":
+                content = _plain(content)
+                if not isinstance(content, str):
+                    raise BadRequest(f"{where}: images are taken in user messages only.", where)
+            messages.append({"role": "system" if role == "developer" else role, "content": content})
+        elif kind == "function_call":
+            call_id, name, arguments = item.get("call_id"), item.get("name"), item.get("arguments", "")
+            if not isinstance(call_id, str) or not isinstance(name, str) or not isinstance(arguments, str):
+                raise BadRequest(f"{where}: a function_call needs call_id, name and arguments as strings.", where)
+            call = {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
+            last = messages[-1] if messages else None
+            if last is not None and last["role"] == "assistant" and "tool_calls" in last:
+                last["tool_calls"].append(call)
+            elif last is not None and last["role"] == "assistant":
+                last["tool_calls"] = [call]
+            else:
+                messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
+        elif kind == "function_call_output":
+            call_id, output = item.get("call_id"), item.get("output")
+            if not isinstance(call_id, str):
+                raise BadRequest(f"{where}: a function_call_output needs its call_id.", where)
+            if isinstance(output, list):
+                output = _plain(_text_parts(output, where))
+            if not isinstance(output, str):
+                raise BadRequest(f"{where}.output must be a string or text parts.", where)
+            messages.append({"role": "tool", "tool_call_id": call_id, "content": output})
+        elif kind == "reasoning":
+            continue  # the model's earlier thought: hosts take no reasoning back in Chat Completions
+        else:
+            raise BadRequest(f"{where}: input items of type {kind!r} are not supported (message, "
+                             f"function_call, function_call_output and reasoning are).", where)
+    return messages
+
+
+def _tools(tools: Any) -> list[dict[str, Any]]:
+    if not isinstance(tools, list):
+        raise BadRequest("'tools' must be a list.", "tools")
+    chat_tools = []
+    for index, tool in enumerate(tools):
+        if not isinstance(tool, dict) or tool.get("type") != "function" or not isinstance(tool.get("name"), str):
+            kind = tool.get("type") if isinstance(tool, dict) else None
+            raise BadRequest(f"tools[{index}]: only function tools with a name are supported, not {kind!r} (BooChat "
+                             f"runs no built-in tools).", f"tools[{index}]")
+        function = {key: tool[key] for key in ("name", "description", "parameters", "strict") if tool.get(key) is not None}
+        chat_tools.append({"type": "function", "function": function})
+    return chat_tools
+
+
+def _tool_choice(choice: Any) -> Any:
+    if choice in ("auto", "none", "required"):
+        return choice
+    if isinstance(choice, dict) and choice.get("type") == "function" and isinstance(choice.get("name"), str):
+        return {"type": "function", "function": {"name": choice["name"]}}
+    raise BadRequest("'tool_choice' must be auto, none, required or {\"type\": \"function\", \"name\": ...}.",
+                     "tool_choice")
+
+
+def _text_format(text: Any) -> dict[str, Any] | None:
+    fmt = text.get("format") if isinstance(text, dict) else None
+    if not isinstance(fmt, dict) or fmt.get("type") in (None, "text"):
+        return None
+    if fmt.get("type") == "json_object":
+        return {"type": "json_object"}
+    if fmt.get("type") == "json_schema" and isinstance(fmt.get("schema"), dict):
+        schema = {key: fmt[key] for key in ("name", "schema", "strict", "description") if key in fmt}
+        return {"type": "json_schema", "json_schema": schema}
+    raise BadRequest("text.format must be text, json_object or json_schema with a schema.", "text.format")
+
+
+def _number(body: Body, name: str, *, integer: bool = False) -> Any:
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
+        raise BadRequest(f"'{name}' must be {'an integer' if integer else 'a number'}.", name)
+    return value
+
+
+def chat_request(body: Body, history: list[dict[str, Any]]) -> tuple[Body, list[dict[str, Any]]]:
+    """The chat request for a Responses request, and the conversation to keep for a follow-up
+    (without the instructions, which a follow-up does not inherit)."""
+    conversation = history + input_messages(body.get("input", []))
+    if not conversation:
+        raise BadRequest("'input' is required: a string or a list of input items.", "input")
+    instructions = body.get("instructions")
+    if instructions is not None and not isinstance(instructions, str):
+        raise BadRequest("'instructions' must be a string.", "instructions")
+    chat: Body = {"messages": ([{"role": "system", "content": instructions}] if instructions else []) + conversation}
+    if body.get("tools"):
+        chat["tools"] = _tools(body["tools"])
+    if body.get("tool_choice") is not None:
+        chat["tool_choice"] = _tool_choice(body["tool_choice"])
+    if isinstance(body.get("parallel_tool_calls"), bool):
+        chat["parallel_tool_calls"] = body["parallel_tool_calls"]
+    for name, chat_name in (("temperature", "temperature"), ("top_p", "top_p")):
+        if (value := _number(body, name)) is not None:
+            chat[chat_name] = value
+    if (limit := _number(body, "max_output_tokens", integer=True)) is not None:
+        chat["max_tokens"] = limit
+    if (response_format := _text_format(body.get("text"))) is not None:
+        chat["response_format"] = response_format
+    if body.get("stream") is True:
+        chat.update(stream=True, stream_options={"include_usage": True})
+    return chat, conversation
+
+
+def _effort(body: Body) -> str | None:
+    reasoning = body.get("reasoning")
+    if reasoning is None:
+        return None
+    effort = reasoning.get("effort") if isinstance(reasoning, dict) else "?"
+    if effort is None:
+        return None
+    if effort not in _EFFORTS:
+        raise BadRequest(f"reasoning.effort must be one of {', '.join(sorted(_EFFORTS))}.", "reasoning.effort")
+    return str(effort)
+
+
+def reasoning_fields(model: str, effort: str) -> dict[str, Any]:
+    """The host's own reasoning controls for an effort; nothing where the host has none."""
+    try:
+        controls = reasoning_for(model)
+    except RoutingError:
+        return {}
+    if effort == "none":
+        return controls.wire({"thinking": "off"})
+    nearest = next((e for e in (effort, *_NEAREST.get(effort, ())) if e in controls.efforts), None)
+    return controls.wire({"reasoning_effort": nearest, "thinking": "on"})
+
+
+# -- kept responses ---------------------------------------------------------------------------------
+
+
+def _kept_key(headers: dict[bytes, bytes], response_id: str) -> str:
+    return f"responses:1:{hash_key(presented_key(headers))[:32]}:{response_id}"
+
+
+async def _history(body: Body, headers: dict[bytes, bytes]) -> list[dict[str, Any]] | Reply:
+    previous = body.get("previous_response_id")
+    if previous is None:
+        return []
+    if not isinstance(previous, str) or not previous:
+        return error(400, "'previous_response_id' must be a response id.", param="previous_response_id")
+    if not settings.BOOCHAT_RESPONSES_TTL:
+        return error(400, "'previous_response_id' is not supported here (BOOCHAT_RESPONSES_TTL is 0): send the "
+                          "whole conversation in 'input'.", param="previous_response_id")
+    kept = await cache.aget(_kept_key(headers, previous))
+    if not isinstance(kept, list):
+        return error(400, f"Previous response {previous!r} is unknown or expired (responses are kept "
+                          f"{settings.BOOCHAT_RESPONSES_TTL} s, per key, unless sent with store false): send the "
+                          f"whole conversation in 'input'.", param="previous_response_id",
+                     code="previous_response_not_found")
+    return kept
+
+
+async def _keep(body: Body, headers: dict[bytes, bytes], response_id: str, conversation: list[dict[str, Any]],
+                reply: dict[str, Any]) -> None:
+    if body.get("store") is False or not settings.BOOCHAT_RESPONSES_TTL:
+        return
+    await cache.aset(_kept_key(headers, response_id), conversation + [reply], settings.BOOCHAT_RESPONSES_TTL)
+
+
+# -- the answer -------------------------------------------------------------------------------------
+
+
+def _skeleton(body: Body, response_id: str, model: str, created: int) -> dict[str, Any]:
+    """A Response object's fields that echo the request."""
+    reasoning: dict[str, Any] = body["reasoning"] if isinstance(body.get("reasoning"), dict) else {}
+    return {
+        "id": response_id, "object": "response", "created_at": created, "status": "in_progress", "model": model,
+        "output": [], "error": None, "incomplete_details": None, "instructions": body.get("instructions"),
+        "max_output_tokens": body.get("max_output_tokens"), "parallel_tool_calls": body.get("parallel_tool_calls", True),
+        "previous_response_id": body.get("previous_response_id"), "temperature": body.get("temperature"),
+        "top_p": body.get("top_p"), "tool_choice": body.get("tool_choice", "auto"), "tools": body.get("tools") or [],
+        "reasoning": {"effort": reasoning.get("effort"), "summary": reasoning.get("summary")},
+        "text": body.get("text") or {"format": {"type": "text"}}, "store": body.get("store", True),
+        "metadata": body.get("metadata") or {}, "usage": None,
+    }
+
+
+def _usage(usage: dict[str, Any] | None) -> dict[str, Any]:
+    prompt, completion, cached, reasoning = usage_numbers(usage)
+    return {"input_tokens": prompt, "input_tokens_details": {"cached_tokens": cached}, "output_tokens": completion,
+            "output_tokens_details": {"reasoning_tokens": reasoning}, "total_tokens": prompt + completion}
+
+
+def _finished(response: dict[str, Any], finish: str, usage: dict[str, Any] | None) -> dict[str, Any]:
+    if finish == "length":
+        response.update(status="incomplete", incomplete_details={"reason": "max_output_tokens"})
+    else:
+        response["status"] = "completed"
+    response["usage"] = _usage(usage)
+    return response
+
+
+def _reasoning_item(item_id: str, text: str, status: str = "completed") -> dict[str, Any]:
+    return {"id": item_id, "type": "reasoning", "summary": [], "status": status,
+            "content": [{"type": "reasoning_text", "text": text}] if text else []}
+
+
+def _message_item(item_id: str, text: str | None, status: str = "completed") -> dict[str, Any]:
+    content = [] if text is None else [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}]
+    return {"id": item_id, "type": "message", "status": status, "role": "assistant", "content": content}
+
+
+def _call_item(item_id: str, call_id: str, name: str, arguments: str, status: str = "completed") -> dict[str, Any]:
+    return {"id": item_id, "type": "function_call", "status": status, "call_id": call_id, "name": name,
+            "arguments": arguments}
+
+
+def response_object(answer: Any, skeleton: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A chat completion as a Response object, and the assistant message to keep."""
+    choice = (answer.get("choices") or [{}])[0] if isinstance(answer, dict) else {}
+    message: dict[str, Any] = choice["message"] if isinstance(choice, dict) and isinstance(choice.get("message"), dict) else {}
+    output = []
+    if isinstance(message.get("reasoning_content"), str) and message["reasoning_content"]:
+        output.append(_reasoning_item(_new_id("rs"), message["reasoning_content"]))
+    if isinstance(message.get("content"), str) and message["content"]:
+        output.append(_message_item(_new_id("msg"), message["content"]))
+    calls = [call for call in message.get("tool_calls") or [] if isinstance(call, dict)]
+    for call in calls:
+        function: dict[str, Any] = call["function"] if isinstance(call.get("function"), dict) else {}
+        output.append(_call_item(_new_id("fc"), str(call.get("id") or _new_id("call")), str(function.get("name", "")),
+                                 str(function.get("arguments") or "")))
+    response = _finished({**skeleton, "output": output}, str(choice.get("finish_reason") or ""),
+                         answer.get("usage") if isinstance(answer, dict) else None)
+    kept: dict[str, Any] = {"role": "assistant", "content": message.get("content")}
+    if calls:
+        kept["tool_calls"] = [{"id": item["call_id"], "type": "function",
+                               "function": {"name": item["name"], "arguments": item["arguments"]}}
+                              for item in output if item["type"] == "function_call"]
+    return response, kept
+
+
+class ResponseEvents:
+    """A chat stream's pieces as the Responses event sequence."""
+
+    def __init__(self, skeleton: dict[str, Any], keep: Callable[[dict[str, Any]], None]) -> None:
+        self.response = skeleton
+        self.sequence = 0
+        self.output: list[dict[str, Any]] = []
+        self.open: dict[str, Any] | None = None  # the reasoning or message item being written
+        self.calls: dict[int, dict[str, Any]] = {}  # tool call index -> its open function_call item
+        self.finish_reason = ""
+        self.usage: dict[str, Any] | None = None
+        self.failure = ""
+        self.keep = keep  # called with the assistant message when the answer is complete
+
+    def _event(self, kind: str, **data: Any) -> bytes:
+        event = sse_event(kind, {"type": kind, "sequence_number": self.sequence, **data})
+        self.sequence += 1
+        return event
+
+    def start(self) -> bytes:
+        return (self._event("response.created", response=self.response)
+                + self._event("response.in_progress", response=self.response))
+
+    def _add(self, item: dict[str, Any]) -> bytes:
+        self.output.append(item)
+        return self._event("response.output_item.added", output_index=len(self.output) - 1, item=dict(item, content=[])
+                           if item["type"] != "function_call" else item)
+
+    def _close_open(self) -> bytes:
+        item, self.open = self.open, None
+        if item is None:
+            return b""
+        index = self.output.index(item)
+        text = "".join(item.pop("pieces"))
+        item["status"] = "completed"
+        if item["type"] == "reasoning":
+            item["content"] = [{"type": "reasoning_text", "text": text}]
+            out = self._event("response.reasoning_text.done", item_id=item["id"], output_index=index, content_index=0,
+                              text=text)
+        else:
+            part = {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+            item["content"] = [part]
+            out = (self._event("response.output_text.done", item_id=item["id"], output_index=index, content_index=0,
+                               text=text, logprobs=[])
+                   + self._event("response.content_part.done", item_id=item["id"], output_index=index,
+                                 content_index=0, part=part))
+        return out + self._event("response.output_item.done", output_index=index, item=item)
+
+    def _open_item(self, kind: str) -> bytes:
+        if self.open is not None and self.open["type"] == kind:
+            return b""
+        out = self._close_open()
+        if kind == "reasoning":
+            self.open = {**_reasoning_item(_new_id("rs"), "", "in_progress"), "pieces": []}
+            out += self._add({k: v for k, v in self.open.items() if k != "pieces"})
+            self.output[-1] = self.open
+            out += self._event("response.content_part.added", item_id=self.open["id"], output_index=len(self.output) - 1,
+                               content_index=0, part={"type": "reasoning_text", "text": ""})
+        else:
+            self.open = {**_message_item(_new_id("msg"), None, "in_progress"), "pieces": []}
+            out += self._add({k: v for k, v in self.open.items() if k != "pieces"})
+            self.output[-1] = self.open
+            out += self._event("response.content_part.added", item_id=self.open["id"], output_index=len(self.output) - 1,
+                               content_index=0, part={"type": "output_text", "text": "", "annotations": [], "logprobs": []})
+        return out
+
+    def feed(self, pieces: list[Piece]) -> bytes:
+        out = b""
+        for piece in pieces:
+            if self.failure:
+                break
+            if piece.kind in ("reasoning", "text"):
+                out += self._open_item("reasoning" if piece.kind == "reasoning" else "message")
+                assert self.open is not None
+                self.open["pieces"].append(piece.text)
+                name = "response.reasoning_text.delta" if piece.kind == "reasoning" else "response.output_text.delta"
+                extra: dict[str, Any] = {} if piece.kind == "reasoning" else {"logprobs": []}
+                out += self._event(name, item_id=self.open["id"], output_index=self.output.index(self.open),
+                                   content_index=0, delta=piece.text, **extra)
+            elif piece.kind == "tool":
+                call = self.calls.get(piece.index)
+                if call is None:
+                    out += self._close_open()
+                    call = _call_item(_new_id("fc"), piece.call_id or _new_id("call"), piece.name, "", "in_progress")
+                    self.calls[piece.index] = call
+                    out += self._add(call)
+                elif piece.name and not call["name"]:
+                    call["name"] = piece.name
+                if piece.text:
+                    call["arguments"] += piece.text
+                    out += self._event("response.function_call_arguments.delta", item_id=call["id"],
+                                       output_index=self.output.index(call), delta=piece.text)
+            elif piece.kind == "finish":
+                self.finish_reason = piece.text
+            elif piece.kind == "usage":
+                self.usage = piece.usage
+            elif piece.kind == "error":
+                self.failure = piece.text
+        return out
+
+    def finish(self, failure: str) -> bytes:
+        failure = self.failure or failure
+        out = self._close_open()
+        for call in self.calls.values():
+            call["status"] = "completed"
+            index = self.output.index(call)
+            out += self._event("response.function_call_arguments.done", item_id=call["id"], output_index=index,
+                               name=call["name"], arguments=call["arguments"])
+            out += self._event("response.output_item.done", output_index=index, item=call)
+        self.response["output"] = self.output
+        if failure:
+            self.response.update(status="failed", error={"code": "server_error", "message": failure},
+                                 usage=_usage(self.usage))
+            return out + self._event("response.failed", response=self.response)
+        response = _finished(self.response, self.finish_reason, self.usage)
+        kind = "response.incomplete" if response["status"] == "incomplete" else "response.completed"
+        text = "".join(part["text"] for item in self.output if item["type"] == "message" for part in item["content"])
+        calls = [{"id": c["call_id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
+                 for c in self.calls.values()]
+        self.keep({"role": "assistant", "content": text or None, **({"tool_calls": calls} if calls else {})})
+        return out + self._event(kind, response=response)
+
+
+async def answer(body: Body, headers: dict[bytes, bytes]) -> Reply | StreamReply:
+    """The reply to `POST /v1/responses`."""
+    history = await _history(body, headers)
+    if isinstance(history, Reply):
+        return history
+    try:
+        chat, conversation = chat_request(body, history)
+        effort = _effort(body)
+    except BadRequest as exc:
+        return bad_request(exc)
+    route = await route_of(body.get("model"))
+    if isinstance(route, Reply):
+        return route
+    model = str(body["model"])
+    if effort is not None:
+        chat.update(await database.run(lambda: reasoning_fields(model, effort)))
+    sent = await send(route, "chat/completions", chat)
+    if sent is None or isinstance(sent, Reply):
+        return sent or error(502, "The host has no chat completions endpoint.", type="upstream_error")
+    route, response = sent
+    response_id = _new_id("resp")
+    skeleton = _skeleton(body, response_id, model, int(time.time()))
+    if chat.get("stream"):
+        kept: list[dict[str, Any]] = []
+
+        async def keep_answer() -> None:
+            if kept:
+                await _keep(body, headers, response_id, conversation, kept[0])
+
+        return TranslatedStream(response, route, "text/event-stream", served_by(route), model,
+                                transcoder=ResponseEvents(skeleton, kept.append), after=keep_answer)
+    answer_json = await read_json(route, response)
+    if isinstance(answer_json, Reply):
+        return answer_json
+    result, assistant = response_object(answer_json, skeleton)
+    await _keep(body, headers, response_id, conversation, assistant)
+    return json_reply(result, headers=served_by(route))
+
