@@ -41,7 +41,7 @@ from providers.http import TransportError, UpstreamResponse
 from providers.routing import Route
 
 _NATIVE_RETRY = 600.0  # seconds before a host that lacked a native endpoint is asked again
-_lacking: dict[tuple[str, str], float] = {}  # (provider, endpoint) -> when it answered 404
+_lacking: dict[str, float] = {}  # a native endpoint's URL -> when it answered 404
 
 Body = dict[str, Any]
 
@@ -98,7 +98,7 @@ def can_pass_through(route: Route, endpoint: str) -> bool:
     """Whether every member a request may go to is a llama.cpp host that serves `endpoint` itself."""
     now = time.monotonic()
     return all(candidate.kind in LLAMA_KINDS and not candidate.uses_sidecar
-               and now - _lacking.get((candidate.provider, endpoint), -_NATIVE_RETRY) >= _NATIVE_RETRY
+               and now - _lacking.get(candidate.api_url(endpoint), -_NATIVE_RETRY) >= _NATIVE_RETRY
                for candidate in route.candidates)
 
 
@@ -115,7 +115,7 @@ async def send(route: Route, endpoint: str, body: Body) -> tuple[Route, Upstream
         return route, response
     raw = await read_error_body(response)
     if native and response.status in (404, 405) and b"model" not in raw:
-        _lacking[(route.provider, endpoint)] = time.monotonic()
+        _lacking[route.api_url(endpoint)] = time.monotonic()
         return None
     reply = _upstream_failure(route, response, raw)
     reply.headers.update(served_by(route))
