@@ -210,3 +210,35 @@ def test_errors_are_in_anthropics_envelope(claude, hosts, asgi_server, key):
 def test_models_are_listed_once_for_every_api(claude, hosts):
     ids = {model.id for model in claude.models.list()}
     assert {"sam-desktop/qwen3-8b", "deepseek/deepseek-v4-flash"} <= ids
+
+
+def test_a_host_failing_mid_stream_ends_it_with_an_error_event(claude, hosts):
+    hosts["embedding"].error_after = 3  # the host's `data: {"error": ...}` after three events
+    with pytest.raises(anthropic.APIStatusError) as excinfo:
+        list(claude.messages.create(model="embedding/qwen3-8b", max_tokens=64, messages=HI, stream=True))
+    assert excinfo.value.body == {"type": "error", "error": {"type": "api_error", "message": "slot crashed"}}
+    hosts["embedding"].error_after, hosts["embedding"].drop_after = None, 3  # the host dies mid-answer
+    with pytest.raises(anthropic.APIStatusError) as excinfo:
+        list(claude.messages.create(model="embedding/qwen3-8b", max_tokens=64, messages=HI, stream=True))
+    assert "Lost the connection to provider 'embedding' mid-answer" in excinfo.value.body["error"]["message"]
+
+
+def test_a_client_leaving_a_translated_stream_closes_the_upstream(asgi_server, key, hosts):
+    hosts["sam-desktop"].reply, hosts["sam-desktop"].stream_delay = ["x "] * 400, 0.02
+    body = {"model": "sam-desktop/qwen3-8b", "max_tokens": 800, "stream": True, "messages": HI}
+    with httpx.stream("POST", f"{asgi_server.url}/v1/messages", json=body, headers={"x-api-key": key}) as response:
+        for chunk in response.iter_raw():
+            if b'"x ' in chunk:
+                break
+    assert hosts["sam-desktop"].wait_for_disconnect(timeout=5.0)
+
+
+def test_the_django_view_serves_the_same_api(client, key, hosts, lab):
+    from django.urls import reverse
+
+    response = client.post(reverse("gateway_messages"), {"model": "lab/gemma-3", "max_tokens": 8, "messages": HI},
+                           content_type="application/json", headers={"x-api-key": key})
+    assert response.status_code == 200 and response.json()["content"][0]["text"] == REPLY
+    response = client.post(reverse("gateway_count_tokens"), {"model": "nowhere/x", "messages": HI},
+                           content_type="application/json", headers={"x-api-key": key})
+    assert response.status_code == 400 and response.json()["error"]["type"] == "invalid_request_error"

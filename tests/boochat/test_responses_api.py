@@ -200,3 +200,18 @@ def test_errors_are_in_openais_envelope(sdk, hosts, asgi_server, key):
     response = httpx.post(f"{asgi_server.url}/v1/responses", content=b"[1]",
                           headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
     assert response.status_code == 400 and set(response.json()["error"]) == {"message", "type", "param", "code"}
+
+
+def test_a_host_failing_mid_stream_fails_the_response(sdk, hosts):
+    hosts["embedding"].error_after = 3
+    events = list(sdk.responses.create(model="embedding/qwen3-8b", input="hi", stream=True))
+    assert events[-1].type == "response.failed" and events[-1].response.error.message == "slot crashed"
+    assert [event.sequence_number for event in events] == list(range(len(events)))
+
+
+def test_the_django_view_serves_the_same_api(client, key, hosts):
+    from django.urls import reverse
+
+    response = client.post(reverse("gateway_responses"), {"model": "sam-desktop/qwen3-8b", "input": "hi"},
+                           content_type="application/json", headers={"Authorization": f"Bearer {key}"})
+    assert response.status_code == 200 and response.json()["output"][0]["content"][0]["text"] == REPLY
