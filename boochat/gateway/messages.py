@@ -94,8 +94,11 @@ def _messages(messages: Any) -> list[dict[str, Any]]:
     for index, message in enumerate(messages):
         where = f"messages[{index}]"
         role = message.get("role") if isinstance(message, dict) else None
-        if role not in ("user", "assistant"):
-            raise BadRequest(f"{where}.role must be user or assistant, not {role!r}.", where)
+        if role not in ("user", "assistant", "system"):
+            raise BadRequest(f"{where}.role must be user, assistant or system, not {role!r}.", where)
+        if role == "system":  # Claude Code sends reminders as system turns between the others
+            chat.append({"role": "system", "content": _system(message.get("content"), f"{where}.content")})
+            continue
         parts: list[dict[str, Any]] = []
         calls, thinking, results, result_images = [], [], [], []
         for number, block in enumerate(_blocks(message.get("content"), where)):
@@ -138,12 +141,12 @@ def _messages(messages: Any) -> list[dict[str, Any]]:
     return chat
 
 
-def _system(system: Any) -> str:
+def _system(system: Any, where: str = "system") -> str:
     if system is None or isinstance(system, str):
         return system or ""
     if isinstance(system, list) and all(isinstance(b, dict) and b.get("type") == "text" for b in system):
-        return "\n\n".join(_text(block, "system") for block in system)
-    raise BadRequest("'system' must be a string or a list of text blocks.", "system")
+        return "\n\n".join(_text(block, where) for block in system)
+    raise BadRequest(f"'{where}' must be a string or a list of text blocks.", where)
 
 
 def _tools(tools: Any) -> list[dict[str, Any]]:

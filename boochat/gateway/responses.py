@@ -13,6 +13,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
@@ -32,8 +33,11 @@ from boochat.gateway.app import Reply, StreamReply, error, json_reply, presented
 from boochat.gateway.chat_stream import Piece, usage_numbers
 from boochat.gateway.keys import hash_key
 from providers.capabilities import reasoning_for
-from providers.routing import RoutingError
+from providers.routing import Route, RoutingError
 
+# Tools OpenAI runs on its own servers: no host here can, so they are left out and named in the reply.
+_HOSTED_TOOLS = {"web_search", "web_search_preview", "file_search", "code_interpreter", "image_generation",
+                 "computer_use_preview", "mcp"}
 _EFFORTS = {"none", "minimal", "low", "medium", "high", "xhigh"}
 # The nearest effort a host takes, for each one it does not.
 _NEAREST = {"minimal": ("low",), "medium": ("high", "low"), "xhigh": ("max", "high"), "low": ("low",),
@@ -133,18 +137,41 @@ def input_messages(items: Any) -> list[dict[str, Any]]:
     return messages
 
 
-def _tools(tools: Any) -> list[dict[str, Any]]:
+@dataclass
+class Tools:
+    """A request's tools as chat tools, the namespace of each namespaced function, and the hosted
+    tools left out (no host runs them; the reply names them in X-BooChat-Tools-Left-Out)."""
+
+    chat: list[dict[str, Any]] = field(default_factory=list)
+    namespaces: dict[str, str] = field(default_factory=dict)
+    left_out: list[str] = field(default_factory=list)
+
+
+def _function(tool: Any, where: str) -> dict[str, Any]:
+    if not isinstance(tool, dict) or tool.get("type") != "function" or not isinstance(tool.get("name"), str):
+        kind = tool.get("type") if isinstance(tool, dict) else None
+        raise BadRequest(f"{where}: only function tools with a name (and namespaces of them) are supported, not "
+                         f"{kind!r}.", where)
+    function = {key: tool[key] for key in ("name", "description", "parameters", "strict") if tool.get(key) is not None}
+    return {"type": "function", "function": function}
+
+
+def _tools(tools: Any) -> Tools:
     if not isinstance(tools, list):
         raise BadRequest("'tools' must be a list.", "tools")
-    chat_tools = []
+    found = Tools()
     for index, tool in enumerate(tools):
-        if not isinstance(tool, dict) or tool.get("type") != "function" or not isinstance(tool.get("name"), str):
-            kind = tool.get("type") if isinstance(tool, dict) else None
-            raise BadRequest(f"tools[{index}]: only function tools with a name are supported, not {kind!r} (BooChat "
-                             f"runs no built-in tools).", f"tools[{index}]")
-        function = {key: tool[key] for key in ("name", "description", "parameters", "strict") if tool.get(key) is not None}
-        chat_tools.append({"type": "function", "function": function})
-    return chat_tools
+        where = f"tools[{index}]"
+        kind = tool.get("type") if isinstance(tool, dict) else None
+        if kind in _HOSTED_TOOLS:
+            found.left_out.append(str(kind))
+        elif kind == "namespace" and isinstance(tool.get("name"), str) and isinstance(tool.get("tools"), list):
+            for number, member in enumerate(tool["tools"]):
+                found.chat.append(_function(member, f"{where}.tools[{number}]"))
+                found.namespaces[member["name"]] = tool["name"]
+        else:
+            found.chat.append(_function(tool, where))
+    return found
 
 
 def _tool_choice(choice: Any) -> Any:
@@ -177,7 +204,7 @@ def _number(body: Body, name: str, *, integer: bool = False) -> Any:
     return value
 
 
-def chat_request(body: Body, history: list[dict[str, Any]]) -> tuple[Body, list[dict[str, Any]]]:
+def chat_request(body: Body, history: list[dict[str, Any]]) -> tuple[Body, list[dict[str, Any]], Tools]:
     """The chat request for a Responses request, and the conversation to keep for a follow-up
     (without the instructions, which a follow-up does not inherit)."""
     conversation = history + input_messages(body.get("input", []))
@@ -187,8 +214,9 @@ def chat_request(body: Body, history: list[dict[str, Any]]) -> tuple[Body, list[
     if instructions is not None and not isinstance(instructions, str):
         raise BadRequest("'instructions' must be a string.", "instructions")
     chat: Body = {"messages": ([{"role": "system", "content": instructions}] if instructions else []) + conversation}
-    if body.get("tools"):
-        chat["tools"] = _tools(body["tools"])
+    tools = _tools(body["tools"]) if body.get("tools") else Tools()
+    if tools.chat:
+        chat["tools"] = tools.chat
     if body.get("tool_choice") is not None:
         chat["tool_choice"] = _tool_choice(body["tool_choice"])
     if isinstance(body.get("parallel_tool_calls"), bool):
@@ -202,7 +230,7 @@ def chat_request(body: Body, history: list[dict[str, Any]]) -> tuple[Body, list[
         chat["response_format"] = response_format
     if body.get("stream") is True:
         chat.update(stream=True, stream_options={"include_usage": True})
-    return chat, conversation
+    return chat, conversation, tools
 
 
 def _effort(body: Body) -> str | None:
@@ -304,12 +332,14 @@ def _message_item(item_id: str, text: str | None, status: str = "completed") -> 
     return {"id": item_id, "type": "message", "status": status, "role": "assistant", "content": content}
 
 
-def _call_item(item_id: str, call_id: str, name: str, arguments: str, status: str = "completed") -> dict[str, Any]:
-    return {"id": item_id, "type": "function_call", "status": status, "call_id": call_id, "name": name,
+def _call_item(item_id: str, call_id: str, name: str, arguments: str, status: str = "completed",
+               namespace: str | None = None) -> dict[str, Any]:
+    item = {"id": item_id, "type": "function_call", "status": status, "call_id": call_id, "name": name,
             "arguments": arguments}
+    return {**item, "namespace": namespace} if namespace else item
 
 
-def response_object(answer: Any, skeleton: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+def response_object(answer: Any, skeleton: dict[str, Any], tools: Tools) -> tuple[dict[str, Any], dict[str, Any]]:
     """A chat completion as a Response object, and the assistant message to keep."""
     choice = (answer.get("choices") or [{}])[0] if isinstance(answer, dict) else {}
     message: dict[str, Any] = choice["message"] if isinstance(choice, dict) and isinstance(choice.get("message"), dict) else {}
@@ -321,8 +351,9 @@ def response_object(answer: Any, skeleton: dict[str, Any]) -> tuple[dict[str, An
     calls = [call for call in message.get("tool_calls") or [] if isinstance(call, dict)]
     for call in calls:
         function: dict[str, Any] = call["function"] if isinstance(call.get("function"), dict) else {}
-        output.append(_call_item(_new_id("fc"), str(call.get("id") or _new_id("call")), str(function.get("name", "")),
-                                 str(function.get("arguments") or "")))
+        name = str(function.get("name", ""))
+        output.append(_call_item(_new_id("fc"), str(call.get("id") or _new_id("call")), name,
+                                 str(function.get("arguments") or ""), namespace=tools.namespaces.get(name)))
     response = _finished({**skeleton, "output": output}, str(choice.get("finish_reason") or ""),
                          answer.get("usage") if isinstance(answer, dict) else None)
     kept: dict[str, Any] = {"role": "assistant", "content": message.get("content")}
@@ -336,8 +367,9 @@ def response_object(answer: Any, skeleton: dict[str, Any]) -> tuple[dict[str, An
 class ResponseEvents:
     """A chat stream's pieces as the Responses event sequence."""
 
-    def __init__(self, skeleton: dict[str, Any], keep: Callable[[dict[str, Any]], None]) -> None:
+    def __init__(self, skeleton: dict[str, Any], keep: Callable[[dict[str, Any]], None], tools: Tools) -> None:
         self.response = skeleton
+        self.tools = tools
         self.sequence = 0
         self.output: list[dict[str, Any]] = []
         self.open: dict[str, Any] | None = None  # the reasoning or message item being written
@@ -416,7 +448,8 @@ class ResponseEvents:
                 call = self.calls.get(piece.index)
                 if call is None:
                     out += self._close_open()
-                    call = _call_item(_new_id("fc"), piece.call_id or _new_id("call"), piece.name, "", "in_progress")
+                    call = _call_item(_new_id("fc"), piece.call_id or _new_id("call"), piece.name, "", "in_progress",
+                                      namespace=self.tools.namespaces.get(piece.name))
                     self.calls[piece.index] = call
                     out += self._add(call)
                 elif piece.name and not call["name"]:
@@ -462,7 +495,7 @@ async def answer(body: Body, headers: dict[bytes, bytes]) -> Reply | StreamReply
     if isinstance(history, Reply):
         return history
     try:
-        chat, conversation = chat_request(body, history)
+        chat, conversation, tools = chat_request(body, history)
         effort = _effort(body)
     except BadRequest as exc:
         return bad_request(exc)
@@ -485,12 +518,17 @@ async def answer(body: Body, headers: dict[bytes, bytes]) -> Reply | StreamReply
             if kept:
                 await _keep(body, headers, response_id, conversation, kept[0])
 
-        return TranslatedStream(response, route, "text/event-stream", served_by(route), model,
-                                transcoder=ResponseEvents(skeleton, kept.append), after=keep_answer)
+        return TranslatedStream(response, route, "text/event-stream", _headers(route, tools), model,
+                                transcoder=ResponseEvents(skeleton, kept.append, tools), after=keep_answer)
     answer_json = await read_json(route, response)
     if isinstance(answer_json, Reply):
         return answer_json
-    result, assistant = response_object(answer_json, skeleton)
+    result, assistant = response_object(answer_json, skeleton, tools)
     await _keep(body, headers, response_id, conversation, assistant)
-    return json_reply(result, headers=served_by(route))
+    return json_reply(result, headers=_headers(route, tools))
+
+
+def _headers(route: Route, tools: Tools) -> dict[str, str]:
+    left_out = {"X-BooChat-Tools-Left-Out": ", ".join(tools.left_out)} if tools.left_out else {}
+    return {**served_by(route), **left_out}
 

@@ -94,6 +94,19 @@ def test_a_function_tool_round_trip(sdk, hosts):
         {"role": "tool", "tool_call_id": call.call_id, "content": "sunny, 21 °C"}]
 
 
+def test_codex_tools_namespaces_flattened_and_hosted_tools_left_out_and_named(sdk, hosts):
+    namespace = {"type": "namespace", "name": "weather_v1", "description": "Weather tools", "tools": [WEATHER]}
+    raw = sdk.responses.with_raw_response.create(model="sam-desktop/qwen3-8b", input="?", tools=[
+        namespace, {"type": "web_search", "external_web_access": False}])
+    assert raw.headers["x-boochat-tools-left-out"] == "web_search"
+    (call,) = raw.parse().output
+    assert (call.name, call.to_dict()["namespace"]) == ("get_weather", "weather_v1")
+    (body,) = chat_bodies(hosts["sam-desktop"])
+    assert [tool["function"]["name"] for tool in body["tools"]] == ["get_weather"]
+    events = list(sdk.responses.create(model="sam-desktop/qwen3-8b", input="?", tools=[namespace], stream=True))
+    assert events[-1].response.output[0].to_dict()["namespace"] == "weather_v1"
+
+
 def test_a_streamed_function_call(sdk, hosts):
     events = list(sdk.responses.create(model="sam-desktop/qwen3-8b", input="?", tools=[WEATHER], stream=True,
                                        tool_choice={"type": "function", "name": "get_weather"}))
@@ -189,8 +202,9 @@ def test_errors_are_in_openais_envelope(sdk, hosts, asgi_server, key):
         sdk.responses.create(model="sam-desktop/qwen3-8b", input=[{"type": "input_file", "file_id": "f1"}])
     assert excinfo.value.body["param"] == "input[0]" and "'input_file'" in excinfo.value.body["message"]
     with pytest.raises(openai.BadRequestError) as excinfo:
-        sdk.responses.create(model="sam-desktop/qwen3-8b", input="hi", tools=[{"type": "web_search"}])
-    assert excinfo.value.body["param"] == "tools[0]" and "'web_search'" in excinfo.value.body["message"]
+        sdk.responses.create(model="sam-desktop/qwen3-8b", input="hi", tools=[
+            WEATHER, {"type": "custom", "name": "apply_patch", "format": {"type": "text"}}])
+    assert excinfo.value.body["param"] == "tools[1]" and "'custom'" in excinfo.value.body["message"]
     with pytest.raises(openai.BadRequestError) as excinfo:  # the host's own 400: over its context
         sdk.responses.create(model="embedding/qwen3-8b", input="x" * 3000)
     assert excinfo.value.body["type"] == "exceed_context_size_error" and "Embedding box" in excinfo.value.body["message"]
