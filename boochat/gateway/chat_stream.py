@@ -41,12 +41,27 @@ class ChatPieces:
         self.finished = False  # a finish_reason arrived
 
     def feed(self, data: bytes) -> list[Piece]:
-        self._pending += data.replace(b"\r\n", b"\n")
+        blocks = (self._pending + data).replace(b"\r\n", b"\n").split(b"\n\n")
+        self._pending = blocks.pop()
         pieces: list[Piece] = []
-        while (cut := self._pending.find(b"\n\n")) >= 0:
-            block, self._pending = self._pending[:cut], self._pending[cut + 2:]
+        run: list[bytes] = []  # consecutive events of one line of JSON each: parsed in one call
+        for block in blocks:
+            if block.startswith(b"data: {") and b"\n" not in block:
+                run.append(block[6:])
+                continue
+            pieces += self._run(run)
+            run = []
             pieces += self._event(block)
-        return pieces
+        return pieces + self._run(run)
+
+    def _run(self, run: list[bytes]) -> list[Piece]:
+        if not run:
+            return []
+        try:
+            chunks = json.loads(b"[" + b",".join(run) + b"]")
+        except ValueError:  # one of them is broken: read them one by one to say which
+            return [piece for data in run for piece in self._event(b"data: " + data)]
+        return [piece for chunk in chunks for piece in self._chunk(chunk)]
 
     def close(self) -> list[Piece]:
         """The stream ended: a last event without its blank line still counts."""
@@ -54,6 +69,11 @@ class ChatPieces:
         return self._event(block) if block.strip() else []
 
     def _event(self, block: bytes) -> list[Piece]:
+        if block.startswith(b"data: {") and b"\n" not in block:  # the usual event: one line of JSON
+            try:
+                return self._chunk(json.loads(block[6:]))
+            except ValueError:
+                return [Piece("error", "the host sent an event that is not JSON")]
         data = []
         # Only LF ends a line: str.splitlines() would also split at U+2028 inside a JSON string.
         for line in block.decode("utf-8", errors="replace").split("\n"):
@@ -75,8 +95,12 @@ class ChatPieces:
             chunk = json.loads(text)
         except ValueError:
             return [Piece("error", "the host sent an event that is not JSON")]
+        return self._chunk(chunk)
+
+    def _chunk(self, chunk: Any) -> list[Piece]:
         pieces = chunk_pieces(chunk)
-        self.finished = self.finished or any(piece.kind == "finish" for piece in pieces)
+        if not self.finished:
+            self.finished = any(piece.kind == "finish" for piece in pieces)
         return pieces
 
 

@@ -312,36 +312,42 @@ class MessageEvents:
     def _delta(self, index: int, delta: dict[str, Any]) -> bytes:
         return sse_event("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta})
 
+    @staticmethod
+    def _text_delta(index: int, kind: bytes, name: bytes, text: str) -> bytes:
+        """A text or thinking delta, written without building its dict: the one event of every token."""
+        return (b'event: content_block_delta\ndata: {"type":"content_block_delta","index":%d,'
+                b'"delta":{"type":"%s","%s":%s}}\n\n') % (index, kind, name, json.dumps(text, ensure_ascii=False).encode())
+
     def feed(self, pieces: list[Piece]) -> bytes:
-        out = b""
+        out: list[bytes] = []
         for piece in pieces:
             if self.failure:
                 break
             if piece.kind == "reasoning":
                 if self.open is None or self.open[0] != "thinking":
-                    out += self._start("thinking", {"type": "thinking", "thinking": "", "signature": ""})
+                    out.append(self._start("thinking", {"type": "thinking", "thinking": "", "signature": ""}))
                 assert self.open is not None
-                out += self._delta(self.open[1], {"type": "thinking_delta", "thinking": piece.text})
+                out.append(self._text_delta(self.open[1], b"thinking_delta", b"thinking", piece.text))
             elif piece.kind == "text":
                 if self.open is None or self.open[0] != "text":
-                    out += self._start("text", {"type": "text", "text": ""})
+                    out.append(self._start("text", {"type": "text", "text": ""}))
                 assert self.open is not None
-                out += self._delta(self.open[1], {"type": "text_delta", "text": piece.text})
+                out.append(self._text_delta(self.open[1], b"text_delta", b"text", piece.text))
             elif piece.kind == "tool":
                 if piece.index not in self.calls:
                     call_id = piece.call_id or f"toolu_{secrets.token_hex(12)}"
-                    out += self._start("tool", {"type": "tool_use", "id": call_id, "name": piece.name, "input": {}})
+                    out.append(self._start("tool", {"type": "tool_use", "id": call_id, "name": piece.name, "input": {}}))
                     assert self.open is not None
                     self.calls[piece.index] = self.open[1]
                 if piece.text:
-                    out += self._delta(self.calls[piece.index], {"type": "input_json_delta", "partial_json": piece.text})
+                    out.append(self._delta(self.calls[piece.index], {"type": "input_json_delta", "partial_json": piece.text}))
             elif piece.kind == "finish":
                 self.finish_reason = piece.text
             elif piece.kind == "usage":
                 self.usage = piece.usage
             elif piece.kind == "error":
                 self.failure = piece.text
-        return out
+        return b"".join(out)
 
     def finish(self, failure: str) -> bytes:
         out = self._close()

@@ -10,6 +10,7 @@ again before the new input; an unknown or expired id is a 400.
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 from collections.abc import Callable
@@ -373,6 +374,7 @@ class ResponseEvents:
         self.sequence = 0
         self.output: list[dict[str, Any]] = []
         self.open: dict[str, Any] | None = None  # the reasoning or message item being written
+        self.open_index = 0  # its place in the output
         self.calls: dict[int, dict[str, Any]] = {}  # tool call index -> its open function_call item
         self.finish_reason = ""
         self.usage: dict[str, Any] | None = None
@@ -383,6 +385,17 @@ class ResponseEvents:
         event = sse_event(kind, {"type": kind, "sequence_number": self.sequence, **data})
         self.sequence += 1
         return event
+
+    def _text_delta(self, piece: Piece) -> bytes:
+        """A text or reasoning delta, written without building its dict: the one event of every token."""
+        assert self.open is not None
+        kind = b"response.reasoning_text.delta" if piece.kind == "reasoning" else b"response.output_text.delta"
+        logprobs = b"" if piece.kind == "reasoning" else b',"logprobs":[]'
+        self.sequence += 1
+        return (b'event: %s\ndata: {"type":"%s","sequence_number":%d,"item_id":"%s","output_index":%d,'
+                b'"content_index":0,"delta":%s%s}\n\n') % (
+            kind, kind, self.sequence - 1, self.open["id"].encode(), self.open_index,
+            json.dumps(piece.text, ensure_ascii=False).encode(), logprobs)
 
     def start(self) -> bytes:
         return (self._event("response.created", response=self.response)
@@ -420,51 +433,49 @@ class ResponseEvents:
         if kind == "reasoning":
             self.open = {**_reasoning_item(_new_id("rs"), "", "in_progress"), "pieces": []}
             out += self._add({k: v for k, v in self.open.items() if k != "pieces"})
-            self.output[-1] = self.open
-            out += self._event("response.content_part.added", item_id=self.open["id"], output_index=len(self.output) - 1,
+            self.output[-1], self.open_index = self.open, len(self.output) - 1
+            out += self._event("response.content_part.added", item_id=self.open["id"], output_index=self.open_index,
                                content_index=0, part={"type": "reasoning_text", "text": ""})
         else:
             self.open = {**_message_item(_new_id("msg"), None, "in_progress"), "pieces": []}
             out += self._add({k: v for k, v in self.open.items() if k != "pieces"})
-            self.output[-1] = self.open
-            out += self._event("response.content_part.added", item_id=self.open["id"], output_index=len(self.output) - 1,
+            self.output[-1], self.open_index = self.open, len(self.output) - 1
+            out += self._event("response.content_part.added", item_id=self.open["id"], output_index=self.open_index,
                                content_index=0, part={"type": "output_text", "text": "", "annotations": [], "logprobs": []})
         return out
 
     def feed(self, pieces: list[Piece]) -> bytes:
-        out = b""
+        out: list[bytes] = []
         for piece in pieces:
             if self.failure:
                 break
             if piece.kind in ("reasoning", "text"):
-                out += self._open_item("reasoning" if piece.kind == "reasoning" else "message")
+                if self.open is None or self.open["type"] != ("reasoning" if piece.kind == "reasoning" else "message"):
+                    out.append(self._open_item("reasoning" if piece.kind == "reasoning" else "message"))
                 assert self.open is not None
                 self.open["pieces"].append(piece.text)
-                name = "response.reasoning_text.delta" if piece.kind == "reasoning" else "response.output_text.delta"
-                extra: dict[str, Any] = {} if piece.kind == "reasoning" else {"logprobs": []}
-                out += self._event(name, item_id=self.open["id"], output_index=self.output.index(self.open),
-                                   content_index=0, delta=piece.text, **extra)
+                out.append(self._text_delta(piece))
             elif piece.kind == "tool":
                 call = self.calls.get(piece.index)
                 if call is None:
-                    out += self._close_open()
+                    out.append(self._close_open())
                     call = _call_item(_new_id("fc"), piece.call_id or _new_id("call"), piece.name, "", "in_progress",
                                       namespace=self.tools.namespaces.get(piece.name))
                     self.calls[piece.index] = call
-                    out += self._add(call)
+                    out.append(self._add(call))
                 elif piece.name and not call["name"]:
                     call["name"] = piece.name
                 if piece.text:
                     call["arguments"] += piece.text
-                    out += self._event("response.function_call_arguments.delta", item_id=call["id"],
-                                       output_index=self.output.index(call), delta=piece.text)
+                    out.append(self._event("response.function_call_arguments.delta", item_id=call["id"],
+                                           output_index=self.output.index(call), delta=piece.text))
             elif piece.kind == "finish":
                 self.finish_reason = piece.text
             elif piece.kind == "usage":
                 self.usage = piece.usage
             elif piece.kind == "error":
                 self.failure = piece.text
-        return out
+        return b"".join(out)
 
     def finish(self, failure: str) -> bytes:
         failure = self.failure or failure
