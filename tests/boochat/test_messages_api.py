@@ -242,3 +242,16 @@ def test_the_django_view_serves_the_same_api(client, key, hosts, lab):
     response = client.post(reverse("gateway_count_tokens"), {"model": "nowhere/x", "messages": HI},
                            content_type="application/json", headers={"x-api-key": key})
     assert response.status_code == 400 and response.json()["error"]["type"] == "invalid_request_error"
+
+
+def test_claude_codes_request_shape(claude, hosts):
+    """System turns between the others, cache_control, metadata, adaptive thinking, context_management."""
+    claude.messages.create(
+        model="sam-desktop/qwen3-8b", max_tokens=32000, system=[{"type": "text", "text": "You are an agent."}],
+        metadata={"user_id": "u1"}, thinking={"type": "adaptive"}, messages=[
+            {"role": "user", "content": [{"type": "text", "text": "Say hello", "cache_control": {"type": "ephemeral"}}]},
+            {"role": "system", "content": "Available agent types: claude."}],
+        extra_body={"context_management": {"edits": []}, "output_config": {"effort": "high"}})
+    assert chat_bodies(hosts["sam-desktop"])[0]["messages"] == [
+        {"role": "system", "content": "You are an agent."}, {"role": "user", "content": "Say hello"},
+        {"role": "system", "content": "Available agent types: claude."}]
