@@ -10,20 +10,48 @@ one, `: keep-alive` comments, `data: {"error": ...}` and older `error:` lines, a
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Piece:
-    """One thing the host said: kind is text / reasoning / tool / finish / usage / error."""
+    """One thing the host said: kind is text / reasoning / tool / finish / usage / error. A text or
+    reasoning piece read on the fast path carries its text as the host's JSON string (`raw`)."""
 
     kind: str
     text: str = ""
+    raw: bytes = b""
     index: int = 0  # a tool call's index
     call_id: str = ""
     name: str = ""
     usage: dict[str, Any] | None = None
+
+
+# A chunk whose only news is one piece of text or reasoning: its one choice's delta holds nothing
+# else, and the chunk has no finish, usage or error. Inside JSON strings every `"` is escaped, so
+# these markers only match keys. (llama-swap's loading messages carry no "id": they are not matched.)
+_NOT_PLAIN = re.compile(rb'"(?:usage|error|tool_calls)"|"finish_reason":(?!null)')
+_DELTA = re.compile(rb'"delta":\{"(content|reasoning_content)":("(?:[^"\\\x00-\x1f]|\\.)*")\}')
+
+
+def _plain_piece(data: bytes) -> Piece | None:
+    """The piece of an ordinary token chunk, read without parsing the chunk (most of a stream)."""
+    if b'"id"' not in data or _NOT_PLAIN.search(data) or data.count(b'"delta"') != 1:
+        return None
+    match = _DELTA.search(data)
+    if match is None or match.group(2) == b'""':
+        return None
+    return Piece("text" if match.group(1) == b"content" else "reasoning", raw=match.group(2))
+
+
+def joined_text(pieces: list[Piece]) -> str:
+    """The text of text or reasoning pieces, those read on the fast path decoded in one call."""
+    if not any(piece.raw for piece in pieces):
+        return "".join(piece.text for piece in pieces)
+    literals = b",".join(piece.raw or json.dumps(piece.text).encode() for piece in pieces)
+    return "".join(json.loads(b"[" + literals + b"]"))
 
 
 def error_text(error: Any) -> str:
@@ -55,6 +83,19 @@ class ChatPieces:
         return pieces + self._run(run)
 
     def _run(self, run: list[bytes]) -> list[Piece]:
+        pieces: list[Piece] = []
+        unread: list[bytes] = []
+        for data in run:
+            piece = _plain_piece(data)
+            if piece is None:
+                unread.append(data)
+                continue
+            pieces += self._parsed(unread)
+            unread = []
+            pieces.append(piece)
+        return pieces + self._parsed(unread)
+
+    def _parsed(self, run: list[bytes]) -> list[Piece]:
         if not run:
             return []
         try:

@@ -313,10 +313,11 @@ class MessageEvents:
         return sse_event("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta})
 
     @staticmethod
-    def _text_delta(index: int, kind: bytes, name: bytes, text: str) -> bytes:
+    def _text_delta(index: int, kind: bytes, name: bytes, piece: Piece) -> bytes:
         """A text or thinking delta, written without building its dict: the one event of every token."""
+        text = piece.raw or json.dumps(piece.text, ensure_ascii=False).encode()
         return (b'event: content_block_delta\ndata: {"type":"content_block_delta","index":%d,'
-                b'"delta":{"type":"%s","%s":%s}}\n\n') % (index, kind, name, json.dumps(text, ensure_ascii=False).encode())
+                b'"delta":{"type":"%s","%s":%s}}\n\n') % (index, kind, name, text)
 
     def feed(self, pieces: list[Piece]) -> bytes:
         out: list[bytes] = []
@@ -327,12 +328,12 @@ class MessageEvents:
                 if self.open is None or self.open[0] != "thinking":
                     out.append(self._start("thinking", {"type": "thinking", "thinking": "", "signature": ""}))
                 assert self.open is not None
-                out.append(self._text_delta(self.open[1], b"thinking_delta", b"thinking", piece.text))
+                out.append(self._text_delta(self.open[1], b"thinking_delta", b"thinking", piece))
             elif piece.kind == "text":
                 if self.open is None or self.open[0] != "text":
                     out.append(self._start("text", {"type": "text", "text": ""}))
                 assert self.open is not None
-                out.append(self._text_delta(self.open[1], b"text_delta", b"text", piece.text))
+                out.append(self._text_delta(self.open[1], b"text_delta", b"text", piece))
             elif piece.kind == "tool":
                 if piece.index not in self.calls:
                     call_id = piece.call_id or f"toolu_{secrets.token_hex(12)}"

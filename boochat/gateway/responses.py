@@ -31,7 +31,7 @@ from boochat.gateway.agent_apis import (
     sse_event,
 )
 from boochat.gateway.app import Reply, StreamReply, error, json_reply, presented_key, route_of, served_by
-from boochat.gateway.chat_stream import Piece, usage_numbers
+from boochat.gateway.chat_stream import Piece, joined_text, usage_numbers
 from boochat.gateway.keys import hash_key
 from providers.capabilities import reasoning_for
 from providers.routing import Route, RoutingError
@@ -395,7 +395,7 @@ class ResponseEvents:
         return (b'event: %s\ndata: {"type":"%s","sequence_number":%d,"item_id":"%s","output_index":%d,'
                 b'"content_index":0,"delta":%s%s}\n\n') % (
             kind, kind, self.sequence - 1, self.open["id"].encode(), self.open_index,
-            json.dumps(piece.text, ensure_ascii=False).encode(), logprobs)
+            piece.raw or json.dumps(piece.text, ensure_ascii=False).encode(), logprobs)
 
     def start(self) -> bytes:
         return (self._event("response.created", response=self.response)
@@ -411,7 +411,7 @@ class ResponseEvents:
         if item is None:
             return b""
         index = self.output.index(item)
-        text = "".join(item.pop("pieces"))
+        text = joined_text(item.pop("pieces"))
         item["status"] = "completed"
         if item["type"] == "reasoning":
             item["content"] = [{"type": "reasoning_text", "text": text}]
@@ -453,7 +453,7 @@ class ResponseEvents:
                 if self.open is None or self.open["type"] != ("reasoning" if piece.kind == "reasoning" else "message"):
                     out.append(self._open_item("reasoning" if piece.kind == "reasoning" else "message"))
                 assert self.open is not None
-                self.open["pieces"].append(piece.text)
+                self.open["pieces"].append(piece)
                 out.append(self._text_delta(piece))
             elif piece.kind == "tool":
                 call = self.calls.get(piece.index)

@@ -255,3 +255,9 @@ def test_claude_codes_request_shape(claude, hosts):
     assert chat_bodies(hosts["sam-desktop"])[0]["messages"] == [
         {"role": "system", "content": "You are an agent."}, {"role": "user", "content": "Say hello"},
         {"role": "system", "content": "Available agent types: claude."}]
+
+
+def test_streamed_text_keeps_every_character(claude, hosts):
+    hosts["embedding"].reply = ['He said "hi"\\', " é 😀", "\u2028x\n", "</script>"]
+    with claude.messages.stream(model="embedding/qwen3-8b", max_tokens=64, messages=HI) as stream:
+        assert "".join(stream.text_stream) == "".join(hosts["embedding"].reply)

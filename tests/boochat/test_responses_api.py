@@ -229,3 +229,11 @@ def test_the_django_view_serves_the_same_api(client, key, hosts):
     response = client.post(reverse("gateway_responses"), {"model": "sam-desktop/qwen3-8b", "input": "hi"},
                            content_type="application/json", headers={"Authorization": f"Bearer {key}"})
     assert response.status_code == 200 and response.json()["output"][0]["content"][0]["text"] == REPLY
+
+
+def test_streamed_text_keeps_every_character(sdk, hosts):
+    hosts["embedding"].reply = ['He said "hi"\\', " é 😀", "\u2028x\n", "</script>"]
+    events = list(sdk.responses.create(model="embedding/qwen3-8b", input="hi", stream=True))
+    expected = "".join(hosts["embedding"].reply)
+    assert "".join(e.delta for e in events if e.type == "response.output_text.delta") == expected
+    assert events[-1].response.output_text == expected
