@@ -60,7 +60,7 @@ def bad_request(exc: BadRequest) -> Reply:
 
 async def answer(path: str, raw: bytes, headers: dict[bytes, bytes]) -> Reply | StreamReply:
     """The reply to a request of one of the agent APIs."""
-    from boochat.gateway import messages, responses  # they build on this module
+    from boochat.gateway import messages, responses, token_counts  # they build on this module
 
     try:
         body = json.loads(raw)
@@ -74,7 +74,7 @@ async def answer(path: str, raw: bytes, headers: dict[bytes, bytes]) -> Reply | 
         return await responses.answer(body, headers)
     if path == "messages":
         return await messages.answer(body)
-    return await messages.count_tokens(body)
+    return await token_counts.count_tokens(body)
 
 
 def anthropic_envelope(reply: Reply) -> Reply:

@@ -1,22 +1,16 @@
-"""Anthropic's Messages API (`POST /v1/messages`, `POST /v1/messages/count_tokens`) over every host.
+"""Anthropic's Messages API (`POST /v1/messages`) over every host.
 
 Every request is checked and turned into a chat request first, so a bad block is the same 400 on
 every host. llama.cpp hosts that serve `/v1/messages` themselves get the request as it came
-(boochat.gateway.agent_apis says when); the others get the chat request, and their answer, whole
-or streamed, is re-spoken as a Message or Anthropic's event sequence (message_start, ping,
-content_block_start/delta/stop for thinking, text and tool_use, message_delta with usage and
-stop_reason, message_stop). `thinking` maps onto the host's reasoning controls where it has them.
-Token counts come from the host (its own count_tokens, else its `/tokenize`), else are estimated and
-marked so (`"estimated": true`, `X-BooChat-Token-Count: estimate`).
+(boochat.gateway.agent_apis says when); the others get the chat request, and their answer is
+re-spoken by boochat.gateway.message_output. `thinking` maps onto the host's reasoning controls
+where it has them. Token counts: boochat.gateway.token_counts.
 """
 
 from __future__ import annotations
 
 import json
-import math
-import secrets
 from typing import Any
-from urllib.parse import quote
 
 from boochat import database
 from boochat.gateway.agent_apis import (
@@ -27,19 +21,12 @@ from boochat.gateway.agent_apis import (
     can_pass_through,
     read_json,
     send,
-    sse_event,
 )
 from boochat.gateway.app import Reply, StreamReply, _renamer, error, json_reply, route_of, served_by
-from boochat.gateway.chat_stream import Piece, usage_numbers
-from boochat.proxy import UpstreamError, send_to
+from boochat.gateway.message_output import MessageEvents, message_object
 from providers.capabilities import LLAMA_KINDS, reasoning_for
 from providers.http import TransportError
-from providers.models import ProviderKind
 from providers.routing import Route, RoutingError
-
-_STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "function_call": "tool_use",
-                 "content_filter": "refusal"}
-
 
 # -- the request ----------------------------------------------------------------------------------
 
@@ -233,134 +220,6 @@ def thinking_fields(model: str, thinking: Any) -> dict[str, Any]:
     return controls.wire({"thinking": "on" if kind == "enabled" else "off"})
 
 
-# -- the answer -----------------------------------------------------------------------------------
-
-
-def _new_id() -> str:
-    return f"msg_{secrets.token_hex(12)}"
-
-
-def _usage(usage: dict[str, Any] | None) -> dict[str, Any]:
-    prompt, completion, cached, _ = usage_numbers(usage)
-    return {"input_tokens": prompt - cached, "output_tokens": completion, "cache_read_input_tokens": cached,
-            "cache_creation_input_tokens": 0}
-
-
-def message_object(answer: Any, model: str) -> dict[str, Any]:
-    """A chat completion as a Message."""
-    choice = (answer.get("choices") or [{}])[0] if isinstance(answer, dict) else {}
-    message: dict[str, Any] = choice["message"] if isinstance(choice, dict) and isinstance(choice.get("message"), dict) else {}
-    content: list[dict[str, Any]] = []
-    if isinstance(message.get("reasoning_content"), str) and message["reasoning_content"]:
-        content.append({"type": "thinking", "thinking": message["reasoning_content"], "signature": ""})
-    if isinstance(message.get("content"), str) and message["content"]:
-        content.append({"type": "text", "text": message["content"]})
-    for call in [call for call in message.get("tool_calls") or [] if isinstance(call, dict)]:
-        function: dict[str, Any] = (call["function"] if isinstance(call, dict) and isinstance(call.get("function"), dict)
-                                    else {})
-        content.append({"type": "tool_use", "id": str(call.get("id") or f"toolu_{secrets.token_hex(12)}"),
-                        "name": str(function.get("name", "")), "input": _arguments(function.get("arguments"))})
-    finish = str(choice.get("finish_reason") or "stop")
-    return {"id": _new_id(), "type": "message", "role": "assistant", "model": model, "content": content,
-            "stop_reason": _STOP_REASONS.get(finish, "end_turn"), "stop_sequence": None,
-            "usage": _usage(answer.get("usage") if isinstance(answer, dict) else None)}
-
-
-def _arguments(arguments: Any) -> Any:
-    try:
-        parsed = json.loads(arguments) if isinstance(arguments, str) and arguments else {}
-    except ValueError:
-        return {}  # what llama.cpp's own /v1/messages sends for arguments that are not JSON
-    return parsed if isinstance(parsed, dict) else {}
-
-
-class MessageEvents:
-    """A chat stream's pieces as Anthropic's event sequence."""
-
-    def __init__(self, model: str) -> None:
-        self.model = model
-        self.blocks = 0  # blocks started so far
-        self.open: tuple[str, int] | None = None  # the open block: its kind and index
-        self.calls: dict[int, int] = {}  # tool call index -> its block
-        self.finish_reason = ""
-        self.usage: dict[str, Any] | None = None
-        self.failure = ""
-
-    def start(self) -> bytes:
-        message: dict[str, Any] = {"id": _new_id(), "type": "message", "role": "assistant", "model": self.model, "content": [],
-                   "stop_reason": None, "stop_sequence": None, "usage": _usage(None)}
-        return sse_event("message_start", {"type": "message_start", "message": message}) + sse_event("ping", {"type": "ping"})
-
-    def _close(self) -> bytes:
-        if self.open is None:
-            return b""
-        kind, index = self.open
-        self.open = None
-        out = b""
-        if kind == "thinking":  # Anthropic's clients expect a signature before a thinking block ends
-            out = sse_event("content_block_delta", {"type": "content_block_delta", "index": index,
-                                                    "delta": {"type": "signature_delta", "signature": ""}})
-        return out + sse_event("content_block_stop", {"type": "content_block_stop", "index": index})
-
-    def _start(self, kind: str, block: dict[str, Any]) -> bytes:
-        out = self._close()
-        self.open = (kind, self.blocks)
-        self.blocks += 1
-        return out + sse_event("content_block_start", {"type": "content_block_start", "index": self.open[1],
-                                                       "content_block": block})
-
-    def _delta(self, index: int, delta: dict[str, Any]) -> bytes:
-        return sse_event("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta})
-
-    @staticmethod
-    def _text_delta(index: int, kind: bytes, name: bytes, piece: Piece) -> bytes:
-        """A text or thinking delta, written without building its dict: the one event of every token."""
-        text = piece.raw or json.dumps(piece.text, ensure_ascii=False).encode()
-        return (b'event: content_block_delta\ndata: {"type":"content_block_delta","index":%d,'
-                b'"delta":{"type":"%s","%s":%s}}\n\n') % (index, kind, name, text)
-
-    def feed(self, pieces: list[Piece]) -> bytes:
-        out: list[bytes] = []
-        for piece in pieces:
-            if self.failure:
-                break
-            if piece.kind == "reasoning":
-                if self.open is None or self.open[0] != "thinking":
-                    out.append(self._start("thinking", {"type": "thinking", "thinking": "", "signature": ""}))
-                assert self.open is not None
-                out.append(self._text_delta(self.open[1], b"thinking_delta", b"thinking", piece))
-            elif piece.kind == "text":
-                if self.open is None or self.open[0] != "text":
-                    out.append(self._start("text", {"type": "text", "text": ""}))
-                assert self.open is not None
-                out.append(self._text_delta(self.open[1], b"text_delta", b"text", piece))
-            elif piece.kind == "tool":
-                if piece.index not in self.calls:
-                    call_id = piece.call_id or f"toolu_{secrets.token_hex(12)}"
-                    out.append(self._start("tool", {"type": "tool_use", "id": call_id, "name": piece.name, "input": {}}))
-                    assert self.open is not None
-                    self.calls[piece.index] = self.open[1]
-                if piece.text:
-                    out.append(self._delta(self.calls[piece.index], {"type": "input_json_delta", "partial_json": piece.text}))
-            elif piece.kind == "finish":
-                self.finish_reason = piece.text
-            elif piece.kind == "usage":
-                self.usage = piece.usage
-            elif piece.kind == "error":
-                self.failure = piece.text
-        return b"".join(out)
-
-    def finish(self, failure: str) -> bytes:
-        out = self._close()
-        failure = self.failure or failure
-        if failure:
-            return out + sse_event("error", {"type": "error", "error": {"type": "api_error", "message": failure}})
-        stop = _STOP_REASONS.get(self.finish_reason or "stop", "end_turn")
-        return (out + sse_event("message_delta", {"type": "message_delta", "usage": _usage(self.usage),
-                                                  "delta": {"stop_reason": stop, "stop_sequence": None}})
-                + sse_event("message_stop", {"type": "message_stop"}))
-
-
 def _host_body(route: Route, chat: Body) -> Body:
     if route.kind not in LLAMA_KINDS:
         chat.pop("top_k", None)
@@ -420,77 +279,3 @@ async def _passed(sent: Any, body: Body, model: str) -> Reply | StreamReply:
         response.close()
     rename = _renamer(route.wire_model, model)
     return Reply(200, rename(raw) if rename else raw, content_type, served_by(route))
-
-
-# -- token counts ---------------------------------------------------------------------------------
-
-
-def _counted_text(chat: Body) -> str:
-    """What a host's tokenizer is given: the text of every turn, call and tool definition."""
-    pieces = []
-    for message in chat["messages"]:
-        content = message.get("content")
-        if isinstance(content, str):
-            pieces.append(content)
-        elif isinstance(content, list):
-            pieces += [part["text"] for part in content if part.get("type") == "text"]
-        pieces += [json.dumps(call["function"], ensure_ascii=False) for call in message.get("tool_calls", [])]
-    pieces += [json.dumps(tool["function"], ensure_ascii=False) for tool in chat.get("tools", [])]
-    return "\n".join(pieces)
-
-
-def _tokenize_url(route: Route) -> str | None:
-    if route.kind == ProviderKind.LLAMA_SWAP:
-        return f"{route.base_url}/upstream/{quote(route.wire_model, safe='/')}/tokenize"
-    if route.kind == ProviderKind.LLAMA_SERVER:
-        return f"{route.base_url}/tokenize"
-    return None
-
-
-async def _tokenized(route: Route, text: str) -> int | None:
-    url = _tokenize_url(route)
-    if url is None:
-        return None
-    try:
-        response = await send_to(route, url, json.dumps({"content": text}).encode())
-    except UpstreamError:
-        return None
-    try:
-        if response.status != 200:
-            return None
-        tokens = json.loads(await response.read()).get("tokens")
-    except (TransportError, ValueError, AttributeError):
-        return None
-    finally:
-        response.close()
-    return len(tokens) if isinstance(tokens, list) else None
-
-
-async def count_tokens(body: Body) -> Reply:
-    """The reply to `POST /v1/messages/count_tokens`."""
-    try:
-        chat = chat_request({**body, "stream": False}, counting=True)
-    except BadRequest as exc:
-        return bad_request(exc)
-    route = await route_of(body.get("model"))
-    if isinstance(route, Reply):
-        return route
-    if can_pass_through(route, "messages/count_tokens"):
-        sent = await send(route, "messages/count_tokens", body)
-        if isinstance(sent, Reply):
-            return sent
-        if sent is not None:
-            answered, response = sent
-            counted = await read_json(answered, response)
-            if isinstance(counted, Reply):
-                return counted
-            if isinstance(counted, dict) and isinstance(counted.get("input_tokens"), int):
-                return json_reply({"input_tokens": counted["input_tokens"]},
-                                  headers={**served_by(answered), "X-BooChat-Token-Count": "host"})
-    text = _counted_text(chat)
-    tokens = await _tokenized(route, text)
-    if tokens is not None:
-        return json_reply({"input_tokens": tokens}, headers={**served_by(route), "X-BooChat-Token-Count": "tokenizer"})
-    # About four characters a token in English text: an estimate, said to be one.
-    return json_reply({"input_tokens": math.ceil(len(text) / 4), "estimated": True},
-                      headers={**served_by(route), "X-BooChat-Token-Count": "estimate"})
