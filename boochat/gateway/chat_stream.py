@@ -36,14 +36,15 @@ _NOT_PLAIN = re.compile(rb'"(?:usage|error|tool_calls)"|"finish_reason":(?!null)
 _DELTA = re.compile(rb'"delta":\{"(content|reasoning_content)":("(?:[^"\\\x00-\x1f]|\\.)*")\}')
 
 
-def _plain_piece(data: bytes) -> Piece | None:
-    """The piece of an ordinary token chunk, read without parsing the chunk (most of a stream)."""
+def _plain_text(data: bytes) -> tuple[str, bytes] | None:
+    """The kind (text or reasoning) and JSON string of an ordinary token chunk, read without parsing
+    the chunk (most of a stream)."""
     if b'"id"' not in data or _NOT_PLAIN.search(data) or data.count(b'"delta"') != 1:
         return None
     match = _DELTA.search(data)
     if match is None or match.group(2) == b'""':
         return None
-    return Piece("text" if match.group(1) == b"content" else "reasoning", raw=match.group(2))
+    return "text" if match.group(1) == b"content" else "reasoning", match.group(2)
 
 
 def joined_text(pieces: list[Piece]) -> str:
@@ -83,16 +84,28 @@ class ChatPieces:
         return pieces + self._run(run)
 
     def _run(self, run: list[bytes]) -> list[Piece]:
+        """The pieces of consecutive one-line events. Ordinary token chunks that arrived in the same
+        read are one piece: their texts joined as one JSON string (each literal's escapes are its
+        own), so a burst of tokens is passed on as one delta, and nothing waits for it."""
         pieces: list[Piece] = []
         unread: list[bytes] = []
+        kind, literals = "", []
         for data in run:
-            piece = _plain_piece(data)
-            if piece is None:
+            plain = _plain_text(data)
+            if plain is not None and plain[0] == kind:
+                literals.append(plain[1])
+                continue
+            if literals:
+                pieces.append(Piece(kind, raw=b'"' + b"".join(literal[1:-1] for literal in literals) + b'"'))
+                kind, literals = "", []
+            if plain is None:
                 unread.append(data)
                 continue
             pieces += self._parsed(unread)
             unread = []
-            pieces.append(piece)
+            kind, literals = plain[0], [plain[1]]
+        if literals:
+            pieces.append(Piece(kind, raw=b'"' + b"".join(literal[1:-1] for literal in literals) + b'"'))
         return pieces + self._parsed(unread)
 
     def _parsed(self, run: list[bytes]) -> list[Piece]:
