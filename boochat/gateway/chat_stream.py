@@ -33,12 +33,24 @@ class Piece:
 # else, and the chunk has no finish, usage or error. Inside JSON strings every `"` is escaped, so
 # these markers only match keys. (llama-swap's loading messages carry no "id": they are not matched.)
 _NOT_PLAIN = re.compile(rb'"(?:usage|error|tool_calls)"|"finish_reason":(?!null)')
-_DELTA = re.compile(rb'"delta":\{"(content|reasoning_content)":("(?:[^"\\\x00-\x1f]|\\.)*")\}')
+_STRING = rb'"[^"\\\x00-\x1f]*(?:\\.[^"\\\x00-\x1f]*)*"'  # a JSON string, unrolled (re is fast on it)
+_DELTA = re.compile(rb'"delta":\{"(content|reasoning_content)":(' + _STRING + rb')\}')
+
+
+# llama-server's own token chunk, exactly (server-task.cpp to_json_oaicompat_chat): one match.
+_LLAMA_TOKEN = re.compile(
+    rb'\{"choices":\[\{"finish_reason":null,"index":0,"delta":\{"(content|reasoning_content)":(' + _STRING
+    + rb')\}\}\],"created":\d+,"id":"[^"\\]*","model":"[^"\\]*","system_fingerprint":"[^"\\]*",'
+    rb'"object":"chat\.completion\.chunk"\}')
+
+_LLAMA_EVENT = re.compile(b"data: " + _LLAMA_TOKEN.pattern + b"\n\n")
 
 
 def _plain_text(data: bytes) -> tuple[str, bytes] | None:
     """The kind (text or reasoning) and JSON string of an ordinary token chunk, read without parsing
     the chunk (most of a stream)."""
+    if (match := _LLAMA_TOKEN.fullmatch(data)) is not None:
+        return ("text" if match.group(1) == b"content" else "reasoning", match.group(2)) if match.group(2) != b'""' else None
     if b'"id"' not in data or _NOT_PLAIN.search(data) or data.count(b'"delta"') != 1:
         return None
     match = _DELTA.search(data)
@@ -70,8 +82,17 @@ class ChatPieces:
         self.finished = False  # a finish_reason arrived
 
     def feed(self, data: bytes) -> list[Piece]:
-        blocks = (self._pending + data).replace(b"\r\n", b"\n").split(b"\n\n")
-        self._pending = blocks.pop()
+        buffer = (self._pending + data).replace(b"\r\n", b"\n")
+        cut = buffer.rfind(b"\n\n") + 2
+        complete, self._pending = buffer[:cut], buffer[cut:]
+        # A read of nothing but llama-server token events (most of a fast stream): matched in one call.
+        # No JSON string holds a raw newline, so each blank line ends one event.
+        tokens = _LLAMA_EVENT.findall(complete)
+        if tokens and len(tokens) == complete.count(b"\n\n") and len({kind for kind, _ in tokens}) == 1:
+            kind = "text" if tokens[0][0] == b"content" else "reasoning"
+            return [Piece(kind, raw=b'"' + b"".join(literal[1:-1] for _, literal in tokens) + b'"')]
+        blocks = complete.split(b"\n\n")
+        blocks.pop()
         pieces: list[Piece] = []
         run: list[bytes] = []  # consecutive events of one line of JSON each: parsed in one call
         for block in blocks:
