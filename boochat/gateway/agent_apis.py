@@ -35,10 +35,10 @@ from boochat.gateway.app import (
     served_by,
 )
 from boochat.gateway.chat_stream import ChatPieces, Piece
-from boochat.proxy import UpstreamError, post_json, read_error_body, transport_error
 from providers.capabilities import LLAMA_KINDS
 from providers.http import TransportError, UpstreamResponse
 from providers.routing import Route
+from providers.upstream import UpstreamError, post_json, read_error_body, transport_error
 
 _NATIVE_RETRY = 600.0  # seconds before a host that lacked a native endpoint is asked again
 _lacking: dict[str, float] = {}  # a native endpoint's URL -> when it answered 404

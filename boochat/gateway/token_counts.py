@@ -11,10 +11,10 @@ from urllib.parse import quote
 from boochat.gateway.agent_apis import BadRequest, Body, bad_request, can_pass_through, read_json, send
 from boochat.gateway.app import Reply, json_reply, route_of, served_by
 from boochat.gateway.messages import chat_request
-from boochat.proxy import UpstreamError, send_to
 from providers.http import TransportError
 from providers.models import ProviderKind
 from providers.routing import Route
+from providers.upstream import UpstreamError, send_to
 
 
 def _counted_text(chat: Body) -> str:
