@@ -13,10 +13,9 @@ from django.conf import settings
 from django.db import transaction
 
 from boochat import database
-from boochat.chat.relay import relay_stream
-from boochat.chat.turns import served_by
 from boochat.models import ArenaAnswer, ArenaRun, ChatSession, Message, MessageState
 from boochat.proxy import complete_chat
+from boochat.relay import relay_stream, served_by
 from boochat.sse import StreamAccumulator
 from providers.routing import Route, RoutingError, aresolve, canonical_model_id, resolve
 from providers.upstream import UpstreamError, answer_text, open_chat_stream

@@ -1,131 +1,15 @@
-"""The relay: a host's answer passed on to the browser as it arrives, and saved however it ends."""
+"""A chat answer's relay (boochat.relay), which moves its chat to the top of the list when it ends."""
 
 from __future__ import annotations
 
-import asyncio
-import json
-import logging
-import time
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import AsyncIterator
 
-from django.conf import settings
 from django.utils import timezone
 
-from boochat import database, inflight
-from boochat.chat.autosave import partial_answers
-from boochat.chat.orphans import STOPPED_ERROR, streaming
 from boochat.chat.turns import Turn
-from boochat.models import ArenaAnswer, ChatSession, Message, MessageState
+from boochat.models import ChatSession
+from boochat.relay import relay_stream
 from boochat.sse import StreamAccumulator
-from providers.http import TransportError, UpstreamResponse
-from providers.routing import Route
-
-logger = logging.getLogger(__name__)
-
-NOTE_EVERY_SECONDS = 1.0  # how often a stream hands what arrived to the autosave
-OUTCOME_FIELDS = ("content", "reasoning", "tool_calls", "usage", "timings", "tokens_per_second", "finish_reason",
-                  "state", "error", "provider", "wire_model", "served_by")
-
-
-def record_outcome(answer: Message | ArenaAnswer, acc: StreamAccumulator, state: str, error: str,
-                   prefix: tuple[str, str] = ("", "")) -> bool:
-    """Save what a stream brought into an answer row (chat or arena), however it ended, after `prefix`
-    (the text and reasoning a continued answer held); False if the row was deleted while it streamed
-    (with its chat session or arena run): nothing is saved then."""
-    acc.read()
-    answer.content = prefix[0] + acc.text
-    answer.reasoning = prefix[1] + acc.reasoning_text
-    answer.tool_calls = acc.tool_call_list()
-    answer.usage = acc.usage
-    answer.timings = acc.timings
-    answer.tokens_per_second = acc.tokens_per_second
-    answer.finish_reason = acc.finish_reason
-    answer.state = state
-    answer.error = error
-    if answer.update_fields(*OUTCOME_FIELDS):
-        return True
-    logger.info("%s %s was deleted while it streamed; its answer is not saved", type(answer).__name__, answer.pk)
-    return False
-
-
-async def relay_stream(route: Route, response: UpstreamResponse, answer: Message | ArenaAnswer,
-                       on_end: Callable[[StreamAccumulator, str, str], None] | None = None,
-                       prefix: tuple[str, str] = ("", ""), deadline: float | None = None) -> AsyncIterator[bytes]:
-    """Yield the upstream bytes as they arrive, and save `answer` however the stream ends: complete,
-    failed (the host said so), or interrupted (host dropped, or the browser left). `on_end` runs
-    after the answer is saved, in the same thread, with the accumulator, state and error (not if the
-    answer's row was deleted while it streamed: record_outcome). Past `deadline` (time.monotonic())
-    the host is stopped, as past the size cap.
-
-    `prefix`: the text and reasoning of a continued answer, which what arrives follows.
-
-    While it streams, what arrived is noted every second and saved with the next batch
-    (boochat.chat.autosave): a busy database makes those saves later, never the bytes."""
-    acc = StreamAccumulator(lazy=True)  # read once a second (boochat.sse)
-    name = f"{route.provider_name} ({route.provider})"
-    state, error = MessageState.INTERRUPTED, "Stopped before the answer was complete."
-    last_note = time.monotonic()
-    received, limit = 0, settings.BOOCHAT_MAX_ANSWER_BYTES
-    stopped: tuple[str, str] | None = None  # BooChat stops the stream itself: (error type, message)
-    saved = inflight.relay_started()  # a worker that stops waits for this answer's save
-    streaming.add(answer)  # listed for a sweep, should this process die (boochat.chat.orphans)
-    try:
-        async for chunk in response.chunks():
-            received += len(chunk)
-            if received > limit:  # stored answers stay bounded
-                stopped = ("answer_too_long", f"Truncated: the answer passed BooChat's limit of {limit:,} bytes "
-                                              f"(BOOCHAT_MAX_ANSWER_BYTES); {name} was stopped here.")
-            elif deadline is not None and time.monotonic() > deadline:
-                stopped = ("answer_timeout", f"Stopped after {settings.BOOCHAT_ANSWER_TIMEOUT:,} s "
-                                             f"(BOOCHAT_ANSWER_TIMEOUT); {name} was stopped here.")
-            elif time.monotonic() - last_note > NOTE_EVERY_SECONDS and (ended := partial_answers.ended_elsewhere(answer)):
-                stopped = ended  # deleted with its chat or arena run, or stopped from another worker
-            if stopped:  # the host is told to stop too (finally)
-                yield b"data: " + json_bytes({"error": {"message": stopped[1], "type": stopped[0]}}) + b"\n\n"
-                break
-            acc.feed(chunk)
-            yield chunk
-            if time.monotonic() - last_note > NOTE_EVERY_SECONDS:
-                last_note = time.monotonic()
-                acc.read()
-                partial_answers.note(answer, prefix[0] + acc.text, prefix[1] + acc.reasoning_text)
-        acc.close()
-        if stopped:
-            error = stopped[1]  # interrupted
-        elif acc.error:
-            state, error = MessageState.FAILED, f"{name}: {acc.error}"
-        elif acc.done or acc.finish_reason:
-            state, error = MessageState.COMPLETE, ""
-        else:
-            error = f"{name} ended the stream before the answer was complete."
-    except TransportError as exc:
-        if exc.kind == "read_timeout":
-            error, kind = f"{name} sent nothing for {route.timeout.read:g} s; the answer stops here.", "upstream_timeout"
-        else:
-            error, kind = f"Lost the connection to {name} mid-answer ({exc.cause_name}).", "upstream_disconnected"
-        yield b"data: " + json_bytes({"error": {"message": error, "type": kind}}) + b"\n\n"
-    except (asyncio.CancelledError, GeneratorExit):  # the browser left, or this worker is stopping
-        if inflight.stopping():
-            error = STOPPED_ERROR
-        raise
-    finally:
-        # Runs also when the browser goes away (the task is cancelled): closing the upstream
-        # response closes its connection, so the host stops generating.
-        response.close()
-        partial_answers.drop(answer)
-
-        def save() -> None:
-            if record_outcome(answer, acc, state, error, prefix) and on_end is not None:
-                on_end(acc, state, error)
-
-        def saved_or_not(_: object) -> None:
-            inflight.relay_ended(saved)
-            streaming.discard(answer)
-
-        saving = asyncio.ensure_future(database.run(save))
-        saving.add_done_callback(saved_or_not)
-        await asyncio.shield(saving)  # a stopping worker waits for it (boochat.asgi)
 
 
 def relay(turn: Turn, deadline: float | None = None) -> AsyncIterator[bytes]:
@@ -136,7 +20,3 @@ def relay(turn: Turn, deadline: float | None = None) -> AsyncIterator[bytes]:
 
     return relay_stream(turn.route, turn.response, turn.answer, touch_session, (turn.prefix, turn.prefix_reasoning),
                         deadline)
-
-
-def json_bytes(data: Any) -> bytes:
-    return json.dumps(data, separators=(",", ":")).encode()

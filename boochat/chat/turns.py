@@ -16,7 +16,8 @@ from boochat.chat.attachments import Upload, save_attachments
 from boochat.chat.branches import Tree
 from boochat.chat.compaction import learn_from_overflow, prepare_messages
 from boochat.chat.prompt import active_messages, answer_reserve, estimate_tokens, load_tree, upstream_messages
-from boochat.models import ArenaAnswer, Attachment, ChatSession, Message, MessageState
+from boochat.models import Attachment, ChatSession, Message, MessageState
+from boochat.relay import served_by
 from providers.capabilities import image_support, reasoning_for
 from providers.context import context_size_for
 from providers.http import UpstreamResponse
@@ -99,12 +100,6 @@ def _begin(session: ChatSession, tree: Tree, parent: Message | None, question: s
     return NewTurn(route, context_size_for(route.requested).tokens,
                    upstream_messages(route, compaction, history, system_prompt=session.system_prompt), answer,
                    wire_parameters(session.parameters, route))
-
-
-def served_by(answer: Message | ArenaAnswer, route: Route) -> None:
-    """Record on `answer` the host and model that serve it (and the member, for a pool)."""
-    answer.provider, answer.wire_model = route.provider, route.wire_model
-    answer.served_by = str(route.ref) if route.pool else ""
 
 
 SAMPLING = ("temperature", "top_p", "max_tokens")

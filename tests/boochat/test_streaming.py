@@ -244,7 +244,7 @@ def test_a_batch_of_partial_answers_is_one_statement_and_never_overwrites_a_fini
 
 
 def test_a_chat_deleted_while_its_answer_streams_gets_the_whole_stream_and_no_row_again(chat, caplog):
-    caplog.set_level(logging.INFO, logger="boochat.chat")
+    caplog.set_level(logging.INFO, logger="boochat")
     with FakeLlamaSwap(reply=["one ", "two ", "three"], stream_delay=0.2) as host:
         session, client, url = chat(host)
         with client.stream("POST", url, data={"content": "count"}) as response:
@@ -260,7 +260,7 @@ def test_a_chat_deleted_while_its_answer_streams_gets_the_whole_stream_and_no_ro
 
 
 def test_an_arena_run_deleted_while_an_answer_streams_gets_the_whole_stream(asgi_server, session_cookie, caplog):
-    caplog.set_level(logging.INFO, logger="boochat.chat")
+    caplog.set_level(logging.INFO, logger="boochat")
     user, cookies = session_cookie()
     with FakeLlamaSwap(reply=["one ", "two ", "three"], stream_delay=0.2) as host:
         make_provider(slug="sam-desktop", base_url=host.url, is_default=True)
