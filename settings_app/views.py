@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
@@ -27,7 +26,7 @@ from settings_app.normalize import (
     normalize_model_ids,
 )
 from settings_app.picker import build_picker
-from settings_app.requests import HtmxHttpRequest
+from settings_app.requests import BadJsonBody, HtmxHttpRequest, json_object
 from settings_app.text import UnstorableText, check_json_text, cut, quoted
 
 SETTINGS_FIELDS = {"default_model", "favorite_models", "favorite_models_add", "favorite_models_remove", "theme"}
@@ -72,15 +71,11 @@ def api_settings(request: HtmxHttpRequest) -> JsonResponse:
     if request.method == "GET":
         return JsonResponse(settings_payload(request.user))
     try:
-        body = json.loads(request.body or b"null")
+        body = json_object(request.body or b"null")
     except RequestDataTooBig:
         return json_error(413, f"the body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes")
-    except (ValueError, UnicodeDecodeError):
-        return json_error(400, "the body is not valid JSON")
-    except RecursionError:
-        return json_error(400, "the body is JSON nested too deeply")
-    if not isinstance(body, dict):
-        return json_error(400, "the body must be a JSON object")
+    except BadJsonBody as exc:
+        return json_error(400, f"the body {exc}")
     try:
         check_json_text(body)
     except UnstorableText as exc:

@@ -39,6 +39,7 @@ from providers.capabilities import LLAMA_KINDS
 from providers.http import TransportError, UpstreamResponse
 from providers.routing import Route
 from providers.upstream import UpstreamError, post_json, read_error_body, transport_error
+from settings_app.requests import BadJsonBody, json_object
 
 _NATIVE_RETRY = 600.0  # seconds before a host that lacked a native endpoint is asked again
 _lacking: dict[str, float] = {}  # a native endpoint's URL -> when it answered 404
@@ -63,13 +64,9 @@ async def answer(path: str, raw: bytes, headers: dict[bytes, bytes]) -> Reply | 
     from boochat.gateway import messages, responses, token_counts  # they build on this module
 
     try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        return error(400, "The request body is not valid JSON.")
-    except RecursionError:
-        return error(400, "The request body is JSON nested too deeply.")
-    if not isinstance(body, dict):
-        return error(400, "The request body must be a JSON object.")
+        body = json_object(raw)
+    except BadJsonBody as exc:
+        return error(400, f"The request body {exc}.")
     if path == "responses":
         return await responses.answer(body, headers)
     if path == "messages":

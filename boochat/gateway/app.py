@@ -47,6 +47,7 @@ from providers.routing import (
 )
 from providers.snapshot import Snapshot
 from providers.upstream import UpstreamError, error_from_response, post_json, read_error_body, transport_error
+from settings_app.requests import BadJsonBody, json_object
 
 _LAST_USED_EVERY = 60.0  # seconds between last_used_at writes for one key
 logger = logging.getLogger("django.request")  # where Django logs failed requests
@@ -272,13 +273,9 @@ def served_by(route: Route) -> dict[str, str]:
 async def forward(endpoint: str, raw: bytes) -> Reply | StreamReply:
     """Resolve the body's model and send the body, `model` rewritten, to the resolved host."""
     try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        return error(400, "The request body is not valid JSON.")
-    except RecursionError:
-        return error(400, "The request body is JSON nested too deeply.")
-    if not isinstance(body, dict):
-        return error(400, "The request body must be a JSON object.")
+        body = json_object(raw)
+    except BadJsonBody as exc:
+        return error(400, f"The request body {exc}.")
     route = await route_of(body.get("model"))
     if isinstance(route, Reply):
         return route
