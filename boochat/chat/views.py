@@ -31,7 +31,7 @@ from boochat.proxy import sse_response
 from providers.capabilities import Reasoning, reasoning_for
 from providers.catalog import load_catalog
 from providers.context import context_size_for
-from providers.routing import RoutingError, UnknownModel, resolve
+from providers.routing import Route, RoutingError, UnknownModel, resolve
 from providers.upstream import UpstreamError
 from settings_app.models import Favorite
 from settings_app.normalize import chat_model_id, normalize_model_id
@@ -42,11 +42,20 @@ from settings_app.text import unstorable
 MAX_MESSAGE_CHARS = 200_000
 
 
-def _context_usage(session: ChatSession, branch_ids: list[int]) -> dict[str, object] | None:
+def _route(session: ChatSession) -> Route | None:
+    """Where the chat's next answer would go (a pool's member chosen once for the whole page); None if nowhere."""
+    try:
+        return resolve(session.model_id)
+    except RoutingError:
+        return None
+
+
+def _context_usage(session: ChatSession, branch_ids: list[int], route: Route | None) -> dict[str, object] | None:
     """Tokens the shown branch uses (the host's own count from its last answer when there is one) and available."""
+    if route is None:
+        return None
     try:
         size = context_size_for(session.model_id)
-        route = resolve(session.model_id)
     except RoutingError:
         return None
     on_branch = set(branch_ids)
@@ -103,6 +112,7 @@ def chat_session(request: HtmxHttpRequest, pk: int) -> HttpResponseBase:
         except RoutingError:
             selected = session.model_id
         picker = build_picker(catalog, Favorite.objects.ids_for(request.user), chat=True)
+        route = _route(session)
         context.update({
             **sidebar(request, session),
             "import_model": starting_model(request.user, picker),
@@ -111,8 +121,9 @@ def chat_session(request: HtmxHttpRequest, pk: int) -> HttpResponseBase:
             "compactions": list(session.compactions.all()),
             "picker": picker,
             "selected": selected,
-            "usage": _context_usage(session, branch_ids),
-            "settings_form": ChatSettingsForm.for_session(session, _reasoning(session)),
+            "usage": _context_usage(session, branch_ids, route),
+            "settings_form": ChatSettingsForm.for_session(session, _reasoning(session, route)),
+            "member": str(route.ref) if route is not None and route.pool else "",
             "shares": list(session.shares.filter(revoked_at__isnull=True)),
             "trash_days": settings.BOOCHAT_TRASH_DAYS,
         })
@@ -368,9 +379,10 @@ def chat_delete_turn(request: HtmxHttpRequest, pk: int) -> HttpResponseBase:
     return redirect(session)
 
 
-def _reasoning(session: ChatSession) -> Reasoning:
+def _reasoning(session: ChatSession, route: Route | None = None) -> Reasoning:
+    """The reasoning controls of the chat's model: of `route`'s model when the page resolved it already."""
     try:
-        return reasoning_for(session.model_id)
+        return reasoning_for(str(route.ref) if route is not None else session.model_id)
     except RoutingError:
         return Reasoning()
 

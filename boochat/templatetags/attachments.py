@@ -10,10 +10,11 @@ register = template.Library()
 
 
 @register.simple_tag
-def attach_rules(model_id: str) -> dict[str, object]:
+def attach_rules(model_id: str, member: str = "") -> dict[str, object]:
     """What the composer may attach for `model_id`: whether images go (yes / no / ask / unknown),
-    the limits, and what to say about images before anything is sent."""
-    support = image_support(model_id) if model_id else None
+    the limits, and what to say about images before anything is sent. `member`: the pool's member
+    the page already chose for a pool's model (not chosen again here)."""
+    support = image_support(member or model_id) if model_id else None
     state = support.state if support else "unknown"
     name = model_id.split("/", 1)[-1]
     if state == "yes":

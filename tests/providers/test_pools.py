@@ -57,6 +57,17 @@ def test_a_pool_prefers_the_member_whose_model_is_loaded(user_client, fleet, cap
     assert "qwen3-8b · embedding" in user_client.get(chat.get_absolute_url()).content.decode()
 
 
+def test_a_pool_chats_page_chooses_the_member_once(user_client, fleet, caplog):
+    fleet["embedding"].models[0].loaded = True
+    fresh_lists()
+    chat = new_session(user_client, "fleet/qwen3-8b", title="t")
+    with caplog.at_level(logging.INFO, logger="providers.pools"):
+        page = user_client.get(chat.get_absolute_url())
+    assert [r.getMessage() for r in caplog.records if r.name == "providers.pools"] == [
+        "fleet/qwen3-8b: embedding/qwen3-8b: loaded; sam-desktop/qwen3-8b: in list order"]
+    assert page.context_data["usage"]["available"] == 1024
+
+
 def test_then_a_host_with_nothing_loaded_then_the_list_order(user_client, fleet):
     # sam-desktop has qwen3-30b loaded (a swap would unload it); the embedding box has nothing loaded.
     fresh_lists()
