@@ -89,31 +89,41 @@ def _is_event(block: bytes) -> bool:
 
 
 class RedisFeed:
-    """An answer's events added to its Redis Stream in the background, in one pipeline per batch, so
-    a slow or lost Redis never delays the answer; once Redis fails the feed stops (readers elsewhere
-    then follow the saved text)."""
+    """An answer's events added to its Redis Stream in the background, those that came while the last
+    batch was written in one entry, so a slow or lost Redis never delays the answer and a fast answer
+    costs few commands; once Redis fails the feed stops (readers elsewhere then follow the saved text)."""
 
     def __init__(self, answer_pk: int) -> None:
         self.key = stream_key(answer_pk)
         self.running_ttl = settings.BOOCHAT_ANSWER_TIMEOUT + ENDED_TTL_SECONDS  # a killed worker's stream goes too
         self.pending: list[tuple[str, dict[str, bytes]]] = [("0-1", {"start": b"1"})]  # the stream exists from the start
+        self.events: list[tuple[int, bytes]] = []  # added since the last batch
         self.broken = False
         self.flushing: asyncio.Task[None] | None = None
         self._kick()
 
     def add(self, n: int, block: bytes) -> None:
         if not self.broken:
-            self.pending.append((f"{n}-0", {"d": block}))
+            self.events.append((n, block))
             self._kick()
 
     def _kick(self) -> None:
         if self.flushing is None or self.flushing.done():
             self.flushing = asyncio.get_running_loop().create_task(self._flush())
 
+    def _entries(self) -> list[tuple[str, dict[str, bytes]]]:
+        """What waits, as stream entries: the events that came while the last batch was written go
+        in one entry, id'd by its last event's number (events hold no blank line: they are joined by one)."""
+        entries, self.pending = self.pending, []
+        if self.events:
+            (first, _), (last, _) = self.events[0], self.events[-1]
+            entries.append((f"{last}-0", {"n": b"%d" % first, "d": b"\n\n".join(block for _, block in self.events)}))
+            self.events = []
+        return entries
+
     async def _flush(self) -> None:
-        while self.pending and not self.broken:
-            batch, self.pending = self.pending, []
-            await self._write(batch, self.running_ttl)
+        while (self.pending or self.events) and not self.broken:
+            await self._write(self._entries(), self.running_ttl)
 
     async def _write(self, entries: list[tuple[str, dict[str, bytes]]], ttl: int) -> None:
         try:
@@ -132,7 +142,7 @@ class RedisFeed:
             await asyncio.shield(self.flushing)
         if not self.broken:
             end = json.dumps({"state": state, "error": error}).encode()
-            await self._write([*self.pending, (f"{n}-0", {"end": end})], ENDED_TTL_SECONDS)
+            await self._write([*self._entries(), (f"{n}-0", {"end": end})], ENDED_TTL_SECONDS)
 
 
 class FeedMissing(Exception):
@@ -157,7 +167,8 @@ async def read_redis(answer_pk: int) -> AsyncIterator[tuple[int, bytes] | dict[s
                     yield json.loads(fields[b"end"])
                     return
                 if b"d" in fields:
-                    yield int(entry_id.split(b"-")[0]), fields[b"d"]
+                    for i, block in enumerate(fields[b"d"].split(b"\n\n")):
+                        yield int(fields[b"n"]) + i, block
             continue
         quiet += 1
         saved = await database.run(_saved, answer_pk)
