@@ -144,9 +144,9 @@ async def _generate(job: Job, session: ChatSession, turn: NewTurn) -> None:
             job.publish(block)
             if feed is not None:
                 feed.add(len(job.events), block)
+        job.finish(answer.state, answer.error)  # readers here end now; readers elsewhere once Redis has it
         if feed is not None:
             await feed.finish(len(job.events) + 1, answer.state, answer.error)
-        job.finish(answer.state, answer.error)
     except Exception:
         logger.exception("The answer job of message %s failed", job.answer_pk)
         if not job.started.done():
