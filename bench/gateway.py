@@ -85,8 +85,10 @@ def litellm_proxy(hosts: dict[str, str]) -> Iterator[tuple[str, dict[str, str]] 
     port, master_key = free_port(), "sk-bench-" + "0" * 32
     env = {**os.environ, "LITELLM_MASTER_KEY": master_key, "LITELLM_LOCAL_MODEL_COST_MAP": "True",
            "LITELLM_LOG": "ERROR"}
+    # As many workers as BooChat has; with two, LiteLLM's workers take longer to start than its default
+    # health check waits (uvicorn then stops them all), so the check gets 90 s.
     proxy = subprocess.Popen([binary, "--config", str(config), "--port", str(port), "--telemetry", "False",
-                              "--num_workers", str(WORKERS)],  # as many as BooChat has
+                              "--num_workers", str(WORKERS), "--timeout_worker_healthcheck", "90"],
                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
