@@ -98,3 +98,18 @@ def test_stop_is_refused_for_another_users_chat(asgi_server, session_cookie, cli
     client.force_login(django_user_model.objects.create_user("mallory"))
     response = client.post(reverse("chat_stop", args=[session.pk]))
     assert response.status_code == 404 and response.content == b"No such chat."
+
+
+def test_an_answer_past_the_answer_timeout_is_stopped_and_says_why(asgi_server, session_cookie, settings):
+    settings.BOOCHAT_ANSWER_TIMEOUT = 1
+    user, cookies = session_cookie()
+    with FakeLlamaSwap(reply=["word "] * 2000, stream_delay=0.01) as host:
+        make_provider(slug="sam-desktop", base_url=host.url, is_default=True)
+        session = ChatSession.objects.create(user=user, model_id="sam-desktop/qwen3-8b", title="t")
+        with closing(client_for(asgi_server, cookies, session)) as sender:
+            body = sender.post(reverse("chat_send", args=[session.pk]), data={"content": "talk"}).content
+        assert host.wait_for_disconnect(5.0)
+    answer = Message.objects.get(role="assistant")
+    assert answer.state == MessageState.INTERRUPTED and "BOOCHAT_ANSWER_TIMEOUT" in answer.error
+    assert 0 < answer.content.count("word") < 2000
+    assert b'"type":"answer_timeout"' in body and b'event: end\ndata: {"state":"interrupted"' in body
