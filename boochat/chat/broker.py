@@ -32,19 +32,20 @@ READ_BLOCK_MS = 1000
 POLL_SECONDS = 1.0  # the autosave writes each second
 KEEP_ALIVE_SECONDS = 15.0  # a comment on a quiet stream, before a proxy's read timeout drops it
 
-_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, redis.asyncio.Redis] = weakref.WeakKeyDictionary()
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[bool, redis.asyncio.Redis]] = weakref.WeakKeyDictionary()
 
 
-def redis_client() -> redis.asyncio.Redis:
-    """This event loop's Redis client (a client is bound to the loop that opened its connections)."""
+def redis_client(*, waiting: bool = False) -> redis.asyncio.Redis:
+    """This event loop's Redis client (a client is bound to the loop that opened its connections);
+    `waiting`: the one whose reads wait as long as they must (a subscription), not the request's timeout."""
     loop = asyncio.get_running_loop()
-    client = _clients.get(loop)
-    if client is None:
+    clients = _clients.setdefault(loop, {})
+    if waiting not in clients:
         timeout = settings.BOOCHAT_CACHE_TIMEOUT
-        client = redis.asyncio.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=timeout,
-                                              socket_timeout=timeout + READ_BLOCK_MS / 1000)
-        _clients[loop] = client
-    return client
+        clients[waiting] = redis.asyncio.Redis.from_url(
+            settings.REDIS_URL, socket_connect_timeout=timeout,
+            socket_timeout=None if waiting else timeout + READ_BLOCK_MS / 1000)
+    return clients[waiting]
 
 
 def stream_key(answer_pk: int) -> str:

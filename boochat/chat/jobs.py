@@ -195,19 +195,19 @@ def _listen_for_stops() -> None:
 
 async def _stops_forever() -> None:
     while True:
+        # Not closed when the loop stops (the task is cancelled then): closing waits on the
+        # subscription's lock, which the cancelled read may hold.
+        pubsub = redis_client(waiting=True).pubsub()
         try:
-            async with redis_client().pubsub() as pubsub:
-                await pubsub.subscribe(STOP_CHANNEL)
-                async for message in pubsub.listen():
-                    if message.get("type") == "message":
-                        data = message["data"]
-                        text = data.decode() if isinstance(data, bytes) else str(data)
-                        job = _jobs.get(int(text)) if text.isdigit() else None
-                        if job is not None:
-                            job.stop()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # Redis away: the database's mark still stops answers
+            await pubsub.subscribe(STOP_CHANNEL)
+            async for message in pubsub.listen():
+                if message.get("type") == "message":
+                    data = message["data"]
+                    text = data.decode() if isinstance(data, bytes) else str(data)
+                    job = _jobs.get(int(text)) if text.isdigit() else None
+                    if job is not None:
+                        job.stop()
+        except (RedisError, OSError) as exc:  # Redis away: the database's mark still stops answers
             logger.warning("Not following answer stops through Redis for now: %s", exc)
             await asyncio.sleep(5)
 
