@@ -40,6 +40,24 @@ def _clear_cache():
 
 
 @pytest.fixture(autouse=True)
+def _usage_writer(request, settings):
+    """Usage records are written by a background thread, which a test's open transaction would block
+    (and whose rows would outlive the test): tests on a transactional database keep it and wait for
+    it at the end; the others write what they recorded with `recorder.flush()`."""
+    from boochat.usage.recording import recorder
+
+    recorder.discard()
+    transactional = "transactional_db" in request.fixturenames or any(
+        marker.kwargs.get("transaction") for marker in request.node.iter_markers("django_db"))
+    settings.BOOCHAT_USAGE_WRITER = transactional
+    yield
+    if transactional:
+        recorder.wait_idle(10)
+    else:
+        recorder.discard()
+
+
+@pytest.fixture(autouse=True)
 def _no_provider_env(settings):
     """Tests start from no configured provider source unless they set one."""
     settings.LLAMA_PROVIDERS_PATH = ""

@@ -28,11 +28,9 @@ from urllib.parse import quote
 
 from django.conf import settings
 from django.http.request import split_domain_port, validate_host
-from django.utils import timezone
 
-from boochat import database
-from boochat.gateway.keys import active_keys, hash_key
-from boochat.models import GatewayKey
+from boochat import database, limits
+from boochat.gateway.callers import Caller, Meter, identify, meter
 from boochat.proxy import (
     UpstreamError,
     error_from_response,
@@ -40,6 +38,8 @@ from boochat.proxy import (
     read_error_body,
     transport_error,
 )
+from boochat.usage.recording import StreamUsage, usage_in_body
+from providers.access import Access, ModelNotAllowed, check_model
 from providers.catalog import load_catalog
 from providers.http import TransportError, UpstreamResponse
 from providers.routing import (
@@ -54,7 +54,6 @@ from providers.routing import (
 )
 from providers.snapshot import Snapshot
 
-_LAST_USED_EVERY = 60.0  # seconds between last_used_at writes for one key
 logger = logging.getLogger("django.request")  # where Django logs failed requests
 T = TypeVar("T")
 
@@ -68,6 +67,7 @@ class Reply:
     body: bytes
     content_type: str = "application/json"
     headers: dict[str, str] = field(default_factory=dict)
+    meter: Meter | None = None  # the request's usage, recorded once the reply is sent
 
 
 @dataclass
@@ -80,23 +80,34 @@ class StreamReply:
     content_type: str
     headers: dict[str, str] = field(default_factory=dict)
     model: str = ""  # as the client named it
+    meter: Meter | None = None  # the request's usage: read from the stream, recorded when it ends
 
     async def chunks(self) -> AsyncIterator[bytes]:
         rename = _renamer(self.route.wire_model, self.model)
-        if rename is None:
+        scan = self.meter.stream if self.meter is not None else None
+        if rename is None and scan is None:
             async for chunk in self.response.chunks():
                 yield chunk
             return
         # Whole lines only: a `model` field is never cut in two, and each line is passed on at once.
         pending = b""
         async for chunk in self.response.chunks():
+            if self.meter is not None:
+                self.meter.first_byte()
             pending += chunk
             cut = pending.rfind(b"\n") + 1
             if cut:
-                yield rename(pending[:cut])
-                pending = pending[cut:]
+                block, pending = pending[:cut], pending[cut:]
+                if scan is not None:
+                    block = scan.lines(block)
+                if block:
+                    yield rename(block) if rename else block
         if pending:
-            yield rename(pending)
+            yield rename(pending) if rename else pending
+
+    def finish(self, status: int = 200) -> None:
+        if self.meter is not None:
+            self.meter.finish(status)
 
 
 def _renamer(wire: str, model: str) -> Callable[[bytes], bytes] | None:
@@ -125,38 +136,17 @@ async def _current(snapshot: Snapshot[Any]) -> Any:
     return kept if kept is not None else await database.run(snapshot.get)
 
 
-_last_used: dict[int, float] = {}
-_background: set[asyncio.Task[Any]] = set()
+_UNAUTHORIZED = ("Missing, invalid, revoked or expired API key: send 'Authorization: Bearer <key>' with a key "
+                 "made on BooChat's Keys page.")
 
 
-def _note_use(key_id: int) -> None:
-    """Record when a key was last used, at most once a minute per key, off the request's path."""
-    now = time.monotonic()
-    if now - _last_used.get(key_id, -_LAST_USED_EVERY) < _LAST_USED_EVERY:
-        return
-    _last_used[key_id] = now
-    task = asyncio.ensure_future(database.run(
-        lambda: GatewayKey.objects.filter(pk=key_id).update(last_used_at=timezone.now())))
-    _background.add(task)
-    task.add_done_callback(_background.discard)
+def not_allowed(exc: ModelNotAllowed) -> Reply:
+    return error(403, str(exc), type="permission_error", param="model", code="model_not_allowed")
 
 
-async def _authorized(headers: dict[bytes, bytes]) -> bool:
-    if settings.BOOCHAT_GATEWAY_OPEN:
-        return True
-    scheme, _, key = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
-    key = key.strip()
-    if scheme.lower() != "bearer" or not key:
-        return False
-    key_id = (await _current(active_keys)).get(hash_key(key))
-    if key_id is None:
-        return False
-    _note_use(key_id)
-    return True
-
-
-_UNAUTHORIZED = ("Missing or invalid API key: send 'Authorization: Bearer <key>' with a key created in "
-                 "BooChat's admin.")
+def limit_reached(exc: limits.LimitReached) -> Reply:
+    return error(429, str(exc), type="rate_limit_error", code="rate_limit_exceeded",
+                 headers={"Retry-After": str(exc.retry_after)})
 
 
 async def _read_body(receive: Callable[[], Awaitable[dict[str, Any]]], declared: int | None) -> bytes | Reply | None:
@@ -180,12 +170,14 @@ async def _read_body(receive: Callable[[], Awaitable[dict[str, Any]]], declared:
 # -- models ---------------------------------------------------------------------------------------
 
 
-def _model_entries() -> dict[str, dict[str, Any]]:
+def _model_entries(access: Access) -> dict[str, dict[str, Any]]:
     catalog = load_catalog()
     entries = {}
     for provider in catalog.providers:
         created = int(provider.refreshed_at.timestamp()) if provider.refreshed_at else 0
         for model in provider.models:
+            if not access.allows(model.id):
+                continue
             entry: dict[str, Any] = {"id": model.id, "object": "model", "created": created, "owned_by": provider.slug}
             if model.context_size:
                 entry["context_length"] = model.context_size
@@ -193,21 +185,23 @@ def _model_entries() -> dict[str, dict[str, Any]]:
     return entries
 
 
-async def list_models() -> Reply:
-    """Every available model of every enabled provider, by composite id."""
-    entries = await database.run(_model_entries)
+async def list_models(access: Access) -> Reply:
+    """Every available model of every enabled provider that the caller may use, by composite id."""
+    entries = await database.run(_model_entries, access)
     return json_reply({"object": "list", "data": list(entries.values())})
 
 
-async def retrieve_model(model_id: str) -> Reply:
+async def retrieve_model(model_id: str, access: Access) -> Reply:
     """One model; the official SDKs send the id's `/` as `%2F`, which arrives decoded here."""
     try:
-        composite = str(parse_model_ref(model_id, await _current(registry))[0])
+        composite = check_model(access, model_id, await _current(registry))
+    except ModelNotAllowed as exc:
+        return not_allowed(exc)
     except UnknownProvider as exc:
         return error(400, str(exc), param="model", code="unknown_provider")
     except RoutingError as exc:
         return error(400, str(exc), param="model", code="invalid_model")
-    entry = (await database.run(_model_entries)).get(composite)
+    entry = (await database.run(_model_entries, access)).get(composite)
     if entry is None:
         return error(404, f"The model {composite!r} is not available.", param="model", code="model_not_found")
     return json_reply(entry)
@@ -241,8 +235,9 @@ def _unreachable(failure: UpstreamError) -> Reply:
     return error(failure.status, str(failure), type="upstream_error", code="provider_unreachable")
 
 
-async def forward(endpoint: str, raw: bytes) -> Reply | StreamReply:
-    """Resolve the body's model and send the body, `model` rewritten, to the resolved host."""
+async def forward(endpoint: str, raw: bytes, caller: Caller) -> Reply | StreamReply:
+    """Check the caller may use the body's model and is within its limits, resolve the model and send
+    the body, `model` rewritten, to the resolved host. The reply carries the request's usage meter."""
     try:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
@@ -254,8 +249,21 @@ async def forward(endpoint: str, raw: bytes) -> Reply | StreamReply:
     model = body.get("model")
     if not isinstance(model, str) or not model:
         return error(400, "'model' is required: a model id such as 'sam-desktop/qwen3-8b'.", param="model")
+    metered = meter(caller, endpoint, model)
+    reply = await _routed(endpoint, body, model, caller, metered)
+    reply.meter = metered
+    return reply
+
+
+async def _routed(endpoint: str, body: dict[str, Any], model: str, caller: Caller, metered: Meter) -> Reply | StreamReply:
     try:
-        route = resolve(model, await _current(registry))
+        snapshot = await _current(registry)
+        if caller.access.restricted:
+            metered.use.model_id = check_model(caller.access, model, snapshot)
+        route = resolve(model, snapshot)
+        metered.use.model_id = route.requested
+    except ModelNotAllowed as exc:
+        return not_allowed(exc)
     except UnknownProvider as exc:
         return error(400, str(exc), param="model", code="unknown_provider")
     except UnknownModel as exc:
@@ -265,18 +273,32 @@ async def forward(endpoint: str, raw: bytes) -> Reply | StreamReply:
     except RoutingError as exc:
         return error(400, str(exc), param="model", code="invalid_model")
 
+    streamed = body.get("stream") is True
+    try:
+        metered.admission = limits.admit(caller.subjects, stream=streamed)
+    except limits.LimitReached as exc:
+        return limit_reached(exc)
+    if streamed and endpoint in _USAGE_ON_REQUEST:
+        options = body.get("stream_options")
+        asked = isinstance(options, dict) and options.get("include_usage") is True
+        if not asked:  # the host counts the tokens only when asked; the client does not see the answer
+            body = {**body, "stream_options": {**(options if isinstance(options, dict) else {}), "include_usage": True}}
+        metered.stream = StreamUsage(drop=not asked)
     try:
         route, response = await post_json(route, _URLS.get(endpoint) or (lambda r: r.api_url(endpoint)), body)
     except UpstreamError as failure:
         return _unreachable(failure)
+    metered.use.served_by = str(route.ref)
     served = {"X-BooChat-Served-By": quote(str(route.ref), safe="/")}  # header values are Latin-1
     if response.status != 200:
         reply = _upstream_failure(route, response, await read_error_body(response))
         reply.headers.update(served)
         return reply
     content_type = response.headers.get("content-type", "application/json")
-    if body.get("stream") is True and content_type.startswith("text/event-stream"):
+    if streamed and content_type.startswith("text/event-stream"):
         return StreamReply(response, route, content_type, served, model)
+    metered.stream = None
+    metered.first_byte()
     try:
         content = await response.read()
     except TransportError as exc:
@@ -284,10 +306,12 @@ async def forward(endpoint: str, raw: bytes) -> Reply | StreamReply:
     finally:
         response.close()
     rename = _renamer(route.wire_model, model)
+    metered.use.add_usage(usage_in_body(content))
     return Reply(200, rename(content) if rename else content, content_type, served)
 
 
 _URLS: dict[str, Callable[[Route], str]] = {"chat/completions": lambda route: route.chat_completions_url}
+_USAGE_ON_REQUEST = ("chat/completions", "completions")  # streams whose usage comes when asked for
 
 
 # -- the ASGI application ---------------------------------------------------------------------------
@@ -361,12 +385,14 @@ async def dispatch(scope: dict[str, Any], receive: Callable[[], Awaitable[dict[s
 
 async def _answer(scope: dict[str, Any], receive: Callable[[], Awaitable[dict[str, Any]]], headers: dict[bytes, bytes],
                   path: str, allowed: str) -> Reply | StreamReply | None:
-    if not await _authorized(headers):
+    client = scope.get("client")
+    caller = await identify(headers.get(b"authorization", b"").decode("latin-1"), client[0] if client else "")
+    if caller is None:
         return error(401, _UNAUTHORIZED, code="invalid_api_key", headers={"WWW-Authenticate": "Bearer"})
     if path == "models":
-        return await list_models()
+        return await list_models(caller.access)
     if allowed == "GET":
-        return await retrieve_model(path.removeprefix("models/"))
+        return await retrieve_model(path.removeprefix("models/"), caller.access)
     if not _is_json(headers):
         return error(415, "The request body must be JSON: send 'Content-Type: application/json'.")
     try:
@@ -376,7 +402,7 @@ async def _answer(scope: dict[str, Any], receive: Callable[[], Awaitable[dict[st
     body = await _read_body(receive, declared)
     if body is None or isinstance(body, Reply):
         return body
-    return await forward(path, body)
+    return await forward(path, body, caller)
 
 
 def _header_list(content_type: str, headers: dict[str, str], secure: bool) -> list[tuple[bytes, bytes]]:
@@ -462,11 +488,18 @@ async def application(scope: dict[str, Any], receive: Callable[[], Awaitable[dic
     if reply is None:
         return  # the client left before its request was complete
     if isinstance(reply, StreamReply):
-        await _relay(reply, send, receive, secure)
+        try:
+            await _relay(reply, send, receive, secure)
+        finally:
+            reply.finish()
         return
     if reply.status >= 400:
         log = logger.error if reply.status >= 500 else logger.warning
         log("%s: %s", _phrase(reply.status), _escaped(scope["path"]), extra={"status_code": reply.status})
-    await send({"type": "http.response.start", "status": reply.status, "headers": _header_list(
-        reply.content_type, {"Content-Length": str(len(reply.body)), **reply.headers}, secure)})
-    await send({"type": "http.response.body", "body": reply.body})
+    try:
+        await send({"type": "http.response.start", "status": reply.status, "headers": _header_list(
+            reply.content_type, {"Content-Length": str(len(reply.body)), **reply.headers}, secure)})
+        await send({"type": "http.response.body", "body": reply.body})
+    finally:
+        if reply.meter is not None:
+            reply.meter.finish(reply.status)
