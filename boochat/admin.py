@@ -24,8 +24,8 @@ class GatewayKeyAdmin(admin.ModelAdmin):
     readonly_fields = ["prefix", "created_at", "last_used_at", "last_used_from", "revoked_at"]
     actions = ["revoke"]
 
-    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, object]:
-        return {"user": request.user.pk, **super().get_changeform_initial_data(request)}
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, str | list[str]]:
+        return {"user": str(request.user.pk), **super().get_changeform_initial_data(request)}
 
     def save_model(self, request: HttpRequest, obj: GatewayKey, form, change: bool) -> None:  # noqa: ANN001
         if change:

@@ -51,6 +51,8 @@ class Subject:
 class LimitReached(Exception):
     """A limit refuses the request; `retry_after` in whole seconds."""
 
+    status = 429
+
     def __init__(self, message: str, retry_after: int):
         super().__init__(message)
         self.retry_after = max(1, retry_after)

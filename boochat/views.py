@@ -17,6 +17,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from boochat.models import ChatSession, Preset
 from providers import control
+from providers.access import catalog_for
 from providers.catalog import load_catalog
 from providers.models import Provider
 from providers.routing import RoutingError, endpoint_for
@@ -31,7 +32,7 @@ def home(request: HtmxHttpRequest) -> TemplateResponse:
     """The start page: start a chat (or go back to a recent one), then the configured providers."""
     return TemplateResponse(request, "home.html", {
         "providers": Provider.objects.all(),
-        "picker": build_picker(load_catalog(), Favorite.objects.ids_for(request.user), chat=True),
+        "picker": build_picker(catalog_for(request.user.pk), Favorite.objects.ids_for(request.user), chat=True),
         "selected": UserSettings.for_user(request.user).default_model,
         "recent": ChatSession.objects.for_user(request.user).only("id", "title")[:5],
         "presets": Preset.objects.filter(user=request.user).exclude(name=""),
@@ -41,7 +42,7 @@ def home(request: HtmxHttpRequest) -> TemplateResponse:
 @require_GET
 def picker(request: HtmxHttpRequest) -> TemplateResponse:
     """Every model of every enabled provider, Favorites first, grouped by provider."""
-    catalog = load_catalog()
+    catalog = catalog_for(request.user.pk)
     favorite_ids = Favorite.objects.ids_for(request.user)
     return TemplateResponse(request, "picker.html", {
         "picker": build_picker(catalog, favorite_ids, request.GET.get("q", "")),
@@ -110,7 +111,7 @@ def host_models(request: HtmxHttpRequest, slug: str) -> HttpResponse:
 @require_GET
 def api_models(request: HtmxHttpRequest) -> JsonResponse:
     """The provider-aware catalog as JSON (no favorites: those are per user, in /api/settings)."""
-    return JsonResponse(load_catalog().as_json())
+    return JsonResponse(catalog_for(request.user.pk).as_json())
 
 
 @require_GET

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from django.contrib.auth import get_user_model
 from django.db.models.signals import m2m_changed
 
+from providers.catalog import Catalog, load_catalog
 from providers.ids import InvalidModelId, ModelRef
 from providers.routing import Registry, RoutingError, parse_model_ref
 from providers.snapshot import Snapshot
@@ -17,6 +18,8 @@ from providers.snapshot import Snapshot
 
 class ModelNotAllowed(RoutingError):
     """The user (or the key) may not use this model."""
+
+    status = 403
 
 
 def parse_patterns(text: str | Iterable[str]) -> tuple[str, ...]:
@@ -108,3 +111,17 @@ def check_model(access: Access, model_id: str, snapshot: Registry | None = None)
     if not access.allows(composite):
         raise ModelNotAllowed(f"You may not use the model {composite!r}: ask an administrator for access.")
     return composite
+
+
+def allowed_catalog(catalog: Catalog, access: Access) -> Catalog:
+    """The catalog with only the models `access` allows (the same object when it allows all)."""
+    if not access.restricted:
+        return catalog
+    return replace(catalog, providers=tuple(
+        replace(provider, models=tuple(m for m in provider.models if access.allows(m.id)))
+        for provider in catalog.providers))
+
+
+def catalog_for(user_id: int | None) -> Catalog:
+    """The model catalog as this user may use it."""
+    return allowed_catalog(load_catalog(), access_for(user_id))

@@ -17,7 +17,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from boochat.chat import export, imports, search
 from boochat.chat.branches import Tree
 from boochat.models import TITLE_MAX_LENGTH, ChatSession, Preset
-from providers.catalog import load_catalog
+from providers.access import access_for, catalog_for, check_model
 from providers.routing import RoutingError
 from settings_app.models import Favorite, UserSettings
 from settings_app.normalize import chat_model_id
@@ -41,7 +41,7 @@ def chat_index(request: HtmxHttpRequest) -> TemplateResponse:
 
 
 def _start_page(request: HtmxHttpRequest, status: int = 200) -> TemplateResponse:
-    picker = build_picker(load_catalog(), Favorite.objects.ids_for(request.user), chat=True)
+    picker = build_picker(catalog_for(request.user.pk), Favorite.objects.ids_for(request.user), chat=True)
     # "Chat with this" on /models/ links here with the model chosen.
     chosen = request.GET.get("model") or UserSettings.for_user(request.user).default_model
     return TemplateResponse(request, "chat.html", {"sessions": chat_list(request), "session": None,
@@ -58,10 +58,10 @@ def chat_new(request: HtmxHttpRequest) -> HttpResponseBase:
     if not chosen:
         chosen = next(iter(Favorite.objects.ids_for(request.user)), "")
     if not chosen:
-        chosen = next((m.id for m in load_catalog().models), "")
+        chosen = next((m.id for m in catalog_for(request.user.pk).models), "")
     presets = Preset.objects.filter(user=request.user)
     try:
-        model_id = chat_model_id(chosen)
+        model_id = check_model(access_for(request.user.pk), chat_model_id(chosen))
         preset_id = request.POST.get("preset", "")
         preset = presets.exclude(name="").filter(pk=preset_id).first() if preset_id.isdigit() else None
         if preset_id and preset is None:

@@ -17,6 +17,7 @@ from boochat.chat.compaction import learn_from_overflow, prepare_messages
 from boochat.chat.prompt import active_messages, answer_reserve, estimate_tokens, load_tree, upstream_messages
 from boochat.models import ArenaAnswer, Attachment, ChatSession, Message, MessageState
 from boochat.proxy import UpstreamError, open_chat_stream
+from boochat.usage.recording import STATUS_STOPPED, Meter
 from providers.capabilities import image_support, reasoning_for
 from providers.context import context_size_for
 from providers.http import UpstreamResponse
@@ -34,6 +35,7 @@ class NewTurn:
     messages: list[dict[str, Any]]  # what the model sees, the question last
     answer: Message
     parameters: dict[str, Any]  # the chat's parameters, as this model takes them
+    meter: Meter | None = None  # its limits' admission and usage record (boochat.usage)
 
 
 @dataclass
@@ -43,6 +45,7 @@ class Turn:
     route: Route
     response: UpstreamResponse
     answer: Message
+    meter: Meter | None = None
 
 
 def _begin(session: ChatSession, tree: Tree, parent: Message | None, question: str | None, model_id: str,
@@ -150,9 +153,13 @@ async def start_turn(session: ChatSession, turn: NewTurn) -> Turn:
     except UpstreamError as exc:
         answer.state, answer.error = MessageState.FAILED, str(exc)
         await database.run(answer.update_fields, "state", "error")
+        if turn.meter is not None:
+            turn.meter.finish(exc.status)
         raise
     except asyncio.CancelledError:  # Stop, or the tab closed, while the host had not answered yet
         answer.state, answer.error = MessageState.INTERRUPTED, STOPPED_BEFORE_START
         await asyncio.shield(database.run(answer.update_fields, "state", "error"))
+        if turn.meter is not None:
+            turn.meter.finish(STATUS_STOPPED)
         raise
-    return Turn(route, response, answer)
+    return Turn(route, response, answer, turn.meter)

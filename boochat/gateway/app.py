@@ -19,7 +19,6 @@ import asyncio
 import json
 import logging
 import re
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -30,7 +29,7 @@ from django.conf import settings
 from django.http.request import split_domain_port, validate_host
 
 from boochat import database, limits
-from boochat.gateway.callers import Caller, Meter, identify, meter
+from boochat.gateway.callers import Caller, identify, meter
 from boochat.proxy import (
     UpstreamError,
     error_from_response,
@@ -38,7 +37,7 @@ from boochat.proxy import (
     read_error_body,
     transport_error,
 )
-from boochat.usage.recording import StreamUsage, usage_in_body
+from boochat.usage.recording import Meter, StreamUsage, usage_in_body
 from providers.access import Access, ModelNotAllowed, check_model
 from providers.catalog import load_catalog
 from providers.http import TransportError, UpstreamResponse
@@ -48,7 +47,6 @@ from providers.routing import (
     RoutingError,
     UnknownModel,
     UnknownProvider,
-    parse_model_ref,
     registry,
     resolve,
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -14,7 +14,7 @@ from django.utils import timezone
 from boochat import database, limits
 from boochat.gateway.keys import ActiveKey, active_keys, find_key
 from boochat.models import GatewayKey, UsageRecord
-from boochat.usage.recording import StreamUsage, Use, record
+from boochat.usage.recording import Meter, Use
 from providers.access import EVERYTHING, Access, access_for, restricted_users
 
 _LAST_USED_EVERY = 60.0  # seconds between last-used writes for one key (and address)
@@ -71,33 +71,6 @@ async def identify(authorization: str, address: str) -> Caller | None:
     access = access_for(key.user_id, await _current(restricted_users)).narrowed(key.scope)
     subjects = limits.subjects_for(key.user_id, key, await _current(limits.limit_rows)) if settings.BOOCHAT_USAGE else []
     return Caller(key.user_id, key, access, subjects)
-
-
-@dataclass
-class Meter:
-    """One gateway request being measured: its limits' admission and its usage record."""
-
-    use: Use
-    started: float = field(default_factory=time.monotonic)
-    admission: limits.Admission | None = None
-    stream: StreamUsage | None = None
-    finished: bool = False
-
-    def first_byte(self) -> None:
-        if self.use.ttfb_ms is None:
-            self.use.ttfb_ms = (time.monotonic() - self.started) * 1000
-
-    def finish(self, status: int, usage: Any = None) -> None:
-        """Give the stream's limit back and record the request (once)."""
-        if self.finished:
-            return
-        self.finished = True
-        if self.admission is not None:
-            self.admission.release()
-        self.use.status = status
-        self.use.duration_ms = (time.monotonic() - self.started) * 1000
-        self.use.add_usage(self.stream.usage if self.stream is not None else usage)
-        record(self.use)
 
 
 def meter(caller: Caller, endpoint: str, model_id: str) -> Meter:

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.utils import timezone
 
 from boochat.models import GatewayKey
@@ -34,7 +34,7 @@ def service_user() -> Any:
     return user
 
 
-def create_key(*, name: str, user: AbstractBaseUser | None = None, expires_at: datetime | None = None,
+def create_key(*, name: str, user: User | None = None, expires_at: datetime | None = None,
                scope: Iterable[str] = (), **limits: int | None) -> tuple[GatewayKey, str]:
     """A new key row and the key itself, which exists only in the caller's hands from here on."""
     key = KEY_PREFIX + secrets.token_urlsafe(32)

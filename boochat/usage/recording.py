@@ -18,10 +18,14 @@ from django.db import connection
 from django.utils import timezone
 
 from boochat import limits
+from providers.access import access_for, check_model
 
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 500
+# An answer's status in its record: as an HTTP reply's would be.
+STATUS_STOPPED = 499  # stopped (Stop, the tab closed) before it was complete
+STATUS_FAILED = 502  # the host failed
 PRUNE_EVERY = 86400.0
 
 
@@ -56,6 +60,55 @@ class Use:
 
 def _count(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+@dataclass
+class Meter:
+    """One request or answer being measured: its limits' admission and its usage record."""
+
+    use: Use
+    started: float = field(default_factory=time.monotonic)
+    admission: limits.Admission | None = None
+    stream: StreamUsage | None = None  # a gateway stream's usage event, read as it passes
+    finished: bool = False
+
+    def release(self) -> None:
+        """Give the stream's limit back without a record (the answer was never asked for)."""
+        self.finished = True
+        if self.admission is not None:
+            self.admission.release()
+
+    def first_byte(self) -> None:
+        if self.use.ttfb_ms is None:
+            self.use.ttfb_ms = (time.monotonic() - self.started) * 1000
+
+    def finish(self, status: int, usage: Any = None) -> None:
+        """Give the stream's limit back and record the request (once)."""
+        if self.finished:
+            return
+        self.finished = True
+        if self.admission is not None:
+            self.admission.release()
+        self.use.status = status
+        self.use.duration_ms = (time.monotonic() - self.started) * 1000
+        self.use.add_usage(self.stream.usage if self.stream is not None else usage)
+        record(self.use)
+
+    def finish_answer(self, answer: Any, state: str, usage: Any) -> None:
+        """Record a chat or arena answer as its stream ended (`state` is a MessageState)."""
+        self.use.model_id = answer.model_id or self.use.model_id
+        self.use.served_by = answer.served_by or (f"{answer.provider}/{answer.wire_model}" if answer.provider else "")
+        self.finish({"complete": 200, "failed": STATUS_FAILED}.get(state, STATUS_STOPPED), usage)
+
+
+def admit_answer(user_id: int, model_id: str, source: str) -> Meter:
+    """Admit a chat or arena answer of this user: ModelNotAllowed if their groups do not allow the
+    model (RoutingError if it names no known provider), LimitReached past one of their limits; else its meter."""
+    composite = check_model(access_for(user_id), model_id)
+    subjects = limits.subjects_for(user_id) if settings.BOOCHAT_USAGE else []
+    admission = limits.admit(subjects, stream=True)
+    return Meter(Use(source, composite, user_id=user_id, limit_names=tuple(s.name for s in subjects)),
+                 admission=admission)
 
 
 class Recorder:
@@ -172,7 +225,11 @@ class Recorder:
 
 
 recorder = Recorder()
-record = recorder.record
+
+
+def record(use: Use) -> None:
+    """Hand a record to this process's writer."""
+    recorder.record(use)
 
 
 def prune(days: int | None = None) -> int:
