@@ -8,7 +8,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
-from django.http import HttpRequest, HttpResponseBase, StreamingHttpResponse
+from django.http import HttpResponseBase, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.utils import timezone
@@ -22,9 +22,10 @@ from boochat.usage import reports
 from providers.access import access_for, catalog_for
 from providers.context import context_size_for
 from providers.routing import RoutingError
+from settings_app.requests import HtmxHttpRequest
 
 
-def _standings(request: HttpRequest) -> list[limits.Standing]:
+def _standings(request: HtmxHttpRequest) -> list[limits.Standing]:
     keys = GatewayKey.objects.for_user(request.user).active().exclude(
         requests_per_minute=None, tokens_per_day=None, concurrent_streams=None)
     subjects = [limits.Subject(f"key:{key.pk}", limits.LimitValues(
@@ -34,7 +35,7 @@ def _standings(request: HttpRequest) -> list[limits.Standing]:
 
 
 @require_http_methods(["GET", "POST"])
-def keys(request: HttpRequest) -> TemplateResponse:
+def keys(request: HtmxHttpRequest) -> TemplateResponse:
     """The user's gateway keys; POST makes one, shown once on the page that answers."""
     form = KeyForm(request.POST or None)
     created: tuple[GatewayKey, str] | None = None
@@ -52,7 +53,7 @@ def keys(request: HttpRequest) -> TemplateResponse:
 
 
 @require_POST
-def key_revoke(request: HttpRequest, pk: int) -> HttpResponseBase:
+def key_revoke(request: HtmxHttpRequest, pk: int) -> HttpResponseBase:
     """Revoke one of the user's keys; every worker refuses it within a second."""
     key = get_object_or_404(GatewayKey.objects.for_user(request.user), pk=pk)
     if key.revoked_at is None:
@@ -61,7 +62,7 @@ def key_revoke(request: HttpRequest, pk: int) -> HttpResponseBase:
     return redirect("keys")
 
 
-def gateway_url(request: HttpRequest) -> str:
+def gateway_url(request: HtmxHttpRequest) -> str:
     """The gateway's base URL: BOOCHAT_PUBLIC_URL's, else as the browser reached this page."""
     root = settings.BOOCHAT_PUBLIC_URL or request.build_absolute_uri("/").rstrip("/")
     return f"{root}/v1"
@@ -91,7 +92,7 @@ def opencode_config(base_url: str, models: list[dict[str, Any]]) -> str:
 
 
 @require_GET
-def connect(request: HttpRequest) -> TemplateResponse:
+def connect(request: HtmxHttpRequest) -> TemplateResponse:
     """How to reach the gateway: its URL, the models this user may use, setups to paste."""
     base_url = gateway_url(request)
     models = [{"id": m.id, "label": m.label, "context": _context_size(m), "embedding": m.embedding}
@@ -104,7 +105,7 @@ def connect(request: HttpRequest) -> TemplateResponse:
     })
 
 
-def _period(request: HttpRequest) -> str:
+def _period(request: HtmxHttpRequest) -> str:
     period = request.GET.get("period", reports.DEFAULT_PERIOD)
     return period if period in reports.PERIODS else reports.DEFAULT_PERIOD
 
@@ -116,7 +117,7 @@ def _csv(records: Any, name: str) -> StreamingHttpResponse:
 
 
 @require_GET
-def usage(request: HttpRequest) -> HttpResponseBase:
+def usage(request: HtmxHttpRequest) -> HttpResponseBase:
     """The user's own usage over 24 h, 7 d or 30 d: by model and by key, a chart, the limits."""
     period = _period(request)
     records = UsageRecord.objects.filter(user=request.user, at__gte=reports.period_start(period))
@@ -133,7 +134,7 @@ def usage(request: HttpRequest) -> HttpResponseBase:
 
 @require_GET
 @staff_member_required
-def usage_all(request: HttpRequest) -> HttpResponseBase:
+def usage_all(request: HtmxHttpRequest) -> HttpResponseBase:
     """Everyone's usage, by user, host and model (staff only)."""
     period = _period(request)
     records = UsageRecord.objects.filter(at__gte=reports.period_start(period))
