@@ -256,6 +256,11 @@ class RedisCounts:
         return int(requests), int(tokens or 0), int(streams)
 
 
+    def clear(self) -> None:
+        for key in self.client.scan_iter(f"{self.prefix}:limits:*", count=1000):
+            self.client.delete(key)
+
+
 def _or_none(value: int | None) -> int:
     return -1 if value is None else value
 
@@ -309,6 +314,12 @@ class LocalCounts:
             for name in names:
                 self.tokens[(name, day)] += tokens
 
+    def clear(self) -> None:
+        with self.lock:
+            self.requests.clear()
+            self.tokens.clear()
+            self.streams.clear()
+
     def current(self, name: str) -> tuple[int, int, int]:
         now = time.time()
         with self.lock:
@@ -328,6 +339,11 @@ def backend() -> RedisCounts | LocalCounts:
         _backend = RedisCounts(url, settings.BOOCHAT_CACHE_PREFIX) if url else LocalCounts()
         _backend_for = url
     return _backend
+
+
+def clear_counts() -> None:
+    """Forget every count (`manage.py` shells, and the test suite between tests)."""
+    backend().clear()
 
 
 def admit(subjects: list[Subject], *, stream: bool) -> Admission | None:

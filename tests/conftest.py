@@ -8,6 +8,8 @@ import pytest
 from django.core.cache import cache
 
 from boochat.gateway.keys import active_keys as keys
+from boochat.limits import clear_counts, limit_rows
+from providers.access import restricted_users
 from providers.routing import registry
 from tests.fakes.deepseek import FakeDeepSeek
 from tests.fakes.llama_swap import FakeLlamaSwap, FakeModel
@@ -31,12 +33,13 @@ def pytest_configure(config: pytest.Config) -> None:
 def _clear_cache():
     # Each test's rows are rolled back, which no signal reports: start every test from nothing cached.
     cache.clear()
-    registry.forget()
-    keys.forget()
+    for snapshot in (registry, keys, restricted_users, limit_rows):
+        snapshot.forget()
+    clear_counts()
     yield
     cache.clear()
-    registry.forget()
-    keys.forget()
+    for snapshot in (registry, keys, restricted_users, limit_rows):
+        snapshot.forget()
 
 
 @pytest.fixture(autouse=True)
