@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.contrib.auth.admin import GroupAdmin
+from django.contrib.auth.models import Group
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -8,6 +10,7 @@ from django.utils import timezone
 
 from boochat.gateway.keys import create_key
 from boochat.models import GatewayKey, Limits, UsageRecord
+from providers.models import ModelAccess
 
 LIMIT_FIELDS = ["requests_per_minute", "tokens_per_day", "concurrent_streams"]
 
@@ -73,3 +76,26 @@ class UsageRecordAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: UsageRecord | None = None) -> bool:
         return False
+
+
+class ModelAccessInline(admin.StackedInline):
+    model = ModelAccess
+    can_delete = True
+    extra = 0
+
+
+class GroupLimitsInline(admin.StackedInline):
+    model = Limits
+    fields = LIMIT_FIELDS
+    extra = 0
+    verbose_name = "default limits of its members"
+
+
+admin.site.unregister(Group)
+
+
+@admin.register(Group)
+class GroupWithAccessAdmin(GroupAdmin):
+    """Django's group admin with the models the group's members may use and their default limits."""
+
+    inlines = [ModelAccessInline, GroupLimitsInline]
