@@ -12,7 +12,7 @@ from boochat.gateway.keys import create_key
 from boochat.models import GatewayKey, Limits, UsageRecord
 from providers.models import ModelAccess
 
-LIMIT_FIELDS = ["requests_per_minute", "tokens_per_day", "concurrent_streams"]
+LIMIT_FIELDS = ("requests_per_minute", "tokens_per_day", "concurrent_streams")
 
 
 @admin.register(GatewayKey)
