@@ -7,7 +7,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.admin.views.decorators import staff_member_required
+from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseBase, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
@@ -133,9 +133,10 @@ def usage(request: HtmxHttpRequest) -> HttpResponseBase:
 
 
 @require_GET
-@staff_member_required
 def usage_all(request: HtmxHttpRequest) -> HttpResponseBase:
     """Everyone's usage, by user, host and model (staff only)."""
+    if not request.user.is_staff:
+        raise PermissionDenied("Everyone's usage is for staff.")
     period = _period(request)
     records = UsageRecord.objects.filter(at__gte=reports.period_start(period))
     if request.GET.get("format") == "csv":
