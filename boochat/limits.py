@@ -4,6 +4,8 @@ without it the counts live in this process (exact for one worker)."""
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import logging
 import threading
 import time
@@ -209,15 +211,19 @@ class RedisCounts:
     def __init__(self, url: str, prefix: str):
         import redis
 
+        self.url = url
         self.client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        self.async_client: Any = None  # for the event loop it was made in (one per worker in production)
+        self.loop: asyncio.AbstractEventLoop | None = None
         self.prefix = prefix
-        self.script = self.client.register_script(_ADMIT)
+        self.sha = hashlib.sha1(_ADMIT.encode()).hexdigest()
+        self.no_script: type[Exception] = redis.exceptions.NoScriptError
 
     def _keys(self, subject: Subject, day: str) -> list[str]:
         base = f"{self.prefix}:limits:{subject.name}"
         return [f"{base}:requests", f"{base}:tokens:{day}", f"{base}:streams"]
 
-    def admit(self, subjects: Sequence[Subject], token: str, stream: bool) -> tuple[int, str, float]:
+    def _arguments(self, subjects: Sequence[Subject], token: str, stream: bool) -> list[Any]:
         day = _day(time.time())
         keys: list[str] = []
         args: list[Any] = [token, WINDOW_SECONDS, STREAM_LEASE_SECONDS]
@@ -226,8 +232,33 @@ class RedisCounts:
             limits = subject.limits
             args += [_or_none(limits.requests_per_minute), _or_none(limits.tokens_per_day),
                      _or_none(limits.concurrent_streams if stream else None)]
-        index, which, retry = self.script(keys=keys, args=args)
-        return int(index), which.decode() if isinstance(which, bytes) else str(which), float(retry)
+        return [len(keys), *keys, *args]
+
+    def admit(self, subjects: Sequence[Subject], token: str, stream: bool) -> tuple[int, str, float]:
+        arguments = self._arguments(subjects, token, stream)
+        # EVALSHA itself: redis-py's Script wrapper costs as much again as the round trip.
+        try:
+            reply = self.client.evalsha(self.sha, *arguments)
+        except self.no_script:
+            self.client.script_load(_ADMIT)
+            reply = self.client.evalsha(self.sha, *arguments)
+        return _decoded(reply)
+
+    async def aadmit(self, subjects: Sequence[Subject], token: str, stream: bool) -> tuple[int, str, float]:
+        """admit() without holding the event loop while Redis answers."""
+        import redis.asyncio
+
+        loop = asyncio.get_running_loop()
+        if self.loop is not loop:
+            self.async_client = redis.asyncio.Redis.from_url(self.url, socket_timeout=2, socket_connect_timeout=2)
+            self.loop = loop
+        arguments = self._arguments(subjects, token, stream)
+        try:
+            reply = await self.async_client.evalsha(self.sha, *arguments)
+        except self.no_script:
+            await self.async_client.script_load(_ADMIT)
+            reply = await self.async_client.evalsha(self.sha, *arguments)
+        return _decoded(reply)
 
     def release(self, names: Iterable[str], token: str) -> None:
         pipe = self.client.pipeline(transaction=False)
@@ -235,12 +266,12 @@ class RedisCounts:
             pipe.zrem(f"{self.prefix}:limits:{name}:streams", token)
         pipe.execute()
 
-    def add_tokens(self, names: Iterable[str], tokens: int) -> None:
+    def add_tokens(self, tokens: dict[str, int]) -> None:
         day = _day(time.time())
         pipe = self.client.pipeline(transaction=False)
-        for name in names:
+        for name, count in tokens.items():
             key = f"{self.prefix}:limits:{name}:tokens:{day}"
-            pipe.incrby(key, tokens)
+            pipe.incrby(key, count)
             pipe.expire(key, 2 * 86400)
         pipe.execute()
 
@@ -259,6 +290,11 @@ class RedisCounts:
     def clear(self) -> None:
         for key in self.client.scan_iter(f"{self.prefix}:limits:*", count=1000):
             self.client.delete(key)
+
+
+def _decoded(reply: Any) -> tuple[int, str, float]:
+    index, which, retry = reply
+    return int(index), which.decode() if isinstance(which, bytes) else str(which), float(retry)
 
 
 def _or_none(value: int | None) -> int:
@@ -303,16 +339,19 @@ class LocalCounts:
                     self.streams[subject.name][token] = now + STREAM_LEASE_SECONDS
         return 0, "", 0
 
+    async def aadmit(self, subjects: Sequence[Subject], token: str, stream: bool) -> tuple[int, str, float]:
+        return self.admit(subjects, token, stream)
+
     def release(self, names: Iterable[str], token: str) -> None:
         with self.lock:
             for name in names:
                 self.streams[name].pop(token, None)
 
-    def add_tokens(self, names: Iterable[str], tokens: int) -> None:
+    def add_tokens(self, tokens: dict[str, int]) -> None:
         day = _day(time.time())
         with self.lock:
-            for name in names:
-                self.tokens[(name, day)] += tokens
+            for name, count in tokens.items():
+                self.tokens[(name, day)] += count
 
     def clear(self) -> None:
         with self.lock:
@@ -353,23 +392,41 @@ def admit(subjects: list[Subject], *, stream: bool) -> Admission | None:
         return None
     token = uuid.uuid4().hex
     try:
-        index, which, retry_after = backend().admit(subjects, token, stream)
+        outcome = backend().admit(subjects, token, stream)
     except Exception:  # noqa: BLE001 - a Redis outage must not take the gateway down with it
         logger.exception("The limits could not be checked; the request is let through")
         return None
+    return _admission(subjects, token, stream, outcome)
+
+
+async def aadmit(subjects: list[Subject], *, stream: bool) -> Admission | None:
+    """admit() from async code: the event loop serves other requests while Redis answers."""
+    if not subjects:
+        return None
+    token = uuid.uuid4().hex
+    try:
+        outcome = await backend().aadmit(subjects, token, stream)
+    except Exception:  # noqa: BLE001 - a Redis outage must not take the gateway down with it
+        logger.exception("The limits could not be checked; the request is let through")
+        return None
+    return _admission(subjects, token, stream, outcome)
+
+
+def _admission(subjects: list[Subject], token: str, stream: bool, outcome: tuple[int, str, float]) -> Admission:
+    index, which, retry_after = outcome
     if index:
         raise refusal(subjects[index - 1], which, retry_after if which != "tokens" else _seconds_to_midnight(time.time()))
     leases = [s.name for s in subjects if stream and s.limits.concurrent_streams is not None]
     return Admission(subjects, token, leases)
 
 
-def add_tokens(names: Iterable[str], tokens: int) -> None:
-    """Count tokens a finished request used against its subjects' daily limits."""
-    names = list(names)
-    if not names or tokens <= 0:
+def add_tokens(tokens: dict[str, int]) -> None:
+    """Count tokens finished requests used against their subjects' daily limits ({subject: tokens})."""
+    tokens = {name: count for name, count in tokens.items() if count > 0}
+    if not tokens:
         return
     try:
-        backend().add_tokens(names, tokens)
+        backend().add_tokens(tokens)
     except Exception:  # noqa: BLE001
         logger.exception("Tokens used could not be counted against the daily limits")
 

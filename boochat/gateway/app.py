@@ -279,7 +279,7 @@ async def _routed(endpoint: str, body: dict[str, Any], model: str, caller: Calle
 
     streamed = body.get("stream") is True
     try:
-        metered.admission = limits.admit(caller.subjects, stream=streamed)
+        metered.admission = await limits.aadmit(caller.subjects, stream=streamed)
     except limits.LimitReached as exc:
         return limit_reached(exc)
     if streamed and endpoint in _USAGE_ON_REQUEST:

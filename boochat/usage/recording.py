@@ -142,14 +142,13 @@ class Recorder:
             self.thread.start()
 
     def _take(self, first: Use) -> list[Use]:
+        # Asleep until the batch is due, then everything that came: waking for each record would
+        # take the GIL from the event loop hundreds of times a second.
+        time.sleep(settings.BOOCHAT_USAGE_FLUSH_SECONDS)
         batch = [first]
-        deadline = time.monotonic() + settings.BOOCHAT_USAGE_FLUSH_SECONDS
         while len(batch) < BATCH_SIZE:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
             try:
-                batch.append(self.queue.get(timeout=remaining))
+                batch.append(self.queue.get_nowait())
             except queue.Empty:
                 break
         return batch
@@ -190,8 +189,11 @@ class Recorder:
             model_id=u.model_id[:330], served_by=u.served_by[:330], prompt_tokens=u.prompt_tokens,
             completion_tokens=u.completion_tokens, cached_tokens=u.cached_tokens, ttfb_ms=u.ttfb_ms,
             duration_ms=u.duration_ms, status=u.status) for u in batch)
+        tokens: dict[str, int] = {}
         for use in batch:
-            limits.add_tokens(use.limit_names, use.prompt_tokens + use.completion_tokens)
+            for name in use.limit_names:
+                tokens[name] = tokens.get(name, 0) + use.prompt_tokens + use.completion_tokens
+        limits.add_tokens(tokens)
         if time.monotonic() - self.pruned_at > PRUNE_EVERY:
             self.pruned_at = time.monotonic()
             prune()
