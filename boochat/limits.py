@@ -24,6 +24,7 @@ from providers.snapshot import Snapshot
 
 logger = logging.getLogger(__name__)
 
+POOL_SIZE = 20  # Redis connections of one worker's event loop for the limit checks
 STREAM_LEASE_SECONDS = 3600  # a stream whose worker died stops counting after this long
 WINDOW_SECONDS = 60
 
@@ -250,7 +251,10 @@ class RedisCounts:
 
         loop = asyncio.get_running_loop()
         if self.loop is not loop:
-            self.async_client = redis.asyncio.Redis.from_url(self.url, socket_timeout=2, socket_connect_timeout=2)
+            # A few connections, waited for: a burst of requests must not open one each.
+            pool = redis.asyncio.BlockingConnectionPool.from_url(
+                self.url, max_connections=POOL_SIZE, timeout=10, socket_timeout=5, socket_connect_timeout=2)
+            self.async_client = redis.asyncio.Redis(connection_pool=pool)
             self.loop = loop
         arguments = self._arguments(subjects, token, stream)
         try:
@@ -387,16 +391,12 @@ def clear_counts() -> None:
 
 def admit(subjects: list[Subject], *, stream: bool) -> Admission | None:
     """Count a request against its subjects' limits, or raise LimitReached naming the limit. None when
-    no limit applies (no work at all). If the counts cannot be reached the request is let through."""
+    no limit applies (no work at all). Redis errors propagate: a request whose limits cannot be
+    checked is not let through (boochat.outages answers 503, naming Redis)."""
     if not subjects:
         return None
     token = uuid.uuid4().hex
-    try:
-        outcome = backend().admit(subjects, token, stream)
-    except Exception:  # noqa: BLE001 - a Redis outage must not take the gateway down with it
-        logger.exception("The limits could not be checked; the request is let through")
-        return None
-    return _admission(subjects, token, stream, outcome)
+    return _admission(subjects, token, stream, backend().admit(subjects, token, stream))
 
 
 async def aadmit(subjects: list[Subject], *, stream: bool) -> Admission | None:
@@ -404,12 +404,7 @@ async def aadmit(subjects: list[Subject], *, stream: bool) -> Admission | None:
     if not subjects:
         return None
     token = uuid.uuid4().hex
-    try:
-        outcome = await backend().aadmit(subjects, token, stream)
-    except Exception:  # noqa: BLE001 - a Redis outage must not take the gateway down with it
-        logger.exception("The limits could not be checked; the request is let through")
-        return None
-    return _admission(subjects, token, stream, outcome)
+    return _admission(subjects, token, stream, await backend().aadmit(subjects, token, stream))
 
 
 def _admission(subjects: list[Subject], token: str, stream: bool, outcome: tuple[int, str, float]) -> Admission:
