@@ -9,7 +9,7 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 
 from boochat.gateway.keys import create_key
-from boochat.models import GatewayKey, Limits, UsageRecord
+from boochat.models import GatewayKey, Limits, SharedChat, UsageRecord
 from providers.models import ModelAccess
 
 LIMIT_FIELDS = ("requests_per_minute", "tokens_per_day", "concurrent_streams")
@@ -99,3 +99,22 @@ class GroupWithAccessAdmin(GroupAdmin):
     """Django's group admin with the models the group's members may use and their default limits."""
 
     inlines = [ModelAccessInline, GroupLimitsInline]
+@admin.register(SharedChat)
+class SharedChatAdmin(admin.ModelAdmin):
+    """Shared links, so staff can revoke one that leaked; the token itself is not shown."""
+
+    list_display = ["title", "session", "created_at", "revoked_at"]
+    list_filter = [("revoked_at", admin.EmptyFieldListFilter)]
+    search_fields = ["title", "session__user__username"]
+    list_select_related = ["session"]
+    fields = ["title", "session", "created_at", "revoked_at"]
+    readonly_fields = ["title", "session", "created_at", "revoked_at"]
+    actions = ["revoke"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # shared from the chat page, by its owner
+
+    @admin.action(description="Revoke the selected links")
+    def revoke(self, request: HttpRequest, queryset: QuerySet[SharedChat]) -> None:
+        count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+        self.message_user(request, f"Revoked {count} link(s): they answer 404 now.", messages.SUCCESS)

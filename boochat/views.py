@@ -18,14 +18,15 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
 from boochat import outages
+from boochat.chat.starting_model import starting_model
 from boochat.gateway import app as gateway
 from boochat.models import ChatSession, Preset
-from providers import control
+from providers import control, pools
 from providers.access import catalog_for
 from providers.catalog import load_catalog
-from providers.models import Provider
+from providers.models import Provider, ProviderKind
 from providers.routing import RoutingError, endpoint_for
-from settings_app.models import Favorite, UserSettings
+from settings_app.models import Favorite
 from settings_app.picker import build_picker
 from settings_app.requests import HtmxHttpRequest
 from settings_app.views import api_login_required
@@ -34,11 +35,12 @@ from settings_app.views import api_login_required
 @require_GET
 def home(request: HtmxHttpRequest) -> TemplateResponse:
     """The start page: start a chat (or go back to a recent one), then the configured providers."""
+    chat_picker = build_picker(catalog_for(request.user.pk), Favorite.objects.ids_for(request.user), chat=True)
     return TemplateResponse(request, "home.html", {
         "providers": Provider.objects.all(),
-        "picker": build_picker(catalog_for(request.user.pk), Favorite.objects.ids_for(request.user), chat=True),
-        "selected": UserSettings.for_user(request.user).default_model,
-        "recent": ChatSession.objects.for_user(request.user).only("id", "title")[:5],
+        "picker": chat_picker,
+        "selected": starting_model(request.user, chat_picker),
+        "recent": ChatSession.objects.for_user(request.user).listed().only("id", "title")[:5],
         "presets": Preset.objects.filter(user=request.user).exclude(name=""),
     })
 
@@ -52,6 +54,8 @@ def picker(request: HtmxHttpRequest) -> TemplateResponse:
         "picker": build_picker(catalog, favorite_ids, request.GET.get("q", "")),
         "may_control": may_control_models(request.user),
         "controlled": {p.slug for p in catalog.providers if control.offered(p)},
+        # Which member each pool's model would be sent to now (no host is asked: the cached lists).
+        "pools_now": {p.slug: pools.members_now(p.slug) for p in catalog.providers if p.kind == ProviderKind.POOL},
     })
 
 

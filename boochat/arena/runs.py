@@ -111,7 +111,7 @@ async def stream_answer(answer: ArenaAnswer, meter: Meter | None = None) -> Asyn
         answer.duration_ms = round((time.monotonic() - started) * 1000, 1)
         answer.update_fields("ttft_ms", "duration_ms")
 
-    return relay_stream(route, response, answer, record_timing, meter)
+    return relay_stream(route, response, answer, record_timing, meter=meter)
 
 
 def _finished_answers(run: ArenaRun) -> list[ArenaAnswer]:

@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from django.conf import settings
 from django.http.request import split_domain_port, validate_host
@@ -103,6 +103,17 @@ class StreamReply:
         if pending:
             yield rename(pending) if rename else pending
 
+    async def relayed(self) -> AsyncIterator[bytes]:
+        """chunks(), read for usage on the way when a subclass re-speaks the stream in another API's
+        shapes (this class reads its own as it renames)."""
+        scan = self.meter is not None and type(self).chunks is not StreamReply.chunks
+        async for chunk in self.chunks():
+            if scan and self.meter is not None:
+                self.meter.first_byte()
+                if self.meter.stream is not None:
+                    self.meter.stream.lines(chunk)
+            yield chunk
+
     def finish(self, status: int = 200) -> None:
         if self.meter is not None:
             self.meter.finish(status)
@@ -151,6 +162,14 @@ def not_allowed(exc: ModelNotAllowed) -> Reply:
 def limit_reached(exc: limits.LimitReached) -> Reply:
     return error(429, str(exc), type="rate_limit_error", code="rate_limit_exceeded",
                  headers={"Retry-After": str(exc.retry_after)})
+
+
+def presented_key(headers: dict[bytes, bytes]) -> str:
+    """The key a request carries: `Authorization: Bearer <key>`, or Anthropic's `x-api-key`."""
+    scheme, _, key = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
+    if scheme.lower() == "bearer" and key.strip():
+        return key.strip()
+    return headers.get(b"x-api-key", b"").decode("latin-1").strip()
 
 
 async def _read_body(receive: Callable[[], Awaitable[dict[str, Any]]], declared: int | None) -> bytes | Reply | None:
@@ -239,6 +258,27 @@ def _unreachable(failure: UpstreamError) -> Reply:
     return error(failure.status, str(failure), type="upstream_error", code="provider_unreachable")
 
 
+async def route_of(model: Any) -> Route | Reply:
+    """The route of a request's `model`, or the error reply naming what is wrong with it."""
+    if not isinstance(model, str) or not model:
+        return error(400, "'model' is required: a model id such as 'sam-desktop/qwen3-8b'.", param="model")
+    try:
+        return resolve(model, await _current(registry))
+    except UnknownProvider as exc:
+        return error(400, str(exc), param="model", code="unknown_provider")
+    except UnknownModel as exc:
+        return error(404, str(exc), param="model", code="model_not_found")
+    except ProviderUnavailable as exc:
+        return error(503, str(exc), type="upstream_error", param="model", code="provider_unavailable")
+    except RoutingError as exc:
+        return error(400, str(exc), param="model", code="invalid_model")
+
+
+def served_by(route: Route) -> dict[str, str]:
+    """The header naming the model (a pool's member) that answered."""
+    return {"X-BooChat-Served-By": quote(str(route.ref), safe="/")}  # header values are Latin-1
+
+
 async def forward(endpoint: str, raw: bytes, caller: Caller) -> Reply | StreamReply:
     """Check the caller may use the body's model and is within its limits, resolve the model and send
     the body, `model` rewritten, to the resolved host. The reply carries the request's usage meter."""
@@ -293,7 +333,7 @@ async def _routed(endpoint: str, body: dict[str, Any], model: str, caller: Calle
     except UpstreamError as failure:
         return _unreachable(failure)
     metered.use.served_by = str(route.ref)
-    served = {"X-BooChat-Served-By": quote(str(route.ref), safe="/")}  # header values are Latin-1
+    served = served_by(route)
     if response.status != 200:
         reply = _upstream_failure(route, response, await read_error_body(response))
         reply.headers.update(served)
@@ -314,13 +354,55 @@ async def _routed(endpoint: str, body: dict[str, Any], model: str, caller: Calle
     return Reply(200, rename(content) if rename else content, content_type, served)
 
 
+async def admitted(endpoint: str, raw: bytes, caller: Caller,
+                   answer: Callable[[], Awaitable[Reply | StreamReply]]) -> Reply | StreamReply:
+    """An agent API's `answer()` behind the model access, limits and usage record that forward()
+    applies (a body it cannot read is left to `answer()` to refuse)."""
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return await answer()
+    model = body.get("model") if isinstance(body, dict) else None
+    if not isinstance(model, str) or not model:
+        return await answer()
+    metered = meter(caller, endpoint, model)
+    reply: Reply | StreamReply
+    refused = True
+    try:
+        if caller.access.restricted:
+            metered.use.model_id = check_model(caller.access, model, await _current(registry))
+        metered.admission = await limits.aadmit(caller.subjects, stream=body.get("stream") is True)
+    except ModelNotAllowed as exc:
+        reply = not_allowed(exc)
+    except limits.LimitReached as exc:
+        reply = limit_reached(exc)
+    except RoutingError:
+        refused = False
+        reply = await answer()  # the API's own refusal of the id
+    else:
+        refused = False
+        metered.stream = StreamUsage(drop=False) if body.get("stream") is True else None
+        reply = await answer()
+        if isinstance(reply, Reply) and reply.status == 200:
+            metered.first_byte()
+            metered.use.add_usage(usage_in_body(reply.body))
+    if refused and endpoint.startswith("messages") and isinstance(reply, Reply):
+        from boochat.gateway.agent_apis import anthropic_envelope  # Anthropic's clients read its shape
+
+        reply = anthropic_envelope(reply)
+    metered.use.served_by = unquote(reply.headers.get("X-BooChat-Served-By", ""))
+    reply.meter = metered
+    return reply
+
+
 _URLS: dict[str, Callable[[Route], str]] = {"chat/completions": lambda route: route.chat_completions_url}
+AGENT_APIS = ("responses", "messages", "messages/count_tokens")  # boochat.gateway.agent_apis
 _USAGE_ON_REQUEST = ("chat/completions", "completions")  # streams whose usage comes when asked for
 
 
 # -- the ASGI application ---------------------------------------------------------------------------
 
-_POST_ENDPOINTS = ("chat/completions", "completions", "embeddings")
+_POST_ENDPOINTS = ("chat/completions", "completions", "embeddings", "responses", "messages", "messages/count_tokens")
 
 
 def _host(headers: dict[bytes, bytes]) -> str | None:
@@ -375,13 +457,20 @@ async def dispatch(scope: dict[str, Any], receive: Callable[[], Awaitable[dict[s
         allowed = "GET"
     else:
         return error(404, f"Unknown endpoint {scope['path']!r}: the gateway serves /v1/models, "
-                          f"/v1/chat/completions, /v1/completions and /v1/embeddings.", code="unknown_url")
+                          f"/v1/chat/completions, /v1/completions, /v1/embeddings, /v1/responses, "
+                          f"/v1/messages and /v1/messages/count_tokens.", code="unknown_url")
     if method == "OPTIONS" and origin:  # a CORS preflight from an allowed origin
         return Reply(204, b"", headers={**cors, "Access-Control-Allow-Methods": allowed, "Access-Control-Max-Age": "600",
-                                        "Access-Control-Allow-Headers": "authorization, content-type"})
+                                        "Access-Control-Allow-Headers": "authorization, content-type, x-api-key, anthropic-version"})
     if method != allowed:
-        return error(405, f"{scope['path']} accepts {allowed}, not {method}.", headers={"Allow": allowed})
-    reply = await _answer(scope, receive, headers, path, allowed)
+        reply: Reply | StreamReply | None = error(405, f"{scope['path']} accepts {allowed}, not {method}.",
+                                                  headers={"Allow": allowed})
+    else:
+        reply = await _answer(scope, receive, headers, path, allowed)
+    if path.startswith("messages") and isinstance(reply, Reply) and reply.status >= 400:
+        from boochat.gateway import agent_apis  # it builds on this module
+
+        reply = agent_apis.anthropic_envelope(reply)
     if reply is not None:
         reply.headers.update(cors)
     return reply
@@ -406,6 +495,10 @@ async def _answer(scope: dict[str, Any], receive: Callable[[], Awaitable[dict[st
     body = await _read_body(receive, declared)
     if body is None or isinstance(body, Reply):
         return body
+    if path in AGENT_APIS:
+        from boochat.gateway import agent_apis  # it builds on this module
+
+        return await admitted(path, body, caller, lambda: agent_apis.answer(path, body, headers))
     return await forward(path, body, caller)
 
 
@@ -438,7 +531,7 @@ async def _relay(reply: StreamReply, send: Callable[[dict[str, Any]], Awaitable[
         await send({"type": "http.response.start", "status": 200, "headers": _header_list(
             reply.content_type, {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", **reply.headers}, secure)})
         try:
-            async for chunk in reply.chunks():
+            async for chunk in reply.relayed():
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
         except TransportError as exc:
             message = (f"Lost the connection to provider {reply.route.provider!r} mid-answer "

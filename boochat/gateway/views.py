@@ -15,7 +15,7 @@ from boochat.gateway.app import StreamReply, dispatch
 
 async def _relayed(reply: StreamReply) -> AsyncIterator[bytes]:
     try:
-        async for chunk in reply.chunks():
+        async for chunk in reply.relayed():
             yield chunk
     finally:
         reply.response.close()

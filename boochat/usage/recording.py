@@ -55,7 +55,8 @@ class Use:
         self.prompt_tokens = _count(usage.get("prompt_tokens", usage.get("input_tokens")))
         self.completion_tokens = _count(usage.get("completion_tokens", usage.get("output_tokens")))
         details = usage.get("prompt_tokens_details") or usage.get("input_tokens_details") or {}
-        self.cached_tokens = _count(details.get("cached_tokens") if isinstance(details, dict) else 0)
+        cached = details.get("cached_tokens") if isinstance(details, dict) else 0
+        self.cached_tokens = _count(cached if cached is not None else 0) or _count(usage.get("cache_read_input_tokens"))
 
 
 def _count(value: Any) -> int:
@@ -280,10 +281,23 @@ class StreamUsage:
                     event = json.loads(line[5:])
                 except ValueError:
                     event = None
-                if isinstance(event, dict) and isinstance(event.get("usage"), dict):
-                    self.usage = event["usage"]
-                    if self.drop and event.get("choices") == []:
+                found = _event_usage(event)
+                if found is not None:
+                    # Anthropic's stream tells input tokens at its start and output tokens at its end.
+                    self.usage = {**self.usage, **found} if isinstance(self.usage, dict) else found
+                    if self.drop and isinstance(event, dict) and event.get("choices") == []:
                         self.skip_blank = True
                         continue
             kept.append(line)
         return b"".join(kept)
+
+
+def _event_usage(event: Any) -> dict[str, Any] | None:
+    """The usage an event carries: Chat Completions' top-level `usage`, Responses' `response.usage`,
+    Anthropic's `message.usage` or `usage`."""
+    if not isinstance(event, dict):
+        return None
+    for holder in (event, event.get("response"), event.get("message")):
+        if isinstance(holder, dict) and isinstance(holder.get("usage"), dict):
+            return {k: v for k, v in holder["usage"].items() if v is not None}
+    return None

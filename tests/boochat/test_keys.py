@@ -133,10 +133,10 @@ def test_admin_makes_a_key_for_a_service_user(admin_client, django_user_model):
 
 
 def test_the_migration_gives_each_key_to_whoever_made_it_or_the_first_superuser(django_user_model):
-    call_command("migrate", "boochat", "0008", verbosity=0)
+    call_command("migrate", "boochat", "0009", verbosity=0)
     try:
         old = MigrationExecutor(connection).loader.project_state([
-            ("boochat", "0008_attachments"), ("admin", "0003_logentry_add_action_flag_choices"),
+            ("boochat", "0009_folders_archive_trash_shares"), ("admin", "0003_logentry_add_action_flag_choices"),
             ("contenttypes", "0002_remove_content_type_name"), ("auth", "0012_alter_user_first_name_max_length")]).apps
         OldKey, OldUser = old.get_model("boochat", "GatewayKey"), old.get_model("auth", "User")
         maker = OldUser.objects.create(username="maker", is_superuser=True, is_staff=True)

@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('auth', '0012_alter_user_first_name_max_length'),
-        ('providers', '0004_modeloverride_accepts_images'),
+        ('providers', '0005_model_override_new_chats'),
     ]
 
     operations = [
