@@ -151,8 +151,8 @@ async def _current(snapshot: Snapshot[Any]) -> Any:
     return kept if kept is not None else await database.run(snapshot.get)
 
 
-_UNAUTHORIZED = ("Missing, invalid, revoked or expired API key: send 'Authorization: Bearer <key>' with a key "
-                 "made on BooChat's Keys page.")
+_UNAUTHORIZED = ("Missing, invalid, revoked or expired API key: send 'Authorization: Bearer <key>' (or "
+                 "'x-api-key: <key>') with a key made on BooChat's Keys page.")
 
 
 def not_allowed(exc: ModelNotAllowed) -> Reply:
@@ -479,7 +479,7 @@ async def dispatch(scope: dict[str, Any], receive: Callable[[], Awaitable[dict[s
 async def _answer(scope: dict[str, Any], receive: Callable[[], Awaitable[dict[str, Any]]], headers: dict[bytes, bytes],
                   path: str, allowed: str) -> Reply | StreamReply | None:
     client = scope.get("client")
-    caller = await identify(headers.get(b"authorization", b"").decode("latin-1"), client[0] if client else "")
+    caller = await identify(presented_key(headers), client[0] if client else "")
     if caller is None:
         return error(401, _UNAUTHORIZED, code="invalid_api_key", headers={"WWW-Authenticate": "Bearer"})
     if path == "models":

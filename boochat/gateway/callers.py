@@ -57,12 +57,10 @@ def _note_use(key_id: int, address: str) -> None:
     task.add_done_callback(_background.discard)
 
 
-async def identify(authorization: str, address: str) -> Caller | None:
-    """The caller a bearer key names; None if the key is missing, unknown, revoked or expired (unless
-    the gateway is open, when a request without a key is anonymous)."""
-    scheme, _, token = authorization.partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token:
+async def identify(token: str, address: str) -> Caller | None:
+    """The caller a key names (as the request presented it); None if it is missing, unknown, revoked
+    or expired (unless the gateway is open, when a request without a key is anonymous)."""
+    if not token:
         return ANONYMOUS if settings.BOOCHAT_GATEWAY_OPEN else None
     key = find_key(token, await _current(active_keys))
     if key is None:
