@@ -27,11 +27,13 @@ from settings_app.views import api_login_required
 
 @require_GET
 def home(request: HtmxHttpRequest) -> TemplateResponse:
-    """The start page: start a chat (or go back to a recent one), then the configured providers."""
+    """The start page: a message box that starts a chat, recent chats, favorites and the hosts."""
+    favorite_ids = Favorite.objects.ids_for(request.user)
     return TemplateResponse(request, "home.html", {
         "providers": Provider.objects.all(),
-        "picker": build_picker(load_catalog(), Favorite.objects.ids_for(request.user), chat=True),
-        "selected": UserSettings.for_user(request.user).default_model,
+        "picker": build_picker(load_catalog(), favorite_ids, chat=True),
+        # The model a new chat gets (boochat.chat.library_views.chat_new), shown on the chip.
+        "selected": UserSettings.for_user(request.user).default_model or next(iter(favorite_ids), ""),
         "recent": ChatSession.objects.for_user(request.user).only("id", "title")[:5],
         "presets": Preset.objects.filter(user=request.user).exclude(name=""),
     })

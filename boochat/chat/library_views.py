@@ -65,7 +65,14 @@ def chat_new(request: HtmxHttpRequest) -> HttpResponseBase:
     session = ChatSession.objects.create(user=request.user, model_id=model_id,
                                          system_prompt=preset.system_prompt if preset else "",
                                          parameters=preset.parameters if preset else {})
+    if content := request.POST.get("content", "").strip():  # the home page's message box: sent from the chat page
+        request.session[draft_key(session.pk)] = content
     return redirect(session)
+
+
+def draft_key(pk: int) -> str:
+    """Where a question typed on the home page waits for its chat's page to send it."""
+    return f"boochat-draft-{pk}"
 
 
 @require_POST

@@ -17,7 +17,7 @@ from boochat.chat import attachments
 from boochat.chat.autosave import interrupt_stale_answers
 from boochat.chat.branches import Tree
 from boochat.chat.forms import ChatSettingsForm
-from boochat.chat.library_views import chat_list
+from boochat.chat.library_views import chat_list, draft_key
 from boochat.chat.prompt import active_messages, estimate_tokens, load_tree, upstream_messages
 from boochat.chat.relay import relay
 from boochat.chat.titles import generate_title
@@ -82,6 +82,7 @@ def chat_session(request: HtmxHttpRequest, pk: int) -> TemplateResponse:
         "selected": selected,
         "usage": _context_usage(session, history),
         "settings_form": ChatSettingsForm.for_session(session, _reasoning(session)),
+        "draft": request.session.pop(draft_key(session.pk), ""),
     }
     return TemplateResponse(request, "chat.html", context)
 

@@ -12,14 +12,16 @@
 
   const toggle = document.createElement("button");
   toggle.type = "button";
-  toggle.className = "drawer-toggle";
-  toggle.textContent = "Chats";
+  toggle.className = "drawer-toggle icon-button";
+  toggle.setAttribute("aria-label", "Chats");
+  toggle.innerHTML = '<svg class="icon" aria-hidden="true" focusable="false"><use href="' +
+    (document.querySelector("svg.icon use") || { getAttribute: function () { return ""; } }).getAttribute("href").replace(/#.*$/, "#menu") + '"></use></svg>';
   toggle.setAttribute("aria-controls", list.id);
   toggle.setAttribute("aria-expanded", "false");
   const backdrop = document.createElement("div");
   backdrop.className = "drawer-backdrop";
   backdrop.hidden = true;
-  conversation.prepend(toggle);
+  (conversation.querySelector(".session-header .column") || conversation).prepend(toggle);
   layout.append(backdrop);
   layout.classList.add("has-drawer");
   const outside = [conversation, document.querySelector(".topbar")].filter(Boolean);
