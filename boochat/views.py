@@ -29,11 +29,14 @@ from settings_app.views import api_login_required
 def home(request: HtmxHttpRequest) -> TemplateResponse:
     """The start page: a message box that starts a chat, recent chats, favorites and the hosts."""
     favorite_ids = Favorite.objects.ids_for(request.user)
+    choices = build_picker(load_catalog(), favorite_ids, chat=True)
+    # The model a new chat gets (boochat.chat.library_views.chat_new), shown on the chip.
+    selected = (UserSettings.for_user(request.user).default_model or next(iter(favorite_ids), "")
+                or next((row.model.id for group in choices.groups for row in group.rows), ""))
     return TemplateResponse(request, "home.html", {
         "providers": Provider.objects.all(),
-        "picker": build_picker(load_catalog(), favorite_ids, chat=True),
-        # The model a new chat gets (boochat.chat.library_views.chat_new), shown on the chip.
-        "selected": UserSettings.for_user(request.user).default_model or next(iter(favorite_ids), ""),
+        "picker": choices,
+        "selected": selected,
         "recent": ChatSession.objects.for_user(request.user).only("id", "title")[:5],
         "presets": Preset.objects.filter(user=request.user).exclude(name=""),
     })

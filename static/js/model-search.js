@@ -71,12 +71,13 @@
     }
 
     let choosing = false;
+    let chosen = select.value;  // in a list, arrows move the selection before anything is chosen
     function choose(option) {
       input.value = "";
       filter();
       if (!option) return;
-      const changed = select.value !== option.value;
-      select.value = option.value;
+      const changed = (listbox ? chosen : select.value) !== option.value;
+      select.value = chosen = option.value;
       select.focus();
       if (changed) {
         choosing = true;

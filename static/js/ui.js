@@ -18,6 +18,18 @@
   document.addEventListener("click", function (event) {
     openMenus().forEach(function (menu) { if (!menu.contains(event.target)) menu.open = false; });
   });
+  // The focus leaving a menu closes it: the panel never covers what the keyboard is on.
+  document.addEventListener("focusin", function (event) {
+    openMenus().forEach(function (menu) { if (!menu.contains(event.target)) menu.open = false; });
+  });
+  // A form in a menu that htmx sent (Rename) closes its menu; the focus goes back to the menu's button.
+  document.body.addEventListener("htmx:afterRequest", function (event) {
+    const form = event.detail.elt;
+    const menu = form && form.closest && form.closest("details.menu[open]");
+    if (!menu || !event.detail.successful || form.closest(".settings-sheet")) return;
+    menu.open = false;
+    menu.querySelector("summary").focus();
+  });
 
   document.addEventListener("keydown", function (event) {
     if (event.key !== "Escape") return;
@@ -77,7 +89,9 @@
       const link = event.target.closest && event.target.closest("a[data-confirm]");
       if (!link || event.ctrlKey || event.metaKey || event.shiftKey) return;
       event.preventDefault();
-      ask({ heading: link.dataset.confirm, text: link.dataset.confirmText, button: link.dataset.confirmButton,
+      const title = link.dataset.titleFrom && document.querySelector(link.dataset.titleFrom);
+      const heading = title ? "Delete “" + title.textContent.trim() + "”?" : link.dataset.confirm;  // renamed in place meanwhile
+      ask({ heading: heading, text: link.dataset.confirmText, button: link.dataset.confirmButton,
             action: link.dataset.confirmAction || link.href });
     });
 
