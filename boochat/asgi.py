@@ -1,5 +1,6 @@
 """ASGI entry point: Django's own ASGI application, with `/v1/` (the OpenAI-compatible gateway, which
-needs no session, CSRF or templates) sent to its lean ASGI app, and a deadline on request bodies."""
+needs no session, CSRF or templates) sent to its lean ASGI app, a size limit on request bodies
+(checked before they are read) and a deadline for them."""
 
 import os
 
@@ -9,6 +10,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "boochat.settings")
 django_application = get_asgi_application()
 
 from boochat.body_deadline import with_body_deadline  # noqa: E402 - needs the apps loaded
+from boochat.body_limit import with_body_limit  # noqa: E402
 from boochat.gateway import app as gateway  # noqa: E402
 
 
@@ -19,4 +21,4 @@ async def dispatch(scope, receive, send):  # noqa: ANN001, ANN201 - the ASGI sig
         await django_application(scope, receive, send)
 
 
-application = with_body_deadline(dispatch)
+application = with_body_limit(with_body_deadline(dispatch))

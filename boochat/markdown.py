@@ -7,9 +7,11 @@ become MathML, which browsers render natively; tables scroll inside their own bo
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
+from xml.etree.ElementTree import tostring
 
 import nh3
 from django.utils.html import escape
@@ -35,9 +37,11 @@ MATHML_ATTRIBUTES = {"display", "mathvariant", "mathsize", "stretchy", "fence", 
                      "rowlines", "frame", "width", "height", "depth", "voffset", "linethickness", "notation",
                      "linebreak", "encoding"}
 TOKEN_CLASSES = set(STANDARD_TYPES.values()) - {""}
-_TAGS = nh3.ALLOWED_TAGS | MATHML_TAGS | {"button"}
+# No <img>: an image would load from wherever the host's answer points (a pixel that reports the
+# conversation in its URL); the renderer writes a Markdown image as a link to it instead.
+_TAGS = (nh3.ALLOWED_TAGS - {"img"}) | MATHML_TAGS | {"button"}
 _ATTRIBUTES: dict[str, set[str]] = {
-    **{tag: set(attrs) for tag, attrs in nh3.ALLOWED_ATTRIBUTES.items()},
+    **{tag: set(attrs) for tag, attrs in nh3.ALLOWED_ATTRIBUTES.items() if tag in _TAGS},
     **{tag: MATHML_ATTRIBUTES for tag in MATHML_TAGS},
     "button": {"type", "aria-label"},
     "pre": {"tabindex"},
@@ -51,6 +55,7 @@ _CLASSES = {
     "code": {"math-error"},
 }
 _formatter = HtmlFormatter(nowrap=True)
+_CHARACTER_REFERENCE = re.compile(r"&amp;(#x[0-9A-Fa-f]+;|#[0-9]+;)")
 MAX_HIGHLIGHTED_CHARS = 100_000  # past this a block is shown plain: highlighting it would hold the page
 
 
@@ -73,14 +78,19 @@ def render_code(code: str, info: str) -> str:
 
 
 def render_math(latex: str, *, display: bool) -> str:
-    """LaTeX as MathML; what latex2mathml cannot read is shown as the source."""
+    """LaTeX as MathML, the formula's own text escaped; what latex2mathml cannot read is shown as the source."""
     # Imported at the first formula: latex2mathml takes 11 MB in each worker that loads it.
-    from latex2mathml.converter import convert as latex_to_mathml
+    from latex2mathml.converter import convert_to_element
 
     try:
-        mathml = latex_to_mathml(latex.strip(), display="block" if display else "inline")
+        element = convert_to_element(latex.strip(), display="block" if display else "inline")
     except Exception:  # latex2mathml raises many kinds of errors on malformed input
         mathml = f'<code class="math-error">{escape(latex)}</code>'
+    else:
+        # latex2mathml writes its symbols as character references ("&#x0003C;") into the elements' text,
+        # and its convert() unescapes the whole output, markup in \text{...} with it. Serialized here,
+        # all text is escaped, then only those references are restored (they stay characters, never tags).
+        mathml = _CHARACTER_REFERENCE.sub(r"&\1", tostring(element, encoding="unicode"))
     return f'<div class="math-display">{mathml}</div>\n' if display else mathml
 
 
@@ -99,6 +109,13 @@ def _math_inline(self: Any, tokens: Sequence[Token], idx: int, options: Any, env
 
 def _math_display(self: Any, tokens: Sequence[Token], idx: int, options: Any, env: Any) -> str:
     return render_math(tokens[idx].content, display=True)
+
+
+def _image(self: Any, tokens: Sequence[Token], idx: int, options: Any, env: Any) -> str:
+    token = tokens[idx]
+    alt = self.renderInlineAsText(token.children or [], options, env)
+    src = str(token.attrGet("src") or "")
+    return f'<a href="{escape(src)}">{escape(alt or src)}</a>'
 
 
 def _table_open(self: Any, tokens: Sequence[Token], idx: int, options: Any, env: Any) -> str:
@@ -122,6 +139,7 @@ def _build() -> MarkdownIt:
         md.add_render_rule(name, _math_display if name.endswith("double") else _math_inline)
     for name in ("math_block", "math_block_eqno", "math_block_label"):
         md.add_render_rule(name, _math_display)
+    md.add_render_rule("image", _image)
     md.add_render_rule("table_open", _table_open)
     md.add_render_rule("table_close", _table_close)
     return md

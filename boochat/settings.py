@@ -273,7 +273,9 @@ BOOCHAT_GATEWAY_OPEN = env_bool("BOOCHAT_GATEWAY_OPEN", False)
 BOOCHAT_GATEWAY_ALLOWED_ORIGINS = env_list("BOOCHAT_GATEWAY_ALLOWED_ORIGINS", "")
 # Seconds a request's body may take to arrive in full; slower gets 408.
 BOOCHAT_BODY_TIMEOUT = env_int("BOOCHAT_BODY_TIMEOUT", 30)
-# Largest request body (chat bodies with long histories or images are big); larger gets a 413.
+# Largest request body (chat bodies with long histories or images are big); larger gets a 413. A chat
+# send's limit follows from the attachment limits below, an import's from BOOCHAT_MAX_IMPORT_BYTES, and
+# requests without a logged-in session get 64 KB (boochat.body_limit).
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("BOOCHAT_MAX_BODY_BYTES", 32 * 1024 * 1024)
 # Largest answer (bytes of the host's stream) BooChat relays and stores; past it the answer is cut and
 # saved as interrupted, marked truncated, and the host's request closed. The gateway does not store
@@ -283,10 +285,27 @@ BOOCHAT_MAX_ANSWER_BYTES = env_int("BOOCHAT_MAX_ANSWER_BYTES", 8 * 1024 * 1024)
 BOOCHAT_MAX_ATTACHMENTS = env_int("BOOCHAT_MAX_ATTACHMENTS", 4)
 BOOCHAT_MAX_IMAGE_BYTES = env_int("BOOCHAT_MAX_IMAGE_BYTES", 5 * 1024 * 1024)
 BOOCHAT_MAX_FILE_BYTES = env_int("BOOCHAT_MAX_FILE_BYTES", 10 * 1024 * 1024)
+# A PDF's text is read in a child process within these: pages, bytes its streams expand to, the child's
+# memory, and seconds for all the PDFs of one question. Past one, the text read so far is sent with a
+# notice of where and why it was cut; a PDF of which nothing could be read within them is refused.
+BOOCHAT_PDF_MAX_PAGES = env_int("BOOCHAT_PDF_MAX_PAGES", 500)
+BOOCHAT_PDF_MAX_EXPANDED_BYTES = env_int("BOOCHAT_PDF_MAX_EXPANDED_BYTES", 32 * 1024 * 1024)
+BOOCHAT_PDF_MAX_MEMORY_BYTES = env_int("BOOCHAT_PDF_MAX_MEMORY_BYTES", 256 * 1024 * 1024)
+BOOCHAT_PDF_SECONDS = env_int("BOOCHAT_PDF_SECONDS", 3)
+# Largest export file imported at /chat/import.
+BOOCHAT_MAX_IMPORT_BYTES = env_int("BOOCHAT_MAX_IMPORT_BYTES", 32 * 1024 * 1024)
+# Messages one import may hold (all its chats together); a larger file is refused before anything is
+# written. An import holds SQLite's write lock while it runs, and other users' sends wait for it.
+BOOCHAT_MAX_IMPORT_MESSAGES = env_int("BOOCHAT_MAX_IMPORT_MESSAGES", 20_000)
+# Seconds an import may take in the database (PostgreSQL's statement_timeout within it too); past it
+# nothing is kept. Below SQLite's 20-second busy timeout, so a send waiting behind an import still gets in.
+BOOCHAT_IMPORT_TIMEOUT = env_int("BOOCHAT_IMPORT_TIMEOUT", 15)
 # Most favorites one user keeps (the picker renders every one on each page).
 BOOCHAT_MAX_FAVORITES = env_int("BOOCHAT_MAX_FAVORITES", 500)
 # Seconds a provider's model list is served before it is refreshed (in the background).
 BOOCHAT_CATALOG_TTL = env_int("BOOCHAT_CATALOG_TTL", 15)
+# Model loads waiting or under way on one llama-swap host; past it a load is refused (503).
+BOOCHAT_MAX_WAITING_LOADS = env_int("BOOCHAT_MAX_WAITING_LOADS", 4)
 
 LOGGING = {
     "version": 1,

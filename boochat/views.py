@@ -4,9 +4,10 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.models import AnonymousUser, User
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, HttpResponseForbidden, JsonResponse
+from django.http.multipartparser import MultiPartParserError
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -49,7 +50,8 @@ def picker(request: HtmxHttpRequest) -> TemplateResponse:
     favorite_ids = Favorite.objects.ids_for(request.user)
     return TemplateResponse(request, "picker.html", {
         "picker": build_picker(catalog, favorite_ids, request.GET.get("q", "")),
-        "may_control": may_control_models(request.user), "controlled_kinds": control.CONTROLLED_KINDS,
+        "may_control": may_control_models(request.user),
+        "controlled": {p.slug for p in catalog.providers if control.offered(p)},
     })
 
 
@@ -65,7 +67,7 @@ def host_models(request: HtmxHttpRequest, slug: str) -> HttpResponse:
         return HttpResponseForbidden("Loading and unloading models needs the “Can load and unload models on a "
                                      "host” permission.", content_type="text/plain; charset=utf-8")
     provider = get_object_or_404(Provider, slug=slug, kind__in=control.CONTROLLED_KINDS)
-    note, error = "", ""
+    note, error, status = "", "", 200
     try:
         endpoint = endpoint_for(provider)
     except RoutingError as exc:
@@ -78,28 +80,35 @@ def host_models(request: HtmxHttpRequest, slug: str) -> HttpResponse:
         try:
             note = (control.unload_all(endpoint) if action == "unload_all"
                     else control.load(endpoint, model) if action == "load" else control.unload(endpoint, model))
+        except control.Refused as exc:  # refused here, before the host was asked: the panel says why
+            error, status = str(exc), exc.status
         except control.ControlError as exc:
             error = str(exc)
-        if not request.htmx:  # a plain form: the page again, with what the host said
+        if not request.htmx and status == 200:  # a plain form: the page again, with what the host said
             if error:
                 messages.error(request, error)
             else:
                 messages.info(request, note)
             return redirect(reverse("host_models", args=[slug]))
+    controls = True
     try:
         running = control.running(endpoint)
+    except control.Refused as exc:  # a single-model llama-server: nothing to offer
+        running, controls, error = [], False, error or str(exc)
     except control.ControlError as exc:
         running, error = [], error or str(exc)
-    listed = next((p.models for p in load_catalog(providers=[provider]).providers), ())
-    active = {r.model for r in running}
-    loading, pending = control.last_load(endpoint)
+    listed = [m.model for p in load_catalog(providers=[provider]).providers for m in p.models]
+    active = {r.model for r in running if r.state != "failed"}
+    notes = control.notes(endpoint, [*listed, *(r.model for r in running if r.model not in listed)], running)
     context = {
-        "provider": provider, "running": running, "note": note or loading, "error": error,
-        "idle_models": [m.model for m in listed if m.model not in active],
-        # Follow the host while something changes: a load asked for here, or a model starting or stopping.
-        "polling": pending or any(not r.settled for r in running),
+        "provider": provider, "running": running, "error": error, "controls": controls,
+        "notes": [n for n in notes if n.text != note], "note": note,
+        "idle_models": [m for m in listed if m not in active] if controls else [],
+        # Follow the host while something changes: an action asked for here, or a model starting or stopping.
+        "polling": any(n.pending for n in notes) or any(not r.settled for r in running),
     }
-    return TemplateResponse(request, "host_models.html#panel" if request.htmx else "host_models.html", context)
+    return TemplateResponse(request, "host_models.html#panel" if request.htmx else "host_models.html", context,
+                            status=status)
 
 
 @api_login_required
@@ -125,14 +134,33 @@ def _wants_json(request: HttpRequest) -> bool:
             or "application/json" in request.headers.get("Accept", ""))
 
 
+def _unreadable_form(exception: Exception) -> str | None:
+    """What was wrong with a form Django could not read, or None for other bad requests."""
+    if isinstance(exception, MultiPartParserError):
+        if "header size" in str(exception):
+            return ("The upload could not be read: the part headers of one of its files (its name and type) are "
+                    "longer than the 1 KB Django reads. Give the file a shorter name.")
+        return f"The upload could not be read: {exception}"
+    if isinstance(exception, TooManyFilesSent):
+        return f"Too many files in one request: at most {settings.DATA_UPLOAD_MAX_NUMBER_FILES}."
+    if isinstance(exception, TooManyFieldsSent):
+        return f"Too many form fields in one request: at most {settings.DATA_UPLOAD_MAX_NUMBER_FIELDS}."
+    return None
+
+
 def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
-    """Django's 400 page, but a body past BOOCHAT_MAX_BODY_BYTES is a 413 that says so."""
+    """Django's 400 page, but a body past BOOCHAT_MAX_BODY_BYTES is a 413 that says so, and a form
+    that cannot be read is a 400 that says why (JSON for API clients and the chat page's script)."""
     if isinstance(exception, RequestDataTooBig):
+        status = 413
         message = f"The request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes (BOOCHAT_MAX_BODY_BYTES)."
-        if _wants_json(request):
-            return JsonResponse({"error": message}, status=413)
-        return HttpResponse(message, status=413, content_type="text/plain; charset=utf-8")
-    return defaults.bad_request(request, exception)
+    elif (unreadable := _unreadable_form(exception)) is not None:
+        status, message = 400, unreadable
+    else:
+        return defaults.bad_request(request, exception)
+    if _wants_json(request):
+        return JsonResponse({"error": message}, status=status)
+    return HttpResponse(message, status=status, content_type="text/plain; charset=utf-8")
 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:

@@ -1,5 +1,6 @@
 """The uvicorn worker gunicorn runs: BooChat's connection limits, answers saved before a graceful
-stop ends, and no worker left serving once its master is gone."""
+stop ends, no worker left serving once its master is gone, and keys in query strings kept out of
+the access log."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import signal
 from typing import Any
 
 from uvicorn_worker import UvicornWorker as BaseUvicornWorker
+
+from boochat.access_log import RedactSecrets
 
 logger = logging.getLogger("gunicorn.error")
 
@@ -32,6 +35,7 @@ class UvicornWorker(BaseUvicornWorker):
 
     def init_process(self) -> None:
         self.master_pid = os.getppid()  # in the worker, after the fork
+        logging.getLogger("uvicorn.access").addFilter(RedactSecrets())
         super().init_process()
 
     async def callback_notify(self) -> None:

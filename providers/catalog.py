@@ -69,6 +69,7 @@ class ProviderStatus:
     checked_at: datetime | None
     last_error: str | None
     models: tuple[CatalogModel, ...]
+    router: bool = False  # a llama-server in router mode (it loads and unloads models)
 
 
 @dataclass(frozen=True)
@@ -143,8 +144,10 @@ def parse_model_list(payload: Any) -> tuple[list[dict[str, Any]], int]:
         name = item.get("name")
         architecture = item.get("architecture") if isinstance(item.get("architecture"), dict) else {}
         outputs = architecture.get("output_modalities")
+        aliases = item.get("aliases") if isinstance(item.get("aliases"), list) else []
         entries.append({
             "id": model_id,
+            "aliases": [alias for alias in aliases if isinstance(alias, str) and alias and alias != model_id],
             "name": name.strip() if isinstance(name, str) else "",
             # A host that lists what a model outputs and leaves out text serves embeddings only.
             "embedding": isinstance(outputs, list) and bool(outputs) and "text" not in outputs,
@@ -187,10 +190,14 @@ async def fetch_listing(client: httpx.AsyncClient, endpoint: Endpoint) -> dict[s
     started = time.monotonic()
     payload = await _get_json(client, endpoint.api_url("models"), endpoint)
     entries, skipped = parse_model_list(payload)
-    total = len(payload.get("data", payload) if isinstance(payload, dict) else payload)
+    data = payload.get("data", payload) if isinstance(payload, dict) else payload
+    total = len(data)
+    # Only a llama-server in router mode gives each model a status; a single-model one serves the one it has.
+    router = endpoint.kind == ProviderKind.LLAMA_SERVER and any(
+        isinstance(item, dict) and isinstance(item.get("status"), dict) for item in data)
     if endpoint.kind == ProviderKind.LLAMA_SERVER:
-        for entry in entries:  # a llama-server serves the one model it has loaded; in router mode it says
-            entry["loaded"] = True if entry["loaded"] is None else entry["loaded"]
+        for entry in entries:  # loading and sleeping router models are not ready to answer
+            entry["loaded"] = entry["loaded"] is True if router else True
     elif endpoint.running_url and any(entry["loaded"] is None for entry in entries):
         # llama-swap before v236 has no `status` in /v1/models; /running says what is loaded.
         try:
@@ -209,6 +216,7 @@ async def fetch_listing(client: httpx.AsyncClient, endpoint: Endpoint) -> dict[s
         "latency_ms": latency_ms,
         "state": SLOW if latency_ms > endpoint.models_timeout * 500 else UP,
         "error": _listing_note(skipped, total),
+        "router": router,
     }
 
 
@@ -247,6 +255,7 @@ async def _refresh_one(client: httpx.AsyncClient, endpoint: Endpoint, previous: 
             "latency_ms": None,
             "state": DOWN,
             "error": error,
+            "router": kept.get("router", False),
         }
 
 
@@ -329,6 +338,7 @@ def _status(provider: Provider, entry: dict[str, Any], overrides: dict[str, Mode
         checked_at=_timestamp(entry.get("checked_at")),
         last_error=entry.get("error"),
         models=tuple(models),
+        router=bool(entry.get("router")),
     )
 
 
@@ -360,15 +370,31 @@ def _pool_status(row: Provider, overrides: Iterable[ModelOverride], listed: dict
 
 
 def cached_listings(providers: Iterable[Provider]) -> dict[str, dict[str, Any]]:
-    """Each provider's last model list as cached, without asking any host: slug -> cache entry."""
-    keys = {}
+    """Each provider's last model list as cached, without waiting on any host: slug -> cache entry.
+    Lists past their freshness (or never fetched) are refreshed in the background, so that a host
+    marked down comes back by itself where requests only read the cache (the gateway's)."""
+    endpoints = {}
     for row in providers:
         try:
-            keys[row.slug] = cache_key(endpoint_for(row))
+            endpoints[row.slug] = endpoint_for(row)
         except RoutingError:
             continue
+    keys = {slug: cache_key(endpoint) for slug, endpoint in endpoints.items()}
     cached = cache.get_many(list(keys.values()))
+    due = time.time() - settings.BOOCHAT_CATALOG_TTL
+    stale = [endpoints[slug] for slug, key in keys.items() if key not in cached or cached[key].get("checked_at", 0) <= due]
+    if stale:
+        _refresh_in_background(stale, {key: cached[key] for key in map(cache_key, stale) if key in cached})
     return {slug: cached[key] for slug, key in keys.items() if key in cached}
+
+
+def listed_model_ids(provider: Provider) -> frozenset[str] | None:
+    """The ids (and aliases) of the models the provider's host listed last, from the cache; None
+    when it has never listed them."""
+    entry = cached_listings([provider]).get(provider.slug)
+    if entry is None or entry.get("refreshed_at") is None:
+        return None
+    return frozenset(name for model in entry.get("models", []) for name in (model["id"], *model.get("aliases", ())))
 
 
 def load_catalog(*, providers: Iterable[Provider] | None = None, background: bool = True) -> Catalog:

@@ -6,6 +6,10 @@
    loaded: through llama-swap that request would otherwise load it and may unload another;
 4. `n_ctx` learned from an `exceed_context_size_error`;
 5. a per-kind default (DeepSeek: its documented sizes).
+
+A pool's model, unless overridden, holds its smallest member's context: a request may go to any
+member (failover included), so that is the size every member can take. Members whose size is only a
+per-kind default count only when no member's size is known.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from django.core.cache import cache
 from providers.catalog import load_catalog
 from providers.models import ProviderKind
 from providers.props import fetch_props
-from providers.routing import Route, parse_model_ref, registry, resolve, route_for
+from providers.routing import Registry, Route, RoutingError, UnknownModel, parse_model_ref, registry, route_for
 
 # DeepSeek's /models has no sizes; these are from its API documentation.
 DEEPSEEK_CONTEXT = {"deepseek-chat": 131072, "deepseek-reasoner": 131072}
@@ -59,11 +63,11 @@ def context_size_for(model_id: str) -> ContextSize:
     """The context size of a model (any id form), with where it came from."""
     snapshot = registry.get()
     ref, provider = parse_model_ref(model_id, snapshot)
-    if provider.kind == ProviderKind.POOL:  # the member a request would go to now
-        return context_size_for(str(resolve(model_id, snapshot).ref))
     composite = str(ref)
     if override := snapshot.context_sizes.get((provider.slug, ref.model)):
         return ContextSize(override, "override", time.time())
+    if provider.kind == ProviderKind.POOL:
+        return _pool_context_size(composite, snapshot)
     if cached := cache.get(_key(composite)):
         return ContextSize(**cached)
 
@@ -83,6 +87,21 @@ def context_size_for(model_id: str) -> ContextSize:
     # A default is a guess: look again soon, when the model may be loaded and props can tell.
     cache.set(_key(composite), result.__dict__, timeout=60 if result.source == "default" else _CACHE_SECONDS)
     return result
+
+
+def _pool_context_size(pool_id: str, snapshot: Registry) -> ContextSize:
+    slug, _, model = pool_id.partition("/")
+    if (slug, model) not in snapshot.pools:
+        raise UnknownModel(f"model {pool_id!r}: pool {slug!r} has no model {model!r}")
+    sizes = []
+    for member in snapshot.pools[(slug, model)]:
+        host = snapshot.providers.get(member.partition("/")[0])
+        if host is not None and host.enabled and host.kind != ProviderKind.POOL:
+            sizes.append(context_size_for(member))
+    known = [size for size in sizes if size.source != "default"] or sizes
+    if not known:
+        raise RoutingError(f"model {pool_id!r}: no member of the pool can take requests")
+    return min(known, key=lambda size: size.tokens)
 
 
 def learn_context_size(model_id: str, n_ctx: int) -> None:

@@ -1,11 +1,11 @@
 """Model pools: a pool's model is served by one of its members, chosen for each request.
 
-Order (DESIGN.md): members whose host is down (as its last model list says) or whose provider is
-disabled are skipped; then the member that served the conversation's previous turn, while its model
-is loaded there (its KV cache is); then members whose model is loaded now (no swap); then members
-whose host has nothing loaded; then the list order. The others follow as fallbacks, tried when the
-chosen one fails before answering (boochat.proxy). Nothing here asks a host: the choice reads the
-cached model lists the catalog keeps fresh.
+Order: members whose provider is disabled are skipped; first the member that served the
+conversation's previous turn, while its model is loaded there (its KV cache is); then members whose
+model is loaded now (no swap); then members whose host has nothing loaded; then the list order; last
+the members whose host is down as its last model list says (it may have come back since; the list
+is refreshed in the background). The others follow as fallbacks, tried when the chosen one fails
+before answering (boochat.proxy). Nothing here asks a host: the choice reads the cached model lists.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import replace
 from providers.catalog import DOWN, cached_listings
 from providers.ids import ModelRef
 from providers.models import Provider
-from providers.routing import ProviderUnavailable, Registry, Route, RoutingError, route_for
+from providers.routing import ProviderUnavailable, Registry, Route, RoutingError, UnknownModel, route_for
 
 logger = logging.getLogger(__name__)
 
@@ -25,7 +25,7 @@ def choose(ref: ModelRef, pool: Provider, snapshot: Registry, *, sticky: str = "
     """The route of the member chosen for `ref` (a pool's model), with the others as fallbacks."""
     members = snapshot.pools.get((pool.slug, ref.model))
     if not members:
-        raise RoutingError(f"model {str(ref)!r}: pool {pool.slug!r} has no model {ref.model!r}")
+        raise UnknownModel(f"model {str(ref)!r}: pool {pool.slug!r} has no model {ref.model!r}")
     if not pool.enabled:
         raise ProviderUnavailable(f"provider {pool.slug!r} is disabled")
     routes, notes = [], []
@@ -43,7 +43,8 @@ def choose(ref: ModelRef, pool: Provider, snapshot: Registry, *, sticky: str = "
     for order, route in enumerate(routes):
         listing = listings.get(route.provider)
         if listing is not None and listing.get("state") == DOWN:
-            notes.append(f"{route.ref}: skipped, {route.provider} is down")
+            # Its last list may be older than its recovery: still worth a try when the others fail.
+            ranked.append((4, order, route, f"{route.provider} is down, tried last"))
             continue
         loaded = {m["id"] for m in (listing or {}).get("models", []) if m.get("loaded")}
         if route.ref.model in loaded:

@@ -22,6 +22,10 @@ class UnknownProvider(RoutingError):
     pass
 
 
+class UnknownModel(RoutingError):
+    """The provider exists but does not serve the model."""
+
+
 class ProviderUnavailable(RoutingError):
     """The provider exists but cannot take requests (disabled, or its API key is not set)."""
 
@@ -90,7 +94,9 @@ class Route(Endpoint):
         if self.kind == ProviderKind.LLAMA_SWAP:
             return f"{self.base_url}/upstream/{quote(self.wire_model, safe='/')}/props"
         if self.kind == ProviderKind.LLAMA_SERVER:
-            return f"{self.base_url}/props"
+            # In router mode /props without ?model= is the router's own placeholder (role "router",
+            # n_ctx 0); a single-model server ignores the parameter (llama.cpp server source).
+            return f"{self.base_url}/props?model={quote(self.wire_model, safe='')}"
         return None
 
 
@@ -210,7 +216,22 @@ def resolve(model_id: str, snapshot: Registry | None = None, *, sticky: str = ""
         from providers import pools  # it reads the hosts' state from the catalog, which routes too
 
         return pools.choose(ref, provider, snapshot, sticky=sticky)
-    return route_for(provider, ref)
+    route = route_for(provider, ref)
+    if provider.kind == ProviderKind.LLAMA_SERVER:
+        check_listed(provider, ref)
+    return route
+
+
+def check_listed(provider: Provider, ref: ModelRef) -> None:
+    """Raise UnknownModel when the provider's cached model list lacks `ref`. A plain llama-server
+    answers any model name with the model it has loaded, so the refusal has to be ours; a host that
+    has never listed its models is let through. No host is asked."""
+    from providers.catalog import listed_model_ids  # the catalog routes its own requests through here
+
+    listed = listed_model_ids(provider)
+    if listed is not None and ref.model not in listed:
+        served = ", ".join(sorted(listed)[:5]) or "nothing"
+        raise UnknownModel(f"{provider.name} ({provider.slug}) does not serve {ref.model!r}: it lists {served}.")
 
 
 async def aresolve(model_id: str, *, sticky: str = "") -> Route:

@@ -7,7 +7,12 @@ from typing import Any
 from django.conf import settings
 
 from providers.catalog import load_catalog
-from providers.routing import RoutingError, canonical_model_id
+from providers.ids import MODEL_MAX_LENGTH, SLUG_MAX_LENGTH
+from providers.routing import ProviderUnavailable, RoutingError, canonical_model_id, parse_model_ref
+from settings_app.text import quoted
+
+# Longer is no composite id; refused before parsing, so no error message quotes all of it.
+ID_MAX_LENGTH = SLUG_MAX_LENGTH + 1 + MODEL_MAX_LENGTH
 
 
 class InvalidModelIds(ValueError):
@@ -19,15 +24,22 @@ class InvalidModelIds(ValueError):
 def normalize_model_id(value: Any, *, known: frozenset[str] | set[str] = frozenset()) -> str:
     """The composite id for `value`; ids in `known` (already stored) are kept as they are."""
     if not isinstance(value, str):
-        raise RoutingError(f"{value!r} is not a string")
+        raise RoutingError(f"{quoted(value)} is not a string")
     if value in known:
         return value
+    if len(value) > ID_MAX_LENGTH:
+        raise RoutingError(f"{quoted(value)} is longer than a model id can be ({ID_MAX_LENGTH} characters)")
     return canonical_model_id(value)
 
 
 def chat_model_id(value: Any) -> str:
-    """normalize_model_id() for a model to chat with: one listed as serving embeddings only is refused."""
+    """normalize_model_id() for a model to chat with: one of a disabled provider, or listed as serving
+    embeddings only, is refused."""
     model_id = normalize_model_id(value)
+    _, provider = parse_model_ref(model_id)
+    if not provider.enabled:
+        raise ProviderUnavailable(f"{model_id} is on provider {provider.slug!r} ({provider.name}), which is disabled; "
+                                  f"choose a model of another provider, or an admin can enable it")
     listed = load_catalog().by_id().get(model_id)
     if listed is not None and listed.embedding:
         raise RoutingError(f"{model_id} serves embeddings only; it cannot chat")

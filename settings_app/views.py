@@ -28,6 +28,7 @@ from settings_app.normalize import (
 )
 from settings_app.picker import build_picker
 from settings_app.requests import HtmxHttpRequest
+from settings_app.text import UnstorableText, check_json_text, cut, quoted
 
 SETTINGS_FIELDS = {"default_model", "favorite_models", "favorite_models_add", "favorite_models_remove", "theme"}
 
@@ -61,7 +62,7 @@ def theme_error(value: object) -> str | None:
     """Why `value` is not a theme, or None."""
     if value in Theme.values:
         return None
-    return f"theme: {value!r} is not one of {', '.join(Theme.values)}"
+    return f"theme: {quoted(value)} is not one of {', '.join(Theme.values)}"
 
 
 @api_login_required
@@ -80,8 +81,13 @@ def api_settings(request: HtmxHttpRequest) -> JsonResponse:
         return json_error(400, "the body is JSON nested too deeply")
     if not isinstance(body, dict):
         return json_error(400, "the body must be a JSON object")
+    try:
+        check_json_text(body)
+    except UnstorableText as exc:
+        return json_error(400, str(exc))
     if unknown := sorted(set(body) - SETTINGS_FIELDS):
-        return json_error(400, f"unknown field(s): {', '.join(unknown)}; expected {', '.join(sorted(SETTINGS_FIELDS))}")
+        named = ", ".join(cut(name) for name in unknown[:10]) + (f" and {len(unknown) - 10} more" if len(unknown) > 10 else "")
+        return json_error(400, f"unknown field(s): {named}; expected {', '.join(sorted(SETTINGS_FIELDS))}")
 
     user = request.user
     stored = set(Favorite.objects.ids_for(user))

@@ -167,3 +167,29 @@ class TestFakeDeepSeek:
             response = httpx.post(f"{host.url}/chat/completions", headers={"Authorization": "Bearer sk-test-deepseek"},
                                   json={"model": "deepseek-v4-flash", "messages": []})
         assert response.status_code == 402
+
+
+class TestLlamaServer:
+    def test_a_plain_server_lists_its_model_and_answers_any_name_with_it(self):
+        from tests.fakes.llama_server import FakeLlamaServer
+
+        with FakeLlamaServer() as host:
+            assert httpx.get(f"{host.url}/v1/models").json() == json_fixture("llama-server/03-a-v1-models.http")
+            answer = httpx.post(f"{host.url}/v1/chat/completions",
+                                json=json.loads(fixture_bytes("llama-server/requests/chat_unknown_model.json")))
+            assert answer.status_code == 200 and answer.json()["model"] == "qwen3-8b"  # as fixture 15
+            props = httpx.get(f"{host.url}/props", params={"model": "anything"}).json()
+            assert props == json_fixture("llama-server/02-a-props.http")  # ?model= is ignored
+
+    def test_a_router_answers_props_with_its_placeholder_unless_a_model_is_named(self):
+        from tests.fakes.fixtures import recorded_answer
+        from tests.fakes.llama_server import FakeLlamaServerRouter
+
+        with FakeLlamaServerRouter([FakeModel("tiny-alpha", loaded=True), FakeModel("tiny-beta")]) as host:
+            session = "llama-server-router/session.http"
+            assert httpx.get(f"{host.url}/props").json() == recorded_answer(session, "GET /props")
+            props = httpx.get(f"{host.url}/props", params={"model": "tiny-alpha"}).json()
+            assert props["default_generation_settings"]["n_ctx"] == 2048 and props["model_alias"] == "tiny-alpha"
+            listed = httpx.get(f"{host.url}/v1/models").json()["data"]
+            assert [entry["status"]["value"] for entry in listed] == ["loaded", "unloaded"]
+            assert listed[0]["meta"]["n_ctx"] == 2048 and "meta" not in listed[1]  # as the recorded router

@@ -5,9 +5,8 @@ for models known to take images), text files and PDFs as text with their name.""
 from __future__ import annotations
 
 import base64
-import io
-import logging
 import os
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +16,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db.models import Prefetch
 
 from boochat import database
+from boochat.chat import pdfs
 from boochat.models import Attachment, Message
 from providers.capabilities import ImageSupport, image_support, known_to_take_images
 
@@ -24,9 +24,6 @@ MAX_TEXT_CHARS = 200_000  # all text files of one question together, as a typed 
 # A high guess of what one image costs in the context (llama.cpp's vision encoders: 256 to ~1,500).
 IMAGE_TOKENS = 1_536
 HOST_ASK_SECONDS = 60  # a model swap before /props answers; the send would wait for it as well
-
-logger = logging.getLogger(__name__)
-
 
 class AttachmentError(ValueError):
     """A file that cannot be attached; the message is for people, `status` for the response."""
@@ -66,26 +63,42 @@ def _display_name(name: str | None) -> str:
     return "".join(c for c in base if c.isprintable())[:200] or "file"
 
 
-def pdf_text(name: str, data: bytes) -> str:
-    """The text of every page of a PDF, or AttachmentError saying why there is none."""
-    # Imported here: pypdf takes 14 MB in each worker that loads it, and few ever read a PDF.
-    from pypdf import PdfReader
-    from pypdf.errors import PyPdfError
-
-    try:
-        reader = PdfReader(io.BytesIO(data))
-        if reader.is_encrypted and not reader.decrypt(""):
-            raise AttachmentError(f"{name} is a password-protected PDF: its text cannot be read.")
-        pages = [page.extract_text() or "" for page in reader.pages]
-    except AttachmentError:
-        raise
-    except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError) as exc:
-        logger.info("unreadable PDF %r: %s", name, exc)
+def pdf_text(name: str, data: bytes, *, deadline: float) -> str:
+    """The text of a PDF's pages, read within the PDF budget (settings) and by `deadline` (monotonic
+    time): cut with a notice where the budget ran out, or AttachmentError saying why there is none."""
+    budget = pdfs.PdfBudget(pages=settings.BOOCHAT_PDF_MAX_PAGES, expanded_bytes=settings.BOOCHAT_PDF_MAX_EXPANDED_BYTES,
+                            memory_bytes=settings.BOOCHAT_PDF_MAX_MEMORY_BYTES, chars=MAX_TEXT_CHARS,
+                            seconds=deadline - time.monotonic())
+    result = pdfs.read_pdf_text(data, budget)
+    if result.error == "encrypted":
+        raise AttachmentError(f"{name} is a password-protected PDF: its text cannot be read.")
+    if result.error == "no-reader":
+        raise AttachmentError(f"BooChat could not read {name} just now (the server is short of processes): send it again.", 503)
+    if result.error:
         raise AttachmentError(f"{name} looks like a PDF but could not be read.")
-    text = "\n\n".join(page.strip() for page in pages if page.strip())
+    text = "\n\n".join(page.strip() for page in result.pages if page.strip())
+    if result.cut and not text:
+        raise AttachmentError(f"{name} could not be read within BooChat's limits: {_cut_reason(result.cut)}.", 413)
     if not text:
         raise AttachmentError(f"{name} has no text to read (a scanned PDF?): attach its pages as images instead.")
+    if result.cut:
+        cut_at = len(result.pages) + 1
+        text += f"\n\n[PDF text cut at page {cut_at:,} of {result.page_count:,}: {_cut_reason(result.cut)}.]"
     return text
+
+
+def _cut_reason(cut: str) -> str:
+    return {
+        pdfs.CUT_PAGES: f"BooChat reads at most {settings.BOOCHAT_PDF_MAX_PAGES:,} pages of a PDF (BOOCHAT_PDF_MAX_PAGES)",
+        pdfs.CUT_EXPANDED: f"its pages expand to more than {_size(settings.BOOCHAT_PDF_MAX_EXPANDED_BYTES)} "
+                           "(BOOCHAT_PDF_MAX_EXPANDED_BYTES)",
+        pdfs.CUT_MEMORY: f"reading it takes more than {_size(settings.BOOCHAT_PDF_MAX_MEMORY_BYTES)} of memory "
+                         "(BOOCHAT_PDF_MAX_MEMORY_BYTES)",
+        pdfs.CUT_TIME: f"reading the PDFs of one question takes at most {settings.BOOCHAT_PDF_SECONDS} s (BOOCHAT_PDF_SECONDS)",
+        pdfs.CUT_CHARS: f"it holds more than {MAX_TEXT_CHARS:,} characters of text",
+        pdfs.CUT_UNREADABLE: "that page could not be read",
+        pdfs.CUT_READER_LIMIT: "it goes past the PDF reader's own limits (objects in a page, pages in the document)",
+    }[cut]
 
 
 def plain_text(data: bytes) -> str | None:
@@ -98,8 +111,9 @@ def plain_text(data: bytes) -> str | None:
         return None
 
 
-def read_upload(name: str, data: bytes) -> Upload:
-    """Check one file by its content: an image, a PDF or text; anything else is refused."""
+def read_upload(name: str, data: bytes, *, deadline: float | None = None) -> Upload:
+    """Check one file by its content: an image, a PDF (read by `deadline`, monotonic time; by default
+    BOOCHAT_PDF_SECONDS from now) or text; anything else is refused."""
     if media_type := image_type(data):
         if len(data) > settings.BOOCHAT_MAX_IMAGE_BYTES:
             raise AttachmentError(f"{name} is {_size(len(data))}: images are limited to "
@@ -109,7 +123,10 @@ def read_upload(name: str, data: bytes) -> Upload:
         raise AttachmentError(f"{name} is {_size(len(data))}: files are limited to "
                               f"{_size(settings.BOOCHAT_MAX_FILE_BYTES)} (BOOCHAT_MAX_FILE_BYTES).", 413)
     if data.startswith(b"%PDF-"):
-        return Upload(Attachment.Kind.TEXT, name, "application/pdf", len(data), text=pdf_text(name, data))
+        if deadline is None:
+            deadline = time.monotonic() + settings.BOOCHAT_PDF_SECONDS
+        database.release_connection()  # reading it may take seconds: hold no connection meanwhile
+        return Upload(Attachment.Kind.TEXT, name, "application/pdf", len(data), text=pdf_text(name, data, deadline=deadline))
     text = plain_text(data)
     if text is None:
         raise AttachmentError(f"{name} is not an image (PNG, JPEG, GIF, WebP), a PDF or a text file.", 415)
@@ -125,12 +142,13 @@ def read_uploads(files: Iterable[UploadedFile]) -> list[Upload]:
         raise AttachmentError(f"{len(files)} files attached: at most {settings.BOOCHAT_MAX_ATTACHMENTS} go with one "
                               "question (BOOCHAT_MAX_ATTACHMENTS).")
     uploads = []
+    deadline = time.monotonic() + settings.BOOCHAT_PDF_SECONDS  # one budget for all the PDFs: the send waits for them
     for file in files:
         name = _display_name(file.name)
         limit = max(settings.BOOCHAT_MAX_IMAGE_BYTES, settings.BOOCHAT_MAX_FILE_BYTES)
         if file.size is not None and file.size > limit:  # refused before it is read
             raise AttachmentError(f"{name} is {_size(file.size)}: files are limited to {_size(limit)}.", 413)
-        uploads.append(read_upload(name, file.read(limit + 1)))
+        uploads.append(read_upload(name, file.read(limit + 1), deadline=deadline))
     if sum(len(u.text) for u in uploads) > MAX_TEXT_CHARS:
         raise AttachmentError(f"The attached files hold more than {MAX_TEXT_CHARS:,} characters of text together.", 413)
     return uploads

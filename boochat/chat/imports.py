@@ -1,24 +1,44 @@
 """Importing chats from the JSON exports of BooChat, Open WebUI and ChatGPT. The whole file is read
-and checked first: a bad file imports nothing and says where it is bad."""
+and checked first: a bad file imports nothing and says where it is bad. The rows are written parents
+first, in batches, within BOOCHAT_IMPORT_TIMEOUT; a file past BOOCHAT_MAX_IMPORT_MESSAGES is refused."""
 
 from __future__ import annotations
 
 import json
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import User
-from django.db import transaction
+from django.db import OperationalError, connection, transaction
+from django.db.models import F
 
 from boochat.models import TITLE_MAX_LENGTH, ChatSession, Message
 from providers.catalog import load_catalog
 from providers.routing import RoutingError, canonical_model_id
+from settings_app.text import cut, unstorable
+
+# Rows per INSERT or UPDATE: each statement stays small whatever the file (one UPDATE of 100,000
+# CASE branches kept PostgreSQL busy for half an hour, deaf to cancellation).
+BATCH_SIZE = 500
+# Parents within a batch are set by the distance between ids, one UPDATE per distance; past this many
+# distances (a file listing siblings far apart) one batched bulk_update does it instead.
+MAX_DISTANCES = 8
 
 
 class BadExport(ValueError):
     """A file that cannot be imported; the message says which chat and what is wrong."""
+
+    status = 400
+
+
+class ImportTimeout(BadExport):
+    """The database did not finish the import in time; nothing of it was kept."""
+
+    status = 503
 
 
 @dataclass
@@ -29,6 +49,8 @@ class ImportedChat:
     # Each message's parent, as an index into `messages` (None: a first message); one branch when unset.
     parents: list[int | None] | None = None
     shown: int | None = None  # the index of the message the chat shows, when the file says
+    names: list[str] = field(default_factory=list)  # how the file names each message, for errors
+    left_out: int = 0  # messages in a cycle of parents, which no first message leads to
 
 
 @dataclass
@@ -37,6 +59,7 @@ class Report:
     messages: int = 0
     mapped: dict[str, str] = field(default_factory=dict)  # model as named in the file -> composite id
     unknown: set[str] = field(default_factory=set)  # models kept as text
+    left_out: int = 0  # messages in cycles, not imported
 
 
 def _text(value: Any) -> str:
@@ -44,16 +67,18 @@ def _text(value: Any) -> str:
 
 
 def _boochat(chat: dict[str, Any]) -> ImportedChat:
-    listed = [m for m in chat.get("messages", []) if isinstance(m, dict) and m.get("role") in ("user", "assistant")]
+    numbered = [(n, m) for n, m in enumerate(chat.get("messages", []), 1)
+                if isinstance(m, dict) and m.get("role") in ("user", "assistant")]
+    listed = [m for _, m in numbered]
     result = ImportedChat(_text(chat.get("title")), _text(chat.get("model")), [
-        (m["role"], _text(m.get("content")), _text(m.get("model"))) for m in listed])
+        (m["role"], _text(m.get("content")), _text(m.get("model"))) for m in listed], names=[f"message {n}" for n, _ in numbered])
     if all("id" in m for m in listed):  # branches: each message names the one it follows
         index = {m["id"]: i for i, m in enumerate(listed)}
         result.parents = []
         for i, m in enumerate(listed):
             parent = m.get("parent")
             if parent is not None and index.get(parent, i) >= i:
-                raise BadExport(f"Message {i + 1} follows a message that is not before it in the chat.")
+                raise BadExport(f"Message {numbered[i][0]} follows a message that is not before it in the chat.")
             result.parents.append(None if parent is None else index[parent])
         result.shown = index.get(chat.get("shown"))
     return result
@@ -77,11 +102,14 @@ def _tree(chat: ImportedChat, nodes: dict[Any, Any], parent_key: str, message_of
         message = message_of(nodes[key]) if isinstance(nodes[key], dict) else None
         if message is not None:
             chat.messages.append(message)
+            chat.names.append(f"message “{cut(str(key))}”")
             chat.parents.append(above)
             above = len(chat.messages) - 1
         place[key] = above
         stack.extend((child, above) for child in reversed(children[key]))
     chat.shown = place.get(current)
+    chat.left_out = sum(1 for key, node in nodes.items()
+                        if key not in place and isinstance(node, dict) and message_of(node) is not None)
     return chat
 
 
@@ -98,7 +126,10 @@ def _open_webui(chat: dict[str, Any]) -> ImportedChat:
     if isinstance(nodes, dict) and nodes:  # the whole tree, every edit and regeneration
         return _tree(result, nodes, "parentId", message_of, history.get("currentId"))
     listed = body["messages"] if isinstance(body.get("messages"), list) else []
-    result.messages = [m for m in map(message_of, (m for m in listed if isinstance(m, dict))) if m is not None]
+    for n, m in enumerate(listed, 1):
+        if isinstance(m, dict) and (message := message_of(m)) is not None:
+            result.messages.append(message)
+            result.names.append(f"message {n}")
     return result
 
 
@@ -144,10 +175,29 @@ def read_export(raw: bytes) -> list[ImportedChat]:
             result = read(chat)
         except (KeyError, TypeError, AttributeError) as exc:
             raise BadExport(f"Chat {index + 1} cannot be read ({type(exc).__name__}: {exc}).") from None
+        _check_text(index, result)
         if not result.messages:
-            raise BadExport(f"Chat {index + 1} ({result.title or 'untitled'}) has no messages.")
+            raise BadExport(f"Chat {index + 1} ({cut(result.title) or 'untitled'}) has no messages"
+                            + (" outside a cycle of messages that follow each other." if result.left_out else "."))
         imported.append(result)
+    total, most = sum(len(chat.messages) for chat in imported), settings.BOOCHAT_MAX_IMPORT_MESSAGES
+    if total > most:
+        raise BadExport(f"The file holds {total:,} messages; one import takes at most {most:,} "
+                        "(BOOCHAT_MAX_IMPORT_MESSAGES). Import its chats in smaller files.")
     return imported
+
+
+def _check_text(index: int, chat: ImportedChat) -> None:
+    """BadExport naming the first title, model or message text of `chat` that no database can store."""
+    where = f"Chat {index + 1}"
+    for what, value in (("title", chat.title), ("model", chat.model)):
+        if problem := unstorable(value):
+            raise BadExport(f"{where}: its {what} contains {problem}, which cannot be stored.")
+    where += f" ({cut(chat.title) or 'untitled'})"
+    for (_, text, model), name in zip(chat.messages, chat.names, strict=True):
+        for what, value in (("text", text), ("model", model)):
+            if problem := unstorable(value):
+                raise BadExport(f"{where}, {name}: its {what} contains {problem}, which cannot be stored.")
 
 
 def _model_map(names: set[str]) -> dict[str, str]:
@@ -168,29 +218,73 @@ def _model_map(names: set[str]) -> dict[str, str]:
     return mapped
 
 
-@transaction.atomic
 def import_chats(user: User, chats: list[ImportedChat]) -> Report:
-    """Save the chats (all or none); models found among the hosts get their composite ids."""
+    """Save the chats (all or none) within BOOCHAT_IMPORT_TIMEOUT; models found among the hosts get
+    their composite ids."""
     names = {chat.model for chat in chats} | {m[2] for chat in chats for m in chat.messages}
     names.discard("")
-    mapped = _model_map(names)
-    report = Report(mapped={n: mapped[n] for n in names if n in mapped}, unknown=names - set(mapped))
-    for chat in chats:
-        session = ChatSession.objects.create(user=user, title=chat.title[:TITLE_MAX_LENGTH],
-                                             model_id=mapped.get(chat.model, chat.model)[:330])
-        rows = []
-        for role, text, model in chat.messages:
-            composite = mapped.get(model, "")
-            provider, _, wire = composite.partition("/")
-            rows.append(Message(session=session, role=role, content=text, model_id=(composite or model)[:330],
-                                provider=provider, wire_model=(wire or model)[:255]))
-        Message.objects.bulk_create(rows)
-        parents = chat.parents if chat.parents is not None else [i - 1 if i else None for i in range(len(rows))]
-        for row, parent in zip(rows, parents, strict=True):
-            row.parent = None if parent is None else rows[parent]
-        Message.objects.bulk_update(rows, ["parent"])
-        if chat.shown is not None:
-            ChatSession.objects.filter(pk=session.pk).update(shown_leaf=rows[chat.shown])
-        report.chats += 1
-        report.messages += len(rows)
+    mapped = _model_map(names)  # asks the hosts: before the transaction, which holds SQLite's write lock
+    report = Report(mapped={n: mapped[n] for n in names if n in mapped}, unknown=names - set(mapped),
+                    left_out=sum(chat.left_out for chat in chats))
+    rows = [_message_rows(chat, mapped) for chat in chats]  # made before the transaction too: less time locked
+    timeout = settings.BOOCHAT_IMPORT_TIMEOUT
+    deadline = time.monotonic() + timeout
+    try:
+        with transaction.atomic():
+            if connection.vendor == "postgresql":  # bounds each statement; `deadline` the whole import
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT set_config('statement_timeout', %s, true)", [f"{max(1, int(timeout * 1000))}ms"])
+            for chat, messages in zip(chats, rows, strict=True):
+                _save_chat(user, chat, messages, mapped, deadline)
+                report.chats += 1
+                report.messages += len(chat.messages)
+    except (OperationalError, ImportTimeout):  # a statement cancelled, SQLite's lock not had, or past the deadline
+        raise ImportTimeout(f"The database did not finish the import within {timeout} seconds "
+                            "(BOOCHAT_IMPORT_TIMEOUT). Try again later, or import fewer chats at once.") from None
     return report
+
+
+def _message_rows(chat: ImportedChat, mapped: dict[str, str]) -> list[Message]:
+    rows = []
+    for role, text, model in chat.messages:
+        composite = mapped.get(model, "")
+        provider, _, wire = composite.partition("/")
+        rows.append(Message(role=role, content=text, model_id=(composite or model)[:330], provider=provider,
+                            wire_model=(wire or model)[:255]))
+    return rows
+
+
+def _save_chat(user: User, chat: ImportedChat, rows: list[Message], mapped: dict[str, str], deadline: float) -> None:
+    session = ChatSession.objects.create(user=user, title=chat.title[:TITLE_MAX_LENGTH],
+                                         model_id=mapped.get(chat.model, chat.model)[:330])
+    for row in rows:
+        row.session_id = session.pk
+    parents = chat.parents if chat.parents is not None else [i - 1 if i else None for i in range(len(rows))]
+    _save_messages(rows, parents, deadline)
+    if chat.shown is not None:
+        ChatSession.objects.filter(pk=session.pk).update(shown_leaf=rows[chat.shown])
+
+
+def _save_messages(rows: list[Message], parents: list[int | None], deadline: float) -> None:
+    """Insert `rows` in batches; each row's parent (an index, always before it) is written with the row
+    when an earlier batch saved it, and set right after the insert when it is in the same batch."""
+    for start in range(0, len(rows), BATCH_SIZE):
+        if time.monotonic() > deadline:
+            raise ImportTimeout
+        batch = rows[start:start + BATCH_SIZE]
+        within: list[tuple[Message, Message]] = []  # (row, parent) both in this batch
+        for row, parent in zip(batch, parents[start:start + BATCH_SIZE], strict=True):
+            if parent is not None and parent < start:
+                row.parent_id = rows[parent].pk
+            elif parent is not None:
+                within.append((row, rows[parent]))
+        Message.objects.bulk_create(batch)  # the ids come back (RETURNING) on PostgreSQL and SQLite
+        by_distance: dict[int, list[int]] = defaultdict(list)
+        for row, above in within:
+            row.parent_id = above.pk
+            by_distance[row.pk - above.pk].append(row.pk)
+        if len(by_distance) <= MAX_DISTANCES:  # a run of replies has one distance: usually one UPDATE
+            for distance, ids in by_distance.items():
+                Message.objects.filter(pk__in=ids).update(parent_id=F("id") - distance)
+        else:
+            Message.objects.bulk_update([row for row, _ in within], ["parent"], batch_size=BATCH_SIZE)

@@ -3,6 +3,8 @@ export and import; and the user's presets."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Page, Paginator
@@ -21,6 +23,7 @@ from settings_app.models import Favorite, UserSettings
 from settings_app.normalize import chat_model_id
 from settings_app.picker import build_picker
 from settings_app.requests import HtmxHttpRequest
+from settings_app.text import cut, unstorable
 
 CHATS_PER_PAGE = 50
 
@@ -34,12 +37,17 @@ def chat_list(request: HtmxHttpRequest) -> Page[ChatSession]:
 @require_GET
 def chat_index(request: HtmxHttpRequest) -> TemplateResponse:
     """The chat start page: past sessions and a form to start a new one."""
+    return _start_page(request)
+
+
+def _start_page(request: HtmxHttpRequest, status: int = 200) -> TemplateResponse:
     picker = build_picker(load_catalog(), Favorite.objects.ids_for(request.user), chat=True)
     # "Chat with this" on /models/ links here with the model chosen.
     chosen = request.GET.get("model") or UserSettings.for_user(request.user).default_model
     return TemplateResponse(request, "chat.html", {"sessions": chat_list(request), "session": None,
                                                    "picker": picker, "selected": chosen,
-                                                   "presets": Preset.objects.filter(user=request.user).exclude(name="")})
+                                                   "presets": Preset.objects.filter(user=request.user).exclude(name="")},
+                            status=status)
 
 
 @require_POST
@@ -80,6 +88,9 @@ def chat_rename(request: HtmxHttpRequest, pk: int) -> HttpResponseBase:
     """Rename a chat; htmx gets the title (and the list's link) back, a plain form the chat page."""
     session = get_object_or_404(ChatSession.objects.for_user(request.user), pk=pk)
     title = " ".join(request.POST.get("title", "").split())
+    if problem := unstorable(title):
+        return HttpResponse(f"Not renamed: the title contains {problem}, which cannot be stored.", status=400,
+                            content_type="text/plain; charset=utf-8")
     error = ("The title is empty." if not title else
              f"The title is longer than {TITLE_MAX_LENGTH} characters." if len(title) > TITLE_MAX_LENGTH else "")
     if not error:
@@ -127,6 +138,10 @@ def chat_delete(request: HtmxHttpRequest, pk: int) -> HttpResponseBase:
 def chat_search(request: HtmxHttpRequest) -> TemplateResponse:
     """Chats whose title or messages match `q`; each hit opens the chat at its message."""
     query = request.GET.get("q", "").strip()[:200]
+    if problem := unstorable(query):
+        messages.error(request, f"Nothing was searched: the search contains {problem}, which no chat can hold.")
+        return TemplateResponse(request, "chat_search.html", {"query": query, "hits": [], "sessions": chat_list(request)},
+                                status=400)
     return TemplateResponse(request, "chat_search.html", {"query": query, "hits": search.search_chats(request.user, query),
                                                          "sessions": chat_list(request)})
 
@@ -149,22 +164,31 @@ def chat_export(request: HtmxHttpRequest, pk: int, extension: str) -> HttpRespon
 def chat_import(request: HtmxHttpRequest) -> HttpResponseBase:
     """Import the chats of an export file (BooChat, Open WebUI, ChatGPT): all of them, or none."""
     upload = request.FILES.get("file")
-    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    limit = settings.BOOCHAT_MAX_IMPORT_BYTES
     try:
         if upload is None:
             raise imports.BadExport("Choose an export file to import.")
         if upload.size is not None and upload.size > limit:
-            raise imports.BadExport(f"The file is larger than {limit} bytes (BOOCHAT_MAX_BODY_BYTES).")
+            raise imports.BadExport(f"The file is larger than {limit} bytes (BOOCHAT_MAX_IMPORT_BYTES).")
         report = imports.import_chats(request.user, imports.read_export(upload.read()))
     except imports.BadExport as exc:
         messages.error(request, f"Nothing was imported: {exc}")
-        return redirect("chat_index")
-    mapped = ", ".join(f"{name} → {composite}" for name, composite in sorted(report.mapped.items()))
-    unknown = ", ".join(sorted(report.unknown))
+        return _start_page(request, status=exc.status)
+    mapped = _listed(f"{name} → {composite}" for name, composite in sorted(report.mapped.items()))
+    unknown = _listed(sorted(report.unknown))
+    n = report.left_out
+    left_out = (f" {n} message{'s' if n != 1 else ''} in a cycle {'were' if n != 1 else 'was'} left out (following "
+                "their parents leads back to them, never to the start of the chat)." if n else "")
     messages.success(request, f"Imported {report.chats} chat{'s' if report.chats != 1 else ''} with {report.messages} "
                               f"messages." + (f" Models found: {mapped}." if mapped else "")
-                              + (f" Kept as text (no host serves them): {unknown}." if unknown else ""))
+                              + (f" Kept as text (no host serves them): {unknown}." if unknown else "") + left_out)
     return redirect("chat_index")
+
+
+def _listed(names: Iterable[str], most: int = 10) -> str:
+    """The first `most` of `names`, each cut short, and how many more: a report stays small."""
+    names = list(names)
+    return ", ".join(cut(name) for name in names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
 
 
 @require_GET

@@ -56,11 +56,13 @@ def _begin(session: ChatSession, tree: Tree, parent: Message | None, question: s
     # A pool keeps the conversation on the member that served it last, while that one has it loaded.
     sticky = next((m.served_by for m in reversed(branch) if m.served_by), "")
     route: Route | None = None
+    failure: RoutingError | None = None
     try:
         route = resolve(model_id, sticky=sticky)
         answer.model_id = route.requested
         served_by(answer, route)
     except RoutingError as exc:
+        failure = exc
         answer.state, answer.error = MessageState.FAILED, str(exc)
     # Each row in its own statement, not one transaction: on SQLite a transaction holds the only write
     # lock while its thread waits for the GIL between statements, which a burst of sends queues behind
@@ -79,11 +81,11 @@ def _begin(session: ChatSession, tree: Tree, parent: Message | None, question: s
         ChatSession.objects.filter(pk=session.pk).update(shown_leaf=None)
         session.shown_leaf_id = None
     if route is None:
-        raise RoutingError(answer.error)
+        raise failure or RoutingError(answer.error)
     compaction, history = active_messages(session, branch)
     if any(a.is_image for m in history if m.role == Message.Role.USER for a in m.attachments.all()):
         image_support(str(route.ref))  # what known_to_take_images() reads when the prompt is built
-    return NewTurn(route, context_size_for(str(route.ref)).tokens,
+    return NewTurn(route, context_size_for(route.requested).tokens,
                    upstream_messages(route, compaction, history, system_prompt=session.system_prompt), answer,
                    wire_parameters(session.parameters, route))
 

@@ -27,11 +27,12 @@ from boochat.proxy import UpstreamError, sse_response
 from providers.capabilities import Reasoning, reasoning_for
 from providers.catalog import load_catalog
 from providers.context import context_size_for
-from providers.routing import RoutingError, resolve
+from providers.routing import RoutingError, UnknownModel, resolve
 from settings_app.models import Favorite
 from settings_app.normalize import chat_model_id, normalize_model_id
 from settings_app.picker import build_picker
 from settings_app.requests import HtmxHttpRequest
+from settings_app.text import unstorable
 
 MAX_MESSAGE_CHARS = 200_000
 
@@ -176,8 +177,12 @@ def _begin(request: HtmxHttpRequest, session: ChatSession, begin: Callable[[str]
         return _send_error(request, session, 400, "The message is empty.")
     if len(content) > MAX_MESSAGE_CHARS:
         return _send_error(request, session, 413, f"The message is longer than {MAX_MESSAGE_CHARS} characters.")
+    if problem := unstorable(content):
+        return _send_error(request, session, 400, f"Nothing was sent: the message contains {problem}, which cannot be stored.")
     try:
         return begin(content)
+    except UnknownModel as exc:
+        return _send_error(request, session, 404, str(exc))
     except RoutingError as exc:
         return _send_error(request, session, 400, str(exc))
     except IntegrityError:  # the chat, or the message the turn follows, was deleted a moment ago
@@ -285,6 +290,10 @@ def chat_settings(request: HtmxHttpRequest, pk: int) -> HttpResponseBase:
     session = get_object_or_404(ChatSession.objects.for_user(request.user), pk=pk)
     form = ChatSettingsForm.for_session(session, _reasoning(session), request.POST)
     keep, name = request.POST.get("keep", ""), " ".join(request.POST.get("preset_name", "").split())
+    for label, value in (("preset name", name), ("system prompt", request.POST.get("system_prompt", ""))):
+        if problem := unstorable(value):
+            return HttpResponse(f"Nothing was saved: the {label} contains {problem}, which cannot be stored.",
+                                status=400, content_type="text/plain; charset=utf-8")
     if keep == "preset" and not 0 < len(name) <= 100:
         form.add_error(None, "Name the preset (at most 100 characters).")
     saved = form.is_valid()

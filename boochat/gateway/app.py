@@ -46,6 +46,7 @@ from providers.routing import (
     ProviderUnavailable,
     Route,
     RoutingError,
+    UnknownModel,
     UnknownProvider,
     parse_model_ref,
     registry,
@@ -257,6 +258,8 @@ async def forward(endpoint: str, raw: bytes) -> Reply | StreamReply:
         route = resolve(model, await _current(registry))
     except UnknownProvider as exc:
         return error(400, str(exc), param="model", code="unknown_provider")
+    except UnknownModel as exc:
+        return error(404, str(exc), param="model", code="model_not_found")
     except ProviderUnavailable as exc:
         return error(503, str(exc), type="upstream_error", param="model", code="provider_unavailable")
     except RoutingError as exc:

@@ -12,7 +12,7 @@ from boochat.models import Attachment, ChatSession, Message
 from providers.models import ModelOverride, ProviderKind
 from tests.factories import make_provider
 from tests.fakes.llama_swap import FakeLlamaSwap, FakeModel
-from tests.files import pdf, png
+from tests.files import many_pages, pdf, pdf_of_pages, png, whitespace_bomb
 
 pytestmark = pytest.mark.django_db
 STREAM = {"X-BooChat-Stream": "1"}
@@ -117,6 +117,8 @@ def test_an_unloaded_model_is_asked_at_the_send(user_client):
     ("big.png", png(padding=3000), 413, "big.png is 3 KB: images are limited to 2 KB (BOOCHAT_MAX_IMAGE_BYTES)."),
     ("broken.pdf", b"%PDF-1.7\nnot really a pdf", 400, "broken.pdf looks like a PDF but could not be read."),
     ("empty.txt", b"  \n", 400, "empty.txt is empty."),
+    # Valid UTF-8 but for its NUL: a binary file, and PostgreSQL cannot store NUL in text.
+    ("notes.txt", "Grüße\x00 aus Köln".encode(), 415, "notes.txt is not an image (PNG, JPEG, GIF, WebP), a PDF or a text file."),
 ])
 def test_a_file_that_cannot_go_is_refused_and_nothing_is_sent(user_client, vision_host, settings, name, data, status, error):
     settings.BOOCHAT_MAX_IMAGE_BYTES = 2048
@@ -149,6 +151,77 @@ def test_text_files_and_pdfs_go_as_text_with_their_names(user_client, vision_hos
     assert names == [("data.csv", "text", "text/plain"), ("report.pdf", "text", "application/pdf")]
     page = user_client.get(session.get_absolute_url()).content.decode()
     assert '>report.pdf</a>' in page and "Quarterly figures" not in page  # the text goes to the model, the name shows
+
+
+BOMB_PAGE = 40 * 1024 * 1024  # expanded; past BOOCHAT_PDF_MAX_EXPANDED_BYTES (32 MB) on its own
+
+
+def test_a_pdf_bomb_is_cut_after_the_pages_read_and_the_answer_comes(user_client, vision_host, settings):
+    settings.BOOCHAT_PDF_SECONDS = 600  # the expanded-bytes budget stops it, however busy the machine
+    bomb = whitespace_bomb(pages=4, expanded_bytes=BOMB_PAGE, first_page_text="Before the bomb")
+    assert len(bomb) < 200 * 1024
+    session = chat(user_client, "sam-desktop/qwen3-8b")
+    response = send(user_client, session, SimpleUploadedFile("bomb.pdf", bomb), text="Summarize")
+    assert response.status_code == 302
+    notice = "[PDF text cut at page 2 of 5: its pages expand to more than 32.0 MB (BOOCHAT_PDF_MAX_EXPANDED_BYTES).]"
+    assert turns(vision_host)[0]["messages"][-1]["content"] == (
+        f'Summarize\n\n<file name="bomb.pdf">\nBefore the bomb\n\n{notice}\n</file>')
+    assert Message.objects.get(role="assistant").content == "A red square."
+    # What the user opens from the file's chip is the text the model got, notice included.
+    shown = user_client.get(reverse("chat_attachment", args=[Attachment.objects.get().pk]))
+    assert shown.content.decode() == f"Before the bomb\n\n{notice}"
+
+
+def test_a_pdf_bomb_with_no_page_within_the_budget_is_refused(user_client, vision_host):
+    session = chat(user_client, "sam-desktop/qwen3-8b")
+    bomb = whitespace_bomb(pages=4, expanded_bytes=BOMB_PAGE)
+    response = send(user_client, session, SimpleUploadedFile("bomb.pdf", bomb), headers=STREAM)
+    assert response.status_code == 413
+    assert response.json()["error"] == ("Nothing was sent: bomb.pdf could not be read within BooChat's limits: its pages "
+                                        "expand to more than 32.0 MB (BOOCHAT_PDF_MAX_EXPANDED_BYTES).")
+    assert turns(vision_host) == [] and not Message.objects.exists() and not Attachment.objects.exists()
+
+
+def test_ten_thousand_tiny_pages_are_read_up_to_the_page_budget(user_client, vision_host, settings):
+    settings.BOOCHAT_PDF_SECONDS = 600
+    session = chat(user_client, "sam-desktop/qwen3-8b")
+    response = send(user_client, session, SimpleUploadedFile("pages.pdf", many_pages(10_000)), text="Count")
+    assert response.status_code == 302
+    content = turns(vision_host)[0]["messages"][-1]["content"]
+    assert content.startswith('Count\n\n<file name="pages.pdf">\nPage 1\n\nPage 2\n\n')
+    assert content.endswith("\n\nPage 500\n\n[PDF text cut at page 501 of 10,000: BooChat reads at most 500 pages "
+                            "of a PDF (BOOCHAT_PDF_MAX_PAGES).]\n</file>")
+
+
+def test_a_pdf_that_needs_more_memory_than_its_budget_is_cut_there(user_client, vision_host, settings):
+    settings.BOOCHAT_PDF_SECONDS = 600
+    settings.BOOCHAT_PDF_MAX_EXPANDED_BYTES = 1024 * 1024 * 1024  # so that memory runs out first
+    settings.BOOCHAT_PDF_MAX_MEMORY_BYTES = 128 * 1024 * 1024
+    session = chat(user_client, "sam-desktop/qwen3-8b")
+    bomb = whitespace_bomb(pages=2, expanded_bytes=200 * 1024 * 1024, first_page_text="Before the bomb")
+    assert send(user_client, session, SimpleUploadedFile("bomb.pdf", bomb)).status_code == 302
+    assert turns(vision_host)[0]["messages"][-1]["content"].endswith(
+        "Before the bomb\n\n[PDF text cut at page 2 of 3: reading it takes more than 128.0 MB of memory "
+        "(BOOCHAT_PDF_MAX_MEMORY_BYTES).]\n</file>")
+
+
+def test_a_pdf_not_read_in_time_is_refused(user_client, vision_host, settings):
+    settings.BOOCHAT_PDF_SECONDS = 0  # the reader is stopped before it can start
+    session = chat(user_client, "sam-desktop/qwen3-8b")
+    response = send(user_client, session, SimpleUploadedFile("report.pdf", pdf("Quarterly figures")), headers=STREAM)
+    assert response.status_code == 413
+    assert response.json()["error"] == ("Nothing was sent: report.pdf could not be read within BooChat's limits: reading "
+                                        "the PDFs of one question takes at most 0 s (BOOCHAT_PDF_SECONDS).")
+    assert turns(vision_host) == [] and not Message.objects.exists()
+
+
+def test_nul_characters_in_a_pdfs_text_are_dropped(user_client, vision_host):
+    # PostgreSQL cannot store NUL in text: kept, the question's save would fail.
+    nul_text = pdf_of_pages([b"BT /F1 24 Tf 72 720 Td (Total\\000 due) Tj ET"])
+    session = chat(user_client, "sam-desktop/qwen3-8b")
+    assert send(user_client, session, SimpleUploadedFile("bill.pdf", nul_text)).status_code == 302
+    assert Attachment.objects.get().text == "Total due"
+    assert turns(vision_host)[0]["messages"][-1]["content"].endswith('<file name="bill.pdf">\nTotal due\n</file>')
 
 
 def test_attachments_are_private(user_client, client, django_user_model, vision_host):

@@ -56,6 +56,15 @@ def test_chat_non_stream(sdk, hosts):
     assert request.json() == {"model": "qwen3-30b", "messages": [{"role": "user", "content": "hi"}]}
 
 
+def test_the_host_gets_its_own_id_and_the_client_sees_the_one_it_sent(sdk, hosts):
+    answer = sdk.chat.completions.create(model="sam-desktop/qwen3-30b", messages=[{"role": "user", "content": "hi"}])
+    chunks = list(sdk.chat.completions.create(model="sam-desktop/qwen3-30b", stream=True,
+                                              messages=[{"role": "user", "content": "hi"}]))
+    assert [r.json()["model"] for r in inference_requests(hosts)["sam-desktop"]] == ["qwen3-30b", "qwen3-30b"]
+    assert answer.model == "sam-desktop/qwen3-30b"
+    assert chunks and {chunk.model for chunk in chunks} == {"sam-desktop/qwen3-30b"}
+
+
 def test_chat_stream_relays_the_hosts_bytes(sdk, hosts):
     stream = sdk.chat.completions.create(
         model="embedding/qwen3-8b", messages=[{"role": "user", "content": "hi"}],

@@ -143,6 +143,100 @@ def test_a_bad_file_imports_nothing_and_says_why(user_client, data, error):
 
 
 def test_a_file_past_the_limit_is_refused(user_client, settings):
-    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    settings.BOOCHAT_MAX_IMPORT_BYTES = 1000
     page = upload(user_client, [*CHATGPT] * 20).content.decode()
     assert "The file is larger than 1000 bytes" in page and not ChatSession.objects.exists()
+
+
+def branched_export(turns):
+    """One BooChat chat of `turns` questions and answers, every seventh answer regenerated and every
+    eleventh question edited (siblings listed later in the file, as BooChat exports them)."""
+    messages, parent, later = [], None, []
+    for turn in range(turns):
+        question = {"id": f"q{turn}", "parent": parent, "role": "user", "content": f"question {turn}"}
+        answer = {"id": f"a{turn}", "parent": f"q{turn}", "role": "assistant", "content": f"answer {turn}"}
+        messages += [question, answer]
+        if turn % 7 == 3:
+            later.append({"id": f"r{turn}", "parent": f"q{turn}", "role": "assistant", "content": f"again {turn}"})
+        if turn % 11 == 5:
+            later.append({"id": f"e{turn}", "parent": parent, "role": "user", "content": f"edited {turn}"})
+        parent = f"a{turn}"
+    messages += later
+    return {"format": "boochat.chat/1", "title": "Long", "model": "a/b", "messages": messages, "shown": parent}
+
+
+def test_a_large_import_keeps_every_parent_in_few_statements(user_client):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    data = branched_export(1500)
+    with CaptureQueriesContext(connection) as queries:
+        page = upload(user_client, data).content.decode()
+    count = len(data["messages"])
+    assert f"Imported 1 chat with {count} messages." in page
+    chat = ChatSession.objects.get()
+    content = {m["id"]: m["content"] for m in data["messages"]}
+    expected = {m["content"]: content.get(m["parent"]) for m in data["messages"]}
+    saved = dict(chat.messages.values_list("content", "parent__content"))
+    assert saved == expected and len(saved) == count
+    assert chat.shown_leaf.content == "answer 1499"
+    # Neither an UPDATE per row nor one statement listing every row: a few statements per batch of rows.
+    assert len(queries) < count / 20, len(queries)
+    assert max(q["sql"].count(" WHEN ") for q in queries.captured_queries) <= 500
+    # Rows are written once, with their parent: none is written again through a CASE of every row.
+    assert sum(q["sql"].count(" WHEN ") for q in queries.captured_queries) < count / 2
+
+
+def test_a_file_past_the_message_cap_is_refused_before_anything_is_written(user_client, settings):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    settings.BOOCHAT_MAX_IMPORT_MESSAGES = 30
+    with CaptureQueriesContext(connection) as queries:
+        response = user_client.post(reverse("chat_import"), {"file": SimpleUploadedFile(
+            "export.json", json.dumps([*CHATGPT] * 16).encode(), "application/json")})
+    assert response.status_code == 400
+    assert ("Nothing was imported: The file holds 32 messages; one import takes at most 30 "
+            "(BOOCHAT_MAX_IMPORT_MESSAGES).") in response.content.decode()
+    assert not any(q["sql"].startswith(("INSERT", "UPDATE")) and "boochat_" in q["sql"] for q in queries.captured_queries)
+    assert not ChatSession.objects.exists() and not Message.objects.exists()
+    settings.BOOCHAT_MAX_IMPORT_MESSAGES = 32
+    assert "Imported 16 chats with 32 messages." in upload(user_client, [*CHATGPT] * 16).content.decode()
+
+
+def test_an_import_past_its_time_is_refused_and_keeps_nothing(user_client, settings):
+    settings.BOOCHAT_IMPORT_TIMEOUT = 1e-9  # over before the first batch is written
+    response = user_client.post(reverse("chat_import"), {"file": SimpleUploadedFile(
+        "export.json", json.dumps(branched_export(400)).encode(), "application/json")})
+    assert response.status_code == 503
+    assert "Nothing was imported: The database did not finish the import within" in response.content.decode()
+    assert "(BOOCHAT_IMPORT_TIMEOUT)" in response.content.decode()
+    assert not ChatSession.objects.exists() and not Message.objects.exists()
+
+
+def test_chatgpt_messages_in_a_cycle_are_reported_as_left_out(user_client, hosts):
+    import copy
+
+    cyclic = copy.deepcopy(CHATGPT)
+    mapping = cyclic[0]["mapping"]
+    for key, parent, role in (("c1", "c2", "user"), ("c2", "c1", "assistant")):
+        mapping[key] = {**copy.deepcopy(mapping["n1"]), "id": key, "parent": parent, "children": []}
+        mapping[key]["message"]["author"]["role"] = role
+    page = upload(user_client, cyclic).content.decode()
+    assert "Imported 1 chat with 2 messages." in page
+    assert "2 messages in a cycle were left out" in page
+    assert ChatSession.objects.get().messages.count() == 2
+    only_cycle = [{"title": "Loop", "current_node": "c1", "mapping": {key: mapping[key] for key in ("c1", "c2")}}]
+    page = upload(user_client, only_cycle).content.decode()
+    assert "Chat 1 (Loop) has no messages outside a cycle" in page
+
+
+def test_many_answers_to_one_question_keep_their_parent(user_client):
+    messages = [{"id": 0, "parent": None, "role": "user", "content": "Why?"}]
+    messages += [{"id": n, "parent": n - 1 if n % 2 == 0 else 0, "role": "assistant" if n % 2 else "user",
+                  "content": f"reply {n}"} for n in range(1, 60)]
+    page = upload(user_client, {"format": "boochat.chat/1", "title": "Wide", "model": "", "messages": messages})
+    assert "Imported 1 chat with 60 messages." in page.content.decode()
+    saved = dict(ChatSession.objects.get().messages.values_list("content", "parent__content"))
+    content = {m["id"]: m["content"] for m in messages}
+    assert saved == {m["content"]: content.get(m["parent"]) for m in messages}

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.urls import reverse
 
 from boochat.management.commands.code_css import code_css
-from boochat.markdown import render_markdown
+from boochat.markdown import render_markdown, sanitize
 from boochat.models import ChatSession
 from tests.factories import add_message
 
@@ -32,8 +32,67 @@ def test_an_unknown_language_is_shown_plain_and_labelled():
 def test_host_html_is_escaped_in_text_code_labels_and_maths():
     html = render_markdown(f"{HOSTILE}\n\n```py\"><script>x</script>\n{HOSTILE}\n```\n\n$\\text{{{HOSTILE}}}$\n\n"
                            f"| {HOSTILE} |\n|---|\n| x |")
-    assert "<script" not in html and "<img" not in html  # latex2mathml leaves \\text raw; nh3 drops it
+    assert "<script" not in html and "<img" not in html
     assert "&lt;script&gt;alert(2)&lt;/script&gt;" in html
+
+
+@pytest.mark.parametrize("latex", [r'\text{<img/src="https://evil.example/x.png">}', r"\mbox{<img/src=https://evil.example/x.png>}",
+                                   r"\textrm{<b>x</b>&<i>y</i>}"])
+def test_markup_in_the_text_of_maths_is_shown_as_text(latex):
+    # latex2mathml passes \text{...} through as it is; a live <img> would load from the host's URL.
+    html = render_markdown(f"${latex}$")
+    assert "<math" in html and "<mtext>" in html
+    assert "<img" not in html and "<b>" not in html and "<i>" not in html
+    assert "&lt;img/src=" in html or "&lt;b&gt;x&lt;/b&gt;&amp;&lt;i&gt;y&lt;/i&gt;" in html
+
+
+def test_a_markdown_image_is_a_link_to_it_not_an_image_that_loads():
+    html = render_markdown("See ![the chart](https://evil.example/x.png?q=secret) and ![](https://evil.example/y.png)")
+    assert "<img" not in html
+    assert '<a href="https://evil.example/x.png?q=secret" rel="noopener noreferrer nofollow">the chart</a>' in html
+    assert '<a href="https://evil.example/y.png" rel="noopener noreferrer nofollow">https://evil.example/y.png</a>' in html
+
+
+DANGEROUS_TAGS = ["script", "style", "iframe", "frame", "frameset", "object", "embed", "applet", "param", "img", "image",
+                  "picture", "source", "track", "video", "audio", "svg", "use", "animate", "set", "foreignObject", "link",
+                  "meta", "base", "form", "input", "textarea", "select", "option", "label", "template", "slot", "noscript",
+                  "noembed", "noframes", "xmp", "plaintext", "listing", "marquee", "portal", "fencedframe", "canvas",
+                  "dialog", "html", "head", "body", "title"]
+DANGEROUS_ATTRIBUTES = ["onclick", "onerror", "onload", "onmouseover", "onfocus", "onbegin", "style", "src", "srcset",
+                        "srcdoc", "href", "xlink:href", "action", "formaction", "form", "background", "poster", "data",
+                        "codebase", "ping", "target", "id", "name", "autofocus", "contenteditable", "popover", "is",
+                        "hx-get", "hx-post", "hx-on:click", "data-hx-get"]
+
+
+@pytest.mark.parametrize("tag", DANGEROUS_TAGS)
+def test_the_sanitizer_keeps_no_dangerous_tag(tag):
+    # The renderer writes none of these: the sanitizer is the last line, whatever reaches it.
+    html = sanitize(f'<{tag} src="https://evil.example/x" href="https://evil.example/x">x</{tag}>'
+                    f"<p><{tag}/>y</p><math><{tag}>z</{tag}></math>")
+    assert f"<{tag.lower()}" not in html.lower()
+
+
+# Tags the renderer writes, each where it can stand (a cell in a table, MathML in <math>).
+KEPT_TAGS = {"div": "{}", "span": "{}", "p": "{}", "pre": "{}", "code": "{}", "button": "{}", "a": "{}", "table": "{}",
+             "td": "<table><tr>{}</tr></table>", "math": "{}", "mi": "<math>{}</math>", "mtext": "<math>{}</math>",
+             "mstyle": "<math>{}</math>"}
+
+
+@pytest.mark.parametrize(("tag", "attribute"), [
+    (tag, attribute) for tag in KEPT_TAGS for attribute in DANGEROUS_ATTRIBUTES
+    # MathML's own `form` (an operator's place: prefix, infix, postfix) is kept; HTML's is not.
+    if not (attribute == "form" and tag.startswith("m"))
+])
+def test_the_sanitizer_keeps_no_dangerous_attribute(tag, attribute):
+    html = sanitize(KEPT_TAGS[tag].format(f'<{tag} {attribute}="javascript:alert(1)">x</{tag}>'))
+    assert f"<{tag}" in html
+    assert not re.search(rf"\s{re.escape(attribute)}=", html) and "javascript" not in html and "alert" not in html
+
+
+def test_links_keep_only_safe_targets():
+    html = sanitize('<a href="javascript:alert(1)">a</a><a href="data:text/html,x">b</a><a href="https://example.org/">c</a>')
+    assert "javascript" not in html and "data:" not in html
+    assert '<a href="https://example.org/" rel="noopener noreferrer nofollow">c</a>' in html
 
 
 def test_classes_and_attributes_come_only_from_the_renderer():

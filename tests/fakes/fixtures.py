@@ -24,6 +24,16 @@ def http_fixture(name: str) -> tuple[int, dict[str, str], bytes]:
     return status, headers, body
 
 
+@cache
+def recorded_answer(name: str, request: str) -> Any:
+    """The JSON body of the first answer to `request` ("GET /props") in a recorded session."""
+    for exchange in ("\n" + fixture_bytes(name).decode()).split("\n### ")[1:]:
+        request_line, _, rest = exchange.partition("\n")
+        if request_line.strip() == request:
+            return json.loads(rest.partition("\r\n\r\n")[2])
+    raise KeyError(f"{request!r} is not recorded in {name}")
+
+
 def json_fixture(name: str) -> Any:
     path = FIXTURES / name
     if path.suffix == ".http":

@@ -13,6 +13,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote
 
 from tests.fakes.fixtures import fixture_bytes, json_fixture, sse_events
 from tests.fakes.server import FakeHost, Raw, RecordedRequest, Response, Stream
@@ -81,6 +82,8 @@ class FakeLlamaSwap(FakeHost):
         # `refuse_control` answers the load and unload endpoints with 500.
         self.load_seconds = 0.0
         self.refuse_control = False
+        # A host that hangs on loads, on demand: /upstream/<model>/health waits while this is set.
+        self.hold_loads = False
         self.starting: set[str] = set()
         # What happens elsewhere while the host works on a request (a chat deleted meanwhile): called
         # in a thread with each request once it has arrived, and the request is answered after it.
@@ -159,13 +162,14 @@ class FakeLlamaSwap(FakeHost):
             if path == "/unload":
                 return self.unload(None)
             if path.startswith("/upstream/") and path.endswith("/health"):
-                return await self.load_ahead(path[len("/upstream/"):-len("/health")])
+                # Go's router matches the decoded path: percent-encoded segments name the same model.
+                return await self.load_ahead(unquote(path[len("/upstream/"):-len("/health")]))
             if path.startswith("/upstream/") and path.endswith("/props"):
                 return self.props(path[len("/upstream/") : -len("/props")])
         if request.method == "POST" and path in ("/v1/chat/completions", "/v1/completions", "/v1/embeddings"):
             return self.inference(request)
         if request.method == "POST" and path.startswith("/api/models/unload"):
-            return self.unload(path.removeprefix("/api/models/unload").removeprefix("/") or None)
+            return self.unload(unquote(path.removeprefix("/api/models/unload").removeprefix("/")) or None)
         return Response(404, b"404 page not found", "text/plain; charset=utf-8")
 
     # -- fleet control (llama-swap's /api/models/unload, /unload, /upstream/<model>/health) --------------
@@ -187,6 +191,8 @@ class FakeLlamaSwap(FakeHost):
             return Response(502, b"upstream command exited prematurely", "text/plain; charset=utf-8")
         self.starting.add(model.id)
         await asyncio.sleep(self.load_seconds)
+        while self.hold_loads:
+            await asyncio.sleep(0.01)
         self.starting.discard(model.id)
         self.load(model)
         return Response(200, b"OK", "text/plain; charset=utf-8")

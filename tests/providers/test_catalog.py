@@ -53,7 +53,8 @@ def test_older_llama_swap_reports_loaded_models_through_running(version):
 
 def test_llama_server_listing_carries_n_ctx():
     entries, skipped = parse_model_list(json_fixture("llama-server/03-a-v1-models.http"))
-    assert entries == [{"id": "qwen3-8b", "name": "", "embedding": False, "loaded": None, "context_size": 2048}]
+    assert entries == [{"id": "qwen3-8b", "aliases": [], "name": "", "embedding": False, "loaded": None,
+                        "context_size": 2048}]
     assert skipped == 0
 
 

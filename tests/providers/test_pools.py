@@ -262,3 +262,90 @@ def test_a_pool_as_task_model_writes_titles_on_its_loaded_member(user_client, fl
     (title,) = chat_requests(fleet["embedding"])
     assert title["stream"] is False and title["model"] == "qwen3-8b"
     assert [r["model"] for r in chat_requests(fleet["sam-desktop"])] == ["qwen3-30b"]  # no swap for the title
+
+
+# -- hosts that come back, members tried last, ranking, timeouts ------------------------------------
+
+
+def gateway_chat(gateway, key, model="fleet/qwen3-8b"):
+    return gateway.post("/v1/chat/completions", json={"model": model, "messages": [{"role": "user", "content": "hi"}]},
+                        headers={"Authorization": f"Bearer {key}"})
+
+
+def test_a_member_marked_down_comes_back_by_itself_under_gateway_traffic_alone(fleet, gateway, settings):
+    settings.BOOCHAT_CATALOG_TTL = 0  # every list is due for a refresh at once: no waiting in the test
+    ModelOverride.objects.filter(model="qwen3-8b", provider__slug="fleet").update(members=MEMBERS[::-1])
+    fleet["embedding"].models[0].loaded = True  # first in the list and loaded: the member while its host is up
+    fleet["embedding"].fault, fleet["embedding"].fault_paths = "500", {"/v1/models"}
+    fresh_lists()  # the embedding box's list failed: it is marked down
+    fleet["embedding"].fault = None  # healthy again; only gateway requests follow, no page asks for the catalog
+    _, key = create_key(name="agent")
+    served_by, deadline = [], time.monotonic() + 10
+    while "embedding/qwen3-8b" not in served_by and time.monotonic() < deadline:
+        response = gateway_chat(gateway, key)
+        assert response.status_code == 200
+        served_by.append(response.headers["X-BooChat-Served-By"])
+    assert served_by[-1] == "embedding/qwen3-8b"
+
+
+def test_a_member_marked_down_is_still_tried_when_every_other_member_failed(fleet, gateway, settings, caplog):
+    settings.BOOCHAT_CATALOG_TTL = 3600  # the list that says "down" stays: no refresh comes to the rescue
+    fleet["embedding"].fault, fleet["embedding"].fault_paths = "500", {"/v1/models"}
+    fresh_lists()
+    fleet["embedding"].fault = None  # healthy, but still marked down
+    fleet["sam-desktop"].stop()  # the only member marked up is gone
+    _, key = create_key(name="agent")
+    with caplog.at_level(logging.INFO, logger="providers.pools"):
+        response = gateway_chat(gateway, key)
+    assert response.status_code == 200 and response.headers["X-BooChat-Served-By"] == "embedding/qwen3-8b"
+    assert "embedding/qwen3-8b: embedding is down, tried last" in caplog.text
+    assert len(fleet["embedding"].requests_to("/v1/chat/completions")) == 1
+
+
+def test_a_member_with_the_model_loaded_goes_before_an_idle_host_listed_first(user_client, fleet):
+    fleet["sam-desktop"].models[0].loaded = False  # sam-desktop, first in the list, has nothing loaded
+    fleet["embedding"].models[0].loaded = True  # the embedding box has the pool's model loaded
+    fresh_lists()
+    chat = new_session(user_client, "fleet/qwen3-8b", title="t")
+    send(user_client, chat, "hi")
+    assert served(chat) == [("embedding/qwen3-8b", "embedding")]
+    assert chat_requests(fleet["sam-desktop"]) == []
+
+
+def test_a_read_timeout_is_not_failed_over_the_request_is_not_sent_twice(fleet, gateway):
+    Provider.objects.filter(slug="sam-desktop").update(read_timeout=0.5)
+    fleet["sam-desktop"].models[1].loaded = True  # sam-desktop's qwen3-8b is chosen first
+    fresh_lists()
+    fleet["sam-desktop"].first_byte_delay = 30  # it takes the request, then says nothing
+    _, key = create_key(name="agent")
+    response = gateway_chat(gateway, key)
+    assert response.status_code == 504 and "did not answer within 0.5 s" in response.json()["error"]["message"]
+    assert len(fleet["sam-desktop"].requests_to("/v1/chat/completions")) == 1
+    assert fleet["embedding"].requests_to("/v1/chat/completions") == []  # it may be generating on sam-desktop
+
+
+def test_a_pools_context_size_is_its_smallest_members_everywhere(user_client, gateway, fleet):
+    sam, small = fleet["sam-desktop"].models[1], fleet["embedding"].models[0]
+    sam.loaded, sam.context_length = True, 2048  # chosen first, lists 2,048 tokens
+    small.context_length = 1024  # lists 1,024 tokens
+    fresh_lists()
+    chat = new_session(user_client, "fleet/qwen3-8b", title="t")
+    fleet["sam-desktop"].fault, fleet["sam-desktop"].fault_paths = "503", {"/v1/chat/completions"}
+    send(user_client, chat, "hi")  # answered by the 1,024-token member
+    assert served(chat) == [("embedding/qwen3-8b", "embedding")]
+    fleet["sam-desktop"].fault = None
+    usage = user_client.get(chat.get_absolute_url()).context_data["usage"]
+    assert usage["available"] == 1024
+    listed = {m["id"]: m for m in user_client.get(reverse("api_models")).json()["models"]}
+    assert listed["fleet/qwen3-8b"]["context_size"] == 1024
+    _, key = create_key(name="agent")
+    entry = gateway.get("/v1/models/fleet%2Fqwen3-8b", headers={"Authorization": f"Bearer {key}"}).json()
+    assert entry["context_length"] == 1024
+
+
+def test_a_pool_model_that_does_not_exist_is_404_model_not_found(fleet, gateway):
+    _, key = create_key(name="agent")
+    response = gateway_chat(gateway, key, model="fleet/no-such-model")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "model_not_found" and response.json()["error"]["param"] == "model"
+    assert "pool 'fleet' has no model 'no-such-model'" in response.json()["error"]["message"]

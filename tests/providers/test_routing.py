@@ -148,7 +148,7 @@ def test_api_base_per_kind():
     make_provider(slug="oai", kind=ProviderKind.OPENAI, base_url="https://api.example.com/v1")
 
     assert resolve("swap/m").api_url("models") == "http://gpu-box:8080/v1/models"
-    assert resolve("server/m").props_url == "http://gpu-box:8081/props"
+    assert resolve("server/m").props_url == "http://gpu-box:8081/props?model=m"  # the model's own in router mode
     assert resolve("ds/deepseek-chat").chat_completions_url == "https://api.deepseek.com/chat/completions"
     assert resolve("ds/deepseek-chat").props_url is None
     assert resolve("oai/gpt-x").chat_completions_url == "https://api.example.com/v1/chat/completions"
