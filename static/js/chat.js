@@ -193,9 +193,14 @@
     window.scrollTo({ top: page.scrollHeight, behavior: "instant" });
     if (jump) jump.hidden = true;
   }
+  // Only the reader moves the page up (growing content and BooChat's own scrolling move it down): a
+  // move up stops following, reaching the bottom starts it again.
+  let lastY = window.scrollY;
   window.addEventListener("scroll", function () {
-    following = atBottom();
-    if (jump) jump.hidden = following;
+    if (window.scrollY < lastY - 1) following = false;
+    if (atBottom()) following = true;
+    lastY = window.scrollY;
+    if (jump) jump.hidden = following || atBottom();
   }, { passive: true });
   if (window.ResizeObserver && column) {
     new ResizeObserver(function () {

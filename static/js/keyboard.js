@@ -13,6 +13,13 @@
 
   if (opener && dialog) opener.addEventListener("click", function () { dialog.showModal(); });
 
+  // Ctrl+Enter in the home page's message box starts the chat (the chat page's own box: chat.js).
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Enter" || !(event.ctrlKey || event.metaKey)) return;
+    const box = event.target.closest ? event.target.closest("#home-composer textarea") : null;
+    if (box && box.value.trim()) { event.preventDefault(); box.form.requestSubmit(); }
+  });
+
   document.addEventListener("keydown", function (event) {
     if (event.defaultPrevented || event.ctrlKey || event.metaKey || event.altKey) return;
     if (event.key === "?" && dialog && !dialog.open && !typing(event.target)) {
