@@ -62,3 +62,4 @@ urlpatterns = [
 ]
 
 handler400 = views.bad_request
+handler500 = views.server_error

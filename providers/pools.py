@@ -1,10 +1,10 @@
 """Model pools: a pool's model is served by one of its members, chosen for each request.
 
-Order: members whose provider is disabled are skipped; first the member that served the
-conversation's previous turn, while its model is loaded there (its KV cache is); then members whose
-model is loaded now (no swap); then members whose host has nothing loaded; then the list order; last
-the members whose host is down as its last model list says (it may have come back since; the list
-is refreshed in the background). The others follow as fallbacks, tried when the chosen one fails
+Order (docs/wire.md, "Pools"): members whose provider is disabled are skipped; first the member that
+served the conversation's previous turn, while its model is loaded there (its KV cache is); then
+members whose model is loaded now (no swap); then members whose host has nothing loaded; then the
+list order; last the members whose host is down as its last model list says (it may have come back
+since; the list is refreshed in the background). The others follow as fallbacks, tried when the chosen one fails
 before answering (boochat.proxy). Nothing here asks a host: the choice reads the cached model lists.
 """
 

@@ -21,6 +21,7 @@ from django.db import DatabaseError, transaction
 from django.db.models import Case, TextField, Value, When
 from django.utils import timezone
 
+from boochat.chat.orphans import STOPPED_ERROR
 from boochat.database import release_connection
 from boochat.models import ArenaAnswer, Message, MessageState
 from providers.models import Provider
@@ -119,7 +120,7 @@ def interrupt_stale_answers(model: type[Message] | type[ArenaAnswer], **filters:
         if a.updated_at < quiet_since - timedelta(seconds=read_timeouts.get(a.provider, 600.0))
     ]
     return model.objects.filter(pk__in=stale, state=MessageState.STREAMING).update(
-        state=MessageState.INTERRUPTED, error="BooChat stopped while this answer was streaming; what arrived is kept.",
+        state=MessageState.INTERRUPTED, error=STOPPED_ERROR,
     )
 
 

@@ -12,8 +12,9 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
-from boochat import database
+from boochat import database, inflight
 from boochat.chat.autosave import partial_answers
+from boochat.chat.orphans import STOPPED_ERROR, streaming
 from boochat.chat.turns import Turn
 from boochat.models import ArenaAnswer, ChatSession, Message, MessageState
 from boochat.sse import StreamAccumulator
@@ -61,6 +62,8 @@ async def relay_stream(route: Route, response: UpstreamResponse, answer: Message
     last_note = time.monotonic()
     received, limit = 0, settings.BOOCHAT_MAX_ANSWER_BYTES
     stopped: tuple[str, str] | None = None  # BooChat stops the stream itself: (error type, message)
+    saved = inflight.relay_started()  # a worker that stops waits for this answer's save
+    streaming.add(answer)  # listed for a sweep, should this process die (boochat.chat.orphans)
     try:
         async for chunk in response.chunks():
             received += len(chunk)
@@ -93,6 +96,10 @@ async def relay_stream(route: Route, response: UpstreamResponse, answer: Message
         else:
             error, kind = f"Lost the connection to {name} mid-answer ({exc.cause_name}).", "upstream_disconnected"
         yield b"data: " + json_bytes({"error": {"message": error, "type": kind}}) + b"\n\n"
+    except (asyncio.CancelledError, GeneratorExit):  # the browser left, or this worker is stopping
+        if inflight.stopping():
+            error = STOPPED_ERROR
+        raise
     finally:
         # Runs also when the browser goes away (the task is cancelled): closing the upstream
         # response closes its connection, so the host stops generating.
@@ -103,7 +110,13 @@ async def relay_stream(route: Route, response: UpstreamResponse, answer: Message
             if record_outcome(answer, acc, state, error) and on_end is not None:
                 on_end(acc, state, error)
 
-        await asyncio.shield(database.run(save))
+        def saved_or_not(_: object) -> None:
+            inflight.relay_ended(saved)
+            streaming.discard(answer)
+
+        saving = asyncio.ensure_future(database.run(save))
+        saving.add_done_callback(saved_or_not)
+        await asyncio.shield(saving)  # a stopping worker waits for it (boochat.asgi)
 
 
 def relay(turn: Turn) -> AsyncIterator[bytes]:

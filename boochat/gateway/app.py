@@ -30,7 +30,7 @@ from django.conf import settings
 from django.http.request import split_domain_port, validate_host
 from django.utils import timezone
 
-from boochat import database
+from boochat import database, outages
 from boochat.gateway.keys import active_keys, hash_key
 from boochat.models import GatewayKey
 from boochat.proxy import (
@@ -118,6 +118,12 @@ def error(status: int, message: str, *, type: str = "invalid_request_error", par
           code: str | None = None, headers: dict[str, str] | None = None) -> Reply:
     """OpenAI's error envelope."""
     return json_reply({"error": {"message": message, "type": type, "param": param, "code": code}}, status, headers)
+
+
+def unavailable(service: str) -> Reply:
+    """503 in OpenAI's envelope: BooChat's database or cache (boochat.outages) cannot be reached."""
+    return error(503, outages.unavailable_message(service), type="server_error", code=f"{service}_unavailable",
+                 headers={"Retry-After": str(outages.RETRY_AFTER_SECONDS)})
 
 
 async def _current(snapshot: Snapshot[Any]) -> Any:
@@ -456,9 +462,13 @@ async def application(scope: dict[str, Any], receive: Callable[[], Awaitable[dic
     secure = _is_secure(scope, headers)
     try:
         reply = await dispatch(scope, receive, headers, secure)
-    except Exception:
-        logger.exception("Internal Server Error: %s", _escaped(scope["path"]))
-        reply = error(500, "BooChat failed on this request; the error is in its log.", type="server_error")
+    except Exception as exc:
+        if service := outages.service_down(exc):
+            logger.error("Service Unavailable: %s: the %s: %s", _escaped(scope["path"]), service, exc)
+            reply = unavailable(service)
+        else:
+            logger.exception("Internal Server Error: %s", _escaped(scope["path"]))
+            reply = error(500, "BooChat failed on this request; the error is in its log.", type="server_error")
     if reply is None:
         return  # the client left before its request was complete
     if isinstance(reply, StreamReply):

@@ -198,7 +198,7 @@ class FakeLlamaSwap(FakeHost):
         return Response(200, b"OK", "text/plain; charset=utf-8")
 
     def faulty(self, request: RecordedRequest) -> Response | Stream:
-        """Every way a host has been seen to fail (DESIGN.md wire facts and the captures)."""
+        """Every way a host has been seen to fail (docs/wire.md and the captures)."""
         fault = self.fault
         events = self.stream_events("qwen3-8b", include_usage=True)
         if fault == "500":  # llama-server's own error shape
