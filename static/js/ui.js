@@ -42,6 +42,15 @@
     open.querySelector("summary").focus();
   }, true);
 
+  // A Close button in a panel (the chat's settings) closes the <details> around it.
+  document.addEventListener("click", function (event) {
+    const close = event.target.closest && event.target.closest("[data-closes=details]");
+    const panel = close && close.closest("details");
+    if (!panel) return;
+    panel.open = false;
+    panel.querySelector("summary").focus();
+  });
+
   // A menu item that closes its menu once used (Pin, Export): the page changes or the file comes.
   document.addEventListener("click", function (event) {
     const item = event.target.closest && event.target.closest("a.menu-item[download]");

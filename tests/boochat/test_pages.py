@@ -91,3 +91,14 @@ def test_the_home_page_message_box_starts_a_chat_that_sends_it(user_client, host
     assert "data-autosend" in body and ">Hello there</textarea>" in body
     again = user_client.get(response["Location"]).content.decode()  # sent once: a reload does not send it again
     assert "data-autosend" not in again and "></textarea>" in again
+
+
+def test_error_pages_use_the_apps_layout(user_client, rf):
+    from django.views.defaults import server_error
+
+    missing = user_client.get("/no/such/page/")
+    body = missing.content.decode()
+    assert missing.status_code == 404 and "Page not found" in body and 'class="topbar"' in body
+    failed = server_error(rf.get("/"))  # rendered without a context, as Django does after an exception
+    assert failed.status_code == 500 and "Something went wrong" in failed.content.decode()
+    assert 'href="/static/css/app' in failed.content.decode()
