@@ -26,20 +26,22 @@
   // The conversation as the server saved it.
   async function refreshMessages() {
     if (window.htmx) {
-      await htmx.ajax("GET", window.location.pathname, { target: "#messages", select: "#messages", swap: "outerHTML" });
+      // Each request names its own source: from <body> (htmx's default) a title still being written
+      // would make htmx drop this one, and the answer would stay as streamed.
+      await htmx.ajax("GET", window.location.pathname, { source: "#messages", target: "#messages", select: "#messages", swap: "outerHTML" });
     }
   }
 
   async function refreshContextUsage() {
     if (document.getElementById("context-usage") && window.htmx) {
-      await htmx.ajax("GET", window.location.pathname, { target: "#context-usage", select: "#context-usage", swap: "outerHTML" });
+      await htmx.ajax("GET", window.location.pathname, { source: "#context-usage", target: "#context-usage", select: "#context-usage", swap: "outerHTML" });
     }
   }
 
   async function maybeTitle() {
     const title = document.getElementById("session-title");
     if (title && "untitled" in title.dataset && window.htmx) {
-      await htmx.ajax("POST", composer.dataset.titleUrl, { target: "#session-title", swap: "outerHTML" });
+      await htmx.ajax("POST", composer.dataset.titleUrl, { source: "#session-title", target: "#session-title", swap: "outerHTML" });
     }
   }
 
@@ -132,6 +134,19 @@
       const target = last && (last.querySelector(".branch-nav button:not([disabled])") || last.querySelector("summary, button"));
       if (target) target.focus();
     });
+  });
+
+  // An answer's Edit opens its question's edit box (without this script the link leads to it).
+  document.addEventListener("click", function (event) {
+    const link = event.target.closest ? event.target.closest("[data-edits]") : null;
+    const question = link && document.querySelector(link.dataset.edits);
+    const details = question && question.querySelector("details.edit-question");
+    if (!details) return;
+    event.preventDefault();
+    details.open = true;
+    const box = details.querySelector("textarea");
+    box.focus();
+    box.setSelectionRange(box.value.length, box.value.length);
   });
 
   // Copy a whole answer's Markdown: the icon button says so in its name and its icon.
