@@ -227,3 +227,27 @@ def test_a_question_keeps_its_line_breaks_and_indentation(asgi_page, asgi_server
         expect(page.locator("article.message.assistant .markdown")).to_have_text("Because.", timeout=10000)
         asked = page.locator("article.message.user .content").last
         assert asked.inner_text() == question  # and as saved
+
+
+def test_without_javascript_menus_delete_and_the_model_chip_still_work(browser, asgi_server, hosts, django_user_model):
+    context = browser.new_context(java_script_enabled=False)
+    page = context.new_page()
+    django_user_model.objects.create_user("bob", password="correct horse battery staple")
+    page.goto(f"{asgi_server.url}/accounts/login/")
+    page.get_by_label("Username").fill("bob")
+    page.get_by_label("Password").fill("correct horse battery staple")
+    page.get_by_role("button", name="Log in").click()
+    chat = ChatSession.objects.create(user=User.objects.get(username="bob"), model_id="sam-desktop/qwen3-8b", title="Plain")
+    page.goto(f"{asgi_server.url}{chat.get_absolute_url()}")
+    page.get_by_role("button", name="Model: sam-desktop/qwen3-8b").click()  # a <details>: opens without a script
+    page.get_by_label("Model", exact=True).select_option("embedding/qwen3-8b")
+    page.get_by_role("button", name="Use this model").click()
+    chat.refresh_from_db()
+    assert chat.model_id == "embedding/qwen3-8b"
+    page.get_by_role("button", name="Chat actions").click()
+    page.get_by_role("link", name="Delete…").click()  # the confirmation page, where the script would ask in a dialog
+    expect(page.get_by_role("heading", name="Delete “Plain”?")).to_be_visible()
+    page.get_by_role("button", name="Delete chat").click()
+    expect(page.get_by_text("Deleted “Plain”.")).to_be_visible()
+    assert not ChatSession.objects.filter(pk=chat.pk).exists()
+    context.close()
