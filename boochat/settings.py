@@ -242,6 +242,11 @@ LLAMA_SIDECAR_URL = env_str("LLAMA_SIDECAR_URL")
 # Chat: the model for titles (composite id; empty: the session's own model), and for compaction
 # summaries ("" = the session's model, "task" = the task model, or a composite id).
 BOOCHAT_TASK_MODEL = env_str("BOOCHAT_TASK_MODEL")
+# The model new chats start with for users who have used none yet (composite id; empty: the model marked
+# "default for new chats" in admin or the provider file). See boochat/chat/starting_model.py.
+BOOCHAT_DEFAULT_MODEL = env_str("BOOCHAT_DEFAULT_MODEL")
+# Days a deleted chat stays in the trash (restorable) before it is deleted for good; 0: at once, no undo.
+BOOCHAT_TRASH_DAYS = env_int("BOOCHAT_TRASH_DAYS", 30)
 BOOCHAT_SUMMARY_MODEL = env_str("BOOCHAT_SUMMARY_MODEL")
 # Seconds a title waits for its host (a hung host must not hold the request for the read timeout).
 BOOCHAT_TASK_TIMEOUT = env_int("BOOCHAT_TASK_TIMEOUT", 20)

@@ -18,13 +18,14 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
 from boochat import outages
+from boochat.chat.starting_model import starting_model
 from boochat.gateway import app as gateway
 from boochat.models import ChatSession, Preset
-from providers import control
+from providers import control, pools
 from providers.catalog import load_catalog
-from providers.models import Provider
+from providers.models import Provider, ProviderKind
 from providers.routing import RoutingError, endpoint_for
-from settings_app.models import Favorite, UserSettings
+from settings_app.models import Favorite
 from settings_app.picker import build_picker
 from settings_app.requests import HtmxHttpRequest
 from settings_app.views import api_login_required
@@ -33,16 +34,12 @@ from settings_app.views import api_login_required
 @require_GET
 def home(request: HtmxHttpRequest) -> TemplateResponse:
     """The start page: a message box that starts a chat, recent chats, favorites and the hosts."""
-    favorite_ids = Favorite.objects.ids_for(request.user)
-    choices = build_picker(load_catalog(), favorite_ids, chat=True)
-    # The model a new chat gets (boochat.chat.library_views.chat_new), shown on the chip.
-    selected = (UserSettings.for_user(request.user).default_model or next(iter(favorite_ids), "")
-                or next((row.model.id for group in choices.groups for row in group.rows), ""))
+    chat_picker = build_picker(load_catalog(), Favorite.objects.ids_for(request.user), chat=True)
     return TemplateResponse(request, "home.html", {
         "providers": Provider.objects.all(),
-        "picker": choices,
-        "selected": selected,
-        "recent": ChatSession.objects.for_user(request.user).only("id", "title")[:5],
+        "picker": chat_picker,
+        "selected": starting_model(request.user, chat_picker),  # the model a new chat gets, shown on the chip
+        "recent": ChatSession.objects.for_user(request.user).listed().only("id", "title")[:5],
         "presets": Preset.objects.filter(user=request.user).exclude(name=""),
     })
 
@@ -56,6 +53,8 @@ def picker(request: HtmxHttpRequest) -> TemplateResponse:
         "picker": build_picker(catalog, favorite_ids, request.GET.get("q", "")),
         "may_control": may_control_models(request.user),
         "controlled": {p.slug for p in catalog.providers if control.offered(p)},
+        # Which member each pool's model would be sent to now (no host is asked: the cached lists).
+        "pools_now": {p.slug: pools.members_now(p.slug) for p in catalog.providers if p.kind == ProviderKind.POOL},
     })
 
 

@@ -19,11 +19,20 @@ from boochat.chat import attachments
 from boochat.chat.autosave import interrupt_stale_answers
 from boochat.chat.branches import Tree, page_of
 from boochat.chat.forms import ChatSettingsForm
-from boochat.chat.library_views import chat_list, draft_key
+from boochat.chat.library_views import draft_key, sidebar
 from boochat.chat.prompt import estimated_tokens_of, latest_compaction
 from boochat.chat.relay import relay
+from boochat.chat.starting_model import starting_model
 from boochat.chat.titles import generate_title
-from boochat.chat.turns import NewTurn, begin_edit, begin_regenerate, begin_turn, start_turn
+from boochat.chat.turns import (
+    CannotContinue,
+    NewTurn,
+    begin_continue,
+    begin_edit,
+    begin_regenerate,
+    begin_turn,
+    start_turn,
+)
 from boochat.models import Attachment, ChatSession, Message
 from boochat.proxy import UpstreamError, sse_response
 from providers.capabilities import Reasoning, reasoning_for
@@ -99,15 +108,19 @@ def chat_session(request: HtmxHttpRequest, pk: int) -> HttpResponseBase:
             selected = normalize_model_id(session.model_id)
         except RoutingError:
             selected = session.model_id
+        picker = build_picker(catalog, Favorite.objects.ids_for(request.user), chat=True)
         context.update({
-            "sessions": chat_list(request),
+            **sidebar(request, session),
+            "import_model": starting_model(request.user, picker),
             "later_url": (f"{session.get_absolute_url()}?before={page.later_before}" if page.later_before
                           else session.get_absolute_url()) if page.later else "",
             "compactions": list(session.compactions.all()),
-            "picker": build_picker(catalog, Favorite.objects.ids_for(request.user), chat=True),
+            "picker": picker,
             "selected": selected,
             "usage": _context_usage(session, branch_ids),
             "settings_form": ChatSettingsForm.for_session(session, _reasoning(session)),
+            "shares": list(session.shares.filter(revoked_at__isnull=True)),
+            "trash_days": settings.BOOCHAT_TRASH_DAYS,
             "draft": request.session.pop(draft_key(session.pk), ""),
         })
         response = TemplateResponse(request, "chat.html", context)
@@ -150,7 +163,8 @@ def chat_set_model(request: HtmxHttpRequest, pk: int) -> HttpResponseBase:
 
 
 def _owned_message(request: HtmxHttpRequest, pk: int, **conditions: object) -> Message:
-    return get_object_or_404(Message.objects.select_related("session"), pk=pk, session__user=request.user, **conditions)
+    return get_object_or_404(Message.objects.select_related("session"), pk=pk, session__user=request.user,
+                             session__deleted_at__isnull=True, **conditions)
 
 
 @require_GET
@@ -245,6 +259,15 @@ def _begin_regenerate(request: HtmxHttpRequest, pk: int) -> tuple[ChatSession, N
     return session, _begin(request, session, lambda _: begin_regenerate(session, answer, model_id), question=False)
 
 
+def _begin_continue(request: HtmxHttpRequest, pk: int) -> tuple[ChatSession, NewTurn | HttpResponseBase]:
+    answer = _owned_message(request, pk, role=Message.Role.ASSISTANT)
+    session = answer.session
+    try:
+        return session, _begin(request, session, lambda _: begin_continue(session, answer), question=False)
+    except CannotContinue as exc:
+        return session, _send_error(request, session, 409, f"Not continued: {exc}")
+
+
 async def _send(request: HtmxHttpRequest, begin: Callable[[HtmxHttpRequest, int], tuple[ChatSession, NewTurn | HttpResponseBase]],
                 pk: int) -> HttpResponseBase:
     # One trip to a thread for the login, the chat and the turn; the connection goes back to the pool
@@ -266,6 +289,13 @@ async def chat_edit(request: HtmxHttpRequest, pk: int) -> HttpResponseBase:
     """Send an edited question in place of message `pk`; the earlier question and its answers stay,
     as an earlier branch."""
     return await _send(request, _begin_edit, pk)
+
+
+@require_POST
+async def chat_continue(request: HtmxHttpRequest, pk: int) -> HttpResponseBase:
+    """Have the host go on with answer `pk` (stopped, or cut by the length limit) from its saved text;
+    what it writes is added to the same answer."""
+    return await _send(request, _begin_continue, pk)
 
 
 @require_http_methods(["GET", "POST"])
@@ -360,7 +390,8 @@ async def chat_title(request: HtmxHttpRequest, pk: int) -> HttpResponseBase:
 def chat_attachment(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """A file attached to one of the user's questions: an image as it was sent, a text file or PDF as
     the text the model got."""
-    attachment = get_object_or_404(Attachment, pk=pk, message__session__user=request.user)
+    attachment = get_object_or_404(Attachment, pk=pk, message__session__user=request.user,
+                                   message__session__deleted_at__isnull=True)
     if attachment.is_image:
         response = HttpResponse(bytes(attachment.data), content_type=attachment.media_type)
     else:

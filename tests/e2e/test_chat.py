@@ -90,12 +90,9 @@ def test_rename_in_place_then_delete(asgi_page, asgi_server):
     expect(page.locator("#session-title")).to_have_text("Tides")
     expect(page.locator(f"#session-link-{chat.pk}")).to_have_text("Tides")  # the list, without a reload
     page.get_by_role("button", name="Chat actions").click()
-    page.get_by_role("link", name="Delete…").click()  # asks in the page (the link's page without JavaScript)
-    dialog = page.get_by_role("dialog", name="Delete “Tides”?")
-    expect(dialog).to_be_visible()
-    dialog.get_by_role("button", name="Delete chat").click()
-    expect(page.get_by_text("Deleted “Tides”.")).to_be_visible()
-    assert not ChatSession.objects.exists()
+    page.get_by_role("button", name="Delete chat").click()  # to the trash, with Undo: no page asks first
+    expect(page.get_by_text("Moved “Tides” to the trash")).to_be_visible()
+    assert ChatSession.objects.in_trash(chat.user).get() == chat
 
 
 def test_a_refused_answer_shows_its_model_and_host_at_once(asgi_page, asgi_server):
