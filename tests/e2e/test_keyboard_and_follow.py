@@ -229,7 +229,7 @@ def test_a_question_keeps_its_line_breaks_and_indentation(asgi_page, asgi_server
         assert asked.inner_text() == question  # and as saved
 
 
-def test_without_javascript_menus_delete_and_the_model_chip_still_work(browser, asgi_server, hosts, django_user_model):
+def test_without_javascript_menus_the_model_chip_and_delete_with_undo_still_work(browser, asgi_server, hosts, django_user_model):
     context = browser.new_context(java_script_enabled=False)
     page = context.new_page()
     django_user_model.objects.create_user("bob", password="correct horse battery staple")
@@ -245,9 +245,9 @@ def test_without_javascript_menus_delete_and_the_model_chip_still_work(browser, 
     chat.refresh_from_db()
     assert chat.model_id == "embedding/qwen3-8b"
     page.get_by_role("button", name="Chat actions").click()
-    page.get_by_role("link", name="Delete…").click()  # the confirmation page, where the script would ask in a dialog
-    expect(page.get_by_role("heading", name="Delete “Plain”?")).to_be_visible()
-    page.get_by_role("button", name="Delete chat").click()
-    expect(page.get_by_text("Deleted “Plain”.")).to_be_visible()
-    assert not ChatSession.objects.filter(pk=chat.pk).exists()
+    page.get_by_role("button", name="Delete chat").click()  # to the trash, with Undo in the list
+    expect(page.get_by_text("Moved “Plain” to the trash")).to_be_visible()
+    assert ChatSession.objects.in_trash(chat.user).get() == chat
+    page.get_by_role("button", name="Undo delete").click()
+    expect(page.get_by_text("Restored 1 chat.")).to_be_visible()
     context.close()
