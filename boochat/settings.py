@@ -258,6 +258,8 @@ BOOCHAT_GATEWAY_OPEN = env_bool("BOOCHAT_GATEWAY_OPEN", False)
 # Web pages at these origins (scheme://host[:port]) may call the gateway from a browser (CORS);
 # a browser's request from any other site is refused.
 BOOCHAT_GATEWAY_ALLOWED_ORIGINS = env_list("BOOCHAT_GATEWAY_ALLOWED_ORIGINS", "")
+# Seconds a /v1/responses answer is kept (per key) for a follow-up's `previous_response_id`; 0: none kept.
+BOOCHAT_RESPONSES_TTL = env_int("BOOCHAT_RESPONSES_TTL", 3600)
 # Seconds a request's body may take to arrive in full; slower gets 408.
 BOOCHAT_BODY_TIMEOUT = env_int("BOOCHAT_BODY_TIMEOUT", 30)
 # Largest request body (chat bodies with long histories or images are big); larger gets a 413. A chat

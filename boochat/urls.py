@@ -70,6 +70,9 @@ urlpatterns = [
     path("v1/chat/completions", gateway_views.v1, name="gateway_chat_completions"),
     path("v1/completions", gateway_views.v1, name="gateway_completions"),
     path("v1/embeddings", gateway_views.v1, name="gateway_embeddings"),
+    path("v1/responses", gateway_views.v1, name="gateway_responses"),
+    path("v1/messages", gateway_views.v1, name="gateway_messages"),
+    path("v1/messages/count_tokens", gateway_views.v1, name="gateway_count_tokens"),
     path("v1/<path:rest>", gateway_views.v1),  # anything else: the gateway's own 404
 ]
 
