@@ -195,6 +195,7 @@ def test_the_model_picker_ranks_exact_names_first_finds_hosts_by_name_and_fits_a
         expect(page.locator("#session-model")).to_be_in_viewport(ratio=1)  # the list opens where it is seen
         with page.expect_response(lambda response: response.url.endswith(f"/chat/{chat.pk}/model")):
             search.press("Enter")
+        expect(page.get_by_role("button", name="Model: beta/qwen3-8b")).to_be_visible()  # the page reloaded with it
     chat.refresh_from_db()
     assert chat.model_id == "beta/qwen3-8b"
 
