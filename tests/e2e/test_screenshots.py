@@ -3,7 +3,6 @@ docs/screenshots/; an ordinary test run takes them too (the pages must render) b
 temporary folder."""
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -85,10 +84,6 @@ def test_screenshots(asgi_page, asgi_server, hosts, folder):
                     page.evaluate("document.activeElement.blur()")  # no focus ring in the picture
                 page.screenshot(path=folder / f"{name}-{device}-{scheme}.png")
 
-    # The names the README shows.
-    for legacy, source in {"picker": "models-desktop-light", "chat": "chat-desktop-light", "phone": "chat-phone-light",
-                           "dark": "chat-desktop-dark", "arena": "arena-desktop-light"}.items():
-        shutil.copyfile(folder / f"{source}.png", folder / f"{legacy}.png")
     for name in pages:
         for device in sizes:
             for scheme in ("light", "dark"):
