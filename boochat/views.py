@@ -34,12 +34,12 @@ from settings_app.views import api_login_required
 
 @require_GET
 def home(request: HtmxHttpRequest) -> TemplateResponse:
-    """The start page: start a chat (or go back to a recent one), then the configured providers."""
+    """The start page: a message box that starts a chat, recent chats, favorites and the hosts."""
     chat_picker = build_picker(catalog_for(request.user.pk), Favorite.objects.ids_for(request.user), chat=True)
     return TemplateResponse(request, "home.html", {
         "providers": Provider.objects.all(),
         "picker": chat_picker,
-        "selected": starting_model(request.user, chat_picker),
+        "selected": starting_model(request.user, chat_picker),  # the model a new chat gets, shown on the chip
         "recent": ChatSession.objects.for_user(request.user).listed().only("id", "title")[:5],
         "presets": Preset.objects.filter(user=request.user).exclude(name=""),
     })

@@ -86,12 +86,21 @@ def chat_new(request: HtmxHttpRequest) -> HttpResponseBase:
     empty = (ChatSession.objects.for_user(request.user).filter(archived_at__isnull=True, messages__isnull=True, title="")
              .order_by("-id").first())
     if empty is None:
-        return redirect(ChatSession.objects.create(user=request.user, **fields))
-    for name, value in fields.items():
-        setattr(empty, name, value)
-    empty.folder = None
-    empty.save(update_fields=[*fields, "folder", "updated_at"])
-    return redirect(empty)
+        session = ChatSession.objects.create(user=request.user, **fields)
+    else:
+        for name, value in fields.items():
+            setattr(empty, name, value)
+        empty.folder = None
+        empty.save(update_fields=[*fields, "folder", "updated_at"])
+        session = empty
+    if content := request.POST.get("content", "").strip():  # the home page's message box: sent from the chat page
+        request.session[draft_key(session.pk)] = content
+    return redirect(session)
+
+
+def draft_key(pk: int) -> str:
+    """Where a question typed on the home page waits for its chat's page to send it."""
+    return f"boochat-draft-{pk}"
 
 
 @require_POST

@@ -19,7 +19,7 @@ from boochat.chat import attachments
 from boochat.chat.autosave import interrupt_stale_answers
 from boochat.chat.branches import Tree, page_of
 from boochat.chat.forms import ChatSettingsForm
-from boochat.chat.library_views import sidebar
+from boochat.chat.library_views import draft_key, sidebar
 from boochat.chat.prompt import estimated_tokens_of, latest_compaction
 from boochat.chat.relay import relay
 from boochat.chat.starting_model import starting_model
@@ -123,6 +123,7 @@ def chat_session(request: HtmxHttpRequest, pk: int) -> HttpResponseBase:
             "settings_form": ChatSettingsForm.for_session(session, _reasoning(session)),
             "shares": list(session.shares.filter(revoked_at__isnull=True)),
             "trash_days": settings.BOOCHAT_TRASH_DAYS,
+            "draft": request.session.pop(draft_key(session.pk), ""),
         })
         response = TemplateResponse(request, "chat.html", context)
     patch_vary_headers(response, ["HX-Request"])
