@@ -72,7 +72,7 @@ async def relay_stream(route: Route, response: UpstreamResponse, answer: Message
     streaming.add(answer)  # listed for a sweep, should this process die (boochat.chat.orphans)
     try:
         async for chunk in response.chunks():
-            if meter is not None:
+            if meter is not None and not received:
                 meter.first_byte()
             received += len(chunk)
             if received > limit:  # stored answers stay bounded

@@ -88,10 +88,11 @@ class StreamReply:
                 yield chunk
             return
         # Whole lines only: a `model` field is never cut in two, and each line is passed on at once.
-        pending = b""
+        pending, waiting = b"", self.meter is not None  # for the first byte
         async for chunk in self.response.chunks():
-            if self.meter is not None:
+            if waiting and self.meter is not None:
                 self.meter.first_byte()
+                waiting = False
             pending += chunk
             cut = pending.rfind(b"\n") + 1
             if cut:
