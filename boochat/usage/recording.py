@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import queue
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from providers.access import access_for, check_model
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 500
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")  # PostgreSQL refuses NUL; no database encodes a lone surrogate
 # An answer's status in its record: as an HTTP reply's would be.
 STATUS_STOPPED = 499  # stopped (Stop, the tab closed) before it was complete
 STATUS_FAILED = 502  # the host failed
@@ -186,8 +188,9 @@ class Recorder:
         users = set(get_user_model().objects.filter(pk__in={u.user_id for u in batch}).values_list("pk", flat=True))
         keys = set(GatewayKey.objects.filter(pk__in={u.key_id for u in batch}).values_list("pk", flat=True))
         UsageRecord.objects.bulk_create(UsageRecord(
-            at=u.at, user_id=u.user_id if u.user_id in users else None, key_id=u.key_id if u.key_id in keys else None, source=u.source, endpoint=u.endpoint[:40],
-            model_id=u.model_id[:330], served_by=u.served_by[:330], prompt_tokens=u.prompt_tokens,
+            at=u.at, user_id=u.user_id if u.user_id in users else None, key_id=u.key_id if u.key_id in keys else None,
+            source=u.source, endpoint=storable(u.endpoint)[:40], model_id=storable(u.model_id)[:330],
+            served_by=storable(u.served_by)[:330], prompt_tokens=u.prompt_tokens,
             completion_tokens=u.completion_tokens, cached_tokens=u.cached_tokens, ttfb_ms=u.ttfb_ms,
             duration_ms=u.duration_ms, status=u.status) for u in batch)
         tokens: dict[str, int] = {}
@@ -233,6 +236,12 @@ recorder = Recorder()
 def record(use: Use) -> None:
     """Hand a record to this process's writer."""
     recorder.record(use)
+
+
+def storable(text: str) -> str:
+    """`text` as every database stores it: a model id a client sent may hold anything, and one record
+    that cannot be written would lose its whole batch."""
+    return _UNSTORABLE.sub("\ufffd", text)
 
 
 def prune(days: int | None = None) -> int:

@@ -97,5 +97,11 @@ def csv_lines(records: QuerySet[UsageRecord]) -> Iterator[str]:
     for row in export_rows(records):
         buffer.seek(0)
         buffer.truncate()
-        writer.writerow(row)
+        writer.writerow([_inert(cell) for cell in row])
         yield buffer.getvalue()
+
+
+def _inert(cell: Any) -> Any:
+    """A text cell a spreadsheet would run as a formula (a model id a client sent, "=HYPERLINK(...)"),
+    quoted so it is shown as text."""
+    return f"'{cell}" if isinstance(cell, str) and cell[:1] in ("=", "+", "-", "@", "\t", "\r") else cell

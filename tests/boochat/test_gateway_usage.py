@@ -6,6 +6,7 @@ import time
 import httpx
 import openai
 import pytest
+from django.utils import timezone
 
 from boochat.gateway.keys import create_key
 from boochat.models import UsageRecord
@@ -106,3 +107,22 @@ def test_the_usage_page_and_csv_show_the_gateways_records(sdk, hosts, alice, cli
     assert sum(bar.tokens for bar in page.context_data["chart"]) == 64 + 29
     csv = b"".join(client.get("/settings/usage/?period=30d&format=csv").streaming_content).decode().splitlines()
     assert csv[0].startswith("at,user,key,source") and len(csv) == 3 and all(",alice," in line for line in csv[1:])
+
+
+def test_a_model_id_no_database_stores_loses_no_record(asgi_server, hosts, alice, alice_key):
+    auth = {"Authorization": f"Bearer {alice_key[1]}"}
+    for model in ("sam-desktop/a\u0000b", "=HYPERLINK(\"http://x\")/m"):
+        response = httpx.post(f"{asgi_server.url}/v1/chat/completions", headers=auth,
+                              json={"model": model, "messages": [{"role": "user", "content": "hi"}]})
+        assert response.status_code in (400, 404)
+    httpx.post(f"{asgi_server.url}/v1/chat/completions", headers=auth,
+               json={"model": "sam-desktop/qwen3-30b", "messages": [{"role": "user", "content": "hi"}]})
+    records = records_of(alice, 3)
+    assert [r.model_id for r in records] == ["sam-desktop/a\ufffdb", "=HYPERLINK(\"http://x\")/m", "sam-desktop/qwen3-30b"]
+
+
+def test_the_csv_export_quotes_cells_a_spreadsheet_would_run(alice, client):
+    UsageRecord.objects.create(at=timezone.now(), user=alice, source="gateway", model_id="=cmd|'/c calc'!A1", status=400)
+    client.force_login(alice)
+    csv = b"".join(client.get("/settings/usage/?format=csv").streaming_content).decode()
+    assert ",'=cmd|'/c calc'!A1," in csv
