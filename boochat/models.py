@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import User
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Exists, OuterRef
 from django.urls import reverse
@@ -57,6 +58,7 @@ class Folder(models.Model):
 
 
 TITLE_MAX_LENGTH = 200
+MAX_SCOPE_PATTERNS = 100  # model patterns one gateway key's scope holds
 
 
 class ChatSession(models.Model):
@@ -309,6 +311,18 @@ class GatewayKey(LimitFields):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
+
+    def clean(self) -> None:
+        from providers.access import parse_patterns
+
+        if not isinstance(self.scope, list) or not all(isinstance(p, str) for p in self.scope):
+            raise ValidationError({"scope": 'A list of model patterns: ["provider/*", "pool/model"], or [] for all.'})
+        if len(self.scope) > MAX_SCOPE_PATTERNS:
+            raise ValidationError({"scope": f"At most {MAX_SCOPE_PATTERNS} patterns."})
+        try:
+            parse_patterns(self.scope)
+        except ValueError as exc:
+            raise ValidationError({"scope": str(exc)}) from None
 
     @property
     def is_active(self) -> bool:

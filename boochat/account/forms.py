@@ -7,6 +7,7 @@ from datetime import datetime, time, timedelta
 from django import forms
 from django.utils import timezone
 
+from boochat.models import MAX_SCOPE_PATTERNS
 from providers.access import parse_patterns
 
 MAX_KEYS = 50  # active keys one user keeps
@@ -39,6 +40,9 @@ class KeyForm(forms.Form):
 
     def clean_scope(self) -> list[str]:
         try:
-            return list(parse_patterns(self.cleaned_data["scope"]))
+            patterns = list(parse_patterns(self.cleaned_data["scope"]))
         except ValueError as exc:
             raise forms.ValidationError(str(exc)) from None
+        if len(patterns) > MAX_SCOPE_PATTERNS:
+            raise forms.ValidationError(f"At most {MAX_SCOPE_PATTERNS} patterns.")
+        return patterns

@@ -155,3 +155,16 @@ def test_the_migration_gives_each_key_to_whoever_made_it_or_the_first_superuser(
     assert GatewayKey.objects.get(pk=made.pk).user.username == "maker"
     assert GatewayKey.objects.get(pk=orphan.pk).user.username == "first-superuser"
     assert not GatewayKey.objects.filter(revoked_at__isnull=False).exists()
+
+
+@pytest.mark.parametrize("scope", ['{"a": 1}', '[1, 2]', '["no-slash"]', '"sam-desktop/*"'])
+def test_admin_refuses_a_scope_that_is_not_a_list_of_patterns(admin_client, django_user_model, scope):
+    root = django_user_model.objects.get(username="root")
+    response = admin_client.post("/admin/boochat/gatewaykey/add/", {"name": "x", "user": root.pk, "scope": scope})
+    assert response.status_code == 200 and "errornote" in response.content.decode()
+    assert not GatewayKey.objects.exists()
+
+
+def test_a_key_scope_past_100_patterns_is_refused(user_client):
+    response = user_client.post("/settings/keys/", {"name": "x", "scope": "\n".join(f"p{n}/*" for n in range(101))})
+    assert response.status_code == 400 and "At most 100 patterns." in response.content.decode()
