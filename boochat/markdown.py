@@ -56,6 +56,8 @@ _CLASSES = {
     "button": {"copy-code"},
     "pre": {"highlight"},
     "code": {"math-error"},
+    "th": {"align-left", "align-center", "align-right"},
+    "td": {"align-left", "align-center", "align-right"},
     "ul": {"contains-task-list"},
     "li": {"task-list-item"},
 }
@@ -142,6 +144,15 @@ def _table_close(self: Any, tokens: Sequence[Token], idx: int, options: Any, env
     return self.renderToken(tokens, idx, options, env) + "</div>\n"
 
 
+def _cell_open(self: Any, tokens: Sequence[Token], idx: int, options: Any, env: Any) -> str:
+    # A column's alignment (`|--:|`) as a class: the Content-Security-Policy drops style attributes.
+    token = tokens[idx]
+    align = str(token.attrs.pop("style", "")).removeprefix("text-align:")
+    if align in ("left", "center", "right"):
+        token.attrSet("class", f"align-{align}")
+    return self.renderToken(tokens, idx, options, env)
+
+
 def _build() -> MarkdownIt:
     # Raw HTML in the source is not passed through at all; nh3 then removes anything unsafe left.
     md = MarkdownIt("commonmark", {"html": False, "linkify": False, "breaks": True}).enable(["table", "strikethrough"])
@@ -151,6 +162,8 @@ def _build() -> MarkdownIt:
     md.use(tasklists_plugin)
     md.use(gfm_autolink_plugin)  # bare URLs (https://…, www.…) and e-mail addresses, as GitHub links them
     md.add_render_rule("fence", _fence)
+    md.add_render_rule("th_open", _cell_open)
+    md.add_render_rule("td_open", _cell_open)
     md.add_render_rule("code_block", _code_block)
     for name in ("math_inline", "math_inline_double"):
         md.add_render_rule(name, _math_display if name.endswith("double") else _math_inline)

@@ -155,12 +155,13 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
 
 REDIS_URL = env_str("REDIS_URL")
 BOOCHAT_CACHE_TIMEOUT = env_int("BOOCHAT_CACHE_TIMEOUT", 3)
+BOOCHAT_CACHE_PREFIX = env_str("BOOCHAT_CACHE_PREFIX", "boochat")
 if REDIS_URL:
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
-            "KEY_PREFIX": env_str("BOOCHAT_CACHE_PREFIX", "boochat"),
+            "KEY_PREFIX": BOOCHAT_CACHE_PREFIX,
             # Redis that is down or unreachable fails a request within seconds (a 503 that names it).
             "OPTIONS": {"socket_connect_timeout": BOOCHAT_CACHE_TIMEOUT, "socket_timeout": BOOCHAT_CACHE_TIMEOUT},
         }
@@ -299,6 +300,16 @@ BOOCHAT_MAX_FAVORITES = env_int("BOOCHAT_MAX_FAVORITES", 500)
 BOOCHAT_CATALOG_TTL = env_int("BOOCHAT_CATALOG_TTL", 15)
 # Model loads waiting or under way on one llama-swap host; past it a load is refused (503).
 BOOCHAT_MAX_WAITING_LOADS = env_int("BOOCHAT_MAX_WAITING_LOADS", 4)
+# Days usage records are kept (pruned daily); gateway requests and answers are recorded off the
+# request's path, written in batches at most this many seconds apart.
+BOOCHAT_USAGE_DAYS = env_int("BOOCHAT_USAGE_DAYS", 90)
+BOOCHAT_USAGE_FLUSH_SECONDS = env_int("BOOCHAT_USAGE_FLUSH_SECONDS", 1)
+# Off: no usage is recorded and no limit is checked (for benchmarks that compare).
+BOOCHAT_USAGE = env_bool("BOOCHAT_USAGE", True)
+BOOCHAT_USAGE_WRITER = True  # the background writer; the test suite turns it off where a test's transaction would block it
+# The gateway's address as its users should write it (https://chat.lab.example); empty: as the
+# browser reached the Connect page.
+BOOCHAT_PUBLIC_URL = env_str("BOOCHAT_PUBLIC_URL").rstrip("/")
 
 LOGGING = {
     "version": 1,

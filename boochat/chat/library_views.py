@@ -20,7 +20,7 @@ from boochat.chat.branches import Tree
 from boochat.chat.organize_views import trash, undo_offer
 from boochat.chat.starting_model import starting_model
 from boochat.models import TITLE_MAX_LENGTH, ChatSession, Folder, Message, MessageState, Preset
-from providers.catalog import load_catalog
+from providers.access import access_for, catalog_for, check_model
 from providers.routing import RoutingError
 from settings_app.models import Favorite
 from settings_app.normalize import chat_model_id
@@ -55,7 +55,7 @@ def chat_index(request: HtmxHttpRequest) -> TemplateResponse:
 
 
 def _start_page(request: HtmxHttpRequest, status: int = 200) -> TemplateResponse:
-    picker = build_picker(load_catalog(), Favorite.objects.ids_for(request.user), chat=True)
+    picker = build_picker(catalog_for(request.user.pk), Favorite.objects.ids_for(request.user), chat=True)
     # "Chat with this" on /models/ links here with the model chosen.
     starting = starting_model(request.user, picker)
     return TemplateResponse(request, "chat.html", {**sidebar(request), "session": None,
@@ -72,10 +72,10 @@ def chat_new(request: HtmxHttpRequest) -> HttpResponseBase:
     holds a message: the user's chat still empty is reused, so clicks on "+ New chat" leave no
     empty rows behind."""
     chosen = request.POST.get("model_id") or starting_model(
-        request.user, build_picker(load_catalog(), Favorite.objects.ids_for(request.user), chat=True))
+        request.user, build_picker(catalog_for(request.user.pk), Favorite.objects.ids_for(request.user), chat=True))
     presets = Preset.objects.filter(user=request.user)
     try:
-        model_id = chat_model_id(chosen)
+        model_id = check_model(access_for(request.user.pk), chat_model_id(chosen))
         preset_id = request.POST.get("preset", "")
         preset = presets.exclude(name="").filter(pk=preset_id).first() if preset_id.isdigit() else None
         if preset_id and preset is None:
@@ -89,12 +89,21 @@ def chat_new(request: HtmxHttpRequest) -> HttpResponseBase:
     empty = (ChatSession.objects.for_user(request.user).filter(archived_at__isnull=True, messages__isnull=True, title="")
              .order_by("-id").first())
     if empty is None:
-        return redirect(ChatSession.objects.create(user=request.user, **fields))
-    for name, value in fields.items():
-        setattr(empty, name, value)
-    empty.folder = None
-    empty.save(update_fields=[*fields, "folder", "updated_at"])
-    return redirect(empty)
+        session = ChatSession.objects.create(user=request.user, **fields)
+    else:
+        for name, value in fields.items():
+            setattr(empty, name, value)
+        empty.folder = None
+        empty.save(update_fields=[*fields, "folder", "updated_at"])
+        session = empty
+    if content := request.POST.get("content", "").strip():  # the home page's message box: sent from the chat page
+        request.session[draft_key(session.pk)] = content
+    return redirect(session)
+
+
+def draft_key(pk: int) -> str:
+    """Where a question typed on the home page waits for its chat's page to send it."""
+    return f"boochat-draft-{pk}"
 
 
 @require_POST
@@ -210,7 +219,7 @@ def _continue_with(request: HtmxHttpRequest) -> str:
     chat would start with); BadExport when it cannot be used."""
     chosen = request.POST.get("continue_with", "").strip()
     if not chosen:
-        return starting_model(request.user, build_picker(load_catalog(), Favorite.objects.ids_for(request.user), chat=True))
+        return starting_model(request.user, build_picker(catalog_for(request.user.pk), Favorite.objects.ids_for(request.user), chat=True))
     try:
         return chat_model_id(chosen)
     except RoutingError as exc:

@@ -19,4 +19,4 @@ def relay(turn: Turn, deadline: float | None = None) -> AsyncIterator[bytes]:
         ChatSession.objects.filter(pk=turn.answer.session_id).update(updated_at=timezone.now())
 
     return relay_stream(turn.route, turn.response, turn.answer, touch_session, (turn.prefix, turn.prefix_reasoning),
-                        deadline)
+                        deadline, meter=turn.meter)

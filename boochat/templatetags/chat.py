@@ -26,6 +26,12 @@ def get_item(mapping: dict, key: str) -> object:
     return mapping.get(key, "") if isinstance(mapping, dict) else ""
 
 
+@register.filter(name="model_name")
+def model_name(model_id: str) -> str:
+    """A composite id without its host: `sam-desktop/box2/gpt-oss-20b` is `box2/gpt-oss-20b`."""
+    return str(model_id or "").partition("/")[2] or str(model_id or "")
+
+
 @register.filter(name="by_recency")
 def by_recency(sessions: Iterable[ChatSession]) -> list[tuple[str, list[ChatSession]]]:
     """The chat list under Pinned, Today, Previous 7 days and Older (days in BOOCHAT_TIME_ZONE)."""

@@ -48,7 +48,7 @@ def test_pinned_chats_head_the_list(user_client):
     assert user_client.post(reverse("chat_pin", args=[older.pk]), {"pinned": "1"}).status_code == 302
     page = user_client.get(reverse("chat_index"))
     assert [c.title for c in page.context_data["sessions"]] == ["Older", "Newer"]
-    assert "📌" in page.content.decode()
+    assert 'title="Pinned"' in page.content.decode()
     user_client.post(reverse("chat_pin", args=[older.pk]), {"pinned": "0"})
     assert [c.title for c in user_client.get(reverse("chat_index")).context_data["sessions"]] == ["Newer", "Older"]
 
@@ -146,7 +146,7 @@ def test_the_closed_model_select_names_the_host(user_client, hosts):
 def test_home_leads_to_chatting_and_models_rows_to_a_chat_with_them(user_client, hosts):
     recent = new_session(user_client, "sam-desktop/qwen3-8b", title="Yesterday's chat")
     home = user_client.get(reverse("home")).content.decode()
-    assert home.index("Start chat") < home.index("Providers")  # chatting first, the host table below
+    assert home.index('aria-label="Start chat"') < home.index("Hosts")  # chatting first, the host table below
     assert f'href="{recent.get_absolute_url()}"' in home
 
     models = user_client.get(reverse("picker")).content.decode()

@@ -133,6 +133,16 @@ def test_the_chat_page_shows_the_rendered_answer(user_client, django_user_model)
     assert "<script>alert" not in body and "&lt;img src=x" in body
 
 
+@pytest.mark.django_db
+def test_a_tables_column_alignment_survives_the_content_security_policy(user_client, django_user_model):
+    chat = ChatSession.objects.create(user=django_user_model.objects.get(username="alice"), model_id="sam-desktop/qwen3-8b")
+    add_message(session=chat, role="user", content="Prices?")
+    add_message(session=chat, role="assistant", content="| item | price |\n|:--|--:|\n| tea | 3.50 |", model_id=chat.model_id)
+    body = user_client.get(chat.get_absolute_url()).content.decode()
+    assert '<th class="align-left">item</th>' in body and '<td class="align-right">3.50</td>' in body
+    assert "style=" not in body  # the page's CSP allows no inline style: a class carries the alignment
+
+
 def test_task_lists_show_their_boxes_without_form_controls():
     html = render_markdown("- [ ] write the test\n- [x] read the issue\n- plain item")
     assert '<ul class="contains-task-list">' in html

@@ -36,6 +36,7 @@ def test_delete_then_undo_brings_the_chat_back(logged_in_page, live_server, size
     page.set_viewport_size(size)
     doomed, _ = chats("Doomed plans", "Other")
     page.goto(f"{live_server.url}{doomed.get_absolute_url()}")
+    page.get_by_role("button", name="Chat actions").click()
     page.get_by_role("button", name="Delete chat").click()  # no page in between
 
     expect(page.get_by_text("Moved “Doomed plans” to the trash")).to_be_visible()
