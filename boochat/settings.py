@@ -177,12 +177,13 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_b
     }
 
 REDIS_URL = env_str("REDIS_URL")
+BOOCHAT_CACHE_PREFIX = env_str("BOOCHAT_CACHE_PREFIX", "boochat")
 if REDIS_URL:
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
-            "KEY_PREFIX": env_str("BOOCHAT_CACHE_PREFIX", "boochat"),
+            "KEY_PREFIX": BOOCHAT_CACHE_PREFIX,
         }
     }
     AXES_HANDLER = "axes.handlers.cache.AxesCacheHandler"
@@ -304,6 +305,14 @@ BOOCHAT_IMPORT_TIMEOUT = env_int("BOOCHAT_IMPORT_TIMEOUT", 15)
 BOOCHAT_MAX_FAVORITES = env_int("BOOCHAT_MAX_FAVORITES", 500)
 # Seconds a provider's model list is served before it is refreshed (in the background).
 BOOCHAT_CATALOG_TTL = env_int("BOOCHAT_CATALOG_TTL", 15)
+# Pools (providers/slots.py, providers/affinity.py): requests that find every member's slots taken
+# wait in line, at most this many per pool model and this many seconds, then get a 503.
+BOOCHAT_QUEUE_MAX = env_int("BOOCHAT_QUEUE_MAX", 200)
+BOOCHAT_QUEUE_TIMEOUT = env_int("BOOCHAT_QUEUE_TIMEOUT", 120)
+# How long a member is remembered as holding a prompt prefix, and the prefill rate that weighs a
+# cached member's saved prefill against the wait for its next free slot.
+BOOCHAT_AFFINITY_TTL = env_int("BOOCHAT_AFFINITY_TTL", 3600)
+BOOCHAT_PREFILL_TOKENS_PER_SECOND = env_int("BOOCHAT_PREFILL_TOKENS_PER_SECOND", 1000)
 # Model loads waiting or under way on one llama-swap host; past it a load is refused (503).
 BOOCHAT_MAX_WAITING_LOADS = env_int("BOOCHAT_MAX_WAITING_LOADS", 4)
 

@@ -61,7 +61,7 @@ class SyncPlan:
 
 def _override_map(provider: Provider) -> dict[str, OverrideSpec]:
     return {
-        o.model: OverrideSpec(o.display_name, o.context_size, o.hidden, o.purpose, tuple(o.members))
+        o.model: OverrideSpec(o.display_name, o.context_size, o.hidden, o.purpose, tuple(o.members), o.slots)
         for o in provider.overrides.all()
     }
 
@@ -149,6 +149,7 @@ def apply_plan(plan: SyncPlan) -> None:
                     "hidden": options.hidden,
                     "purpose": options.purpose,
                     "members": list(options.members),
+                    "slots": options.slots,
                 },
             )
 

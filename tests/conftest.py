@@ -8,6 +8,7 @@ import pytest
 from django.core.cache import cache
 
 from boochat.gateway.keys import active_keys as keys
+from providers import affinity, slots
 from providers.routing import registry
 from tests.fakes.deepseek import FakeDeepSeek
 from tests.fakes.llama_swap import FakeLlamaSwap, FakeModel
@@ -33,10 +34,14 @@ def _clear_cache():
     cache.clear()
     registry.forget()
     keys.forget()
+    affinity.forget_local()
+    slots.forget_local()
     yield
     cache.clear()
     registry.forget()
     keys.forget()
+    affinity.forget_local()
+    slots.forget_local()
 
 
 @pytest.fixture(autouse=True)

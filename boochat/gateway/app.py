@@ -238,10 +238,30 @@ def _upstream_failure(route: Route, response: UpstreamResponse, raw: bytes) -> R
 
 
 def _unreachable(failure: UpstreamError) -> Reply:
+    if failure.retry_after:  # a pool's members all busy, its line full or waited out (providers.slots)
+        return error(failure.status, str(failure), type="upstream_error", code="pool_busy",
+                     headers={"Retry-After": failure.retry_after})
     return error(failure.status, str(failure), type="upstream_error", code="provider_unreachable")
 
 
-async def forward(endpoint: str, raw: bytes) -> Reply | StreamReply:
+_CACHED = re.compile(rb'"(?:cached_tokens|cache_n)":\s*(\d+)')
+
+
+def _cache_header(content: bytes) -> dict[str, str]:
+    """`X-BooChat-Cache`: the prompt tokens the host says came from its cache (streams carry them in
+    their last chunk's `usage.prompt_tokens_details.cached_tokens`)."""
+    found = _CACHED.search(content)
+    return {"X-BooChat-Cache": found.group(1).decode()} if found else {}
+
+
+def session_key(body: dict[str, Any], headers: dict[bytes, bytes]) -> str:
+    """The client's own key for its conversation, if it sends one: `X-Session-Id`, else `user`."""
+    header = headers.get(b"x-session-id", b"").decode("latin-1").strip()
+    user = body.get("user")
+    return header[:200] or (user[:200] if isinstance(user, str) else "")
+
+
+async def forward(endpoint: str, raw: bytes, headers: dict[bytes, bytes] | None = None) -> Reply | StreamReply:
     """Resolve the body's model and send the body, `model` rewritten, to the resolved host."""
     try:
         body = json.loads(raw)
@@ -266,7 +286,8 @@ async def forward(endpoint: str, raw: bytes) -> Reply | StreamReply:
         return error(400, str(exc), param="model", code="invalid_model")
 
     try:
-        route, response = await post_json(route, _URLS.get(endpoint) or (lambda r: r.api_url(endpoint)), body)
+        route, response = await post_json(route, _URLS.get(endpoint) or (lambda r: r.api_url(endpoint)), body,
+                                          session=session_key(body, headers or {}))
     except UpstreamError as failure:
         return _unreachable(failure)
     served = {"X-BooChat-Served-By": quote(str(route.ref), safe="/")}  # header values are Latin-1
@@ -284,7 +305,7 @@ async def forward(endpoint: str, raw: bytes) -> Reply | StreamReply:
     finally:
         response.close()
     rename = _renamer(route.wire_model, model)
-    return Reply(200, rename(content) if rename else content, content_type, served)
+    return Reply(200, rename(content) if rename else content, content_type, {**served, **_cache_header(content)})
 
 
 _URLS: dict[str, Callable[[Route], str]] = {"chat/completions": lambda route: route.chat_completions_url}
@@ -376,7 +397,27 @@ async def _answer(scope: dict[str, Any], receive: Callable[[], Awaitable[dict[st
     body = await _read_body(receive, declared)
     if body is None or isinstance(body, Reply):
         return body
-    return await forward(path, body)
+    return await _unless_client_leaves(forward(path, body, headers), receive)
+
+
+async def _unless_client_leaves(work: Awaitable[T], receive: Callable[[], Awaitable[dict[str, Any]]]) -> T | None:
+    """`work`, or None when the client leaves first (waiting in a pool's line, or for a host that is
+    loading the model): then the work is cancelled, and its place in line given up."""
+    task = asyncio.ensure_future(work)
+    gone = asyncio.ensure_future(_disconnected(receive))
+    try:
+        await asyncio.wait({task, gone}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for pending in (task, gone):
+            if not pending.done():
+                pending.cancel()
+        await asyncio.gather(task, gone, return_exceptions=True)
+    return None if task.cancelled() else task.result()
+
+
+async def _disconnected(receive: Callable[[], Awaitable[dict[str, Any]]]) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 def _header_list(content_type: str, headers: dict[str, str], secure: bool) -> list[tuple[bytes, bytes]]:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -30,7 +31,13 @@ async def v1(request: HttpRequest, **path: Any) -> HttpResponseBase:
     headers[b"host"] = request.get_host().encode("latin-1")  # checked by Django against ALLOWED_HOSTS
     scope = {"method": request.method, "path": request.path, "query_string": request.META.get("QUERY_STRING", "").encode()}
 
+    read = False
+
     async def receive() -> dict[str, Any]:
+        nonlocal read
+        if read:  # as an ASGI server does once the body was read: wait for a disconnect that never comes
+            await asyncio.Event().wait()
+        read = True
         return {"type": "http.request", "body": body, "more_body": False}
 
     reply = await dispatch(scope, receive, headers, request.is_secure())
