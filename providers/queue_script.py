@@ -8,17 +8,34 @@ TAKE_TURN = """
 -- "1member" strict, "0member" or "0" not), KEYS[3..]: each member's leases (sorted set: lease -> expiry).
 -- ARGV: ticket, now, lease expiry, lease id, tickets older than this are dropped, most waiting,
 -- wanted ("1member" / "0member" / "0"), number of members n, n capacities (0: no limit), n member names
--- in the order this waiter ranks them.
+-- in the pool's order, n tiers (lower first: the cached prefix, for the `cache` strategy).
 -- Returns {status, chosen index or 0, in flight per member...}: status 1 taken, 0 waiting, -1 line full.
 local ticket, now = ARGV[1], tonumber(ARGV[2])
 local n = tonumber(ARGV[8])
-local counts, free, names = {}, {}, {}
+local counts, free, names, caps, tiers, used = {}, {}, {}, {}, {}, {}
 for i = 1, n do
   redis.call('ZREMRANGEBYSCORE', KEYS[2 + i], '-inf', now)
   counts[i] = redis.call('ZCARD', KEYS[2 + i])
-  local cap = tonumber(ARGV[8 + i])
+  caps[i] = tonumber(ARGV[8 + i])
   names[i] = ARGV[8 + n + i]
-  if cap == 0 then free[names[i]] = 1000000000 else free[names[i]] = math.max(cap - counts[i], 0) end
+  tiers[i] = tonumber(ARGV[8 + 2 * n + i])
+  used[i] = counts[i]
+  if caps[i] == 0 then free[names[i]] = 1000000000 else free[names[i]] = math.max(caps[i] - counts[i], 0) end
+end
+-- The member with room a waiter that takes any member gets: best tier, then the least loaded (in
+-- flight per slot; per request where the slots are unknown), then the pool's order.
+local function pick()
+  local best, best_tier, best_load = nil, 0, 0
+  for j = 1, n do
+    if free[names[j]] > 0 then
+      local load = used[j]
+      if caps[j] > 0 then load = used[j] / caps[j] end
+      if best == nil or tiers[j] < best_tier or (tiers[j] == best_tier and load < best_load) then
+        best, best_tier, best_load = j, tiers[j], load
+      end
+    end
+  end
+  return best
 end
 local stale = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[5])
 if #stale > 0 then
@@ -43,22 +60,23 @@ for i, t in ipairs(waiters) do
   local member = string.sub(want, 2)
   if member ~= '' and (free[member] or 0) > 0 then
     free[member] = free[member] - 1
+    for j = 1, n do
+      if names[j] == member then used[j] = used[j] + 1 end
+    end
     served[t] = true
     if t == ticket then chosen = member break end
   end
 end
--- Then the waiters that take any member, in arrival order, the free members in this waiter's order.
+-- Then the waiters that take any member, in arrival order.
 if not chosen then
   for i, t in ipairs(waiters) do
     local want = wants[i] or '0'
     if not served[t] and string.sub(want, 1, 1) ~= '1' then
-      local member = nil
-      for j = 1, n do
-        if free[names[j]] > 0 then member = names[j] break end
-      end
-      if not member then break end
-      free[member] = free[member] - 1
-      if t == ticket then chosen = member break end
+      local j = pick()
+      if not j then break end
+      free[names[j]] = free[names[j]] - 1
+      used[j] = used[j] + 1
+      if t == ticket then chosen = names[j] break end
     end
   end
 end

@@ -150,32 +150,39 @@ _redis_leases: dict[str, str] = {}  # lease id -> member, held by this process (
 _renewers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task[None]] = weakref.WeakKeyDictionary()
 
 
-def _assign(waiters: Sequence[tuple[str, str]], free: dict[str, int], order: Sequence[str], me: str) -> str:
+def _assign(waiters: Sequence[tuple[str, str]], members: Sequence[str], caps: Sequence[int], counts: dict[str, int],
+            tiers: Sequence[int], me: str) -> str:
     """The member `me` takes now, or "": queue_script.TAKE_TURN's rule, for the in-process line."""
+    used = dict(counts)
+    free = {m: (cap - used[m] if cap else 10**9) for m, cap in zip(members, caps, strict=True)}
     served = set()
     for ticket, wanted in waiters:
         member = wanted[1:]
         if member and free.get(member, 0) > 0:
             free[member] -= 1
+            used[member] += 1
             served.add(ticket)
             if ticket == me:
                 return member
+    cap_of, tier_of = dict(zip(members, caps, strict=True)), dict(zip(members, tiers, strict=True))
     for ticket, wanted in waiters:
         if ticket in served or wanted.startswith("1"):
             continue
-        member = next((m for m in order if free[m] > 0), "")
-        if not member:
+        room = [m for m in members if free[m] > 0]
+        if not room:
             return ""
+        member = min(room, key=lambda m: (tier_of[m], used[m] / cap_of[m] if cap_of[m] else used[m]))
         free[member] -= 1
+        used[member] += 1
         if ticket == me:
             return member
     return ""
 
 
-def _take_local(pool: str, ticket: str, wanted: str, order: Sequence[str], caps: Sequence[int],
-                lease: str) -> _Turn:
+def _take_local(pool: str, ticket: str, wanted: str, members: Sequence[str], caps: Sequence[int],
+                tiers: Sequence[int], lease: str) -> _Turn:
     with _lock:
-        counts = {m: len(_local_leases[m]) for m in order}
+        counts = {m: len(_local_leases[m]) for m in members}
         line = _local_lines[pool]
         if ticket not in line:
             if len(line) >= settings.BOOCHAT_QUEUE_MAX:
@@ -183,9 +190,8 @@ def _take_local(pool: str, ticket: str, wanted: str, order: Sequence[str], caps:
             line[ticket] = (time.monotonic(), wanted)
         else:
             line[ticket] = (line[ticket][0], wanted)
-        free = {m: (cap - counts[m] if cap else 10**9) for m, cap in zip(order, caps, strict=True)}
         waiters = [(t, w) for t, (_, w) in sorted(line.items(), key=lambda item: item[1][0])]
-        member = _assign(waiters, free, order, ticket)
+        member = _assign(waiters, members, caps, counts, tiers, ticket)
         if not member:
             return _Turn(0, "", counts)
         _local_leases[member].add(lease)
@@ -194,21 +200,22 @@ def _take_local(pool: str, ticket: str, wanted: str, order: Sequence[str], caps:
         return _Turn(1, member, counts)
 
 
-async def _take(pool: str, ticket: str, wanted: str, order: Sequence[str], caps: Sequence[int], lease: str) -> _Turn:
+async def _take(pool: str, ticket: str, wanted: str, members: Sequence[str], caps: Sequence[int],
+                tiers: Sequence[int], lease: str) -> _Turn:
     client = fleet_store.async_redis()
     if client is None:
-        return _take_local(pool, ticket, wanted, order, caps, lease)
+        return _take_local(pool, ticket, wanted, members, caps, tiers, lease)
     now = time.time()
     stale = now - settings.BOOCHAT_QUEUE_TIMEOUT - LEASE_SECONDS
-    keys = [_line_key(pool), _line_key(pool) + ":wants", *(_lease_key(m) for m in order)]
-    args = [ticket, now, now + LEASE_SECONDS, lease, stale, settings.BOOCHAT_QUEUE_MAX, wanted, len(order),
-            *caps, *order]
+    keys = [_line_key(pool), _line_key(pool) + ":wants", *(_lease_key(m) for m in members)]
+    args = [ticket, now, now + LEASE_SECONDS, lease, stale, settings.BOOCHAT_QUEUE_MAX, wanted, len(members),
+            *caps, *members, *tiers]
     status, index, *counts = await client.eval(TAKE_TURN, len(keys), *keys, *args)  # type: ignore[misc]
-    member = order[int(index) - 1] if int(status) == 1 else ""
+    member = members[int(index) - 1] if int(status) == 1 else ""
     if member:
         _redis_leases[lease] = member
         _keep_renewing()
-    return _Turn(int(status), member, dict(zip(order, (int(c) for c in counts), strict=True)))
+    return _Turn(int(status), member, dict(zip(members, (int(c) for c in counts), strict=True)))
 
 
 async def _leave(pool: str, ticket: str) -> None:
@@ -388,22 +395,26 @@ async def admit(route: Route, body: dict[str, Any], *, session: str = "") -> Adm
     counts = dict.fromkeys(members, 0)
     poll = _POLL_REDIS if settings.REDIS_URL else _POLL_LOCAL
     reason = ""
+    tiers = [-(2 * held.get(m, 0) + (m == last)) for m in members]
+    first = True  # the counts are not known yet: try for the cached member alone, then decide
     try:
         while True:
-            load = {m: counts[m] / cap if cap else 0.0 for m, cap in zip(members, caps, strict=True)}
             if route.strategy == PoolStrategy.ROUND_ROBIN:
-                order, wanted, reason = members, "1" + given, f"{given}: its turn"
+                wanted, reason = "1" + given, f"{given}: its turn"
             elif route.strategy == PoolStrategy.LEAST_BUSY:
-                order = sorted(members, key=lambda m: (load[m], base[m]))
                 wanted, reason = "0", "fewest in flight per slot"
             else:
-                order = sorted(members, key=lambda m: (-held.get(m, 0), m != last, load[m], base[m]))
-                wanted, reason = _cache_choice(order, held, last, counts, dict(zip(members, caps, strict=True)),
+                wanted, reason = _cache_choice(members, tiers, held, counts, dict(zip(members, caps, strict=True)),
                                                time.monotonic() - started)
-            turn = await _take(pool, ticket, wanted, order, [caps[base[m]] for m in order], lease)
+                if first and wanted.startswith("0") and len(wanted) > 1:
+                    wanted = "1" + wanted[1:]
+            turn = await _take(pool, ticket, wanted, members, caps, tiers, lease)
             counts.update(turn.counts)
             if turn.status == 1:
                 break
+            if first and turn.status == 0:
+                first = False
+                continue
             if turn.status == -1:
                 raise QueueRefused(f"{pool}: every member is busy and {settings.BOOCHAT_QUEUE_MAX} requests are "
                                    f"already waiting (BOOCHAT_QUEUE_MAX); try again shortly.", retry_after=5)
@@ -423,18 +434,17 @@ async def admit(route: Route, body: dict[str, Any], *, session: str = "") -> Adm
     return Admission((chosen, *rest), Lease(turn.member, chosen, lease_id=lease), prefix, reason)
 
 
-def _cache_choice(order: Sequence[str], held: dict[str, int], last: str, counts: dict[str, int],
+def _cache_choice(members: Sequence[str], tiers: Sequence[int], held: dict[str, int], counts: dict[str, int],
                   caps: dict[str, int], waited: float) -> tuple[str, str]:
     """What a request of the `cache` strategy waits for: ("1member" only that one, "0member" that
     one first, "0" any), and why."""
-    best = order[0]
-    cached = held.get(best, 0)
-    if not cached and best != last:
+    best = members[min(range(len(members)), key=lambda i: tiers[i])]
+    if not tiers[members.index(best)]:
         return "0", "no member holds its prefix: the freest with room"
-    room = not caps[best] or counts[best] < caps[best]
-    if room:
-        return "0" + best, f"longest cached prefix ({cached // CHARS_PER_TOKEN} tokens)" if cached else "its session's member"
-    others = max((held.get(m, 0) for m in order[1:]), default=0)
+    cached = held.get(best, 0)
+    if not caps[best] or counts[best] < caps[best]:
+        return "0" + best, f"longest cached prefix (~{cached // CHARS_PER_TOKEN} tokens)" if cached else "its session's member"
+    others = max((held.get(m, 0) for m in members if m != best), default=0)
     saved = (cached - others) / CHARS_PER_TOKEN / settings.BOOCHAT_PREFILL_TOKENS_PER_SECOND
     wait = _expected_wait(best, caps[best])
     if saved > wait and waited < 2 * wait:

@@ -1,0 +1,302 @@
+"""A pool's requests go where their prompt's prefix is cached and where a slot is free, and wait in a
+fair line when every member is full: through the gateway, against fake llama-servers with slots and
+a prompt cache (tests.fakes.slots)."""
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import openai
+import pytest
+from django.core.cache import cache
+
+from boochat.gateway.keys import create_key
+from providers import slots
+from providers.catalog import load_catalog
+from providers.models import ModelOverride, PoolStrategy, Provider, ProviderKind
+from tests.factories import make_provider
+from tests.fakes.llama_server import FakeLlamaServer
+from tests.fakes.llama_swap import FakeModel
+from tests.fakes.slots import Slots
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+SYSTEM = "You are a careful coding agent. " * 40  # ~1,300 characters every session shares
+
+
+def until(condition, timeout=10.0, message="condition"):
+    """Poll `condition` until it holds, for at most `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.01)
+    pytest.fail(f"{message} did not happen within {timeout} s")
+
+
+def make_fleet(count, *, slots_each=2, decode=0.0, prefill=0.0, reply=None, strategy=PoolStrategy.CACHE,
+               override=None):
+    """`count` fake llama-servers with `slots_each` slots, and a pool `fleet/qwen3-8b` over them;
+    `override`: the members' slots as the provider file would set them (else learned from /props)."""
+    hosts = []
+    for index in range(count):
+        host = FakeLlamaServer(FakeModel("qwen3-8b", n_ctx=65536), reply=reply or ["Sure", ", ", "done", "."])
+        host.slots = Slots(slots_each, prefill_seconds=prefill, decode_seconds=decode, cache_tokens=100_000)
+        host.start()
+        hosts.append(host)
+        provider = make_provider(slug=f"box{index}", kind=ProviderKind.LLAMA_SERVER, base_url=host.url)
+        if override:
+            ModelOverride.objects.create(provider=provider, model="qwen3-8b", slots=override)
+    pool = Provider.objects.create(slug="fleet", name="Fleet", kind=ProviderKind.POOL, strategy=strategy)
+    ModelOverride.objects.create(provider=pool, model="qwen3-8b", members=[f"box{i}/qwen3-8b" for i in range(count)])
+    cache.clear()
+    load_catalog()
+    return hosts
+
+
+@pytest.fixture
+def fleet_of():
+    started = []
+
+    def build(count, **options):
+        hosts = make_fleet(count, **options)
+        started.extend(hosts)
+        return hosts
+
+    yield build
+    for host in started:
+        host.stop()
+
+
+@pytest.fixture
+def key():
+    return create_key(name="agent")[1]
+
+
+def chat(client, messages, **extra):
+    """One turn through the gateway with the openai SDK: (member that served it, cached tokens, text)."""
+    raw = client.chat.completions.with_raw_response.create(model="fleet/qwen3-8b", messages=messages, **extra)
+    answer = raw.parse()
+    return (raw.headers["X-BooChat-Served-By"], answer.usage.prompt_tokens_details.cached_tokens,
+            answer.choices[0].message.content)
+
+
+def served_by(host_index):
+    return f"box{host_index}/qwen3-8b"
+
+
+def member_counts(count):
+    return slots.in_flight([served_by(i) for i in range(count)])
+
+
+# -- prefix affinity and spreading --------------------------------------------------------------------
+
+
+def test_agent_sessions_spread_over_the_members_and_each_turn_returns_to_its_cached_member(
+        fleet_of, asgi_server, key, settings):
+    hosts = fleet_of(4, decode=0.05)
+    sessions = [[{"role": "system", "content": SYSTEM}, {"role": "user", "content": f"Task {n}: fix bug {n * 7}."}]
+                for n in range(8)]
+    with openai.OpenAI(base_url=f"{asgi_server.url}/v1", api_key=key, max_retries=0, timeout=20) as client:
+        with ThreadPoolExecutor(8) as pool:  # 8 new sessions at once on 4 members × 2 slots
+            first = list(pool.map(lambda messages: chat(client, messages), sessions))
+        assert sorted(h.slots.most_active for h in hosts) == [2, 2, 2, 2]  # spread: nobody waited in a host
+        for messages, (_, _, text) in zip(sessions, first, strict=True):
+            messages += [{"role": "assistant", "content": text}, {"role": "user", "content": "Now run the tests."}]
+        later = [chat(client, messages) for messages in sessions]
+    for (member, _, _), (again, cached, _) in zip(first, later, strict=True):
+        assert again == member  # back where its conversation is cached
+        # The host reused all but the new question and its template tokens.
+        assert cached >= (len(SYSTEM) + 30) * 2 // 3
+    assert member_counts(4) == dict.fromkeys(map(served_by, range(4)), 0)
+
+
+def test_a_client_session_id_keeps_its_member_when_the_prompt_changes_at_the_start(fleet_of, gateway, key):
+    fleet_of(3)
+    members = set()
+    for turn in range(3):
+        # A prompt that starts with something new each time (a date in the system prompt): no prefix in common.
+        body = {"model": "fleet/qwen3-8b", "messages": [{"role": "system", "content": f"Turn {turn} at 12:0{turn}"},
+                                                          {"role": "user", "content": "hi"}]}
+        response = gateway.post("/v1/chat/completions", json=body,
+                                headers={"Authorization": f"Bearer {key}", "X-Session-Id": "agent-run-17"})
+        assert response.status_code == 200
+        members.add(response.headers["X-BooChat-Served-By"])
+        other = gateway.post("/v1/chat/completions", json={**body, "user": f"someone-{turn}"},
+                             headers={"Authorization": f"Bearer {key}"})
+        assert other.status_code == 200
+    assert len(members) == 1
+
+
+def test_a_new_prompt_never_waits_behind_a_busy_member_while_another_has_room(fleet_of, gateway, key):
+    hosts = fleet_of(2, slots_each=1, decode=0.1, reply=["word "] * 20, override=1)
+    headers = {"Authorization": f"Bearer {key}"}
+    with httpx.Client(base_url=gateway.base_url, timeout=20) as client:
+        holder = client.build_request("POST", "/v1/chat/completions", headers=headers, json={
+            "model": "fleet/qwen3-8b", "stream": True, "messages": [{"role": "user", "content": "a long answer"}]})
+        held = client.send(holder, stream=True)  # box0's only slot is taken
+        try:
+            assert held.headers["X-BooChat-Served-By"] == served_by(0)
+            response = client.post("/v1/chat/completions", headers=headers, json={
+                "model": "fleet/qwen3-8b", "messages": [{"role": "user", "content": "something else"}]})
+            assert response.status_code == 200 and response.headers["X-BooChat-Served-By"] == served_by(1)
+            assert held.is_stream_consumed is False  # box0 is still answering the first
+        finally:
+            held.close()
+    assert hosts[0].slots.most_active == 1 and hosts[1].slots.most_active == 1
+
+
+@pytest.mark.parametrize("prefill_rate, expected", [(1, "box0"), (10_000_000, "box1")])
+def test_a_full_cached_member_is_waited_for_only_when_the_prefill_saved_outweighs_the_wait(
+        fleet_of, gateway, key, settings, prefill_rate, expected, caplog):
+    settings.BOOCHAT_PREFILL_TOKENS_PER_SECOND = prefill_rate
+    hosts = fleet_of(2, slots_each=1, decode=0.03, reply=["word "] * 10, override=1)
+    headers = {"Authorization": f"Bearer {key}"}
+    conversation = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "first"}]
+    first = gateway.post("/v1/chat/completions", headers=headers, json={"model": "fleet/qwen3-8b", "messages": conversation})
+    assert first.headers["X-BooChat-Served-By"] == served_by(0)
+    conversation += [{"role": "assistant", "content": first.json()["choices"][0]["message"]["content"]},
+                     {"role": "user", "content": "second"}]
+    with httpx.Client(base_url=gateway.base_url, timeout=20) as client:
+        held = client.send(client.build_request("POST", "/v1/chat/completions", headers=headers, json={
+            "model": "fleet/qwen3-8b", "stream": True, "messages": [{"role": "user", "content": "other work"}]}),
+            stream=True)
+        try:
+            assert held.headers["X-BooChat-Served-By"] == served_by(0)  # no prefix: the first with room
+            with ThreadPoolExecutor(1) as pool:
+                turn = pool.submit(client.post, "/v1/chat/completions", headers=headers,
+                                   json={"model": "fleet/qwen3-8b", "messages": conversation})
+                if expected == "box0":  # it waits in line for box0 rather than prefill everything on box1
+                    until(lambda: slots.waiting("fleet/qwen3-8b") == 1, message="the turn waiting for box0")
+                    assert hosts[1].requests_to("/v1/chat/completions") == []
+                    held.read()
+                response = turn.result(20)
+        finally:
+            held.close()
+    assert response.status_code == 200 and response.headers["X-BooChat-Served-By"] == f"{expected}/qwen3-8b"
+    cached = response.json()["usage"]["prompt_tokens_details"]["cached_tokens"]
+    assert (cached > len(SYSTEM) // 2) == (expected == "box0")
+
+
+# -- the line -----------------------------------------------------------------------------------------
+
+
+def hold(client, headers, content="hold"):
+    return client.send(client.build_request("POST", "/v1/chat/completions", headers=headers, json={
+        "model": "fleet/qwen3-8b", "stream": True, "messages": [{"role": "user", "content": content}]}), stream=True)
+
+
+def test_requests_wait_in_line_first_in_first_out_and_take_the_first_slot_that_frees(fleet_of, gateway, key):
+    hosts = fleet_of(2, slots_each=1, decode=0.05, reply=["word "] * 10, override=1)
+    headers = {"Authorization": f"Bearer {key}"}
+    with httpx.Client(base_url=gateway.base_url, timeout=30) as client, ThreadPoolExecutor(4) as pool:
+        holders = [hold(client, headers, f"hold {n}") for n in range(2)]  # both members full
+        waiting = []
+        for n in range(4):
+            waiting.append(pool.submit(client.post, "/v1/chat/completions", headers=headers, json={
+                "model": "fleet/qwen3-8b", "messages": [{"role": "user", "content": f"queued {n}"}]}))
+            until(lambda n=n: slots.waiting("fleet/qwen3-8b") == n + 1, message=f"request {n} in line")
+        for held in holders:
+            held.read()
+            held.close()
+        answers = [future.result(30) for future in waiting]
+    assert [a.status_code for a in answers] == [200] * 4
+    arrived = [r.json()["messages"][0]["content"] for h in hosts for r in h.requests_to("/v1/chat/completions")]
+    queued = sorted((r for h in hosts for r in h.requests_to("/v1/chat/completions")
+                     if r.json()["messages"][0]["content"].startswith("queued")), key=lambda r: r.received_at)
+    assert [r.json()["messages"][0]["content"] for r in queued] == [f"queued {n}" for n in range(4)]
+    assert len(arrived) == 6 and max(h.slots.most_active for h in hosts) == 1  # never piled on a host
+    assert slots.waiting("fleet/qwen3-8b") == 0 and member_counts(2) == {served_by(0): 0, served_by(1): 0}
+
+
+def test_a_full_line_and_a_long_wait_are_refused_with_retry_after(fleet_of, gateway, key, settings):
+    settings.BOOCHAT_QUEUE_MAX, settings.BOOCHAT_QUEUE_TIMEOUT = 1, 0.5
+    fleet_of(1, slots_each=1, decode=0.2, reply=["word "] * 20, override=1)
+    headers = {"Authorization": f"Bearer {key}"}
+    body = {"model": "fleet/qwen3-8b", "messages": [{"role": "user", "content": "hi"}]}
+    with httpx.Client(base_url=gateway.base_url, timeout=30) as client, ThreadPoolExecutor(1) as pool:
+        held = hold(client, headers)
+        try:
+            waiter = pool.submit(client.post, "/v1/chat/completions", headers=headers, json=body)
+            until(lambda: slots.waiting("fleet/qwen3-8b") == 1, message="one request in line")
+            full = client.post("/v1/chat/completions", headers=headers, json=body)  # the line holds one
+            timed_out = waiter.result(30)
+        finally:
+            held.close()
+    assert full.status_code == 503 and full.headers["Retry-After"]
+    assert full.json()["error"]["code"] == "pool_busy" and "BOOCHAT_QUEUE_MAX" in full.json()["error"]["message"]
+    assert timed_out.status_code == 503 and timed_out.headers["Retry-After"]
+    assert "BOOCHAT_QUEUE_TIMEOUT" in timed_out.json()["error"]["message"]
+    until(lambda: member_counts(1) == {served_by(0): 0}, message="the held stream's count released")
+    assert slots.waiting("fleet/qwen3-8b") == 0
+
+
+# -- counts that never leak ---------------------------------------------------------------------------
+
+
+def test_counts_are_released_when_clients_are_killed_streaming_or_waiting(fleet_of, asgi_server, key):
+    fleet_of(1, slots_each=1, decode=0.1, reply=["word "] * 50, override=1)
+    headers = {"Authorization": f"Bearer {key}"}
+    body = {"model": "fleet/qwen3-8b", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+    streaming = httpx.Client(base_url=asgi_server.url, timeout=20)
+    held = streaming.send(streaming.build_request("POST", "/v1/chat/completions", headers=headers, json=body), stream=True)
+    chunks = held.iter_raw()  # kept: a dropped iterator closes the response
+    next(chunks)  # the answer has begun
+    assert member_counts(1) == {served_by(0): 1}
+
+    def waits_then_dies():
+        with httpx.Client(base_url=asgi_server.url, timeout=0.5) as client:
+            try:
+                client.post("/v1/chat/completions", headers=headers, json=body)
+            except httpx.TimeoutException:
+                pass  # the client gives up and closes its connection while in line
+
+    waiter = threading.Thread(target=waits_then_dies)
+    waiter.start()
+    until(lambda: slots.waiting("fleet/qwen3-8b") == 1, message="a client in line")
+    waiter.join(10)
+    until(lambda: slots.waiting("fleet/qwen3-8b") == 0, message="the gone client's place given up")
+    streaming.close()  # killed mid-answer: its connection closes
+    until(lambda: member_counts(1) == {served_by(0): 0}, message="the killed stream's count released")
+
+
+def test_counts_are_released_when_the_host_dies_mid_answer(fleet_of, gateway, key):
+    hosts = fleet_of(1, slots_each=1, decode=0.05, reply=["word "] * 50)
+    hosts[0].drop_after = 5  # the host's connection breaks after five events
+    headers = {"Authorization": f"Bearer {key}"}
+    response = gateway.post("/v1/chat/completions", headers=headers, json={
+        "model": "fleet/qwen3-8b", "stream": True, "messages": [{"role": "user", "content": "hi"}]})
+    assert "upstream_disconnected" in response.text
+    until(lambda: member_counts(1) == {served_by(0): 0}, message="the broken stream's count released")
+    hosts[0].stop()  # and a host that is gone altogether: the refused request is not counted either
+    failed = gateway.post("/v1/chat/completions", headers=headers, json={
+        "model": "fleet/qwen3-8b", "messages": [{"role": "user", "content": "again"}]})
+    assert failed.status_code == 502
+    assert member_counts(1) == {served_by(0): 0}
+
+
+# -- capacity and strategies ------------------------------------------------------------------------
+
+
+def test_slots_are_read_from_the_hosts_props_once_the_model_answered(fleet_of, gateway, key):
+    fleet_of(2, slots_each=3)
+    response = gateway.post("/v1/chat/completions", headers={"Authorization": f"Bearer {key}"},
+                            json={"model": "fleet/qwen3-8b", "messages": [{"role": "user", "content": "hi"}]})
+    from providers.routing import resolve
+
+    member = resolve("fleet/qwen3-8b").candidates
+    answered = next(r for r in member if str(r.ref) == response.headers["X-BooChat-Served-By"])
+    until(lambda: slots.capacity(answered) == 3, message="total_slots learned from /props")
+
+
+@pytest.mark.parametrize("strategy", [PoolStrategy.ROUND_ROBIN, PoolStrategy.LEAST_BUSY])
+def test_other_strategies_spread_the_same_prompt(fleet_of, gateway, key, strategy):
+    fleet_of(3, strategy=strategy)
+    members = [gateway.post("/v1/chat/completions", headers={"Authorization": f"Bearer {key}"}, json={
+        "model": "fleet/qwen3-8b", "messages": [{"role": "user", "content": "same"}]}).headers["X-BooChat-Served-By"]
+        for _ in range(3)]
+    if strategy == PoolStrategy.ROUND_ROBIN:
+        assert members == [served_by(0), served_by(1), served_by(2)]
+    else:  # one at a time: all idle, so the pool's order
+        assert members == [served_by(0)] * 3
