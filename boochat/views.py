@@ -16,7 +16,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
 from boochat.models import ChatSession, Preset
-from providers import control
+from providers import control, slots
 from providers.catalog import load_catalog
 from providers.models import Provider
 from providers.routing import RoutingError, endpoint_for
@@ -47,6 +47,7 @@ def picker(request: HtmxHttpRequest) -> TemplateResponse:
         "picker": build_picker(catalog, favorite_ids, request.GET.get("q", "")),
         "may_control": may_control_models(request.user),
         "controlled": {p.slug for p in catalog.providers if control.offered(p)},
+        "fleet": slots.fleet_now(),
     })
 
 

@@ -31,7 +31,7 @@ import uuid
 import weakref
 from collections import defaultdict, deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from django.conf import settings
@@ -41,7 +41,7 @@ from providers import affinity, fleet_store
 from providers.affinity import CHARS_PER_TOKEN, Prefix
 from providers.models import PoolStrategy, ProviderKind
 from providers.queue_script import TAKE_TURN
-from providers.routing import Route
+from providers.routing import Route, registry
 
 logger = logging.getLogger("providers.pools")
 
@@ -481,3 +481,55 @@ def learn_in_background(route: Route) -> None:
         return
     if cache.add(_slots_key(route) + ":asking", 1, timeout=30):
         _background(asyncio.to_thread(learn_capacity, route))
+
+
+# -- what /models/ shows ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MemberLoad:
+    member: str
+    in_flight: int
+    slots: int  # 0: not known
+    cached_tokens: int  # over the member's recent answers that said
+    prompt_tokens: int
+
+    @property
+    def reuse_percent(self) -> int | None:
+        return round(100 * self.cached_tokens / self.prompt_tokens) if self.prompt_tokens else None
+
+
+@dataclass(frozen=True)
+class PoolLoad:
+    model: str  # the pool's composite id
+    strategy: str
+    waiting: int
+    members: tuple[MemberLoad, ...]
+
+
+def fleet_now() -> list[PoolLoad]:
+    """Every pool model's members with their requests in flight, slots and recent cache reuse, and
+    the requests waiting in its line."""
+    from providers.ids import ModelRef
+    from providers.routing import RoutingError, route_for
+
+    snapshot = registry.get()
+    loads = []
+    for (slug, model), members in sorted(snapshot.pools.items()):
+        pool = snapshot.providers.get(slug)
+        if pool is None or not pool.enabled:
+            continue
+        counts = in_flight(members)
+        rows = []
+        for member in members:
+            member_slug, _, member_model = member.partition("/")
+            provider = snapshot.providers.get(member_slug)
+            try:
+                route = replace(route_for(provider, ModelRef(member_slug, member_model)),
+                                slots=snapshot.slots.get((member_slug, member_model), 0)) if provider else None
+            except RoutingError:
+                route = None
+            cached, prompt = recent_reuse(member)
+            rows.append(MemberLoad(member, counts.get(member, 0), capacity(route) if route else 0, cached, prompt))
+        loads.append(PoolLoad(f"{slug}/{model}", pool.strategy, waiting(f"{slug}/{model}"), tuple(rows)))
+    return loads

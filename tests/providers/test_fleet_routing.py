@@ -300,3 +300,74 @@ def test_other_strategies_spread_the_same_prompt(fleet_of, gateway, key, strateg
         assert members == [served_by(0), served_by(1), served_by(2)]
     else:  # one at a time: all idle, so the pool's order
         assert members == [served_by(0)] * 3
+
+
+# -- several workers --------------------------------------------------------------------------------
+
+
+def redis_url():
+    """The Redis the suite may use: REDIS_URL, else a local one; the test skips without either."""
+    import os
+
+    import redis
+
+    url = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/11"
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=1).ping()
+    except redis.RedisError:
+        pytest.skip(f"needs Redis at {url} (REDIS_URL) to share counts between worker processes")
+    return url
+
+
+def test_two_workers_share_the_counts_and_the_line_through_redis(fleet_of, app_process, key):
+    import uuid
+
+    import redis
+
+    url = redis_url()
+    prefix = f"test-{uuid.uuid4().hex[:8]}"
+    hosts = fleet_of(1, slots_each=2, decode=0.02, reply=["word "] * 10, override=1)  # the file says 1 slot
+    base, _ = app_process(workers=2, REDIS_URL=url, BOOCHAT_CACHE_PREFIX=prefix)
+    headers = {"Authorization": f"Bearer {key}"}
+
+    def stream(n):
+        with httpx.Client(base_url=base, timeout=30) as client:  # a connection each: both workers take some
+            return client.post("/v1/chat/completions", headers=headers, json={
+                "model": "fleet/qwen3-8b", "stream": True, "messages": [{"role": "user", "content": f"task {n}"}]})
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(stream, range(8)))
+    assert [a.status_code for a in answers] == [200] * 8 and all("[DONE]" in a.text for a in answers)
+    assert len(hosts[0].requests_to("/v1/chat/completions")) == 8
+    assert hosts[0].slots.most_active == 1  # one at a time, whichever worker took the request
+    store = redis.Redis.from_url(url)
+    until(lambda: store.zcard(f"{prefix}:fleet:inflight:box0/qwen3-8b") == 0, message="every lease ended")
+    assert store.zcard(f"{prefix}:fleet:line:fleet/qwen3-8b") == 0
+    for stale in store.scan_iter(f"{prefix}:*"):
+        store.delete(stale)
+
+
+# -- what people see ----------------------------------------------------------------------------------
+
+
+def test_a_chat_answer_says_how_much_of_its_prompt_was_cached_and_models_shows_the_pool_now(fleet_of, user_client):
+    from django.urls import reverse
+
+    from tests.boochat.test_chat import new_session, send
+
+    fleet_of(2, override=2)
+    chat = new_session(user_client, "fleet/qwen3-8b", title="t", system_prompt=SYSTEM)
+    send(user_client, chat, "first question")
+    send(user_client, chat, "second question")
+    first, second = chat.messages.filter(role="assistant").order_by("id")
+    assert second.served_by == first.served_by  # its conversation is cached there
+    page = user_client.get(chat.get_absolute_url()).content.decode()
+    prompt = second.usage["prompt_tokens"]
+    assert second.cached_prompt_tokens > prompt // 2
+    assert f"{second.cached_prompt_tokens} of {prompt} prompt tokens cached" in page
+    models = user_client.get(reverse("picker")).content.decode()
+    assert "Pools now" in models and "<code>fleet/qwen3-8b</code> · cache · 0 waiting" in models
+    row = models[models.index(f"<code>{second.served_by}</code>"):]
+    assert "0 / 2" in row[:200]
+    reused = round(100 * second.cached_prompt_tokens / (first.usage["prompt_tokens"] + prompt))
+    assert f"{reused} %" in row[:300]
