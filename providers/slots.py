@@ -121,7 +121,8 @@ def recent_reuse(member: str) -> tuple[int, int]:
     if client is None:
         pairs = list(_recent_reuse.get(member, ()))
     else:
-        pairs = [tuple(int(x) for x in raw.split()) for raw in client.lrange(f"{fleet_store.prefix()}:reuse:{member}", 0, -1)]
+        raw = client.lrange(f"{fleet_store.prefix()}:reuse:{member}", 0, -1)
+        pairs = [(int(cached), int(prompt)) for cached, prompt in (entry.split() for entry in raw)]
     return sum(p[0] for p in pairs), sum(p[1] for p in pairs)
 
 
@@ -208,9 +209,9 @@ async def _take(pool: str, ticket: str, wanted: str, members: Sequence[str], cap
     now = time.time()
     stale = now - settings.BOOCHAT_QUEUE_TIMEOUT - LEASE_SECONDS
     keys = [_line_key(pool), _line_key(pool) + ":wants", *(_lease_key(m) for m in members)]
-    args = [ticket, now, now + LEASE_SECONDS, lease, stale, settings.BOOCHAT_QUEUE_MAX, wanted, len(members),
-            *caps, *members, *tiers]
-    status, index, *counts = await client.eval(TAKE_TURN, len(keys), *keys, *args)  # type: ignore[misc]
+    args: list[str | int | float] = [ticket, now, now + LEASE_SECONDS, lease, stale, settings.BOOCHAT_QUEUE_MAX,
+                                     wanted, len(members), *caps, *members, *tiers]
+    status, index, *counts = await client.eval(TAKE_TURN, len(keys), *keys, *args)
     member = members[int(index) - 1] if int(status) == 1 else ""
     if member:
         _redis_leases[lease] = member

@@ -371,3 +371,46 @@ def test_a_chat_answer_says_how_much_of_its_prompt_was_cached_and_models_shows_t
     assert "0 / 2" in row[:200]
     reused = round(100 * second.cached_prompt_tokens / (first.usage["prompt_tokens"] + prompt))
     assert f"{reused} %" in row[:300]
+
+
+# -- the provider file --------------------------------------------------------------------------------
+
+
+def fleet_file(strategy=None, slots_value=None):
+    import json
+
+    member = {"slots": slots_value} if slots_value is not None else {}
+    pool = {"strategy": strategy} if strategy is not None else {}
+    return json.dumps({"providers": [
+        {"slug": "box0", "kind": "llama_server", "base_url": "http://127.0.0.1:9", "default": True,
+         "models": {"qwen3-8b": member}},
+        {"slug": "fleet", "kind": "pool", "models": {"qwen3-8b": {"members": ["box0/qwen3-8b"]}}, **pool},
+    ]})
+
+
+def test_the_provider_file_sets_a_pools_strategy_and_a_members_slots():
+    from providers.provider_file import parse_provider_file, provider_to_entry
+    from providers.sync import apply_plan, plan_sync
+
+    box, fleet = parse_provider_file("p.json", fleet_file("least_busy", 3))
+    assert fleet.strategy == "least_busy" and box.overrides["qwen3-8b"].slots == 3
+    apply_plan(plan_sync([box, fleet], source="file", origin="p.json"))
+    assert Provider.objects.get(slug="fleet").strategy == "least_busy"
+    assert ModelOverride.objects.get(provider__slug="box0").slots == 3
+    assert provider_to_entry(Provider.objects.get(slug="fleet"))["strategy"] == "least_busy"
+    assert provider_to_entry(Provider.objects.get(slug="box0"))["models"]["qwen3-8b"]["slots"] == 3
+    _, default = parse_provider_file("p.json", fleet_file())
+    assert default.strategy == "cache"
+
+
+@pytest.mark.parametrize("strategy, slots_value, field, reason", [
+    ("fastest", None, "strategy", 'unknown strategy "fastest"; expected one of cache, least_busy, round_robin'),
+    (None, 0, "models.qwen3-8b.slots", "must be a positive whole number of requests, not 0"),
+    (None, "4", "models.qwen3-8b.slots", 'not "4"'),
+])
+def test_the_provider_file_refuses_a_bad_strategy_or_slots_naming_the_field(strategy, slots_value, field, reason):
+    from providers.provider_file import ProviderFileError, parse_provider_file
+
+    with pytest.raises(ProviderFileError) as caught:
+        parse_provider_file("p.json", fleet_file(strategy, slots_value))
+    assert caught.value.field == field and reason in caught.value.reason and "p.json" in str(caught.value)
