@@ -22,6 +22,7 @@ Who takes a member that has room (`strategy` of the pool):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import os
@@ -48,7 +49,7 @@ logger = logging.getLogger("providers.pools")
 LEASE_SECONDS = 60.0  # a lease its worker stopped renewing (the worker died) ends this long after
 _RENEW_EVERY = LEASE_SECONDS / 3
 _SLOTS_SECONDS = 600  # a host restarted with another --parallel is read again within ten minutes
-_POLL_LOCAL, _POLL_REDIS = 0.005, 0.02  # seconds between a waiter's looks at the line
+_POLL_SECONDS = 0.05  # a waiter looks at the line again at least this often, freed slot or not
 _DEFAULT_ANSWER_SECONDS = 5.0  # a member's mean answer time before one was measured
 _RECENT = 100  # answers kept per member for the cache reuse shown on /models/
 
@@ -247,12 +248,70 @@ def _end(member: str, lease: str) -> None:
     if client is None:
         with _lock:
             _local_leases[member].discard(lease)
+        _wake_waiters()
         return
     _redis_leases.pop(lease, None)
     try:
-        client.zrem(_lease_key(member), lease)
+        with client.pipeline(transaction=False) as pipe:
+            pipe.zrem(_lease_key(member), lease)
+            pipe.publish(_freed_channel(), member)
+            pipe.execute()
     except Exception:  # noqa: BLE001 - Redis away: the lease expires by itself (LEASE_SECONDS)
         logger.warning("could not end lease %s on %s; it expires in %g s", lease, member, LEASE_SECONDS)
+
+
+# A freed slot wakes the waiters at once (late binding without polling delays): in this process
+# through each event loop's signal, across workers and instances through a Redis channel.
+
+
+class _Signal:
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+
+    def fire(self) -> None:
+        fired, self.event = self.event, asyncio.Event()
+        fired.set()
+
+
+_signals: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Signal] = weakref.WeakKeyDictionary()
+_listeners: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task[None]] = weakref.WeakKeyDictionary()
+
+
+def _freed_channel() -> str:
+    return f"{fleet_store.prefix()}:freed"
+
+
+def _wake_waiters() -> None:
+    for loop, signal in list(_signals.items()):
+        if not loop.is_closed():
+            loop.call_soon_threadsafe(signal.fire)
+
+
+def _slot_freed() -> asyncio.Event:
+    """An event set when a slot is freed anywhere (or a lease ends), from now on."""
+    loop = asyncio.get_running_loop()
+    signal = _signals.get(loop)
+    if signal is None:
+        signal = _signals[loop] = _Signal()
+    if settings.REDIS_URL:
+        listener = _listeners.get(loop)
+        if listener is None or listener.done():
+            _listeners[loop] = loop.create_task(_listen(signal))
+    return signal.event
+
+
+async def _listen(signal: _Signal) -> None:
+    client = fleet_store.async_redis()
+    if client is None:
+        return
+    pubsub = client.pubsub()
+    await pubsub.subscribe(_freed_channel())
+    try:
+        async for message in pubsub.listen():
+            if message.get("type") == "message":
+                signal.fire()
+    finally:
+        await pubsub.aclose()
 
 
 def _keep_renewing() -> None:
@@ -394,7 +453,6 @@ async def admit(route: Route, body: dict[str, Any], *, session: str = "") -> Adm
     deadline = time.monotonic() + settings.BOOCHAT_QUEUE_TIMEOUT
     started = time.monotonic()
     counts = dict.fromkeys(members, 0)
-    poll = _POLL_REDIS if settings.REDIS_URL else _POLL_LOCAL
     reason = ""
     tiers = [-(2 * held.get(m, 0) + (m == last)) for m in members]
     first = True  # the counts are not known yet: try for the cached member alone, then decide
@@ -409,6 +467,7 @@ async def admit(route: Route, body: dict[str, Any], *, session: str = "") -> Adm
                                                time.monotonic() - started)
                 if first and wanted.startswith("0") and len(wanted) > 1:
                     wanted = "1" + wanted[1:]
+            freed = _slot_freed()
             turn = await _take(pool, ticket, wanted, members, caps, tiers, lease)
             counts.update(turn.counts)
             if turn.status == 1:
@@ -422,7 +481,8 @@ async def admit(route: Route, body: dict[str, Any], *, session: str = "") -> Adm
             if time.monotonic() > deadline:
                 raise QueueRefused(f"{pool}: every member stayed busy for {settings.BOOCHAT_QUEUE_TIMEOUT:g} s "
                                    f"(BOOCHAT_QUEUE_TIMEOUT); try again shortly.", retry_after=10)
-            await asyncio.sleep(poll)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(freed.wait(), _POLL_SECONDS)
     except BaseException:
         await asyncio.shield(_leave(pool, ticket))
         raise
