@@ -85,6 +85,7 @@ class Turn:
     ideal: int
     status: int
     duration: float = 0.0  # to the answer's last byte
+    prompt: int = 0  # prompt tokens, as the host counted them
 
 
 async def one_turn(client: aiohttp.ClientSession, url: str, pool: str, messages: list[dict], headers: dict) -> tuple[Turn, str]:
@@ -97,7 +98,7 @@ async def one_turn(client: aiohttp.ClientSession, url: str, pool: str, messages:
         async for chunk in response.content.iter_any():
             first = first or time.perf_counter()
             raw += chunk
-    cached, text = 0, []
+    cached, prompt, text = 0, 0, []
     for line in raw.split(b"\n"):
         if line.startswith(b"data: {"):
             event = json.loads(line[6:])
@@ -105,8 +106,9 @@ async def one_turn(client: aiohttp.ClientSession, url: str, pool: str, messages:
                 text.append((choice.get("delta") or {}).get("content") or "")
             usage = event.get("usage") or {}
             cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens", cached)
+            prompt = usage.get("prompt_tokens", prompt)
     ended = time.perf_counter()
-    return Turn((first or ended) - started, cached, 0, response.status, ended - started), "".join(text)
+    return Turn((first or ended) - started, cached, 0, response.status, ended - started, prompt), "".join(text)
 
 
 def tool_output(session: int, turn: int) -> str:
@@ -245,7 +247,9 @@ def main() -> None:
         errors_here = sum(t.status != 200 for t in turns)
         reuse = sum(min(t.cached, t.ideal) for t in turns) / max(1, sum(t.ideal for t in turns))
         means[strategy] = sum(ttfts) / len(ttfts)
-        print(f"  {strategy:12} TTFT mean {means[strategy]:8.0f} ms, p99 {percentile(ttfts, 99):8.0f} ms; "
+        prefill = sum((t.prompt - t.cached) * PREFILL_SECONDS * 1000 for t in turns) / len(turns)
+        print(f"  {strategy:12} TTFT mean {means[strategy]:6.0f} ms (prefill {prefill:4.0f} ms, waiting and relaying "
+              f"{means[strategy] - prefill:4.0f} ms), p99 {percentile(ttfts, 99):6.0f} ms; "
               f"prefix reuse {reuse:6.1%} of ideal; errors {errors_here}")
         if strategy == PoolStrategy.CACHE:
             record("fleet", "cache: prefix reuse of ideal", boochat=reuse * 100, unit="%", target="≥ 90 %",

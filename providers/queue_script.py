@@ -9,7 +9,8 @@ TAKE_TURN = """
 -- ARGV: ticket, now, lease expiry, lease id, tickets older than this are dropped, most waiting,
 -- wanted ("1member" / "0member" / "0"), number of members n, n capacities (0: no limit), n member names
 -- in the pool's order, n tiers (lower first: the cached prefix, for the `cache` strategy).
--- Returns {status, chosen index or 0, in flight per member...}: status 1 taken, 0 waiting, -1 line full.
+-- Returns {status, chosen index or 0, waiters ahead wanting the same member, in flight per member...}:
+-- status 1 taken, 0 waiting, -1 line full.
 local ticket, now = ARGV[1], tonumber(ARGV[2])
 local n = tonumber(ARGV[8])
 local counts, free, names, caps, tiers, used = {}, {}, {}, {}, {}, {}
@@ -44,7 +45,7 @@ if #stale > 0 then
 end
 if not redis.call('ZSCORE', KEYS[1], ticket) then
   if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[6]) then
-    return {-1, 0, unpack(counts)}
+    return {-1, 0, 0, unpack(counts)}
   end
   redis.call('ZADD', KEYS[1], now, ticket)
 end
@@ -53,11 +54,15 @@ redis.call('EXPIRE', KEYS[2], 86400)
 local waiters = redis.call('ZRANGE', KEYS[1], 0, -1)
 local wants = redis.call('HMGET', KEYS[2], unpack(waiters))
 local chosen = nil
+local mine = string.sub(ARGV[7], 2)
+local ahead = 0
 local served = {}
 -- First, each waiter in arrival order takes the member it wants when that one has room.
 for i, t in ipairs(waiters) do
   local want = wants[i] or '0'
   local member = string.sub(want, 2)
+  if t ~= ticket and mine ~= '' and member == mine and not chosen then ahead = ahead + 1 end
+  if t == ticket then mine = '' end
   if member ~= '' and (free[member] or 0) > 0 then
     free[member] = free[member] - 1
     for j = 1, n do
@@ -81,7 +86,7 @@ if not chosen then
   end
 end
 if not chosen then
-  return {0, 0, unpack(counts)}
+  return {0, 0, ahead, unpack(counts)}
 end
 local index = 0
 for i = 1, n do
@@ -91,5 +96,5 @@ redis.call('ZADD', KEYS[2 + index], ARGV[3], ARGV[4])
 counts[index] = counts[index] + 1
 redis.call('ZREM', KEYS[1], ticket)
 redis.call('HDEL', KEYS[2], ticket)
-return {1, index, unpack(counts)}
+return {1, index, ahead, unpack(counts)}
 """

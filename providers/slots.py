@@ -12,8 +12,9 @@ refused with a 503 and `Retry-After`.
 Who takes a member that has room (`strategy` of the pool):
 - `cache`: a request prefers the member holding the longest prefix of its prompt (providers.affinity).
   When that member is full and another has room, it waits for it only while the prefill it saves
-  (the extra cached tokens ÷ `BOOCHAT_PREFILL_TOKENS_PER_SECOND`) exceeds the expected wait for its
-  next free slot (the member's mean answer time ÷ its slots), and never past twice that wait.
+  (the extra cached tokens ÷ `BOOCHAT_PREFILL_TOKENS_PER_SECOND`) exceeds the time it has waited
+  plus the expected wait for a slot there ((requests waiting for it ahead + 1) × the member's mean
+  answer time ÷ its slots).
   Otherwise, and for prompts no member holds, the freest member with room, in the pool's order.
 - `least_busy`: the member with room that has the fewest requests in flight per slot.
 - `round_robin`: the members in turn, each request waiting for the one it was given.
@@ -143,6 +144,7 @@ class _Turn:
     status: int  # 1 taken, 0 waiting, -1 the line is full
     member: str
     counts: dict[str, int]
+    ahead: int = 0  # waiters ahead that want the member this one wants
 
 
 _lock = threading.Lock()
@@ -193,13 +195,15 @@ def _take_local(pool: str, ticket: str, wanted: str, members: Sequence[str], cap
         else:
             line[ticket] = (line[ticket][0], wanted)
         waiters = [(t, w) for t, (_, w) in sorted(line.items(), key=lambda item: item[1][0])]
+        position = [t for t, _ in waiters].index(ticket)
+        ahead = sum(1 for _, w in waiters[:position] if wanted[1:] and w[1:] == wanted[1:])
         member = _assign(waiters, members, caps, counts, tiers, ticket)
         if not member:
-            return _Turn(0, "", counts)
+            return _Turn(0, "", counts, ahead)
         _local_leases[member].add(lease)
         del line[ticket]
         counts[member] += 1
-        return _Turn(1, member, counts)
+        return _Turn(1, member, counts, ahead)
 
 
 async def _take(pool: str, ticket: str, wanted: str, members: Sequence[str], caps: Sequence[int],
@@ -212,12 +216,12 @@ async def _take(pool: str, ticket: str, wanted: str, members: Sequence[str], cap
     keys = [_line_key(pool), _line_key(pool) + ":wants", *(_lease_key(m) for m in members)]
     args: list[str | int | float] = [ticket, now, now + LEASE_SECONDS, lease, stale, settings.BOOCHAT_QUEUE_MAX,
                                      wanted, len(members), *caps, *members, *tiers]
-    status, index, *counts = await client.eval(TAKE_TURN, len(keys), *keys, *args)
+    status, index, ahead, *counts = await client.eval(TAKE_TURN, len(keys), *keys, *args)
     member = members[int(index) - 1] if int(status) == 1 else ""
     if member:
         _redis_leases[lease] = member
         _keep_renewing()
-    return _Turn(int(status), member, dict(zip(members, (int(c) for c in counts), strict=True)))
+    return _Turn(int(status), member, dict(zip(members, (int(c) for c in counts), strict=True)), int(ahead))
 
 
 async def _leave(pool: str, ticket: str) -> None:
@@ -431,8 +435,10 @@ class Admission:
     reason: str
 
 
-def _expected_wait(member: str, cap: int) -> float:
-    return _answer_seconds.get(member, _DEFAULT_ANSWER_SECONDS) / max(cap, 1)
+def _expected_wait(member: str, cap: int, ahead: int) -> float:
+    """Until one of the member's slots is free for this request: the requests waiting for it ahead of
+    this one, and this one, each take a slot's mean answer time, shared by its slots."""
+    return (ahead + 1) * _answer_seconds.get(member, _DEFAULT_ANSWER_SECONDS) / max(cap, 1)
 
 
 async def admit(route: Route, body: dict[str, Any], *, session: str = "") -> Admission:
@@ -453,6 +459,7 @@ async def admit(route: Route, body: dict[str, Any], *, session: str = "") -> Adm
     deadline = time.monotonic() + settings.BOOCHAT_QUEUE_TIMEOUT
     started = time.monotonic()
     counts = dict.fromkeys(members, 0)
+    ahead = 0
     reason = ""
     tiers = [-(2 * held.get(m, 0) + (m == last)) for m in members]
     first = True  # the counts are not known yet: try for the cached member alone, then decide
@@ -464,12 +471,13 @@ async def admit(route: Route, body: dict[str, Any], *, session: str = "") -> Adm
                 wanted, reason = "0", "fewest in flight per slot"
             else:
                 wanted, reason = _cache_choice(members, tiers, held, counts, dict(zip(members, caps, strict=True)),
-                                               time.monotonic() - started)
+                                               time.monotonic() - started, ahead)
                 if first and wanted.startswith("0") and len(wanted) > 1:
                     wanted = "1" + wanted[1:]
             freed = _slot_freed()
             turn = await _take(pool, ticket, wanted, members, caps, tiers, lease)
             counts.update(turn.counts)
+            ahead = turn.ahead
             if turn.status == 1:
                 break
             if first and turn.status == 0:
@@ -496,7 +504,7 @@ async def admit(route: Route, body: dict[str, Any], *, session: str = "") -> Adm
 
 
 def _cache_choice(members: Sequence[str], tiers: Sequence[int], held: dict[str, int], counts: dict[str, int],
-                  caps: dict[str, int], waited: float) -> tuple[str, str]:
+                  caps: dict[str, int], waited: float, ahead: int) -> tuple[str, str]:
     """What a request of the `cache` strategy waits for: ("1member" only that one, "0member" that
     one first, "0" any), and why."""
     best = members[min(range(len(members)), key=lambda i: tiers[i])]
@@ -507,8 +515,8 @@ def _cache_choice(members: Sequence[str], tiers: Sequence[int], held: dict[str, 
         return "0" + best, f"longest cached prefix (~{cached // CHARS_PER_TOKEN} tokens)" if cached else "its session's member"
     others = max((held.get(m, 0) for m in members if m != best), default=0)
     saved = (cached - others) / CHARS_PER_TOKEN / settings.BOOCHAT_PREFILL_TOKENS_PER_SECOND
-    wait = _expected_wait(best, caps[best])
-    if saved > wait and waited < 2 * wait:
+    wait = _expected_wait(best, caps[best], ahead)
+    if saved > wait + waited:
         return "1" + best, f"waits for its cached member: {saved:.1f} s of prefill saved against ~{wait:.1f} s of wait"
     return "0" + best, f"its cached member is full: {saved:.1f} s of prefill saved against ~{wait:.1f} s of wait"
 

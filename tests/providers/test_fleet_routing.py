@@ -187,27 +187,44 @@ def hold(client, headers, content="hold"):
         "model": "fleet/qwen3-8b", "stream": True, "messages": [{"role": "user", "content": content}]}), stream=True)
 
 
-def test_requests_wait_in_line_first_in_first_out_and_take_the_first_slot_that_frees(fleet_of, gateway, key):
-    hosts = fleet_of(2, slots_each=1, decode=0.05, reply=["word "] * 10, override=1)
+def test_requests_wait_in_line_first_in_first_out(fleet_of, gateway, key):
+    hosts = fleet_of(1, slots_each=1, decode=0.01, reply=["word "] * 1000, override=1)  # 10 s answers
     headers = {"Authorization": f"Bearer {key}"}
     with httpx.Client(base_url=gateway.base_url, timeout=30) as client, ThreadPoolExecutor(4) as pool:
-        holders = [hold(client, headers, f"hold {n}") for n in range(2)]  # both members full
+        holder = hold(client, headers)  # the only slot is taken
+        hosts[0].reply = ["short"]  # the answers after it are quick
         waiting = []
         for n in range(4):
             waiting.append(pool.submit(client.post, "/v1/chat/completions", headers=headers, json={
                 "model": "fleet/qwen3-8b", "messages": [{"role": "user", "content": f"queued {n}"}]}))
             until(lambda n=n: slots.waiting("fleet/qwen3-8b") == n + 1, message=f"request {n} in line")
-        for held in holders:
-            held.read()
-            held.close()
-        answers = [future.result(30) for future in waiting]
+        holder.close()  # its client leaves: the slot is free
+        answers = [future.result(60) for future in waiting]
     assert [a.status_code for a in answers] == [200] * 4
-    arrived = [r.json()["messages"][0]["content"] for h in hosts for r in h.requests_to("/v1/chat/completions")]
-    queued = sorted((r for h in hosts for r in h.requests_to("/v1/chat/completions")
-                     if r.json()["messages"][0]["content"].startswith("queued")), key=lambda r: r.received_at)
-    assert [r.json()["messages"][0]["content"] for r in queued] == [f"queued {n}" for n in range(4)]
-    assert len(arrived) == 6 and max(h.slots.most_active for h in hosts) == 1  # never piled on a host
-    assert slots.waiting("fleet/qwen3-8b") == 0 and member_counts(2) == {served_by(0): 0, served_by(1): 0}
+    assert [r.json()["messages"][0]["content"] for r in hosts[0].requests_to("/v1/chat/completions")] == [
+        "hold", "queued 0", "queued 1", "queued 2", "queued 3"]
+    assert hosts[0].slots.most_active == 1  # never piled on the host
+    assert slots.waiting("fleet/qwen3-8b") == 0 and member_counts(1) == {served_by(0): 0}
+
+
+def test_a_waiting_request_takes_the_first_member_that_frees_a_slot(fleet_of, gateway, key):
+    hosts = fleet_of(2, slots_each=1, decode=0.01, reply=["word "] * 1000, override=1)  # 10 s answers
+    headers = {"Authorization": f"Bearer {key}"}
+    with httpx.Client(base_url=gateway.base_url, timeout=30) as client, ThreadPoolExecutor(1) as pool:
+        first, second = hold(client, headers, "hold 0"), hold(client, headers, "hold 1")
+        assert [first.headers["X-BooChat-Served-By"], second.headers["X-BooChat-Served-By"]] == [
+            served_by(0), served_by(1)]
+        for host in hosts:
+            host.reply = ["short"]
+        waiter = pool.submit(client.post, "/v1/chat/completions", headers=headers, json={
+            "model": "fleet/qwen3-8b", "messages": [{"role": "user", "content": "queued"}]})
+        until(lambda: slots.waiting("fleet/qwen3-8b") == 1, message="the request in line")
+        second.close()  # box1 frees first, though box0 comes first in the pool's order
+        answer = waiter.result(30)
+        assert answer.headers["X-BooChat-Served-By"] == served_by(1)
+        assert not first.is_closed  # box0 still answering
+        first.close()
+    assert max(h.slots.most_active for h in hosts) == 1
 
 
 def test_a_full_line_and_a_long_wait_are_refused_with_retry_after(fleet_of, gateway, key, settings):
