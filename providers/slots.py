@@ -310,12 +310,11 @@ async def _listen(signal: _Signal) -> None:
         return
     pubsub = client.pubsub()
     await pubsub.subscribe(_freed_channel())
-    try:
-        async for message in pubsub.listen():
-            if message.get("type") == "message":
-                signal.fire()
-    finally:
-        await pubsub.aclose()
+    # Runs until its event loop ends; nothing is awaited on the way out (a loop that is closing,
+    # such as asyncio.run's for a title, would wait on Redis for it).
+    async for message in pubsub.listen():
+        if message.get("type") == "message":
+            signal.fire()
 
 
 def _keep_renewing() -> None:

@@ -45,6 +45,15 @@ def _clear_cache():
 
 
 @pytest.fixture(autouse=True)
+def _own_fleet_keys(settings):
+    """Each test's pools keep their counts, lines and prefixes under keys of their own in Redis (with
+    REDIS_URL): a lease or a line of another test is never seen."""
+    import uuid
+
+    settings.BOOCHAT_CACHE_PREFIX = f"test-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(autouse=True)
 def _no_provider_env(settings):
     """Tests start from no configured provider source unless they set one."""
     settings.LLAMA_PROVIDERS_PATH = ""
