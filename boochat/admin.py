@@ -7,7 +7,7 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 
 from boochat.gateway.keys import create_key
-from boochat.models import GatewayKey
+from boochat.models import GatewayKey, SharedChat
 
 
 @admin.register(GatewayKey)
@@ -40,3 +40,24 @@ class GatewayKeyAdmin(admin.ModelAdmin):
     def revoke(self, request: HttpRequest, queryset: QuerySet[GatewayKey]) -> None:
         count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
         self.message_user(request, f"Revoked {count} key(s).", messages.SUCCESS)
+
+
+@admin.register(SharedChat)
+class SharedChatAdmin(admin.ModelAdmin):
+    """Shared links, so staff can revoke one that leaked; the token itself is not shown."""
+
+    list_display = ["title", "session", "created_at", "revoked_at"]
+    list_filter = [("revoked_at", admin.EmptyFieldListFilter)]
+    search_fields = ["title", "session__user__username"]
+    list_select_related = ["session"]
+    fields = ["title", "session", "created_at", "revoked_at"]
+    readonly_fields = ["title", "session", "created_at", "revoked_at"]
+    actions = ["revoke"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # shared from the chat page, by its owner
+
+    @admin.action(description="Revoke the selected links")
+    def revoke(self, request: HttpRequest, queryset: QuerySet[SharedChat]) -> None:
+        count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+        self.message_user(request, f"Revoked {count} link(s): they answer 404 now.", messages.SUCCESS)

@@ -5,16 +5,10 @@ for as long as it likes. uvicorn has no such limit; a reverse proxy in front add
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
 
 from django.conf import settings
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+from boochat.asgi_types import ASGIApp, Message, Receive, ResponseWatch, Scope, Send
 
 TIMED_OUT = b"The request body did not arrive within BOOCHAT_BODY_TIMEOUT seconds.\n"
 
@@ -27,7 +21,8 @@ def with_body_deadline(app: ASGIApp) -> ASGIApp:
         if scope["type"] != "http":
             return await app(scope, receive, send)
         deadline = asyncio.get_running_loop().time() + settings.BOOCHAT_BODY_TIMEOUT
-        body_read = timed_out = started = False
+        body_read = timed_out = False
+        response = ResponseWatch(send)
 
         async def receive_in_time() -> Message:
             nonlocal body_read, timed_out
@@ -42,13 +37,8 @@ def with_body_deadline(app: ASGIApp) -> ASGIApp:
             body_read = message["type"] != "http.request" or not message.get("more_body", False)
             return message
 
-        async def send_noting_start(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        await app(scope, receive_in_time, send_noting_start)
-        if timed_out and not started:
+        await app(scope, receive_in_time, response.send)
+        if timed_out and not response.started:
             await send({"type": "http.response.start", "status": 408, "headers": [
                 (b"content-type", b"text/plain; charset=utf-8"), (b"connection", b"close"),
                 (b"content-length", str(len(TIMED_OUT)).encode())]})

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from importlib import import_module
-from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY
@@ -22,13 +20,8 @@ from django.http import parse_cookie
 from django.urls import Resolver404, resolve
 
 from boochat import database
+from boochat.asgi_types import ASGIApp, Message, Receive, ResponseWatch, Scope, Send
 from boochat.chat.views import MAX_MESSAGE_CHARS
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 ANONYMOUS_BODY_BYTES = 64 * 1024  # a login form, with room to spare
 FORM_SLACK_BYTES = 64 * 1024  # the fields beside a form's files (CSRF token, ...) and multipart headers
@@ -183,7 +176,7 @@ def with_body_limit(app: ASGIApp) -> ASGIApp:
 
         received = 0
         passed: Limit | None = None
-        started = False
+        response = ResponseWatch(send)
 
         async def receive_within_limit() -> Message:
             nonlocal received, passed
@@ -197,13 +190,8 @@ def with_body_limit(app: ASGIApp) -> ASGIApp:
                     return {"type": "http.disconnect"}
             return message
 
-        async def send_noting_start(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        await app(scope, receive_within_limit, send_noting_start)
-        if passed is not None and not started:
+        await app(scope, receive_within_limit, response.send)
+        if passed is not None and not response.started:
             await refuse(scope, send, passed, limits.path)
 
     return application

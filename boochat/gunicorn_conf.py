@@ -11,16 +11,18 @@ import subprocess
 import sys
 import threading
 
-bind = os.environ.get("BOOCHAT_BIND", "127.0.0.1:8000")
-workers = int(os.environ.get("BOOCHAT_WORKERS", "1"))
+from boochat.env import env_int, env_str
+
+bind = env_str("BOOCHAT_BIND", "127.0.0.1:8000")
+workers = env_int("BOOCHAT_WORKERS", 1, minimum=1)
 worker_class = "boochat.workers.UvicornWorker"
 # Streams last minutes; the worker timeout is a heartbeat, not a request limit, under uvicorn.
 timeout = 120
-graceful_timeout = int(os.environ.get("BOOCHAT_GRACEFUL_TIMEOUT", "30"))
+graceful_timeout = env_int("BOOCHAT_GRACEFUL_TIMEOUT", 30, minimum=0)
 keepalive = 5
 accesslog = "-"
 # gunicorn's control socket is one path per user by default, shared by every instance on the machine.
-control_socket = os.environ.get("BOOCHAT_CONTROL_SOCKET", "")
+control_socket = env_str("BOOCHAT_CONTROL_SOCKET")
 control_socket_disable = not control_socket
 
 logger = logging.getLogger("gunicorn.error")
@@ -66,23 +68,26 @@ def post_worker_init(worker) -> None:  # noqa: ANN001
 
 
 def _sweep_stale_answers() -> None:
-    """Every so often, answers that a dead process left "streaming" are marked interrupted, whether
-    or not anyone opens their page."""
+    """At start and every so often, answers that a dead process left "streaming" are marked
+    interrupted, whether or not anyone opens their page: at once those its lock file lists
+    (boochat.chat.orphans), the others once quiet for longer than their provider's read timeout."""
     import time
 
     from django.conf import settings
     from django.db import connections
 
     from boochat.chat.autosave import interrupt_all_stale_answers
+    from boochat.chat.orphans import interrupt_orphaned_answers
 
     while True:
-        time.sleep(min(60, max(1, settings.BOOCHAT_STALE_STREAM_GRACE)))
         try:
+            interrupt_orphaned_answers()
             interrupt_all_stale_answers()
         except Exception:
             logging.getLogger("boochat").warning("Could not sweep stale answers", exc_info=True)
         finally:
             connections.close_all()  # this thread's
+        time.sleep(min(60, max(1, settings.BOOCHAT_STALE_STREAM_GRACE)))
 
 
 def _warm_caches() -> None:

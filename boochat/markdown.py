@@ -1,7 +1,8 @@
 """Answers are Markdown: rendered on the server, then sanitized (nothing from a model runs).
 
 Code blocks are highlighted by Pygments (token classes styled by static/css/code.css) and get a
-language label and a copy button (static/js/ui.js copies); `$…$`, `$$…$$`, `\\(…\\)` and `\\[…\\]`
+language label and a copy button (static/js/ui.js copies); task lists show their boxes and bare
+URLs are links, as on GitHub; `$…$`, `$$…$$`, `\\(…\\)` and `\\[…\\]`
 become MathML, which browsers render natively; tables scroll inside their own box on a phone.
 """
 
@@ -19,6 +20,8 @@ from django.utils.safestring import SafeString, mark_safe
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 from mdit_py_plugins.dollarmath import dollarmath_plugin
+from mdit_py_plugins.gfm_autolink import gfm_autolink_plugin
+from mdit_py_plugins.tasklists import tasklists_plugin
 from mdit_py_plugins.texmath import texmath_plugin
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
@@ -49,10 +52,14 @@ _ATTRIBUTES: dict[str, set[str]] = {
 }
 _CLASSES = {
     "div": {"code-block", "code-head", "table-wrap", "math-display"},
-    "span": TOKEN_CLASSES | {"code-lang"},
+    "span": TOKEN_CLASSES | {"code-lang", "task-box"},
     "button": {"copy-code"},
     "pre": {"highlight"},
     "code": {"math-error"},
+    "th": {"align-left", "align-center", "align-right"},
+    "td": {"align-left", "align-center", "align-right"},
+    "ul": {"contains-task-list"},
+    "li": {"task-list-item"},
 }
 _formatter = HtmlFormatter(nowrap=True)
 _CHARACTER_REFERENCE = re.compile(r"&amp;(#x[0-9A-Fa-f]+;|#[0-9]+;)")
@@ -118,6 +125,16 @@ def _image(self: Any, tokens: Sequence[Token], idx: int, options: Any, env: Any)
     return f'<a href="{escape(src)}">{escape(alt or src)}</a>'
 
 
+def _html_inline(self: Any, tokens: Sequence[Token], idx: int, options: Any, env: Any) -> str:
+    # The task list plugin writes its box as an <input>, which the sanitizer removes (no form controls
+    # in answers): a list item's box is shown as a character instead. Nothing else makes these tokens
+    # ("html": False), and anything that does is shown as text.
+    content = tokens[idx].content
+    if content.startswith('<input class="task-list-item-checkbox"'):
+        return '<span class="task-box">☑</span>' if 'checked="checked"' in content else '<span class="task-box">☐</span>'
+    return escape(content)
+
+
 def _table_open(self: Any, tokens: Sequence[Token], idx: int, options: Any, env: Any) -> str:
     # Focusable, so a table wider than a phone can be scrolled from the keyboard too.
     return '<div class="table-wrap" tabindex="0" role="region" aria-label="Table">' + self.renderToken(tokens, idx, options, env)
@@ -127,19 +144,33 @@ def _table_close(self: Any, tokens: Sequence[Token], idx: int, options: Any, env
     return self.renderToken(tokens, idx, options, env) + "</div>\n"
 
 
+def _cell_open(self: Any, tokens: Sequence[Token], idx: int, options: Any, env: Any) -> str:
+    # A column's alignment (`|--:|`) as a class: the Content-Security-Policy drops style attributes.
+    token = tokens[idx]
+    align = str(token.attrs.pop("style", "")).removeprefix("text-align:")
+    if align in ("left", "center", "right"):
+        token.attrSet("class", f"align-{align}")
+    return self.renderToken(tokens, idx, options, env)
+
+
 def _build() -> MarkdownIt:
     # Raw HTML in the source is not passed through at all; nh3 then removes anything unsafe left.
     md = MarkdownIt("commonmark", {"html": False, "linkify": False, "breaks": True}).enable(["table", "strikethrough"])
     # No digits or spaces inside the dollars: "$5 and $6" stays prices.
     md.use(dollarmath_plugin, allow_space=False, allow_digits=False, allow_labels=False, double_inline=True)
     md.use(texmath_plugin, delimiters="brackets")
+    md.use(tasklists_plugin)
+    md.use(gfm_autolink_plugin)  # bare URLs (https://…, www.…) and e-mail addresses, as GitHub links them
     md.add_render_rule("fence", _fence)
+    md.add_render_rule("th_open", _cell_open)
+    md.add_render_rule("td_open", _cell_open)
     md.add_render_rule("code_block", _code_block)
     for name in ("math_inline", "math_inline_double"):
         md.add_render_rule(name, _math_display if name.endswith("double") else _math_inline)
     for name in ("math_block", "math_block_eqno", "math_block_label"):
         md.add_render_rule(name, _math_display)
     md.add_render_rule("image", _image)
+    md.add_render_rule("html_inline", _html_inline)
     md.add_render_rule("table_open", _table_open)
     md.add_render_rule("table_close", _table_close)
     return md

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import models
+from django.db.models import Exists, OuterRef
 from django.urls import reverse
 from django.utils import timezone
 
@@ -13,7 +16,44 @@ from providers.snapshot import SnapshotRowsQuerySet
 
 class ChatSessionQuerySet(models.QuerySet["ChatSession"]):
     def for_user(self, user: User) -> ChatSessionQuerySet:
-        return self.filter(user=user)
+        """The user's chats, archived ones too, not those in the trash."""
+        return self.filter(user=user, deleted_at__isnull=True)
+
+    def listed(self, *, current: int | None = None) -> ChatSessionQuerySet:
+        """The chats of the chat list: not archived, and holding a message or a title (an untitled chat
+        with no message is a "+ New chat" not used yet); and the `current` chat, the one on screen."""
+        kept = models.Q(archived_at__isnull=True) & (~models.Q(title="") | Exists(Message.objects.filter(session=OuterRef("pk"))))
+        return self.filter(kept | models.Q(pk=current) if current is not None else kept)
+
+    def in_trash(self, user: User) -> ChatSessionQuerySet:
+        return self.filter(user=user, deleted_at__isnull=False).order_by("-deleted_at", "-id")
+
+    def move_to_trash(self) -> int:
+        """Put these chats in the trash (BOOCHAT_TRASH_DAYS); with no days kept, delete them now. Their
+        answers still streaming stop (boochat.chat.autosave finds them gone)."""
+        if settings.BOOCHAT_TRASH_DAYS <= 0:
+            return self.delete()[1].get("boochat.ChatSession", 0)
+        return self.filter(deleted_at__isnull=True).update(deleted_at=timezone.now())
+
+    def empty_trash(self) -> int:
+        """Delete for good the chats in the trash for longer than BOOCHAT_TRASH_DAYS."""
+        cutoff = timezone.now() - timedelta(days=max(0, settings.BOOCHAT_TRASH_DAYS))
+        return self.filter(deleted_at__lt=cutoff).delete()[1].get("boochat.ChatSession", 0)
+
+
+class Folder(models.Model):
+    """A user's folder of chats: the chat list groups by folder."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_folders")
+    name = models.CharField(max_length=100)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+        constraints = [models.UniqueConstraint(fields=["user", "name"], name="folder_one_per_name")]
+
+    def __str__(self) -> str:
+        return self.name
 
 
 TITLE_MAX_LENGTH = 200
@@ -37,6 +77,11 @@ class ChatSession(models.Model):
     # The last message of the branch the page shows (boochat.chat.branches); the latest message when unset.
     shown_leaf = models.ForeignKey("Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
                                    editable=False)
+    folder = models.ForeignKey(Folder, null=True, blank=True, on_delete=models.SET_NULL, related_name="chats")
+    # Archived: out of the chat list, still found by search and in the Archived view.
+    archived_at = models.DateTimeField(null=True, blank=True)
+    # In the trash since then (restorable for BOOCHAT_TRASH_DAYS, then deleted for good).
+    deleted_at = models.DateTimeField(null=True, blank=True)
 
     objects = ChatSessionQuerySet.as_manager()
 
@@ -136,6 +181,14 @@ class Message(GeneratedText):
         return self.role == self.Role.ASSISTANT
 
     @property
+    def can_continue(self) -> bool:
+        """An answer with text that was stopped (Stop, the host going away or failing mid-answer) or cut
+        by the length limit: its host can go on from it (boochat.chat.turns.begin_continue)."""
+        return self.is_answer and bool(self.content) and (
+            self.state in (MessageState.INTERRUPTED, MessageState.FAILED)
+            or (self.state == MessageState.COMPLETE and self.finish_reason == "length"))
+
+    @property
     def cached_prompt_tokens(self) -> int | None:
         """Prompt tokens the host took from its cache (llama-server's `timings.cache_n`, or the
         OpenAI usage's `prompt_tokens_details.cached_tokens`), when it said."""
@@ -190,6 +243,27 @@ class Compaction(models.Model):
 
     def __str__(self) -> str:
         return f"Compaction of {self.session} through message {self.through_message_id}"
+
+
+class SharedChat(models.Model):
+    """A read-only snapshot of one branch of a chat, open to anyone holding its link's token."""
+
+    session = models.ForeignKey(ChatSession, on_delete=models.CASCADE, related_name="shares")
+    token = models.CharField(max_length=64, unique=True, editable=False)
+    title = models.CharField(max_length=TITLE_MAX_LENGTH)
+    # [{"role", "content", "model"}] in order: the questions and answers of the branch shown when shared.
+    messages = models.JSONField(default=list)
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Share of {self.title}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("shared_chat", args=[self.token])
 
 
 class GatewayKeyQuerySet(SnapshotRowsQuerySet):

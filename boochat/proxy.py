@@ -46,7 +46,7 @@ class UpstreamError(Exception):
 
 
 def error_from_response(route: Route, status: int, body: bytes, headers: Mapping[str, str]) -> UpstreamError:
-    """An UpstreamError for a non-200 answer, in any of the error shapes DESIGN.md lists."""
+    """An UpstreamError for a non-200 answer, in any of the error shapes docs/wire.md lists."""
     name = f"{route.provider_name} ({route.provider})"
     try:
         payload: Any = json.loads(body)

@@ -11,41 +11,9 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from boochat.env import env_bool, env_int, env_list, env_str
+
 BASE_DIR = Path(__file__).resolve().parent.parent
-
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
-
-
-def env_str(name: str, default: str = "") -> str:
-    return os.environ.get(name, default).strip()
-
-
-def env_bool(name: str, default: bool = False) -> bool:
-    raw = os.environ.get(name)
-    if raw is None:
-        return default
-    value = raw.strip().lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise ImproperlyConfigured(f"{name}={raw!r} is not a boolean; use true or false.")
-
-
-def env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    if raw is None or not raw.strip():
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name}={raw!r} is not a whole number.") from None
-
-
-def env_list(name: str, default: str) -> list[str]:
-    return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
-
 
 DATA_DIR = Path(env_str("BOOCHAT_DATA_DIR") or BASE_DIR / "var")
 
@@ -167,23 +135,35 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # real locking (busy timeout) rather than shared-cache table locks.
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}
 
-elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_bool("BOOCHAT_DB_POOL", True):
-    # Django's psycopg pool: chat streams give their connection back while they wait on hosts
-    # (boochat.database.release_connection), which with a pool costs nothing. Per worker process.
-    if DATABASES["default"]["CONN_MAX_AGE"]:
-        raise ImproperlyConfigured("BOOCHAT_DB_CONN_MAX_AGE must be 0 with the connection pool (BOOCHAT_DB_POOL).")
-    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
-        "min_size": 1, "max_size": env_int("BOOCHAT_DB_POOL_SIZE", 20), "timeout": 30,
-    }
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # A database that is down fails a request within this many seconds (a 503 that names it,
+    # boochat.outages), instead of holding it for as long as the pool or libpq would wait.
+    DB_TIMEOUT = env_int("BOOCHAT_DB_TIMEOUT", 5)
+    DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = DB_TIMEOUT
+    # Each kept connection is checked before it is used (with the pool: psycopg's check_connection as
+    # the pool hands it out): after a PostgreSQL restart the kept ones are dead, and a request must get
+    # a new one rather than the error.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    if env_bool("BOOCHAT_DB_POOL", True):
+        # Django's psycopg pool: chat streams give their connection back while they wait on hosts
+        # (boochat.database.release_connection), which with a pool costs nothing. Per worker process.
+        if DATABASES["default"]["CONN_MAX_AGE"]:
+            raise ImproperlyConfigured("BOOCHAT_DB_CONN_MAX_AGE must be 0 with the connection pool (BOOCHAT_DB_POOL).")
+        DATABASES["default"]["OPTIONS"]["pool"] = {
+            "min_size": 1, "max_size": env_int("BOOCHAT_DB_POOL_SIZE", 20), "timeout": DB_TIMEOUT,
+        }
 
 REDIS_URL = env_str("REDIS_URL")
 BOOCHAT_CACHE_PREFIX = env_str("BOOCHAT_CACHE_PREFIX", "boochat")
+BOOCHAT_CACHE_TIMEOUT = env_int("BOOCHAT_CACHE_TIMEOUT", 3)
 if REDIS_URL:
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": BOOCHAT_CACHE_PREFIX,
+            # Redis that is down or unreachable fails a request within seconds (a 503 that names it).
+            "OPTIONS": {"socket_connect_timeout": BOOCHAT_CACHE_TIMEOUT, "socket_timeout": BOOCHAT_CACHE_TIMEOUT},
         }
     }
     AXES_HANDLER = "axes.handlers.cache.AxesCacheHandler"
@@ -217,6 +197,8 @@ AXES_HTTP_RESPONSE_CODE = 429
 AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]
 AXES_COOLOFF_MESSAGE = "Too many failed logins: try again in a few minutes."
 AXES_SENSITIVE_PARAMETERS: list[str] = []  # log who and from where; the password is always masked
+# A username is logged escaped: one with a line break would otherwise write a forged log line.
+AXES_CLIENT_STR_CALLABLE = "boochat.login_log.client_str"
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -261,6 +243,11 @@ LLAMA_SIDECAR_URL = env_str("LLAMA_SIDECAR_URL")
 # Chat: the model for titles (composite id; empty: the session's own model), and for compaction
 # summaries ("" = the session's model, "task" = the task model, or a composite id).
 BOOCHAT_TASK_MODEL = env_str("BOOCHAT_TASK_MODEL")
+# The model new chats start with for users who have used none yet (composite id; empty: the model marked
+# "default for new chats" in admin or the provider file). See boochat/chat/starting_model.py.
+BOOCHAT_DEFAULT_MODEL = env_str("BOOCHAT_DEFAULT_MODEL")
+# Days a deleted chat stays in the trash (restorable) before it is deleted for good; 0: at once, no undo.
+BOOCHAT_TRASH_DAYS = env_int("BOOCHAT_TRASH_DAYS", 30)
 BOOCHAT_SUMMARY_MODEL = env_str("BOOCHAT_SUMMARY_MODEL")
 # Seconds a title waits for its host (a hung host must not hold the request for the read timeout).
 BOOCHAT_TASK_TIMEOUT = env_int("BOOCHAT_TASK_TIMEOUT", 20)
@@ -272,6 +259,8 @@ BOOCHAT_GATEWAY_OPEN = env_bool("BOOCHAT_GATEWAY_OPEN", False)
 # Web pages at these origins (scheme://host[:port]) may call the gateway from a browser (CORS);
 # a browser's request from any other site is refused.
 BOOCHAT_GATEWAY_ALLOWED_ORIGINS = env_list("BOOCHAT_GATEWAY_ALLOWED_ORIGINS", "")
+# Seconds a /v1/responses answer is kept (per key) for a follow-up's `previous_response_id`; 0: none kept.
+BOOCHAT_RESPONSES_TTL = env_int("BOOCHAT_RESPONSES_TTL", 3600)
 # Seconds a request's body may take to arrive in full; slower gets 408.
 BOOCHAT_BODY_TIMEOUT = env_int("BOOCHAT_BODY_TIMEOUT", 30)
 # Largest request body (chat bodies with long histories or images are big); larger gets a 413. A chat
@@ -301,6 +290,8 @@ BOOCHAT_MAX_IMPORT_MESSAGES = env_int("BOOCHAT_MAX_IMPORT_MESSAGES", 20_000)
 # Seconds an import may take in the database (PostgreSQL's statement_timeout within it too); past it
 # nothing is kept. Below SQLite's 20-second busy timeout, so a send waiting behind an import still gets in.
 BOOCHAT_IMPORT_TIMEOUT = env_int("BOOCHAT_IMPORT_TIMEOUT", 15)
+# Turns of a chat's branch its page shows at once; "Show earlier turns" loads the ones before.
+BOOCHAT_CHAT_PAGE_TURNS = env_int("BOOCHAT_CHAT_PAGE_TURNS", 50, minimum=1)
 # Most favorites one user keeps (the picker renders every one on each page).
 BOOCHAT_MAX_FAVORITES = env_int("BOOCHAT_MAX_FAVORITES", 500)
 # Seconds a provider's model list is served before it is refreshed (in the background).

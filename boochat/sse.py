@@ -1,6 +1,6 @@
 """Reading OpenAI-style SSE chat streams as they pass through, to know what to save.
 
-The bytes are relayed untouched; this only watches them. It copes with every shape in DESIGN.md:
+The bytes are relayed untouched; this only watches them. It copes with every shape in docs/wire.md:
 several events in one read and events split across reads, `: keep-alive` comments, `data:
 {"error": ...}` and the older `error:` lines, a final usage chunk with `choices: []`, `[DONE]`, and
 llama-swap's loading messages (reasoning deltas in chunks without an `id`), which are status only.

@@ -4,7 +4,7 @@ from django.urls import path
 
 from boochat import views
 from boochat.arena import views as arena_views
-from boochat.chat import library_views
+from boochat.chat import library_views, organize_views, share_views
 from boochat.chat import views as chat_views
 from boochat.gateway import views as gateway_views
 from settings_app import views as settings_views
@@ -24,6 +24,17 @@ urlpatterns = [
     path("chat/<int:pk>/pin", library_views.chat_pin, name="chat_pin"),
     path("chat/<int:pk>/settings", chat_views.chat_settings, name="chat_settings"),
     path("chat/<int:pk>/delete", library_views.chat_delete, name="chat_delete"),
+    path("chat/<int:pk>/archive", organize_views.chat_archive, name="chat_archive"),
+    path("chat/<int:pk>/share", share_views.chat_share, name="chat_share"),
+    path("chat/shares/<int:pk>/revoke", share_views.share_revoke, name="share_revoke"),
+    path("chat/archived", organize_views.chat_archived, name="chat_archived"),
+    path("chat/trash", organize_views.chat_trash, name="chat_trash"),
+    path("chat/restore", organize_views.chat_restore, name="chat_restore"),
+    path("chat/bulk", organize_views.chat_bulk, name="chat_bulk"),
+    path("chat/folders", organize_views.folder_create, name="folder_create"),
+    path("chat/folders/<int:pk>/rename", organize_views.folder_rename, name="folder_rename"),
+    path("chat/folders/<int:pk>/delete", organize_views.folder_delete, name="folder_delete"),
+    path("s/<str:token>", share_views.shared_chat, name="shared_chat"),
     path("chat/<int:pk>.md", library_views.chat_export, {"extension": "md"}, name="chat_export_md"),
     path("chat/<int:pk>.json", library_views.chat_export, {"extension": "json"}, name="chat_export_json"),
     path("chat/export.json", library_views.chat_export_all, name="chat_export_all"),
@@ -33,6 +44,7 @@ urlpatterns = [
     path("chat/messages/<int:pk>", chat_views.chat_message, name="chat_message"),
     path("chat/messages/<int:pk>/edit", chat_views.chat_edit, name="chat_edit"),
     path("chat/messages/<int:pk>/regenerate", chat_views.chat_regenerate, name="chat_regenerate"),
+    path("chat/messages/<int:pk>/continue", chat_views.chat_continue, name="chat_continue"),
     path("chat/messages/<int:pk>/delete", chat_views.chat_delete_turn, name="chat_delete_turn"),
     path("chat/attachments/<int:pk>", chat_views.chat_attachment, name="chat_attachment"),
     path("arena/", arena_views.arena_index, name="arena_index"),
@@ -58,7 +70,11 @@ urlpatterns = [
     path("v1/chat/completions", gateway_views.v1, name="gateway_chat_completions"),
     path("v1/completions", gateway_views.v1, name="gateway_completions"),
     path("v1/embeddings", gateway_views.v1, name="gateway_embeddings"),
+    path("v1/responses", gateway_views.v1, name="gateway_responses"),
+    path("v1/messages", gateway_views.v1, name="gateway_messages"),
+    path("v1/messages/count_tokens", gateway_views.v1, name="gateway_count_tokens"),
     path("v1/<path:rest>", gateway_views.v1),  # anything else: the gateway's own 404
 ]
 
 handler400 = views.bad_request
+handler500 = views.server_error

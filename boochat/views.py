@@ -1,26 +1,31 @@
 from __future__ import annotations
 
+import sys
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.models import AnonymousUser, User
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
-from django.db import connection
 from django.http import HttpRequest, HttpResponse, HttpResponseForbidden, JsonResponse
 from django.http.multipartparser import MultiPartParserError
 from django.shortcuts import get_object_or_404, redirect
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.views import csrf, defaults
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
+from boochat import outages
+from boochat.chat.starting_model import starting_model
+from boochat.gateway import app as gateway
 from boochat.models import ChatSession, Preset
-from providers import control, slots
+from providers import control, pools, slots
 from providers.catalog import load_catalog
-from providers.models import Provider
+from providers.models import Provider, ProviderKind
 from providers.routing import RoutingError, endpoint_for
-from settings_app.models import Favorite, UserSettings
+from settings_app.models import Favorite
 from settings_app.picker import build_picker
 from settings_app.requests import HtmxHttpRequest
 from settings_app.views import api_login_required
@@ -28,12 +33,13 @@ from settings_app.views import api_login_required
 
 @require_GET
 def home(request: HtmxHttpRequest) -> TemplateResponse:
-    """The start page: start a chat (or go back to a recent one), then the configured providers."""
+    """The start page: a message box that starts a chat, recent chats, favorites and the hosts."""
+    chat_picker = build_picker(load_catalog(), Favorite.objects.ids_for(request.user), chat=True)
     return TemplateResponse(request, "home.html", {
         "providers": Provider.objects.all(),
-        "picker": build_picker(load_catalog(), Favorite.objects.ids_for(request.user), chat=True),
-        "selected": UserSettings.for_user(request.user).default_model,
-        "recent": ChatSession.objects.for_user(request.user).only("id", "title")[:5],
+        "picker": chat_picker,
+        "selected": starting_model(request.user, chat_picker),  # the model a new chat gets, shown on the chip
+        "recent": ChatSession.objects.for_user(request.user).listed().only("id", "title")[:5],
         "presets": Preset.objects.filter(user=request.user).exclude(name=""),
     })
 
@@ -47,6 +53,8 @@ def picker(request: HtmxHttpRequest) -> TemplateResponse:
         "picker": build_picker(catalog, favorite_ids, request.GET.get("q", "")),
         "may_control": may_control_models(request.user),
         "controlled": {p.slug for p in catalog.providers if control.offered(p)},
+        # Which member each pool's model would be sent to now (no host is asked: the cached lists).
+        "pools_now": {p.slug: pools.members_now(p.slug) for p in catalog.providers if p.kind == ProviderKind.POOL},
         "fleet": slots.fleet_now(),
     })
 
@@ -118,10 +126,14 @@ def api_models(request: HtmxHttpRequest) -> JsonResponse:
 @never_cache
 @login_not_required
 def healthz(request: HttpRequest) -> HttpResponse:
-    """Liveness for load balancers: the app answers and reaches its database."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1")
-    return HttpResponse("ok", content_type="text/plain")
+    """For load balancers: "ok" when the app reaches its database and its cache; else 503, naming
+    what is down, so that traffic goes to instances that can serve it."""
+    states = outages.check_services()
+    if all(state == "ok" for state in states.values()):
+        return HttpResponse("ok", content_type="text/plain")
+    body = "".join(f"{service}: {state}\n" for service, state in states.items())
+    return HttpResponse(body, status=503, content_type="text/plain; charset=utf-8",
+                        headers={"Retry-After": str(outages.RETRY_AFTER_SECONDS)})
 
 
 def _wants_json(request: HttpRequest) -> bool:
@@ -165,3 +177,19 @@ def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
         return JsonResponse({"error": f"CSRF check failed: {reason} Send the X-CSRFToken header with the "
                                       f"csrftoken cookie's value, from a logged-in session."}, status=403)
     return csrf.csrf_failure(request, reason)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """Django's 500 page, but a database or cache that cannot be reached is a 503 that says which
+    (JSON for API clients); the page is rendered without the request, which would need both."""
+    service = outages.service_down(sys.exc_info()[1])  # Django calls this inside its except block
+    if service is None:
+        return defaults.server_error(request)
+    message = outages.unavailable_message(service)
+    headers = {"Retry-After": str(outages.RETRY_AFTER_SECONDS)}
+    if request.path.startswith("/v1/"):  # the gateway's views (boochat.gateway.views): OpenAI's envelope
+        reply = gateway.unavailable(service)
+        return HttpResponse(reply.body, status=reply.status, content_type=reply.content_type, headers=reply.headers)
+    if _wants_json(request):
+        return JsonResponse({"error": message, "unavailable": service}, status=503, headers=headers)
+    return HttpResponse(render_to_string("503.html", {"message": message}), status=503, headers=headers)

@@ -27,8 +27,9 @@ class UvicornWorker(BaseUvicornWorker):
         # Past this many open connections and tasks, new requests get 503 instead of piling up.
         self.config.limit_concurrency = _env_int("BOOCHAT_MAX_CONNECTIONS", 2000)
         self.config.h11_max_incomplete_event_size = 64 * 1024
-        # uvicorn cancels what still runs a little before gunicorn's graceful timeout kills the
-        # worker, so open answers are saved as interrupted (boochat.chat.relay_stream) rather than lost.
+        # uvicorn gives up on open connections 3 s before gunicorn's graceful timeout kills the worker;
+        # its lifespan shutdown (boochat.asgi) then stops the answers still streaming and waits for
+        # their saves (boochat.inflight), so they are saved as interrupted rather than lost.
         self.config.timeout_graceful_shutdown = max(1, self.cfg.graceful_timeout - 3)
         # Checked every second (below): how soon a worker notices that its master is gone.
         self.config.timeout_notify = 1

@@ -126,7 +126,7 @@ def _positive_int(value: Any) -> int | None:
 
 
 def parse_model_list(payload: Any) -> tuple[list[dict[str, Any]], int]:
-    """Entries of a `/v1/models` answer in any shape DESIGN.md lists; odd entries are skipped and counted."""
+    """Entries of a `/v1/models` answer in any shape docs/wire.md lists; odd entries are skipped and counted."""
     data = payload.get("data") if isinstance(payload, dict) else payload
     if not isinstance(data, list):
         raise ListingError("the model list is not an OpenAI list (no 'data' array)")

@@ -1,4 +1,4 @@
-"""How many tokens a model's context holds, found in DESIGN.md's order and cached per composite id.
+"""How many tokens a model's context holds, found in this order (docs/wire.md) and cached per composite id.
 
 1. an admin or provider-file override;
 2. the host's model list (`context_length`, or `meta.n_ctx` from llama-server);

@@ -1,4 +1,4 @@
-"""Loading and unloading models on a host, and what it runs now.
+"""Loading and unloading models on a host, and what it runs now (docs/wire.md, "Fleet control").
 
 - llama-swap: `GET /running` (model, state starting / ready / stopping); `POST
   /api/models/unload/<model>`; `GET /unload` for all; a model loads ahead of use on any request

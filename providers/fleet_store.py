@@ -40,4 +40,6 @@ def sync_redis() -> redis.Redis | None:
 
 @cache
 def _sync_client(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url)
+    # It is called from event loops (a lease ending): a Redis that stopped answering costs seconds, not a hang.
+    timeout = settings.BOOCHAT_CACHE_TIMEOUT
+    return redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)

@@ -254,6 +254,11 @@ class ModelOverride(models.Model):
         "takes images", null=True, blank=True,
         help_text="Unknown: as its host says (llama-server's /props) or its kind (DeepSeek: no). Yes or no wins over both.",
     )
+    new_chats = models.BooleanField(
+        "default for new chats", default=False,
+        help_text="New chats start with this model when their user has none of their own "
+                  "(BOOCHAT_DEFAULT_MODEL, when set, wins). One model at most.",
+    )
 
     objects = RegistryQuerySet.as_manager()
 
@@ -261,6 +266,7 @@ class ModelOverride(models.Model):
         ordering = ["provider", "model"]
         constraints = [
             models.UniqueConstraint(fields=["provider", "model"], name="providers_one_override_per_model"),
+            models.UniqueConstraint(fields=["new_chats"], condition=Q(new_chats=True), name="providers_one_default_for_new_chats"),
         ]
 
     def __str__(self) -> str:

@@ -5,7 +5,12 @@ Format (README, "Provider file"):
     {"version": 1, "providers": [{"slug": "sam-desktop", "name": "...", "kind": "llama_swap",
       "base_url": "http://...", "sidecar_url": null, "api_key_env": null, "enabled": true,
       "default": true, "timeouts": {"connect": 3, "read": 600, "models": 2},
-      "models": {"qwen3-30b": {"display_name": "...", "context_size": 32768, "hidden": false}}}]}
+      "models": {"qwen3-30b": {"display_name": "...", "context_size": 32768, "hidden": false,
+                               "purpose": "chat", "accepts_images": true, "default_for_new_chats": true}}}]}
+
+A model's options are those of a model override in admin: display_name, context_size, hidden,
+purpose ("chat" or "embedding"), accepts_images (true, false, or left out: as the host says),
+default_for_new_chats (one model of the whole file at most), and members (a pool's models only).
 
 Every error names the file, the entry and the field, and nothing is written before the whole file
 has been read.
@@ -39,7 +44,7 @@ _ENTRY_KEYS = {
     "slug", "name", "kind", "base_url", "sidecar_url", "api_key_env",
     "enabled", "default", "timeouts", "models", "comment", "strategy",
 }
-_OVERRIDE_KEYS = {"display_name", "context_size", "hidden", "purpose", "members", "slots"}
+_OVERRIDE_KEYS = {"display_name", "context_size", "hidden", "purpose", "members", "accepts_images", "default_for_new_chats", "slots"}
 
 
 class ProviderFileError(Exception):
@@ -61,6 +66,8 @@ class OverrideSpec:
     hidden: bool = False
     purpose: str = ""  # "", "chat" or "embedding" (ModelPurpose)
     members: tuple[str, ...] = ()  # a pool's model: the composite ids that serve it, in order
+    accepts_images: bool | None = None  # None: as the host says (or its kind)
+    new_chats: bool = False  # the default model of new chats
     slots: int | None = None  # requests the host serves at once, when its /props should not say
 
 
@@ -168,7 +175,7 @@ def _read_overrides(reader: _EntryReader) -> dict[str, OverrideSpec]:
         name = f"models.{model}"
         reader.check(name, validate_model_part, model)
         if not isinstance(options, dict):
-            raise reader.fail(name, "must be an object with display_name, context_size, hidden, purpose and/or members")
+            raise reader.fail(name, "must be an object with any of " + ", ".join(sorted(_OVERRIDE_KEYS - {"comment"})))
         _check_keys(reader, options, _OVERRIDE_KEYS, name + ".")
         display_name = options.get("display_name") or ""
         if not isinstance(display_name, str):
@@ -195,7 +202,14 @@ def _read_overrides(reader: _EntryReader) -> dict[str, OverrideSpec]:
         slots = options.get("slots")
         if slots is not None and (isinstance(slots, bool) or not isinstance(slots, int) or slots <= 0):
             raise reader.fail(f"{name}.slots", f"must be a positive whole number of requests, not {json.dumps(slots)}")
-        overrides[model] = OverrideSpec(display_name.strip(), context_size, hidden, purpose, tuple(members), slots)
+        accepts_images = options.get("accepts_images")
+        if accepts_images is not None and not isinstance(accepts_images, bool):
+            raise reader.fail(f"{name}.accepts_images", f"must be true, false or null (as the host says), not {json.dumps(accepts_images)}")
+        new_chats = options.get("default_for_new_chats", False)
+        if not isinstance(new_chats, bool):
+            raise reader.fail(f"{name}.default_for_new_chats", "must be true or false")
+        overrides[model] = OverrideSpec(display_name.strip(), context_size, hidden, purpose, tuple(members),
+                                        accepts_images, new_chats, slots)
     return overrides
 
 
@@ -292,6 +306,11 @@ def parse_provider_file(path: str | Path, text: str) -> list[ProviderSpec]:
                 )
             default_index = index
         specs.append(spec)
+    marked = [(index, spec.slug, model) for index, spec in enumerate(specs) for model, o in spec.overrides.items() if o.new_chats]
+    if len(marked) > 1:
+        (_, first_slug, first_model), (index, slug, model) = marked[:2]
+        raise ProviderFileError(path, f"a second default for new chats; {first_slug}/{first_model} is already",
+                                entry=f"providers[{index}] ({slug!r})", field=f"models.{model}.default_for_new_chats")
     kinds = {spec.slug: spec.kind for spec in specs}
     for index, spec in enumerate(specs):  # pools name members among the file's providers
         for model, override in spec.overrides.items():
@@ -347,6 +366,10 @@ def provider_to_entry(provider: Provider) -> dict[str, Any]:
             options["members"] = override.members
         if override.slots is not None:
             options["slots"] = override.slots
+        if override.accepts_images is not None:
+            options["accepts_images"] = override.accepts_images
+        if override.new_chats:
+            options["default_for_new_chats"] = True
         overrides[override.model] = options
     if overrides:
         entry["models"] = overrides

@@ -61,7 +61,8 @@ class SyncPlan:
 
 def _override_map(provider: Provider) -> dict[str, OverrideSpec]:
     return {
-        o.model: OverrideSpec(o.display_name, o.context_size, o.hidden, o.purpose, tuple(o.members), o.slots)
+        o.model: OverrideSpec(o.display_name, o.context_size, o.hidden, o.purpose, tuple(o.members), o.accepts_images,
+                              o.new_chats, o.slots)
         for o in provider.overrides.all()
     }
 
@@ -130,6 +131,8 @@ def apply_plan(plan: SyncPlan) -> None:
     for change in plan.changes:
         if change.action == "disable":
             Provider.objects.filter(slug=change.slug).update(enabled=False, is_default=False)
+    if any(o.new_chats for c in plan.changes if c.spec is not None for o in c.spec.overrides.values()):
+        ModelOverride.objects.filter(new_chats=True).update(new_chats=False)  # the file's mark moves there
     for change in plan.changes:
         if change.action not in ("create", "update") or change.spec is None:
             continue
@@ -149,6 +152,8 @@ def apply_plan(plan: SyncPlan) -> None:
                     "hidden": options.hidden,
                     "purpose": options.purpose,
                     "members": list(options.members),
+                    "accepts_images": options.accepts_images,
+                    "new_chats": options.new_chats,
                     "slots": options.slots,
                 },
             )

@@ -6,7 +6,7 @@ import pytest
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-from boochat.settings import env_bool, env_int, env_list
+from boochat.env import env_bool, env_int, env_list
 
 PRODUCTION_ENV = {
     "BOOCHAT_SECRET_KEY": "x" * 20 + "-production-secret-key-with-enough-entropy-0123456789",
@@ -69,6 +69,22 @@ def test_a_bad_setting_stops_start_up_with_its_name():
     assert result.returncode != 0
     assert "BOOCHAT_DEBUG='perhaps' is not a boolean" in result.stderr
 
+
+
+@pytest.mark.parametrize(("name", "value", "reason"), [
+    ("BOOCHAT_WORKERS", "two", "is not a whole number"),
+    ("BOOCHAT_WORKERS", "0", "is less than 1"),
+    ("BOOCHAT_GRACEFUL_TIMEOUT", "soon", "is not a whole number"),
+])
+def test_a_bad_server_setting_stops_gunicorn_with_its_name(name, value, reason):
+    base = {k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    result = subprocess.run(
+        [sys.executable, "-m", "gunicorn", "--config", "python:boochat.gunicorn_conf", "boochat.asgi:application"],
+        cwd=settings.BASE_DIR, env={**base, "BOOCHAT_BIND": "127.0.0.1:0", name: value},
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode != 0
+    assert f"{name}={value!r} {reason}" in result.stderr, result.stderr
 
 @pytest.mark.django_db
 def test_the_suite_runs_on_the_configured_database_and_cache():

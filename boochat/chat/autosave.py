@@ -21,6 +21,7 @@ from django.db import DatabaseError, transaction
 from django.db.models import Case, TextField, Value, When
 from django.utils import timezone
 
+from boochat.chat.orphans import STOPPED_ERROR
 from boochat.database import release_connection
 from boochat.models import ArenaAnswer, Message, MessageState
 from providers.models import Provider
@@ -38,7 +39,8 @@ class PartialAnswers:
         self._noted: dict[tuple[type[Message | ArenaAnswer], int], tuple[str, str]] = {}
         self._lock = threading.Lock()
         self._writer: threading.Thread | None = None
-        # Answers whose rows a batch found deleted (their chat was deleted): their streams stop.
+        # Answers whose rows a batch found deleted (their chat was deleted or put in the trash): their
+        # streams stop.
         self._gone: set[tuple[type[Message | ArenaAnswer], int]] = set()
 
     def note(self, answer: Message | ArenaAnswer, content: str, reasoning: str) -> None:
@@ -75,7 +77,11 @@ class PartialAnswers:
                     for start in range(0, len(rows), BATCH):
                         batch = rows[start:start + BATCH]
                         _write_batch(model, batch)
-                        kept = set(model.objects.filter(pk__in=[row[0] for row in batch]).values_list("pk", flat=True))
+                        ids = [row[0] for row in batch]
+                        # A chat in the trash stops its answers as a deleted one does.
+                        alive = (Message.objects.filter(pk__in=ids, session__deleted_at__isnull=True) if model is Message
+                                 else model.objects.filter(pk__in=ids))
+                        kept = set(alive.values_list("pk", flat=True))
                         with self._lock:
                             self._gone.update((model, row[0]) for row in batch if row[0] not in kept)
         except DatabaseError as exc:
@@ -119,7 +125,7 @@ def interrupt_stale_answers(model: type[Message] | type[ArenaAnswer], **filters:
         if a.updated_at < quiet_since - timedelta(seconds=read_timeouts.get(a.provider, 600.0))
     ]
     return model.objects.filter(pk__in=stale, state=MessageState.STREAMING).update(
-        state=MessageState.INTERRUPTED, error="BooChat stopped while this answer was streaming; what arrived is kept.",
+        state=MessageState.INTERRUPTED, error=STOPPED_ERROR,
     )
 
 

@@ -18,6 +18,7 @@ def chat_as_json(session: ChatSession, messages: list[Message]) -> dict[str, Any
         "format": FORMAT,
         "title": str(session),
         "model": session.model_id,
+        **({"system_prompt": session.system_prompt} if session.system_prompt else {}),
         "pinned": session.pinned,
         "created_at": session.created_at.isoformat(),
         "shown": session.shown_leaf_id,

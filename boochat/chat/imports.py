@@ -51,6 +51,7 @@ class ImportedChat:
     shown: int | None = None  # the index of the message the chat shows, when the file says
     names: list[str] = field(default_factory=list)  # how the file names each message, for errors
     left_out: int = 0  # messages in a cycle of parents, which no first message leads to
+    system_prompt: str = ""
 
 
 @dataclass
@@ -60,6 +61,7 @@ class Report:
     mapped: dict[str, str] = field(default_factory=dict)  # model as named in the file -> composite id
     unknown: set[str] = field(default_factory=set)  # models kept as text
     left_out: int = 0  # messages in cycles, not imported
+    continued: int = 0  # chats whose model no host serves, set to continue with the model chosen
 
 
 def _text(value: Any) -> str:
@@ -81,6 +83,7 @@ def _boochat(chat: dict[str, Any]) -> ImportedChat:
                 raise BadExport(f"Message {numbered[i][0]} follows a message that is not before it in the chat.")
             result.parents.append(None if parent is None else index[parent])
         result.shown = index.get(chat.get("shown"))
+    result.system_prompt = _text(chat.get("system_prompt"))
     return result
 
 
@@ -118,6 +121,8 @@ def _open_webui(chat: dict[str, Any]) -> ImportedChat:
     history: dict[str, Any] = body["history"] if isinstance(body.get("history"), dict) else {}
     models = body["models"] if isinstance(body.get("models"), list) else []
     result = ImportedChat(_text(chat.get("title") or body.get("title")), _text(models[0]) if models else "")
+    params = body["params"] if isinstance(body.get("params"), dict) else {}
+    result.system_prompt = _text(body.get("system")) or _text(params.get("system"))  # the chat's own system prompt
 
     def message_of(m: dict[str, Any]) -> tuple[str, str, str] | None:
         return (m["role"], _text(m.get("content")), _text(m.get("model"))) if m.get("role") in ("user", "assistant") else None
@@ -138,6 +143,8 @@ def _chatgpt(chat: dict[str, Any]) -> ImportedChat:
 
     def message_of(entry: dict[str, Any]) -> tuple[str, str, str] | None:
         message = entry.get("message")
+        if isinstance(message, dict) and (message.get("author") or {}).get("role") == "system":
+            result.system_prompt = result.system_prompt or _system_text(message)
         if not isinstance(message, dict) or (message.get("author") or {}).get("role") not in ("user", "assistant"):
             return None
         parts = (message.get("content") or {}).get("parts") or []
@@ -148,6 +155,15 @@ def _chatgpt(chat: dict[str, Any]) -> ImportedChat:
 
     mapping = chat.get("mapping")
     return _tree(result, mapping if isinstance(mapping, dict) else {}, "parent", message_of, chat.get("current_node"))
+
+
+def _system_text(message: dict[str, Any]) -> str:
+    """A ChatGPT system message's text: its parts, or the custom instructions it carries (the user's
+    profile and instructions, content type user_editable_context)."""
+    content: dict[str, Any] = message["content"] if isinstance(message.get("content"), dict) else {}
+    pieces = [part for part in content.get("parts") or [] if isinstance(part, str)]
+    pieces += [_text(content.get(name)) for name in ("user_profile", "user_instructions")]
+    return "\n\n".join(piece.strip() for piece in pieces if piece.strip())
 
 
 def read_export(raw: bytes) -> list[ImportedChat]:
@@ -190,7 +206,7 @@ def read_export(raw: bytes) -> list[ImportedChat]:
 def _check_text(index: int, chat: ImportedChat) -> None:
     """BadExport naming the first title, model or message text of `chat` that no database can store."""
     where = f"Chat {index + 1}"
-    for what, value in (("title", chat.title), ("model", chat.model)):
+    for what, value in (("title", chat.title), ("model", chat.model), ("system prompt", chat.system_prompt)):
         if problem := unstorable(value):
             raise BadExport(f"{where}: its {what} contains {problem}, which cannot be stored.")
     where += f" ({cut(chat.title) or 'untitled'})"
@@ -218,9 +234,10 @@ def _model_map(names: set[str]) -> dict[str, str]:
     return mapped
 
 
-def import_chats(user: User, chats: list[ImportedChat]) -> Report:
+def import_chats(user: User, chats: list[ImportedChat], *, continue_with: str = "") -> Report:
     """Save the chats (all or none) within BOOCHAT_IMPORT_TIMEOUT; models found among the hosts get
-    their composite ids."""
+    their composite ids, and a chat whose model no host serves continues with `continue_with` (its
+    answers keep the name of the model that wrote them)."""
     names = {chat.model for chat in chats} | {m[2] for chat in chats for m in chat.messages}
     names.discard("")
     mapped = _model_map(names)  # asks the hosts: before the transaction, which holds SQLite's write lock
@@ -235,7 +252,9 @@ def import_chats(user: User, chats: list[ImportedChat]) -> Report:
                 with connection.cursor() as cursor:
                     cursor.execute("SELECT set_config('statement_timeout', %s, true)", [f"{max(1, int(timeout * 1000))}ms"])
             for chat, messages in zip(chats, rows, strict=True):
-                _save_chat(user, chat, messages, mapped, deadline)
+                model_id = mapped.get(chat.model, "") or continue_with or chat.model
+                report.continued += model_id == continue_with != mapped.get(chat.model, "")
+                _save_chat(user, chat, messages, model_id, deadline)
                 report.chats += 1
                 report.messages += len(chat.messages)
     except (OperationalError, ImportTimeout):  # a statement cancelled, SQLite's lock not had, or past the deadline
@@ -254,9 +273,9 @@ def _message_rows(chat: ImportedChat, mapped: dict[str, str]) -> list[Message]:
     return rows
 
 
-def _save_chat(user: User, chat: ImportedChat, rows: list[Message], mapped: dict[str, str], deadline: float) -> None:
-    session = ChatSession.objects.create(user=user, title=chat.title[:TITLE_MAX_LENGTH],
-                                         model_id=mapped.get(chat.model, chat.model)[:330])
+def _save_chat(user: User, chat: ImportedChat, rows: list[Message], model_id: str, deadline: float) -> None:
+    session = ChatSession.objects.create(user=user, title=chat.title[:TITLE_MAX_LENGTH], model_id=model_id[:330],
+                                         system_prompt=chat.system_prompt)
     for row in rows:
         row.session_id = session.pk
     parents = chat.parents if chat.parents is not None else [i - 1 if i else None for i in range(len(rows))]

@@ -1,5 +1,5 @@
 """The list of a user's chats and what is done to whole chats: start, search, rename, pin, delete,
-export and import; and the user's presets."""
+export and import; and the user's presets. Archive, trash and folders: organize_views.py."""
 
 from __future__ import annotations
 
@@ -16,10 +16,12 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from boochat.chat import export, imports, search
 from boochat.chat.branches import Tree
-from boochat.models import TITLE_MAX_LENGTH, ChatSession, Preset
+from boochat.chat.organize_views import trash, undo_offer
+from boochat.chat.starting_model import starting_model
+from boochat.models import TITLE_MAX_LENGTH, ChatSession, Folder, Preset
 from providers.catalog import load_catalog
 from providers.routing import RoutingError
-from settings_app.models import Favorite, UserSettings
+from settings_app.models import Favorite
 from settings_app.normalize import chat_model_id
 from settings_app.picker import build_picker
 from settings_app.requests import HtmxHttpRequest
@@ -28,10 +30,19 @@ from settings_app.text import cut, unstorable
 CHATS_PER_PAGE = 50
 
 
-def chat_list(request: HtmxHttpRequest) -> Page[ChatSession]:
-    """One page of the user's chats (`?page=`), pinned first, then the latest."""
-    chats = ChatSession.objects.for_user(request.user).only("id", "title", "model_id", "updated_at", "pinned")
+def chat_list(request: HtmxHttpRequest, current: ChatSession | None = None) -> Page[ChatSession]:
+    """One page of the user's listed chats (`?page=`: not archived, not empty, and the `current` one),
+    pinned first, then the latest."""
+    chats = (ChatSession.objects.for_user(request.user).listed(current=current.pk if current else None)
+             .only("id", "title", "model_id", "updated_at", "pinned", "folder_id"))
     return Paginator(chats, CHATS_PER_PAGE).get_page(request.GET.get("page"))
+
+
+def sidebar(request: HtmxHttpRequest, current: ChatSession | None = None) -> dict[str, object]:
+    """What the chat list beside a chat needs: a page of chats, the user's folders, and the Undo of a
+    delete just made."""
+    return {"sessions": chat_list(request, current), "folders": list(Folder.objects.filter(user=request.user)),
+            "undo": undo_offer(request)}
 
 
 @require_GET
@@ -43,22 +54,22 @@ def chat_index(request: HtmxHttpRequest) -> TemplateResponse:
 def _start_page(request: HtmxHttpRequest, status: int = 200) -> TemplateResponse:
     picker = build_picker(load_catalog(), Favorite.objects.ids_for(request.user), chat=True)
     # "Chat with this" on /models/ links here with the model chosen.
-    chosen = request.GET.get("model") or UserSettings.for_user(request.user).default_model
-    return TemplateResponse(request, "chat.html", {"sessions": chat_list(request), "session": None,
-                                                   "picker": picker, "selected": chosen,
+    starting = starting_model(request.user, picker)
+    return TemplateResponse(request, "chat.html", {**sidebar(request), "session": None,
+                                                   "picker": picker, "selected": request.GET.get("model") or starting,
+                                                   "import_model": starting,
                                                    "presets": Preset.objects.filter(user=request.user).exclude(name="")},
                             status=status)
 
 
 @require_POST
 def chat_new(request: HtmxHttpRequest) -> HttpResponseBase:
-    """Start a session with the posted model (or the user's default, or the first favorite), from the
-    chosen preset's prompt and parameters, else from the model's saved defaults."""
-    chosen = request.POST.get("model_id") or UserSettings.for_user(request.user).default_model
-    if not chosen:
-        chosen = next(iter(Favorite.objects.ids_for(request.user)), "")
-    if not chosen:
-        chosen = next((m.id for m in load_catalog().models), "")
+    """Start a session with the posted model (or the one starting_model() picks), from the chosen
+    preset's prompt and parameters, else from the model's saved defaults. A chat is listed once it
+    holds a message: the user's chat still empty is reused, so clicks on "+ New chat" leave no
+    empty rows behind."""
+    chosen = request.POST.get("model_id") or starting_model(
+        request.user, build_picker(load_catalog(), Favorite.objects.ids_for(request.user), chat=True))
     presets = Preset.objects.filter(user=request.user)
     try:
         model_id = chat_model_id(chosen)
@@ -70,10 +81,26 @@ def chat_new(request: HtmxHttpRequest) -> HttpResponseBase:
         messages.error(request, f"Cannot start a chat: {exc}")
         return redirect("chat_index")
     preset = preset or presets.filter(for_model=model_id).first()
-    session = ChatSession.objects.create(user=request.user, model_id=model_id,
-                                         system_prompt=preset.system_prompt if preset else "",
-                                         parameters=preset.parameters if preset else {})
+    fields = {"model_id": model_id, "system_prompt": preset.system_prompt if preset else "",
+              "parameters": preset.parameters if preset else {}}
+    empty = (ChatSession.objects.for_user(request.user).filter(archived_at__isnull=True, messages__isnull=True, title="")
+             .order_by("-id").first())
+    if empty is None:
+        session = ChatSession.objects.create(user=request.user, **fields)
+    else:
+        for name, value in fields.items():
+            setattr(empty, name, value)
+        empty.folder = None
+        empty.save(update_fields=[*fields, "folder", "updated_at"])
+        session = empty
+    if content := request.POST.get("content", "").strip():  # the home page's message box: sent from the chat page
+        request.session[draft_key(session.pk)] = content
     return redirect(session)
+
+
+def draft_key(pk: int) -> str:
+    """Where a question typed on the home page waits for its chat's page to send it."""
+    return f"boochat-draft-{pk}"
 
 
 @require_POST
@@ -118,12 +145,13 @@ def chat_pin(request: HtmxHttpRequest, pk: int) -> HttpResponseBase:
 
 @require_http_methods(["GET", "POST"])
 def chat_delete(request: HtmxHttpRequest, pk: int) -> HttpResponseBase:
-    """Ask, then delete a chat with all its messages; an answer still streaming for it stops."""
+    """POST: move a chat to the trash, with an Undo on the next page (BOOCHAT_TRASH_DAYS=0: delete it
+    now); an answer still streaming for it stops. GET: a page that asks first (for links)."""
     session = get_object_or_404(ChatSession.objects.for_user(request.user), pk=pk)
     if request.method == "GET":
-        return TemplateResponse(request, "chat_delete.html", {"session": session})
-    session.delete()
-    messages.success(request, f"Deleted “{session}”.")
+        return TemplateResponse(request, "chat_delete.html", {"session": session,
+                                                              "days": settings.BOOCHAT_TRASH_DAYS})
+    trash(request, [session])
     return redirect("chat_index")
 
 
@@ -163,7 +191,9 @@ def chat_import(request: HtmxHttpRequest) -> HttpResponseBase:
             raise imports.BadExport("Choose an export file to import.")
         if upload.size is not None and upload.size > limit:
             raise imports.BadExport(f"The file is larger than {limit} bytes (BOOCHAT_MAX_IMPORT_BYTES).")
-        report = imports.import_chats(request.user, imports.read_export(upload.read()))
+        chats = imports.read_export(upload.read())
+        continue_with = _continue_with(request)
+        report = imports.import_chats(request.user, chats, continue_with=continue_with)
     except imports.BadExport as exc:
         messages.error(request, f"Nothing was imported: {exc}")
         return _start_page(request, status=exc.status)
@@ -174,8 +204,23 @@ def chat_import(request: HtmxHttpRequest) -> HttpResponseBase:
                 "their parents leads back to them, never to the start of the chat)." if n else "")
     messages.success(request, f"Imported {report.chats} chat{'s' if report.chats != 1 else ''} with {report.messages} "
                               f"messages." + (f" Models found: {mapped}." if mapped else "")
-                              + (f" Kept as text (no host serves them): {unknown}." if unknown else "") + left_out)
+                              + (f" Kept as text (no host serves them): {unknown}." if unknown else "") + left_out
+                              + (f" {report.continued} chat{'s' if report.continued != 1 else ''} continue with "
+                                 f"{continue_with or 'their own model (none is served here)'}."
+                                 if report.continued else ""))
     return redirect("chat_index")
+
+
+def _continue_with(request: HtmxHttpRequest) -> str:
+    """The model chosen to continue imported chats whose model no host serves (default: the one a new
+    chat would start with); BadExport when it cannot be used."""
+    chosen = request.POST.get("continue_with", "").strip()
+    if not chosen:
+        return starting_model(request.user, build_picker(load_catalog(), Favorite.objects.ids_for(request.user), chat=True))
+    try:
+        return chat_model_id(chosen)
+    except RoutingError as exc:
+        raise imports.BadExport(f"The model to continue with cannot be used: {exc}.") from None
 
 
 def _listed(names: Iterable[str], most: int = 10) -> str:

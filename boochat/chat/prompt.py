@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from django.db.models import prefetch_related_objects
 
 from boochat.chat.attachments import IMAGE_TOKENS, content_tokens, prompt_content
 from boochat.chat.branches import Tree
-from boochat.models import ChatSession, Compaction, Message, MessageState
+from boochat.models import Attachment, ChatSession, Compaction, Message, MessageState
 from providers.models import ProviderKind
 from providers.routing import Route
 
@@ -31,37 +32,75 @@ def _sendable(messages: Iterable[Message]) -> list[Message]:
     return [m for m in messages if m.role == Message.Role.USER or m.content or m.tool_calls]
 
 
-def load_tree(session: ChatSession) -> Tree:
+PROMPT_FIELDS = ("id", "session_id", "parent_id", "role", "content", "tool_calls", "reasoning", "state", "served_by")
+
+
+def load_tree(session: ChatSession) -> Tree[Message]:
     """Every message of the chat, as the tree of its branches (the fields the model sees)."""
-    return Tree(Message.objects.filter(session=session)
-                .only("id", "session_id", "parent_id", "role", "content", "tool_calls", "reasoning", "state", "served_by"))
+    return Tree(Message.objects.filter(session=session).only(*PROMPT_FIELDS))
+
+
+def latest_compaction(session: ChatSession, branch_ids: Iterable[int]) -> Compaction | None:
+    """The latest compaction of the branch of messages `branch_ids`."""
+    on_branch = set(branch_ids)
+    return next((c for c in session.compactions.order_by("-through_message_id") if c.through_message_id in on_branch), None)
+
+
+def _active(branch: Iterable[Message], through: int, *, with_files: bool = True) -> list[Message]:
+    active = _sendable(m for m in branch if m.pk > through and m.state not in (MessageState.FAILED, MessageState.STREAMING))
+    if with_files:
+        prefetch_related_objects([m for m in active if m.role == Message.Role.USER], "attachments")  # one query
+    return active
 
 
 def active_messages(session: ChatSession, branch: list[Message]) -> tuple[Compaction | None, list[Message]]:
     """The latest compaction of `branch` and its messages after it that still go to the model."""
-    on_branch = {m.pk for m in branch}
-    compaction = next((c for c in session.compactions.order_by("-through_message_id")
-                       if c.through_message_id in on_branch), None)
+    compaction = latest_compaction(session, (m.pk for m in branch))
+    return compaction, _active(branch, compaction.through_message_id if compaction else 0)
+
+
+def _branch_after(session: ChatSession, branch_ids: Sequence[int], through: int) -> list[Message]:
+    wanted = set(branch_ids)
+    loaded = {m.pk: m for m in Message.objects.filter(session=session, pk__gt=through).only(*PROMPT_FIELDS) if m.pk in wanted}
+    return [loaded[pk] for pk in branch_ids if pk in loaded]
+
+
+def active_messages_of(session: ChatSession, branch_ids: Sequence[int]) -> tuple[Compaction | None, list[Message]]:
+    """active_messages() of the branch of messages `branch_ids`, loading only those after its compaction."""
+    compaction = latest_compaction(session, branch_ids)
     through = compaction.through_message_id if compaction else 0
-    active = _sendable(m for m in branch if m.pk > through and m.state not in (MessageState.FAILED, MessageState.STREAMING))
-    prefetch_related_objects([m for m in active if m.role == Message.Role.USER], "attachments")  # one query
-    return compaction, active
+    return compaction, _active(_branch_after(session, branch_ids, through), through)
+
+
+def estimated_tokens_of(session: ChatSession, route: Route, branch_ids: Sequence[int]) -> int:
+    """estimate_tokens() of what `route`'s model would see of the branch of messages `branch_ids`.
+    Their files are read in one query: a prefetch costs Django's work per question, seconds for
+    thousands of them (docs/performance.md)."""
+    compaction = latest_compaction(session, branch_ids)
+    through = compaction.through_message_id if compaction else 0
+    active = _active(_branch_after(session, branch_ids, through), through, with_files=False)
+    files: dict[int, list[Attachment]] = defaultdict(list)
+    for attachment in Attachment.objects.filter(message__session=session, message_id__gt=through):
+        files[attachment.message_id].append(attachment)
+    return estimate_tokens(upstream_messages(route, compaction, active, system_prompt=session.system_prompt, files=files))
 
 
 def active_messages_to(session: ChatSession, leaf_id: int) -> tuple[Compaction | None, list[Message]]:
     """active_messages() of the branch that ends at `leaf_id`."""
-    return active_messages(session, load_tree(session).path_to(leaf_id))
+    return active_messages_of(session, [m.pk for m in Tree.shape_of(session).path_to(leaf_id)])
 
 
 def upstream_messages(route: Route, compaction: Compaction | None, messages: list[Message], *,
-                      system_prompt: str = "") -> list[dict[str, Any]]:
-    """OpenAI chat messages for `route`'s host: the chat's system prompt first when it has one."""
+                      system_prompt: str = "", files: Mapping[int, list[Attachment]] | None = None) -> list[dict[str, Any]]:
+    """OpenAI chat messages for `route`'s host: the chat's system prompt first when it has one.
+    `files`: the questions' files by message id, when they were read beforehand."""
     result: list[dict[str, Any]] = [{"role": "system", "content": system_prompt}] if system_prompt else []
     if compaction is not None:
         result.append({"role": "system", "content": f"Summary of the earlier conversation:\n{compaction.summary}"})
     for message in messages:
         item: dict[str, Any] = {"role": message.role, "content": message.content}
-        if message.role == Message.Role.USER and (attachments := list(message.attachments.all())):
+        if message.role == Message.Role.USER and (
+                attachments := files.get(message.pk, []) if files is not None else list(message.attachments.all())):
             item["content"] = prompt_content(message, attachments, model_id=str(route.ref))
         if message.tool_calls:
             item["tool_calls"] = message.tool_calls

@@ -12,8 +12,9 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
-from boochat import database
+from boochat import database, inflight
 from boochat.chat.autosave import partial_answers
+from boochat.chat.orphans import STOPPED_ERROR, streaming
 from boochat.chat.turns import Turn
 from boochat.models import ArenaAnswer, ChatSession, Message, MessageState
 from boochat.sse import StreamAccumulator
@@ -27,12 +28,14 @@ OUTCOME_FIELDS = ("content", "reasoning", "tool_calls", "usage", "timings", "tok
                   "state", "error", "provider", "wire_model", "served_by")
 
 
-def record_outcome(answer: Message | ArenaAnswer, acc: StreamAccumulator, state: str, error: str) -> bool:
-    """Save what a stream brought into an answer row (chat or arena), however it ended; False if the
-    row was deleted while it streamed (with its chat session or arena run): nothing is saved then."""
+def record_outcome(answer: Message | ArenaAnswer, acc: StreamAccumulator, state: str, error: str,
+                   prefix: tuple[str, str] = ("", "")) -> bool:
+    """Save what a stream brought into an answer row (chat or arena), however it ended, after `prefix`
+    (the text and reasoning a continued answer held); False if the row was deleted while it streamed
+    (with its chat session or arena run): nothing is saved then."""
     acc.read()
-    answer.content = acc.text
-    answer.reasoning = acc.reasoning_text
+    answer.content = prefix[0] + acc.text
+    answer.reasoning = prefix[1] + acc.reasoning_text
     answer.tool_calls = acc.tool_call_list()
     answer.usage = acc.usage
     answer.timings = acc.timings
@@ -47,11 +50,14 @@ def record_outcome(answer: Message | ArenaAnswer, acc: StreamAccumulator, state:
 
 
 async def relay_stream(route: Route, response: UpstreamResponse, answer: Message | ArenaAnswer,
-                       on_end: Callable[[StreamAccumulator, str, str], None] | None = None) -> AsyncIterator[bytes]:
+                       on_end: Callable[[StreamAccumulator, str, str], None] | None = None,
+                       prefix: tuple[str, str] = ("", "")) -> AsyncIterator[bytes]:
     """Yield the upstream bytes as they arrive, and save `answer` however the stream ends: complete,
     failed (the host said so), or interrupted (host dropped, or the browser left). `on_end` runs
     after the answer is saved, in the same thread, with the accumulator, state and error (not if the
     answer's row was deleted while it streamed: record_outcome).
+
+    `prefix`: the text and reasoning of a continued answer, which what arrives follows.
 
     While it streams, what arrived is noted every second and saved with the next batch
     (boochat.chat.autosave): a busy database makes those saves later, never the bytes."""
@@ -61,6 +67,8 @@ async def relay_stream(route: Route, response: UpstreamResponse, answer: Message
     last_note = time.monotonic()
     received, limit = 0, settings.BOOCHAT_MAX_ANSWER_BYTES
     stopped: tuple[str, str] | None = None  # BooChat stops the stream itself: (error type, message)
+    saved = inflight.relay_started()  # a worker that stops waits for this answer's save
+    streaming.add(answer)  # listed for a sweep, should this process die (boochat.chat.orphans)
     try:
         async for chunk in response.chunks():
             received += len(chunk)
@@ -77,7 +85,7 @@ async def relay_stream(route: Route, response: UpstreamResponse, answer: Message
             if time.monotonic() - last_note > NOTE_EVERY_SECONDS:
                 last_note = time.monotonic()
                 acc.read()
-                partial_answers.note(answer, acc.text, acc.reasoning_text)
+                partial_answers.note(answer, prefix[0] + acc.text, prefix[1] + acc.reasoning_text)
         acc.close()
         if stopped:
             error = stopped[1]  # interrupted
@@ -93,6 +101,10 @@ async def relay_stream(route: Route, response: UpstreamResponse, answer: Message
         else:
             error, kind = f"Lost the connection to {name} mid-answer ({exc.cause_name}).", "upstream_disconnected"
         yield b"data: " + json_bytes({"error": {"message": error, "type": kind}}) + b"\n\n"
+    except (asyncio.CancelledError, GeneratorExit):  # the browser left, or this worker is stopping
+        if inflight.stopping():
+            error = STOPPED_ERROR
+        raise
     finally:
         # Runs also when the browser goes away (the task is cancelled): closing the upstream
         # response closes its connection, so the host stops generating.
@@ -100,10 +112,16 @@ async def relay_stream(route: Route, response: UpstreamResponse, answer: Message
         partial_answers.drop(answer)
 
         def save() -> None:
-            if record_outcome(answer, acc, state, error) and on_end is not None:
+            if record_outcome(answer, acc, state, error, prefix) and on_end is not None:
                 on_end(acc, state, error)
 
-        await asyncio.shield(database.run(save))
+        def saved_or_not(_: object) -> None:
+            inflight.relay_ended(saved)
+            streaming.discard(answer)
+
+        saving = asyncio.ensure_future(database.run(save))
+        saving.add_done_callback(saved_or_not)
+        await asyncio.shield(saving)  # a stopping worker waits for it (boochat.asgi)
 
 
 def relay(turn: Turn) -> AsyncIterator[bytes]:
@@ -112,7 +130,7 @@ def relay(turn: Turn) -> AsyncIterator[bytes]:
     def touch_session(acc: StreamAccumulator, state: str, error: str) -> None:
         ChatSession.objects.filter(pk=turn.answer.session_id).update(updated_at=timezone.now())
 
-    return relay_stream(turn.route, turn.response, turn.answer, touch_session)
+    return relay_stream(turn.route, turn.response, turn.answer, touch_session, (turn.prefix, turn.prefix_reasoning))
 
 
 def json_bytes(data: Any) -> bytes:

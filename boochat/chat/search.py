@@ -37,12 +37,13 @@ def highlight(text: str, words: list[str]) -> SafeString:
 
 
 def search_chats(user: User, query: str) -> list[Hit]:
-    """Chats of `user` whose title, or one of whose messages, matches `query`; newest first."""
+    """Chats of `user` whose title, or one of whose messages, matches `query`; newest first. Archived
+    chats are found too; chats in the trash are not."""
     words = query.split()
     if not words:
         return []
     titles = ChatSession.objects.for_user(user)
-    messages = Message.objects.filter(session__user=user).select_related("session")
+    messages = Message.objects.filter(session__user=user, session__deleted_at__isnull=True).select_related("session")
     for word in words:
         titles = titles.filter(title__icontains=word)
     if connection.vendor == "postgresql":

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from django.db import transaction
+from django.utils import timezone
 
 from boochat import database
 from boochat.chat.attachments import Upload, save_attachments
@@ -20,6 +21,7 @@ from boochat.proxy import UpstreamError, open_chat_stream
 from providers.capabilities import image_support, reasoning_for
 from providers.context import context_size_for
 from providers.http import UpstreamResponse
+from providers.models import ProviderKind
 from providers.routing import Route, RoutingError, resolve
 
 STOPPED_BEFORE_START = "Stopped before the host started to answer."
@@ -34,6 +36,9 @@ class NewTurn:
     messages: list[dict[str, Any]]  # what the model sees, the question last
     answer: Message
     parameters: dict[str, Any]  # the chat's parameters, as this model takes them
+    # A continued answer: what it held already (the host goes on from it, the relay saves after it).
+    prefix: str = ""
+    prefix_reasoning: str = ""
 
 
 @dataclass
@@ -43,6 +48,12 @@ class Turn:
     route: Route
     response: UpstreamResponse
     answer: Message
+    prefix: str = ""
+    prefix_reasoning: str = ""
+
+
+class CannotContinue(ValueError):
+    """An answer that Continue does not apply to; the message says why."""
 
 
 def _begin(session: ChatSession, tree: Tree, parent: Message | None, question: str | None, model_id: str,
@@ -128,6 +139,36 @@ def begin_regenerate(session: ChatSession, answer: Message, model_id: str) -> Ne
     return _begin(session, tree, tree.by_id[answer.parent_id] if answer.parent_id else None, None, model_id)
 
 
+def begin_continue(session: ChatSession, answer: Message) -> NewTurn:
+    """Ask `answer`'s host to go on from its saved text: the text goes as the last assistant message,
+    which llama-server continues (assistant prefill) and DeepSeek takes as a prefix (its beta API,
+    `"prefix": true`). The answer streams again, its branch shown; CannotContinue says why not."""
+    if not answer.can_continue:
+        raise CannotContinue("Only an answer that was stopped, broke off or was cut by the length limit, with some text, "
+                             "can be continued.")
+    tree = load_tree(session)
+    if tree.children.get(answer.pk):
+        raise CannotContinue("Only the last answer of a branch can be continued: questions follow this one.")
+    branch = tree.path_to(answer.pk)[:-1]
+    # A pool's member that wrote it, while it has the model loaded (providers.pools).
+    route = resolve(answer.model_id, sticky=answer.served_by)
+    compaction, history = active_messages(session, branch)
+    messages = upstream_messages(route, compaction, history, system_prompt=session.system_prompt)
+    going_on: dict[str, Any] = {"role": "assistant", "content": answer.content}
+    if route.kind == ProviderKind.DEEPSEEK:  # prefix completion is on DeepSeek's beta base URL (API docs)
+        going_on["prefix"] = True
+        route = replace(route, api_base=f"{route.api_base}/beta")
+    # updated_at now: an answer stopped long ago must not look like one a dead process left streaming.
+    claimed = Message.objects.filter(pk=answer.pk, state=answer.state).update(state=MessageState.STREAMING, error="",
+                                                                             updated_at=timezone.now())
+    if not claimed:
+        raise CannotContinue("This answer changed meanwhile (continued in another tab?): reload the chat.")
+    answer.state, answer.error = MessageState.STREAMING, ""
+    ChatSession.objects.filter(pk=session.pk).update(shown_leaf=answer.pk)
+    return NewTurn(route, context_size_for(route.requested).tokens, [*messages, going_on], answer,
+                   wire_parameters(session.parameters, route), prefix=answer.content, prefix_reasoning=answer.reasoning)
+
+
 async def start_turn(session: ChatSession, turn: NewTurn) -> Turn:
     """Compact if needed and open the stream; one compaction + retry on over-context. Raises
     UpstreamError after saving the failed answer with why."""
@@ -137,6 +178,8 @@ async def start_turn(session: ChatSession, turn: NewTurn) -> Turn:
         for attempt in (1, 2):
             if attempt == 2 or estimate_tokens(messages) > n_ctx - answer_reserve(n_ctx):
                 messages = await prepare_messages(session, route, answer.pk, n_ctx=n_ctx, scale=scale)
+                if turn.prefix:  # the text to go on from stays last
+                    messages = [*messages, turn.messages[-1]]
             body = {**turn.parameters, "model": route.wire_model, "messages": messages, "stream": True,
                     "stream_options": {"include_usage": True}}
             try:
@@ -155,4 +198,4 @@ async def start_turn(session: ChatSession, turn: NewTurn) -> Turn:
         answer.state, answer.error = MessageState.INTERRUPTED, STOPPED_BEFORE_START
         await asyncio.shield(database.run(answer.update_fields, "state", "error"))
         raise
-    return Turn(route, response, answer)
+    return Turn(route, response, answer, turn.prefix, turn.prefix_reasoning)

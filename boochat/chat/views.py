@@ -5,23 +5,34 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from django.conf import settings
 from django.contrib import messages
 from django.db import IntegrityError, OperationalError, transaction
 from django.http import HttpResponse, HttpResponseBase, JsonResponse
 from django.shortcuts import aget_object_or_404, get_object_or_404, redirect
 from django.template.response import TemplateResponse
+from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from boochat import database
 from boochat.chat import attachments
 from boochat.chat.autosave import interrupt_stale_answers
-from boochat.chat.branches import Tree
+from boochat.chat.branches import Tree, page_of
 from boochat.chat.forms import ChatSettingsForm
-from boochat.chat.library_views import chat_list
-from boochat.chat.prompt import active_messages, estimate_tokens, load_tree, upstream_messages
+from boochat.chat.library_views import draft_key, sidebar
+from boochat.chat.prompt import estimated_tokens_of, latest_compaction
 from boochat.chat.relay import relay
+from boochat.chat.starting_model import starting_model
 from boochat.chat.titles import generate_title
-from boochat.chat.turns import NewTurn, begin_edit, begin_regenerate, begin_turn, start_turn
+from boochat.chat.turns import (
+    CannotContinue,
+    NewTurn,
+    begin_continue,
+    begin_edit,
+    begin_regenerate,
+    begin_turn,
+    start_turn,
+)
 from boochat.models import Attachment, ChatSession, Message
 from boochat.proxy import UpstreamError, sse_response
 from providers.capabilities import Reasoning, reasoning_for
@@ -37,70 +48,100 @@ from settings_app.text import unstorable
 MAX_MESSAGE_CHARS = 200_000
 
 
-def _context_usage(session: ChatSession, branch: list[Message]) -> dict[str, object] | None:
+def _context_usage(session: ChatSession, branch_ids: list[int]) -> dict[str, object] | None:
     """Tokens the shown branch uses (the host's own count from its last answer when there is one) and available."""
     try:
         size = context_size_for(session.model_id)
         route = resolve(session.model_id)
     except RoutingError:
         return None
-    used = next((m.usage["total_tokens"] for m in reversed(branch) if m.usage and m.usage.get("total_tokens")), None)
+    on_branch = set(branch_ids)
+    counted = (Message.objects.filter(session=session, usage__total_tokens__gt=0).order_by("-pk")
+               .values_list("pk", "usage__total_tokens"))
+    used = next((tokens for pk, tokens in counted.iterator(chunk_size=100) if pk in on_branch), None)
     if used is not None:
         exact = True
     else:
-        compaction, active = active_messages(session, branch)
-        prepared = upstream_messages(route, compaction, active, system_prompt=session.system_prompt)
-        used, exact = estimate_tokens(prepared), False
+        used, exact = estimated_tokens_of(session, route, branch_ids), False
     return {"used": used, "available": size.tokens, "source": size.source, "exact": exact,
             "percent": min(100, round(100 * used / max(1, size.tokens)))}
 
 
+def _message_id(request: HtmxHttpRequest, name: str) -> int | None:
+    value = request.GET.get(name, "")
+    return int(value) if value.isdigit() else None
+
+
 @require_GET
-def chat_session(request: HtmxHttpRequest, pk: int) -> TemplateResponse:
-    """One session: the branch it shows (compacted messages marked), the composer, and context use.
-    `?at=<message>` shows the branch that holds that message (a search hit on an earlier branch)."""
+def chat_session(request: HtmxHttpRequest, pk: int) -> HttpResponseBase:
+    """One session: the latest turns of the branch it shows (compacted messages marked), the composer,
+    and context use. `?before=<message>` shows the turns before that one's (htmx: only them, to go
+    above it); `?at=<message>` shows the branch and the turns that hold that message (a search hit)."""
     session = get_object_or_404(ChatSession.objects.for_user(request.user), pk=pk)
+    if request.GET.get("before", "").strip() and _message_id(request, "before") is None:
+        return HttpResponse("`before` must be the id of a message of this chat.", status=400,
+                            content_type="text/plain; charset=utf-8")
     interrupt_stale_answers(Message, session=session)
-    tree = Tree(session.messages.prefetch_related(attachments.shown_with_messages()))
-    at = tree.by_id.get(int(request.GET["at"])) if request.GET.get("at", "").isdigit() else None
+    tree = Tree.shape_of(session)
+    at = tree.by_id.get(_message_id(request, "at") or 0)
     if at is not None and at not in tree.shown(session.shown_leaf_id):
-        _show(session, tree.latest_leaf(at))
-    history = tree.shown(session.shown_leaf_id)
-    compaction, _ = active_messages(session, history)
-    catalog = load_catalog()
-    try:
-        selected = normalize_model_id(session.model_id)
-    except RoutingError:
-        selected = session.model_id
-    context = {
-        "sessions": chat_list(request),
+        _show(session, tree.latest_leaf(at).pk)
+    branch = tree.shown(session.shown_leaf_id)
+    branch_ids = [m.pk for m in branch]
+    page = page_of(branch, settings.BOOCHAT_CHAT_PAGE_TURNS, before=_message_id(request, "before"),
+                   around=at.pk if at else None)
+    loaded = session.messages.filter(pk__in=page.messages).prefetch_related(attachments.shown_with_messages()).in_bulk()
+    history = [loaded[pk] for pk in page.messages if pk in loaded]
+    compaction = latest_compaction(session, branch_ids)
+    context: dict[str, object] = {
         "session": session,
         "history": history,
-        "branches": tree.navigation(history),
+        "branches": tree.navigation(tree.by_id[pk] for pk in page.messages),
         "compacted_through": compaction.through_message_id if compaction else 0,
-        "compactions": list(session.compactions.all()),
-        "picker": build_picker(catalog, Favorite.objects.ids_for(request.user), chat=True),
-        "selected": selected,
-        "usage": _context_usage(session, history),
-        "settings_form": ChatSettingsForm.for_session(session, _reasoning(session)),
+        "earlier_url": f"{session.get_absolute_url()}?before={page.earlier}" if page.earlier else "",
     }
-    return TemplateResponse(request, "chat.html", context)
+    if request.htmx and "before" in request.GET:
+        response = TemplateResponse(request, "chat.html#earlier", context)
+    else:
+        catalog = load_catalog()
+        try:
+            selected = normalize_model_id(session.model_id)
+        except RoutingError:
+            selected = session.model_id
+        picker = build_picker(catalog, Favorite.objects.ids_for(request.user), chat=True)
+        context.update({
+            **sidebar(request, session),
+            "import_model": starting_model(request.user, picker),
+            "later_url": (f"{session.get_absolute_url()}?before={page.later_before}" if page.later_before
+                          else session.get_absolute_url()) if page.later else "",
+            "compactions": list(session.compactions.all()),
+            "picker": picker,
+            "selected": selected,
+            "usage": _context_usage(session, branch_ids),
+            "settings_form": ChatSettingsForm.for_session(session, _reasoning(session)),
+            "shares": list(session.shares.filter(revoked_at__isnull=True)),
+            "trash_days": settings.BOOCHAT_TRASH_DAYS,
+            "draft": request.session.pop(draft_key(session.pk), ""),
+        })
+        response = TemplateResponse(request, "chat.html", context)
+    patch_vary_headers(response, ["HX-Request"])
+    return response
 
 
-def _show(session: ChatSession, leaf: Message) -> None:
-    session.shown_leaf = leaf
-    ChatSession.objects.filter(pk=session.pk).update(shown_leaf=leaf)
+def _show(session: ChatSession, leaf_id: int | None) -> None:
+    session.shown_leaf_id = leaf_id
+    ChatSession.objects.filter(pk=session.pk).update(shown_leaf=leaf_id)
 
 
 @require_POST
 def chat_branch(request: HtmxHttpRequest, pk: int) -> HttpResponseBase:
     """Show the branch through the posted `message` (a sibling chosen with ‹ ›), down to its newest end."""
     session = get_object_or_404(ChatSession.objects.for_user(request.user), pk=pk)
-    tree = Tree(session.messages.only("id", "parent_id"))
+    tree = Tree.shape_of(session)
     chosen = tree.by_id.get(int(request.POST["message"])) if request.POST.get("message", "").isdigit() else None
     if chosen is None:
         return HttpResponse("No such message in this chat.", status=400, content_type="text/plain; charset=utf-8")
-    _show(session, tree.latest_leaf(chosen))
+    _show(session, tree.latest_leaf(chosen).pk)
     return redirect(session)
 
 
@@ -122,7 +163,8 @@ def chat_set_model(request: HtmxHttpRequest, pk: int) -> HttpResponseBase:
 
 
 def _owned_message(request: HtmxHttpRequest, pk: int, **conditions: object) -> Message:
-    return get_object_or_404(Message.objects.select_related("session"), pk=pk, session__user=request.user, **conditions)
+    return get_object_or_404(Message.objects.select_related("session"), pk=pk, session__user=request.user,
+                             session__deleted_at__isnull=True, **conditions)
 
 
 @require_GET
@@ -131,8 +173,8 @@ def chat_message(request: HtmxHttpRequest, pk: int) -> TemplateResponse:
     message = _owned_message(request, pk)
     if interrupt_stale_answers(Message, pk=message.pk):
         message.refresh_from_db()
-    tree = load_tree(message.session)
-    compaction, _ = active_messages(message.session, tree.path_to(message.pk))
+    tree = Tree.shape_of(message.session)
+    compaction = latest_compaction(message.session, (m.pk for m in tree.path_to(message.pk)))
     return TemplateResponse(request, "chat.html#message", {
         "message": message, "branches": tree.navigation([message]), "session": message.session,
         "compacted_through": compaction.through_message_id if compaction else 0,
@@ -217,6 +259,15 @@ def _begin_regenerate(request: HtmxHttpRequest, pk: int) -> tuple[ChatSession, N
     return session, _begin(request, session, lambda _: begin_regenerate(session, answer, model_id), question=False)
 
 
+def _begin_continue(request: HtmxHttpRequest, pk: int) -> tuple[ChatSession, NewTurn | HttpResponseBase]:
+    answer = _owned_message(request, pk, role=Message.Role.ASSISTANT)
+    session = answer.session
+    try:
+        return session, _begin(request, session, lambda _: begin_continue(session, answer), question=False)
+    except CannotContinue as exc:
+        return session, _send_error(request, session, 409, f"Not continued: {exc}")
+
+
 async def _send(request: HtmxHttpRequest, begin: Callable[[HtmxHttpRequest, int], tuple[ChatSession, NewTurn | HttpResponseBase]],
                 pk: int) -> HttpResponseBase:
     # One trip to a thread for the login, the chat and the turn; the connection goes back to the pool
@@ -238,6 +289,13 @@ async def chat_edit(request: HtmxHttpRequest, pk: int) -> HttpResponseBase:
     """Send an edited question in place of message `pk`; the earlier question and its answers stay,
     as an earlier branch."""
     return await _send(request, _begin_edit, pk)
+
+
+@require_POST
+async def chat_continue(request: HtmxHttpRequest, pk: int) -> HttpResponseBase:
+    """Have the host go on with answer `pk` (stopped, or cut by the length limit) from its saved text;
+    what it writes is added to the same answer."""
+    return await _send(request, _begin_continue, pk)
 
 
 @require_http_methods(["GET", "POST"])
@@ -268,8 +326,10 @@ def chat_delete_turn(request: HtmxHttpRequest, pk: int) -> HttpResponseBase:
     with transaction.atomic():
         Message.objects.filter(parent_id__in=removed).exclude(pk__in=removed).update(parent=question.parent_id)
         question.delete()
-        if session.shown_leaf_id in removed:
-            ChatSession.objects.filter(pk=session.pk).update(shown_leaf=question.parent_id)
+        if session.shown_leaf_id in removed:  # the branch goes on, now below the turn before
+            tree = Tree.shape_of(session)
+            parent = tree.by_id.get(question.parent_id) if question.parent_id is not None else None
+            _show(session, tree.latest_leaf(parent).pk if parent is not None else None)
     messages.success(request, "Deleted the question and its answers.")
     return redirect(session)
 
@@ -330,7 +390,8 @@ async def chat_title(request: HtmxHttpRequest, pk: int) -> HttpResponseBase:
 def chat_attachment(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """A file attached to one of the user's questions: an image as it was sent, a text file or PDF as
     the text the model got."""
-    attachment = get_object_or_404(Attachment, pk=pk, message__session__user=request.user)
+    attachment = get_object_or_404(Attachment, pk=pk, message__session__user=request.user,
+                                   message__session__deleted_at__isnull=True)
     if attachment.is_image:
         response = HttpResponse(bytes(attachment.data), content_type=attachment.media_type)
     else:

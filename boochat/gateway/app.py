@@ -30,7 +30,7 @@ from django.conf import settings
 from django.http.request import split_domain_port, validate_host
 from django.utils import timezone
 
-from boochat import database
+from boochat import database, outages
 from boochat.gateway.keys import active_keys, hash_key
 from boochat.models import GatewayKey
 from boochat.proxy import (
@@ -120,6 +120,12 @@ def error(status: int, message: str, *, type: str = "invalid_request_error", par
     return json_reply({"error": {"message": message, "type": type, "param": param, "code": code}}, status, headers)
 
 
+def unavailable(service: str) -> Reply:
+    """503 in OpenAI's envelope: BooChat's database or cache (boochat.outages) cannot be reached."""
+    return error(503, outages.unavailable_message(service), type="server_error", code=f"{service}_unavailable",
+                 headers={"Retry-After": str(outages.RETRY_AFTER_SECONDS)})
+
+
 async def _current(snapshot: Snapshot[Any]) -> Any:
     kept = snapshot.fresh()
     return kept if kept is not None else await database.run(snapshot.get)
@@ -141,12 +147,19 @@ def _note_use(key_id: int) -> None:
     task.add_done_callback(_background.discard)
 
 
+def presented_key(headers: dict[bytes, bytes]) -> str:
+    """The key a request carries: `Authorization: Bearer <key>`, or Anthropic's `x-api-key`."""
+    scheme, _, key = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
+    if scheme.lower() == "bearer" and key.strip():
+        return key.strip()
+    return headers.get(b"x-api-key", b"").decode("latin-1").strip()
+
+
 async def _authorized(headers: dict[bytes, bytes]) -> bool:
     if settings.BOOCHAT_GATEWAY_OPEN:
         return True
-    scheme, _, key = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
-    key = key.strip()
-    if scheme.lower() != "bearer" or not key:
+    key = presented_key(headers)
+    if not key:
         return False
     key_id = (await _current(active_keys)).get(hash_key(key))
     if key_id is None:
@@ -155,8 +168,8 @@ async def _authorized(headers: dict[bytes, bytes]) -> bool:
     return True
 
 
-_UNAUTHORIZED = ("Missing or invalid API key: send 'Authorization: Bearer <key>' with a key created in "
-                 "BooChat's admin.")
+_UNAUTHORIZED = ("Missing or invalid API key: send 'Authorization: Bearer <key>' (or 'x-api-key: <key>') with "
+                 "a key created in BooChat's admin.")
 
 
 async def _read_body(receive: Callable[[], Awaitable[dict[str, Any]]], declared: int | None) -> bytes | Reply | None:
@@ -261,6 +274,27 @@ def session_key(body: dict[str, Any], headers: dict[bytes, bytes]) -> str:
     return header[:200] or (user[:200] if isinstance(user, str) else "")
 
 
+async def route_of(model: Any) -> Route | Reply:
+    """The route of a request's `model`, or the error reply naming what is wrong with it."""
+    if not isinstance(model, str) or not model:
+        return error(400, "'model' is required: a model id such as 'sam-desktop/qwen3-8b'.", param="model")
+    try:
+        return resolve(model, await _current(registry))
+    except UnknownProvider as exc:
+        return error(400, str(exc), param="model", code="unknown_provider")
+    except UnknownModel as exc:
+        return error(404, str(exc), param="model", code="model_not_found")
+    except ProviderUnavailable as exc:
+        return error(503, str(exc), type="upstream_error", param="model", code="provider_unavailable")
+    except RoutingError as exc:
+        return error(400, str(exc), param="model", code="invalid_model")
+
+
+def served_by(route: Route) -> dict[str, str]:
+    """The header naming the model (a pool's member) that answered."""
+    return {"X-BooChat-Served-By": quote(str(route.ref), safe="/")}  # header values are Latin-1
+
+
 async def forward(endpoint: str, raw: bytes, headers: dict[bytes, bytes] | None = None) -> Reply | StreamReply:
     """Resolve the body's model and send the body, `model` rewritten, to the resolved host."""
     try:
@@ -271,26 +305,16 @@ async def forward(endpoint: str, raw: bytes, headers: dict[bytes, bytes] | None 
         return error(400, "The request body is JSON nested too deeply.")
     if not isinstance(body, dict):
         return error(400, "The request body must be a JSON object.")
-    model = body.get("model")
-    if not isinstance(model, str) or not model:
-        return error(400, "'model' is required: a model id such as 'sam-desktop/qwen3-8b'.", param="model")
-    try:
-        route = resolve(model, await _current(registry))
-    except UnknownProvider as exc:
-        return error(400, str(exc), param="model", code="unknown_provider")
-    except UnknownModel as exc:
-        return error(404, str(exc), param="model", code="model_not_found")
-    except ProviderUnavailable as exc:
-        return error(503, str(exc), type="upstream_error", param="model", code="provider_unavailable")
-    except RoutingError as exc:
-        return error(400, str(exc), param="model", code="invalid_model")
-
+    route = await route_of(body.get("model"))
+    if isinstance(route, Reply):
+        return route
+    model = str(body["model"])
     try:
         route, response = await post_json(route, _URLS.get(endpoint) or (lambda r: r.api_url(endpoint)), body,
                                           session=session_key(body, headers or {}))
     except UpstreamError as failure:
         return _unreachable(failure)
-    served = {"X-BooChat-Served-By": quote(str(route.ref), safe="/")}  # header values are Latin-1
+    served = served_by(route)
     if response.status != 200:
         reply = _upstream_failure(route, response, await read_error_body(response))
         reply.headers.update(served)
@@ -313,7 +337,7 @@ _URLS: dict[str, Callable[[Route], str]] = {"chat/completions": lambda route: ro
 
 # -- the ASGI application ---------------------------------------------------------------------------
 
-_POST_ENDPOINTS = ("chat/completions", "completions", "embeddings")
+_POST_ENDPOINTS = ("chat/completions", "completions", "embeddings", "responses", "messages", "messages/count_tokens")
 
 
 def _host(headers: dict[bytes, bytes]) -> str | None:
@@ -368,13 +392,20 @@ async def dispatch(scope: dict[str, Any], receive: Callable[[], Awaitable[dict[s
         allowed = "GET"
     else:
         return error(404, f"Unknown endpoint {scope['path']!r}: the gateway serves /v1/models, "
-                          f"/v1/chat/completions, /v1/completions and /v1/embeddings.", code="unknown_url")
+                          f"/v1/chat/completions, /v1/completions, /v1/embeddings, /v1/responses, "
+                          f"/v1/messages and /v1/messages/count_tokens.", code="unknown_url")
     if method == "OPTIONS" and origin:  # a CORS preflight from an allowed origin
         return Reply(204, b"", headers={**cors, "Access-Control-Allow-Methods": allowed, "Access-Control-Max-Age": "600",
-                                        "Access-Control-Allow-Headers": "authorization, content-type"})
+                                        "Access-Control-Allow-Headers": "authorization, content-type, x-api-key, anthropic-version"})
     if method != allowed:
-        return error(405, f"{scope['path']} accepts {allowed}, not {method}.", headers={"Allow": allowed})
-    reply = await _answer(scope, receive, headers, path, allowed)
+        reply: Reply | StreamReply | None = error(405, f"{scope['path']} accepts {allowed}, not {method}.",
+                                                  headers={"Allow": allowed})
+    else:
+        reply = await _answer(scope, receive, headers, path, allowed)
+    if path.startswith("messages") and isinstance(reply, Reply) and reply.status >= 400:
+        from boochat.gateway import agent_apis  # it builds on this module
+
+        reply = agent_apis.anthropic_envelope(reply)
     if reply is not None:
         reply.headers.update(cors)
     return reply
@@ -397,6 +428,10 @@ async def _answer(scope: dict[str, Any], receive: Callable[[], Awaitable[dict[st
     body = await _read_body(receive, declared)
     if body is None or isinstance(body, Reply):
         return body
+    if path in ("responses", "messages", "messages/count_tokens"):
+        from boochat.gateway import agent_apis  # it builds on this module
+
+        return await _unless_client_leaves(agent_apis.answer(path, body, headers), receive)
     return await _unless_client_leaves(forward(path, body, headers), receive)
 
 
@@ -497,9 +532,13 @@ async def application(scope: dict[str, Any], receive: Callable[[], Awaitable[dic
     secure = _is_secure(scope, headers)
     try:
         reply = await dispatch(scope, receive, headers, secure)
-    except Exception:
-        logger.exception("Internal Server Error: %s", _escaped(scope["path"]))
-        reply = error(500, "BooChat failed on this request; the error is in its log.", type="server_error")
+    except Exception as exc:
+        if service := outages.service_down(exc):
+            logger.error("Service Unavailable: %s: the %s: %s", _escaped(scope["path"]), service, exc)
+            reply = unavailable(service)
+        else:
+            logger.exception("Internal Server Error: %s", _escaped(scope["path"]))
+            reply = error(500, "BooChat failed on this request; the error is in its log.", type="server_error")
     if reply is None:
         return  # the client left before its request was complete
     if isinstance(reply, StreamReply):

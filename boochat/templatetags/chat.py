@@ -9,7 +9,7 @@ from django.utils import timezone
 from django.utils.safestring import SafeString
 
 from boochat.markdown import render_markdown
-from boochat.models import ChatSession
+from boochat.models import ChatSession, Folder
 
 register = template.Library()
 
@@ -26,6 +26,12 @@ def get_item(mapping: dict, key: str) -> object:
     return mapping.get(key, "") if isinstance(mapping, dict) else ""
 
 
+@register.filter(name="model_name")
+def model_name(model_id: str) -> str:
+    """A composite id without its host: `sam-desktop/box2/gpt-oss-20b` is `box2/gpt-oss-20b`."""
+    return str(model_id or "").partition("/")[2] or str(model_id or "")
+
+
 @register.filter(name="by_recency")
 def by_recency(sessions: Iterable[ChatSession]) -> list[tuple[str, list[ChatSession]]]:
     """The chat list under Pinned, Today, Previous 7 days and Older (days in BOOCHAT_TIME_ZONE)."""
@@ -37,6 +43,21 @@ def by_recency(sessions: Iterable[ChatSession]) -> list[tuple[str, list[ChatSess
                  else "Previous 7 days" if day >= today - timedelta(days=7) else "Older")
         groups[label].append(session)
     return [(label, chats) for label, chats in groups.items() if chats]
+
+
+@register.filter(name="by_folder")
+def by_folder(sessions: Iterable[ChatSession], folders: Iterable[Folder]) -> list[tuple[str, list[ChatSession]]]:
+    """The chat list grouped: each folder (in name order, empty ones too) with its chats, then the
+    chats in no folder under by_recency's headings."""
+    folders = list(folders)
+    filed: dict[int, list[ChatSession]] = {folder.pk: [] for folder in folders}
+    loose = []
+    for session in sessions:
+        if session.folder_id in filed:
+            filed[session.folder_id].append(session)
+        else:
+            loose.append(session)
+    return [(f"📁 {folder.name}", filed[folder.pk]) for folder in folders] + by_recency(loose)
 
 
 @register.filter(name="short")

@@ -134,12 +134,12 @@
   composer.addEventListener("dragover", function (event) {
     if (event.dataTransfer && Array.from(event.dataTransfer.types).includes("Files")) {
       event.preventDefault();
-      composer.classList.add("dropping");
+      (composer.closest(".composer-card") || composer).classList.add("dropping");
     }
   });
-  composer.addEventListener("dragleave", function () { composer.classList.remove("dropping"); });
+  composer.addEventListener("dragleave", function () { (composer.closest(".composer-card") || composer).classList.remove("dropping"); });
   composer.addEventListener("drop", function (event) {
-    composer.classList.remove("dropping");
+    (composer.closest(".composer-card") || composer).classList.remove("dropping");
     if (!event.dataTransfer || !event.dataTransfer.files.length) return;
     event.preventDefault();
     add(Array.from(event.dataTransfer.files));

@@ -26,20 +26,22 @@
   // The conversation as the server saved it.
   async function refreshMessages() {
     if (window.htmx) {
-      await htmx.ajax("GET", window.location.pathname, { target: "#messages", select: "#messages", swap: "outerHTML" });
+      // Each request names its own source: from <body> (htmx's default) a title still being written
+      // would make htmx drop this one, and the answer would stay as streamed.
+      await htmx.ajax("GET", window.location.pathname, { source: "#messages", target: "#messages", select: "#messages", swap: "outerHTML" });
     }
   }
 
   async function refreshContextUsage() {
     if (document.getElementById("context-usage") && window.htmx) {
-      await htmx.ajax("GET", window.location.pathname, { target: "#context-usage", select: "#context-usage", swap: "outerHTML" });
+      await htmx.ajax("GET", window.location.pathname, { source: "#context-usage", target: "#context-usage", select: "#context-usage", swap: "outerHTML" });
     }
   }
 
   async function maybeTitle() {
     const title = document.getElementById("session-title");
     if (title && "untitled" in title.dataset && window.htmx) {
-      await htmx.ajax("POST", composer.dataset.titleUrl, { target: "#session-title", swap: "outerHTML" });
+      await htmx.ajax("POST", composer.dataset.titleUrl, { source: "#session-title", target: "#session-title", swap: "outerHTML" });
     }
   }
 
@@ -84,7 +86,9 @@
     } finally {
       controller = null;
       send.disabled = false;
+      const stopHadFocus = document.activeElement === stop;
       stop.hidden = true;
+      if (stopHadFocus) input.focus();  // the hidden Stop would leave the focus to <body>
       status.textContent = "";
       // The saved turn replaces the streamed one: the question gets its Edit and Delete, the answer
       // its rendering and actions, and a new branch its ‹ › (an answer still marked streaming on the
@@ -101,6 +105,8 @@
     if (!text || controller) return;
     const body = new FormData(composer);
     input.value = "";
+    input.style.height = "";
+    toBottom();
     streamTurn(composer, text, body);
   });
 
@@ -113,25 +119,54 @@
     const body = new FormData(form);
     const question = form.querySelector("textarea[name=content]");
     const replaced = document.querySelector(form.dataset.replaces);
+    const hadFocus = replaced && replaced.contains(document.activeElement);
     if (replaced) {
       while (replaced.nextElementSibling) replaced.nextElementSibling.remove();
       replaced.remove();
     }
-    streamTurn(form, question ? question.value.trim() : "", body);
+    if (hadFocus) input.focus({ preventScroll: true });  // meanwhile: not lost to <body>
+    toBottom();
+    streamTurn(form, question ? question.value.trim() : "", body).then(function () {
+      if (!hadFocus || document.activeElement !== input) return;
+      // The saved turn is on the page now: its question's Edit (an edit) or the answer's ‹ › (a regenerate).
+      const turns = conversation().querySelectorAll(question ? "article.message.user" : "article.message.assistant");
+      const last = turns[turns.length - 1];
+      const target = last && (last.querySelector(".branch-nav button:not([disabled])") || last.querySelector("summary, button"));
+      if (target) target.focus();
+    });
   });
 
-  // Copy a whole answer's Markdown.
+  // An answer's Edit opens its question's edit box (without this script the link leads to it).
+  document.addEventListener("click", function (event) {
+    const link = event.target.closest ? event.target.closest("[data-edits]") : null;
+    const question = link && document.querySelector(link.dataset.edits);
+    const details = question && question.querySelector("details.edit-question");
+    if (!details) return;
+    event.preventDefault();
+    details.open = true;
+    const box = details.querySelector("textarea");
+    box.focus();
+    box.setSelectionRange(box.value.length, box.value.length);
+  });
+
+  // Copy a whole answer's Markdown: the icon button says so in its name and its icon.
   document.addEventListener("click", async function (event) {
     const button = event.target.closest ? event.target.closest(".copy-answer") : null;
     if (!button) return;
     const source = document.querySelector(button.dataset.copyFrom);
+    const use = button.querySelector("use");
+    const icon = use ? use.getAttribute("href") : "";
     try {
       await navigator.clipboard.writeText(source ? source.content.textContent : "");
-      button.textContent = "Copied";
+      button.setAttribute("aria-label", "Copied");
+      if (use) use.setAttribute("href", icon.replace(/#.*$/, "#check"));
     } catch (error) {
-      button.textContent = "Copy failed";
+      button.setAttribute("aria-label", "Copy failed");
     }
-    setTimeout(function () { button.textContent = "Copy"; }, 1500);
+    setTimeout(function () {
+      button.setAttribute("aria-label", "Copy");
+      if (use) use.setAttribute("href", icon);
+    }, 1500);
   });
 
   stop.addEventListener("click", function () {
@@ -142,4 +177,59 @@
   input.addEventListener("keydown", function (event) {
     if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) composer.requestSubmit();
   });
+  // Ctrl+Enter sends an edited question too.
+  document.addEventListener("keydown", function (event) {
+    const box = event.target.closest ? event.target.closest(".edit-form textarea") : null;
+    if (box && event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
+      event.preventDefault();
+      box.form.requestSubmit();
+    }
+  });
+
+  // The message box grows with its text, up to the height the stylesheet allows.
+  function fit() {
+    input.style.height = "auto";
+    input.style.height = input.scrollHeight + 2 + "px";
+  }
+  input.addEventListener("input", fit);
+
+  // Follow the answer while the reader is at the bottom; stop as soon as they scroll up, and offer a
+  // way back. The page itself scrolls: the header and the composer stay in view (static/css/app.css).
+  const jump = document.getElementById("jump-latest");
+  const column = document.querySelector(".conversation");
+  let following = true;
+  function atBottom() {
+    const page = document.scrollingElement || document.documentElement;
+    return page.scrollHeight - (page.scrollTop + window.innerHeight) < 48;
+  }
+  function toBottom() {
+    following = true;
+    const page = document.scrollingElement || document.documentElement;
+    window.scrollTo({ top: page.scrollHeight, behavior: "instant" });
+    if (jump) jump.hidden = true;
+  }
+  // Only the reader moves the page up (growing content and BooChat's own scrolling move it down): a
+  // move up stops following, reaching the bottom starts it again.
+  let lastY = window.scrollY;
+  window.addEventListener("scroll", function () {
+    if (window.scrollY < lastY - 1) following = false;
+    if (atBottom()) following = true;
+    lastY = window.scrollY;
+    if (jump) jump.hidden = following || atBottom();
+  }, { passive: true });
+  if (window.ResizeObserver && column) {
+    new ResizeObserver(function () {
+      if (following) toBottom();
+      else if (jump) jump.hidden = atBottom();
+    }).observe(column);
+  }
+  if (jump) jump.addEventListener("click", function () { toBottom(); input.focus(); });
+  window.BooChatChat = { toBottom: toBottom };
+
+  // An opened chat shows its latest turn, the cursor in the message box; a link to a message (a
+  // search hit) shows that message instead.
+  if (!window.location.hash) toBottom();
+  else following = false;
+  // A question typed on the home page comes with the chat: send it.
+  if ("autosend" in composer.dataset && input.value.trim()) composer.requestSubmit();
 })();

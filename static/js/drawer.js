@@ -10,16 +10,24 @@
   const narrow = window.matchMedia("(max-width: 48rem)");
   list.id = list.id || "chat-sessions";
 
-  const toggle = document.createElement("button");
-  toggle.type = "button";
-  toggle.className = "drawer-toggle";
-  toggle.textContent = "Chats";
+  // The page's own "Chats" link (without this script it leads to the list) becomes the drawer's button;
+  // a page without one gets one.
+  let toggle = conversation.querySelector(".drawer-toggle");
+  if (!toggle) {
+    toggle = document.createElement("button");
+    toggle.className = "drawer-toggle";
+    toggle.textContent = "Chats";
+    conversation.prepend(toggle);
+  }
+  toggle.setAttribute("role", "button");
   toggle.setAttribute("aria-controls", list.id);
   toggle.setAttribute("aria-expanded", "false");
+  toggle.addEventListener("keydown", function (event) {
+    if (event.key === " ") { event.preventDefault(); toggle.click(); }
+  });
   const backdrop = document.createElement("div");
   backdrop.className = "drawer-backdrop";
   backdrop.hidden = true;
-  conversation.prepend(toggle);
   layout.append(backdrop);
   layout.classList.add("has-drawer");
   const outside = [conversation, document.querySelector(".topbar")].filter(Boolean);
@@ -43,7 +51,10 @@
     if (returnFocus) toggle.focus();
   }
 
-  toggle.addEventListener("click", function () { if (isOpen()) close(true); else open(); });
+  toggle.addEventListener("click", function (event) {
+    event.preventDefault();
+    if (isOpen()) close(true); else open();
+  });
   backdrop.addEventListener("click", function () { close(true); });
   document.addEventListener("keydown", function (event) {
     if (event.key === "Escape" && isOpen()) { event.preventDefault(); close(true); }

@@ -13,6 +13,13 @@
 
   if (opener && dialog) opener.addEventListener("click", function () { dialog.showModal(); });
 
+  // Ctrl+Enter in the home page's message box starts the chat (the chat page's own box: chat.js).
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Enter" || !(event.ctrlKey || event.metaKey)) return;
+    const box = event.target.closest ? event.target.closest("#home-composer textarea") : null;
+    if (box && box.value.trim()) { event.preventDefault(); box.form.requestSubmit(); }
+  });
+
   document.addEventListener("keydown", function (event) {
     if (event.defaultPrevented || event.ctrlKey || event.metaKey || event.altKey) return;
     if (event.key === "?" && dialog && !dialog.open && !typing(event.target)) {
@@ -21,6 +28,9 @@
     } else if (event.key === "/" && !typing(event.target) && !(dialog && dialog.open)) {
       const search = ["chat-search", "model-filter"].map((id) => document.getElementById(id)).find(visible);
       if (search) { event.preventDefault(); search.focus(); }
+    } else if (event.key === "Escape" && event.shiftKey && !(dialog && dialog.open)) {
+      const box = document.getElementById("composer-input");  // from anywhere: back to the message box
+      if (box && visible(box)) { event.preventDefault(); box.focus(); }
     } else if (event.key === "Escape" && !(dialog && dialog.open)) {
       const stop = document.getElementById("stop-button") || document.getElementById("arena-stop");
       if (stop && !stop.hidden) { event.preventDefault(); stop.click(); }
@@ -33,6 +43,13 @@
   document.body.addEventListener("htmx:beforeSwap", function () {
     const active = document.activeElement;
     if (!active || active === document.body) return;
+    const nav = active.closest(".branch-nav");
+    if (nav) {
+      // ‹ › shows another branch: the message there has another id; its place in the list is the same.
+      const turns = Array.from(document.querySelectorAll("#messages > article.message"));
+      remembered = { branch: turns.indexOf(active.closest("article.message")), label: active.getAttribute("aria-label") };
+      return;
+    }
     const form = active.closest("[id]");
     remembered = {
       id: active.id, container: form ? form.id : null, tag: active.tagName,
@@ -43,6 +60,14 @@
     const wanted = remembered;
     remembered = null;
     if (!wanted || (document.activeElement && document.activeElement !== document.body)) return;
+    if (wanted.branch !== undefined) {
+      const turn = document.querySelectorAll("#messages > article.message")[wanted.branch];
+      const buttons = turn ? Array.from(turn.querySelectorAll(".branch-nav button")) : [];
+      const same = buttons.find(function (b) { return b.getAttribute("aria-label") === wanted.label && !b.disabled; });
+      const other = buttons.find(function (b) { return !b.disabled; });
+      if (same || other) (same || other).focus();
+      return;
+    }
     let found = wanted.id ? document.getElementById(wanted.id) : null;
     const container = wanted.container ? document.getElementById(wanted.container) : null;
     if (!found && container) {

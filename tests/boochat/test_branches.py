@@ -166,3 +166,38 @@ def test_bad_branch_edit_and_regenerate_requests_change_nothing(user_client, hos
     assert user_client.post(reverse("chat_delete_turn", args=[strangers.pk])).status_code == 404
     assert Message.objects.count() == before
     assert len(chat_requests(hosts["sam-desktop"])) == 1
+
+
+
+def branched_chat(client):
+    """"two" asked again reworded, then answered a second time after "three" followed its first answer."""
+    session = new_session(client, "sam-desktop/qwen3-8b", title="t")
+    send(client, session, "one")
+    send(client, session, "two")
+    two = session.messages.get(content="two")
+    (first_answer,) = two.replies.all()
+    edit(client, two, "two, reworded")
+    show(client, session, first_answer)
+    send(client, session, "three")  # follows the first answer to "two"
+    regenerate(client, first_answer)  # a second, newer answer to "two", with nothing after it yet
+    return session, two, two.replies.latest("pk")
+
+
+def shown_questions(client, session):
+    return [content for role, content in shown(client, session) if role == "user"]
+
+
+def test_choosing_a_question_shows_its_newest_answer(user_client, hosts):
+    session, two, newer_answer = branched_chat(user_client)
+    show(user_client, session, session.messages.get(content="two, reworded"))
+    show(user_client, session, two)  # ‹ › on the question: its newest answer, not the first and what follows it
+    assert shown_questions(user_client, session) == ["one", "two"]
+    assert page(user_client, session).context_data["history"][-1] == newer_answer
+
+
+def test_deleting_the_turn_shown_shows_the_newest_branch_below_the_turn_before(user_client, hosts):
+    session, two, newer_answer = branched_chat(user_client)
+    show(user_client, session, newer_answer)
+    assert user_client.post(reverse("chat_delete_turn", args=[newer_answer.pk])).status_code == 302
+    # "three" followed the deleted turn and now follows "one", where it is the newest branch.
+    assert shown_questions(user_client, session) == ["one", "three"]

@@ -48,12 +48,13 @@ def test_pinned_chats_head_the_list(user_client):
     assert user_client.post(reverse("chat_pin", args=[older.pk]), {"pinned": "1"}).status_code == 302
     page = user_client.get(reverse("chat_index"))
     assert [c.title for c in page.context_data["sessions"]] == ["Older", "Newer"]
-    assert "📌" in page.content.decode()
+    assert 'title="Pinned"' in page.content.decode()
     user_client.post(reverse("chat_pin", args=[older.pk]), {"pinned": "0"})
     assert [c.title for c in user_client.get(reverse("chat_index")).context_data["sessions"]] == ["Newer", "Older"]
 
 
-def test_delete_asks_first_then_removes_everything(user_client):
+def test_delete_asks_first_then_removes_everything(user_client, settings):
+    settings.BOOCHAT_TRASH_DAYS = 0  # no trash: deleted at once (the trash: test_tidy_list.py)
     chat = new_session(user_client, "sam-desktop/qwen3-8b", title="Doomed")
     add_message(session=chat, role="user", content="hi")
     confirm = user_client.get(reverse("chat_delete", args=[chat.pk]))
@@ -74,7 +75,9 @@ def test_another_users_chat_cannot_be_renamed_pinned_or_deleted(user_client, dja
 
 
 @pytest.mark.django_db(transaction=True)
-def test_deleting_a_chat_stops_its_answer_and_the_host(asgi_server, session_cookie):
+@pytest.mark.parametrize("trash_days", [0, 30])
+def test_deleting_a_chat_stops_its_answer_and_the_host(asgi_server, session_cookie, settings, trash_days):
+    settings.BOOCHAT_TRASH_DAYS = trash_days
     user, cookies = session_cookie()
     with FakeLlamaSwap([FakeModel("qwen3-8b")], reply=["word "] * 400, stream_delay=0.02) as host:
         make_provider(slug="sam-desktop", base_url=host.url, is_default=True)
@@ -93,7 +96,11 @@ def test_deleting_a_chat_stops_its_answer_and_the_host(asgi_server, session_cook
         assert host.wait_for_disconnect(2.0)
     assert b'"type":"deleted"' in received and b"[DONE]" not in received
     assert took < 5  # 400 words at 20 ms would take 8 s
-    assert not ChatSession.objects.exists() and not Message.objects.exists()  # nothing left behind
+    if trash_days:  # in the trash, the answer saved as far as it went
+        assert ChatSession.objects.in_trash(user).get() == chat
+        assert Message.objects.get(role="assistant").state == "interrupted"
+    else:
+        assert not ChatSession.objects.exists() and not Message.objects.exists()  # nothing left behind
 
 
 def test_the_list_is_grouped_by_recency_and_paged(user_client):
@@ -139,7 +146,7 @@ def test_the_closed_model_select_names_the_host(user_client, hosts):
 def test_home_leads_to_chatting_and_models_rows_to_a_chat_with_them(user_client, hosts):
     recent = new_session(user_client, "sam-desktop/qwen3-8b", title="Yesterday's chat")
     home = user_client.get(reverse("home")).content.decode()
-    assert home.index("Start chat") < home.index("Providers")  # chatting first, the host table below
+    assert home.index('aria-label="Start chat"') < home.index("Hosts")  # chatting first, the host table below
     assert f'href="{recent.get_absolute_url()}"' in home
 
     models = user_client.get(reverse("picker")).content.decode()

@@ -240,3 +240,74 @@ def test_many_answers_to_one_question_keep_their_parent(user_client):
     saved = dict(ChatSession.objects.get().messages.values_list("content", "parent__content"))
     content = {m["id"]: m["content"] for m in messages}
     assert saved == {m["content"]: content.get(m["parent"]) for m in messages}
+
+
+def test_open_webuis_system_prompt_becomes_the_chats(user_client, hosts):
+    import copy
+
+    data = copy.deepcopy(OPEN_WEBUI)
+    data[0]["chat"]["system"] = "You are an oceanographer.\n  Be brief."
+    upload(user_client, data)
+    assert ChatSession.objects.get().system_prompt == "You are an oceanographer.\n  Be brief."
+    data[0]["chat"].pop("system")
+    data[0]["chat"]["params"] = {"system": "From the params."}
+    upload(user_client, data)
+    assert ChatSession.objects.latest("id").system_prompt == "From the params."
+
+
+def test_chatgpts_system_message_becomes_the_chats_system_prompt(user_client, hosts):
+    import copy
+
+    data = copy.deepcopy(CHATGPT)
+    data[0]["mapping"]["n0"]["message"]["content"]["parts"] = ["You are a chef."]
+    upload(user_client, data)
+    chat = ChatSession.objects.get()
+    assert chat.system_prompt == "You are a chef."
+    assert [m.role for m in chat.messages.all()] == ["user", "assistant"]  # not a message of its own
+    data[0]["mapping"]["n0"]["message"]["content"] = {"content_type": "user_editable_context",
+                                                      "user_profile": "I cook for four.", "user_instructions": "Metric units."}
+    upload(user_client, data)
+    assert ChatSession.objects.latest("id").system_prompt == "I cook for four.\n\nMetric units."
+
+
+def test_a_boochat_export_keeps_the_system_prompt(user_client, hosts):
+    original = new_session(user_client, "embedding/qwen3-8b", title="Prompted")
+    ChatSession.objects.filter(pk=original.pk).update(system_prompt="Answer in French.")
+    add_message(session=original, role="user", content="Hello")
+    exported = user_client.get(reverse("chat_export_all")).content
+    original.delete()
+    upload(user_client, exported)
+    assert ChatSession.objects.get().system_prompt == "Answer in French."
+
+
+def test_a_model_not_served_here_continues_with_the_model_chosen(user_client, hosts):
+    page = user_client.get(reverse("chat_index")).content.decode()
+    assert '<select name="continue_with" id="import-model"' in page
+    raw = json.dumps(CHATGPT).encode()
+    response = user_client.post(reverse("chat_import"), {"file": SimpleUploadedFile("c.json", raw, "application/json"),
+                                                         "continue_with": "deepseek/deepseek-v4-flash"}, follow=True)
+    assert "1 chat continue with deepseek/deepseek-v4-flash." in response.content.decode()
+    chat = ChatSession.objects.get()
+    assert chat.model_id == "deepseek/deepseek-v4-flash"
+    answer = chat.messages.get(role="assistant")
+    assert (answer.model_id, answer.provider) == ("gpt-4o", "")  # the answer keeps who wrote it
+    html = user_client.get(chat.get_absolute_url()).content.decode()
+    assert '<span title="gpt-4o">gpt-4o</span>' in html and "gpt-4o · " not in html  # no dangling "·"
+
+
+def test_by_default_an_unserved_model_continues_with_the_model_a_new_chat_starts_with(user_client, hosts, settings):
+    settings.BOOCHAT_DEFAULT_MODEL = "embedding/qwen3-8b"
+    assert user_client.get(reverse("chat_index")).context_data["import_model"] == "embedding/qwen3-8b"
+    upload(user_client, CHATGPT)
+    assert ChatSession.objects.get().model_id == "embedding/qwen3-8b"
+    upload(user_client, OPEN_WEBUI)  # its model is served here: it stays
+    assert ChatSession.objects.get(title="Tides").model_id == "sam-desktop/qwen3-30b"
+
+
+def test_a_model_to_continue_with_that_cannot_be_used_imports_nothing(user_client, hosts):
+    raw = json.dumps(CHATGPT).encode()
+    response = user_client.post(reverse("chat_import"), {"file": SimpleUploadedFile("c.json", raw, "application/json"),
+                                                         "continue_with": "nowhere/model"})
+    assert response.status_code == 400
+    assert "The model to continue with cannot be used" in response.content.decode() and "nowhere" in response.content.decode()
+    assert not ChatSession.objects.exists()

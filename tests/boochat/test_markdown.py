@@ -131,3 +131,35 @@ def test_the_chat_page_shows_the_rendered_answer(user_client, django_user_model)
     body = user_client.get(reverse("chat_session", args=[chat.pk])).content.decode()
     assert '<span class="kd">let</span>' in body and "<msup><mi>a</mi><mn>2</mn></msup>" in body
     assert "<script>alert" not in body and "&lt;img src=x" in body
+
+
+@pytest.mark.django_db
+def test_a_tables_column_alignment_survives_the_content_security_policy(user_client, django_user_model):
+    chat = ChatSession.objects.create(user=django_user_model.objects.get(username="alice"), model_id="sam-desktop/qwen3-8b")
+    add_message(session=chat, role="user", content="Prices?")
+    add_message(session=chat, role="assistant", content="| item | price |\n|:--|--:|\n| tea | 3.50 |", model_id=chat.model_id)
+    body = user_client.get(chat.get_absolute_url()).content.decode()
+    assert '<th class="align-left">item</th>' in body and '<td class="align-right">3.50</td>' in body
+    assert "style=" not in body  # the page's CSP allows no inline style: a class carries the alignment
+
+
+def test_task_lists_show_their_boxes_without_form_controls():
+    html = render_markdown("- [ ] write the test\n- [x] read the issue\n- plain item")
+    assert '<ul class="contains-task-list">' in html
+    assert '<li class="task-list-item"><span class="task-box">☐</span> write the test</li>' in html
+    assert '<li class="task-list-item"><span class="task-box">☑</span> read the issue</li>' in html
+    assert "<input" not in html and "[ ]" not in html and "[x]" not in html
+
+
+def test_bare_urls_become_links_but_not_inside_code_or_links():
+    html = render_markdown("See https://example.org/docs/a_(b). Or www.example.com, and `https://in.code` "
+                           "[named](https://named.example) <https://angle.example>")
+    assert '<a href="https://example.org/docs/a_(b)" rel="noopener noreferrer nofollow">https://example.org/docs/a_(b)</a>.' in html
+    assert '<a href="http://www.example.com" rel="noopener noreferrer nofollow">www.example.com</a>,' in html
+    assert "<code>https://in.code</code>" in html
+    assert html.count("named.example") == 1 and html.count("<a ") == 4
+
+
+def test_a_bare_url_cannot_carry_markup_or_script():
+    html = render_markdown('https://evil.example/?q="><script>alert(1)</script> javascript:alert(1)')
+    assert "<script" not in html and 'href="javascript' not in html

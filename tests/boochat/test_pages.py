@@ -70,3 +70,35 @@ def test_ensure_admin_reads_the_password_from_the_environment(django_user_model,
     call_command("ensure_admin")
     assert "correct horse battery" not in capsys.readouterr().out
     assert django_user_model.objects.get().check_password("correct horse battery")
+
+
+def test_home_shows_hosts_addresses_to_staff_only(client, django_user_model):
+    make_provider(slug="sam-desktop", name="Sam's desktop", base_url="http://10.1.2.3:8080", is_default=True)
+    alice = django_user_model.objects.create_user("alice", password="pw-for-tests-only")
+    client.force_login(alice)
+    body = client.get(reverse("home")).content.decode()
+    assert "Sam&#x27;s desktop" in body and "10.1.2.3" not in body
+    alice.is_staff = True
+    alice.save()
+    assert "http://10.1.2.3:8080" in client.get(reverse("home")).content.decode()
+
+
+def test_the_home_page_message_box_starts_a_chat_that_sends_it(user_client, hosts):
+    response = user_client.post(reverse("chat_new"), {"model_id": "sam-desktop/qwen3-8b", "content": "  Hello there  "})
+    assert response.status_code == 302
+    page = user_client.get(response["Location"])
+    body = page.content.decode()
+    assert "data-autosend" in body and ">Hello there</textarea>" in body
+    again = user_client.get(response["Location"]).content.decode()  # sent once: a reload does not send it again
+    assert "data-autosend" not in again and "></textarea>" in again
+
+
+def test_error_pages_use_the_apps_layout(user_client, rf):
+    from django.views.defaults import server_error
+
+    missing = user_client.get("/no/such/page/")
+    body = missing.content.decode()
+    assert missing.status_code == 404 and "Page not found" in body and 'class="topbar"' in body
+    failed = server_error(rf.get("/"))  # rendered without a context, as Django does after an exception
+    assert failed.status_code == 500 and "Something went wrong" in failed.content.decode()
+    assert 'href="/static/css/app' in failed.content.decode()

@@ -62,7 +62,9 @@ def test_no_serious_accessibility_violation_on_the_main_pages(asgi_page, asgi_se
 def test_the_shortcuts_list_opens_with_question_mark(asgi_page, asgi_server, site):
     page = asgi_page
     page.goto(f"{asgi_server.url}{site['chat'].get_absolute_url()}")
-    page.locator("body").press("?")
+    expect(page.get_by_label("Message")).to_be_focused()  # an opened chat: the cursor in the message box
+    page.evaluate("document.activeElement.blur()")
+    page.keyboard.press("?")
     dialog = page.get_by_role("dialog", name="Keyboard shortcuts")
     expect(dialog).to_be_visible()
     expect(dialog).to_contain_text("Ctrl+Enter")
@@ -82,6 +84,7 @@ def test_the_shortcuts_list_opens_with_question_mark(asgi_page, asgi_server, sit
 def test_focus_stays_on_a_control_whose_form_htmx_replaced(asgi_page, asgi_server, site):
     page = asgi_page
     page.goto(f"{asgi_server.url}{site['chat'].get_absolute_url()}")
+    page.get_by_role("button", name="Chat actions").click()
     page.get_by_text("Prompt and parameters").click()
     page.get_by_label("System prompt").fill("Be brief.")
     save = page.locator("#chat-settings").get_by_role("button", name="Save", exact=True)

@@ -42,7 +42,8 @@ def test_chat_streams_stops_and_survives_a_reload(asgi_page, asgi_server):
         page.get_by_role("button", name="Stop").click()
         assert host.wait_for_disconnect(2.0)
         stopped = page.locator("article.message.assistant").last
-        expect(stopped).to_contain_text("interrupted", timeout=5000)
+        expect(stopped.locator(".state-label")).to_have_text("Stopped", timeout=5000)  # neutral, not a failure
+        expect(stopped.locator(".message-error")).to_have_count(0)
 
     saved = Message.objects.filter(role="assistant").order_by("id")
     assert [m.state for m in saved] == [MessageState.COMPLETE, MessageState.INTERRUPTED]
@@ -51,7 +52,7 @@ def test_chat_streams_stops_and_survives_a_reload(asgi_page, asgi_server):
     page.reload()
     expect(page.locator("article.message.user")).to_have_count(2)
     expect(page.locator("article.message.assistant").first.locator(".markdown")).to_have_text("Hello there friend.")
-    expect(page.locator("article.message.assistant").last).to_contain_text("interrupted")
+    expect(page.locator("article.message.assistant").last).to_contain_text("Stopped")
     title = page.locator("#session-title").inner_text()
     expect(page.get_by_role("link", name=title)).to_be_visible()
     expect(page.locator(".context-usage")).to_contain_text("tokens of context")
@@ -72,7 +73,7 @@ def test_stop_before_the_first_byte_shows_the_stopped_answer_without_a_reload(as
         page.get_by_role("button", name="Stop").click()
         answer = page.locator("article.message.assistant").last
         expect(answer).to_contain_text(STOPPED_BEFORE_START, timeout=5000)
-        expect(answer).to_contain_text("interrupted")
+        expect(answer.locator(".state-label")).to_have_text("Stopped")
 
 
 def test_rename_in_place_then_delete(asgi_page, asgi_server):
@@ -82,16 +83,16 @@ def test_rename_in_place_then_delete(asgi_page, asgi_server):
     page.goto(f"{asgi_server.url}{chat.get_absolute_url()}")
     expect(page.locator("#session-title")).to_have_text("New chat")
     expect(page.locator(f"#session-link-{chat.pk}")).to_have_text("New chat")  # one name everywhere
-    page.get_by_text("Rename").click()
+    page.get_by_role("button", name="Chat actions").click()
+    page.locator(".chat-actions").get_by_text("Rename").click()
     page.get_by_label("New title").fill("Tides")
     page.get_by_role("button", name="Save").click()
     expect(page.locator("#session-title")).to_have_text("Tides")
     expect(page.locator(f"#session-link-{chat.pk}")).to_have_text("Tides")  # the list, without a reload
-    page.get_by_role("link", name="Delete…").click()
-    expect(page.get_by_role("heading", name="Delete “Tides”?")).to_be_visible()
-    page.get_by_role("button", name="Delete chat").click()
-    expect(page.get_by_text("Deleted “Tides”.")).to_be_visible()
-    assert not ChatSession.objects.exists()
+    page.get_by_role("button", name="Chat actions").click()
+    page.get_by_role("button", name="Delete chat").click()  # to the trash, with Undo: no page asks first
+    expect(page.get_by_text("Moved “Tides” to the trash")).to_be_visible()
+    assert ChatSession.objects.in_trash(chat.user).get() == chat
 
 
 def test_a_refused_answer_shows_its_model_and_host_at_once(asgi_page, asgi_server):
@@ -133,6 +134,7 @@ def test_a_system_prompt_set_in_the_panel_reaches_the_host(asgi_page, asgi_serve
         make_provider(slug="sam-desktop", base_url=host.url, is_default=True)
         chat = ChatSession.objects.create(user=User.objects.get(username="alice"), model_id="sam-desktop/qwen3-8b")
         page.goto(f"{asgi_server.url}{chat.get_absolute_url()}")
+        page.get_by_role("button", name="Chat actions").click()
         page.get_by_text("Prompt and parameters").click()
         page.get_by_label("System prompt").fill("Answer in French.")
         page.get_by_label("Temperature").fill("0.3")
@@ -181,7 +183,7 @@ def test_edit_resend_regenerate_on_another_host_and_branch_navigation(asgi_page,
 
         # Edit the question and resend: the earlier branch stays, reachable with ‹ ›.
         question = page.locator("article.message.user").last
-        question.get_by_text("Edit", exact=True).click()
+        question.get_by_role("button", name="Edit", exact=True).click()
         question.get_by_label("Edited question").fill("Who are you, really?")
         question.get_by_role("button", name="Send edited").click()
         expect(page.locator("article.message.user")).to_have_count(1)
@@ -194,7 +196,7 @@ def test_edit_resend_regenerate_on_another_host_and_branch_navigation(asgi_page,
         expect(page.locator("article.message.user .content")).to_have_text("Who are you?")
 
         # Delete the turn: the chat is empty again, the other branch too is still there.
-        page.once("dialog", lambda dialog: dialog.accept())
         page.locator("article.message.user").get_by_role("button", name="Delete").click()
+        page.get_by_role("dialog", name="Delete this question and its answers?").get_by_role("button", name="Delete").click()
         expect(page.locator("article.message.user .content")).to_have_text("Who are you, really?")
     assert Message.objects.filter(session=chat).count() == 2

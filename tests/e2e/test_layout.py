@@ -76,7 +76,7 @@ def test_the_composer_is_in_reach_and_the_chat_list_is_a_drawer(asgi_page, asgi_
     toggle.click()
     expect(toggle).to_have_attribute("aria-expanded", "true")
     expect(sessions.get_by_role("link", name="A chat with a rather long")).to_be_in_viewport()
-    expect(sessions.get_by_role("button", name="+ New chat")).to_be_focused()
+    expect(sessions.get_by_role("button", name="New chat")).to_be_focused()
     page.keyboard.press("Escape")
     expect(sessions).not_to_be_in_viewport()
     expect(toggle).to_be_focused()
@@ -84,3 +84,18 @@ def test_the_composer_is_in_reach_and_the_chat_list_is_a_drawer(asgi_page, asgi_
     page.set_viewport_size({"width": 1280, "height": 800})  # wide: the list is a column again
     expect(sessions).to_be_in_viewport()
     expect(toggle).to_be_hidden()
+
+
+@pytest.mark.parametrize("width", [1440, 390])
+def test_the_chat_page_paints_without_layout_shift(asgi_page, asgi_server, pages, width):
+    page = asgi_page
+    page.set_viewport_size({"width": width, "height": 900})
+    page.goto(f"{asgi_server.url}{pages['chat'].get_absolute_url()}")
+    page.wait_for_load_state("load")
+    shifts = page.evaluate("""() => new Promise(resolve => {
+        const entries = [];
+        new PerformanceObserver(list => entries.push(...list.getEntries())).observe({type: 'layout-shift', buffered: true});
+        requestAnimationFrame(() => requestAnimationFrame(() => resolve(
+            entries.filter(e => !e.hadRecentInput).reduce((sum, e) => sum + e.value, 0))));
+    })""")
+    assert shifts < 0.01, f"cumulative layout shift {shifts:.3f} at {width} px"

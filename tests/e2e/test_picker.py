@@ -90,6 +90,7 @@ def test_the_composer_picker_finds_models_by_typing_and_works_from_the_keyboard(
     page = logged_in_page
     chat = ChatSession.objects.create(user=User.objects.get(username="alice"), model_id="sam-desktop/qwen3-8b")
     page.goto(f"{live_server.url}{chat.get_absolute_url()}")
+    page.get_by_role("button", name="Model: sam-desktop/qwen3-8b").click()  # the chip opens the picker
     search = page.get_by_label("Find a model")
     select = page.locator("#session-model")
     expect(select.locator("option:checked")).to_have_text("qwen3-8b · sam-desktop")  # the host shows when closed
@@ -117,6 +118,7 @@ def test_the_composer_picker_finds_models_by_typing_and_works_from_the_keyboard(
     assert chat.model_id == "embedding/qwen3-8b"
 
     # Enter in the search takes the first match.
+    page.get_by_role("button", name="Model: embedding/qwen3-8b").click()
     page.get_by_label("Find a model").fill("30b")
     page.get_by_label("Find a model").press("Enter")
     expect(page.locator("#session-model option:checked")).to_have_text("qwen3-30b · sam-desktop (loaded)")

@@ -10,7 +10,7 @@ from django.contrib.auth.models import User
 from playwright.sync_api import expect
 
 from boochat.models import ArenaAnswer, ArenaRun, ChatSession, Message
-from settings_app.models import Favorite, UserSettings
+from settings_app.models import Favorite
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -34,17 +34,11 @@ def folder(tmp_path):
 
 def test_screenshots(asgi_page, asgi_server, hosts, folder):
     page = asgi_page
-    page.set_viewport_size({"width": 1100, "height": 720})
-    page.emulate_media(color_scheme="light")
     alice = User.objects.get(username="alice")
     for model_id in ("sam-desktop/qwen3-30b", "embedding/deepseek-r1-qwen3-8b", "deepseek/deepseek-v4-flash"):
         Favorite.objects.add(user=alice, model_id=model_id)
     for title in ("Tide tables in Brest", "Regex for ISO dates", "Sourdough hydration"):
         ChatSession.objects.create(user=alice, model_id="sam-desktop/qwen3-8b", title=title)
-
-    page.goto(f"{asgi_server.url}/models/")
-    expect(page.locator("#favorites li.model")).to_have_count(3)
-    page.screenshot(path=folder / "picker.png")
 
     hosts["sam-desktop"].reply = ANSWER
     page.goto(f"{asgi_server.url}/chat/?model=sam-desktop/qwen3-30b")
@@ -54,18 +48,6 @@ def test_screenshots(asgi_page, asgi_server, hosts, folder):
     expect(page.locator("article.message.assistant .highlight")).to_be_visible(timeout=10000)
     expect(page.locator("#session-title")).not_to_have_text("New chat", timeout=5000)
     chat_url = page.url
-    page.screenshot(path=folder / "chat.png")
-
-    page.set_viewport_size({"width": 390, "height": 844})
-    page.goto(chat_url)
-    page.locator("article.message.assistant .highlight").scroll_into_view_if_needed()
-    page.screenshot(path=folder / "phone.png")
-
-    UserSettings.objects.update_or_create(user=alice, defaults={"theme": "dark"})
-    page.set_viewport_size({"width": 1100, "height": 720})
-    page.goto(chat_url)
-    page.screenshot(path=folder / "dark.png")
-    UserSettings.objects.filter(user=alice).update(theme="system")
 
     run = ArenaRun.objects.create(user=alice, prompt="In one paragraph: why is the sky blue?",
                                   analyzer_model_id="sam-desktop/qwen3-30b", analysis_state="complete",
@@ -83,10 +65,27 @@ def test_screenshots(asgi_page, asgi_server, hosts, folder):
                                    content=content, state="complete", ttft_ms=180 + 400 * position,
                                    tokens_per_second=61.5 - 20 * position, duration_ms=1400 + 900 * position,
                                    usage={"completion_tokens": 58 + position * 9, "prompt_tokens": 21})
-    page.goto(f"{asgi_server.url}{run.get_absolute_url()}")
-    expect(page.locator(".arena-column")).to_have_count(2)
-    page.screenshot(path=folder / "arena.png")
 
-    for name in ("picker", "chat", "phone", "dark", "arena"):
-        assert (folder / f"{name}.png").stat().st_size > 10_000, name
+    pages = {"chat": chat_url, "home": f"{asgi_server.url}/", "models": f"{asgi_server.url}/models/",
+             "arena": f"{asgi_server.url}{run.get_absolute_url()}"}
+    sizes = {"desktop": {"width": 1280, "height": 800}, "phone": {"width": 390, "height": 844}}
+    for scheme in ("light", "dark"):
+        page.emulate_media(color_scheme=scheme)
+        for device, size in sizes.items():
+            page.set_viewport_size(size)
+            for name, url in pages.items():
+                page.goto(url)
+                page.wait_for_load_state("load")
+                if name == "models":
+                    expect(page.locator("#favorites li.model")).to_have_count(3)
+                if name == "arena":
+                    expect(page.locator(".arena-column")).to_have_count(2)
+                if name == "chat":
+                    page.evaluate("document.activeElement.blur()")  # no focus ring in the picture
+                page.screenshot(path=folder / f"{name}-{device}-{scheme}.png")
+
+    for name in pages:
+        for device in sizes:
+            for scheme in ("light", "dark"):
+                assert (folder / f"{name}-{device}-{scheme}.png").stat().st_size > 10_000, (name, device, scheme)
     assert Message.objects.filter(role="assistant", content__contains="circle_area").exists()

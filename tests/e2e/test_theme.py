@@ -9,7 +9,7 @@ from tests.factories import add_message
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-LIGHT_BG, DARK_BG = "rgb(251, 251, 252)", "rgb(18, 20, 23)"
+LIGHT_BG, DARK_BG = "rgb(255, 255, 255)", "rgb(23, 25, 28)"
 
 
 def background(page):

@@ -29,15 +29,22 @@ class FakeDeepSeek(FakeHost):
             return Response(200, fixture_bytes("deepseek/models.json"))
         if request.method == "POST" and path == "/chat/completions":
             return self.chat(request)
+        if request.method == "POST" and path == "/beta/chat/completions":  # prefix completion (API docs)
+            return self.chat(request, beta=True)
         return Response.json({"error": {"message": "Not Found", "type": "invalid_request_error", "param": None, "code": None}}, status=404)
 
-    def chat(self, request: RecordedRequest) -> Response | Stream:
+    def chat(self, request: RecordedRequest, *, beta: bool = False) -> Response | Stream:
         if not self.balance:
             return Response(402, fixture_bytes("deepseek/error-402-insufficient-balance.json"))
         try:
             body = request.json()
         except ValueError:
             return Response.json({"error": {"message": "Failed to deserialize the JSON body", "type": "invalid_request_error", "param": None, "code": "invalid_request_error"}}, status=400)
+        last = (body.get("messages") or [{}])[-1]
+        if isinstance(last, dict) and last.get("prefix") and (not beta or last.get("role") != "assistant"):
+            # The docs: prefix completion needs the beta base URL and the last message an assistant's.
+            return Response.json({"error": {"message": "prefix completion needs the beta API and a last assistant message",
+                                            "type": "invalid_request_error", "param": None, "code": "invalid_request_error"}}, status=400)
         model = body.get("model")
         if model not in self.model_ids:
             return Response.json({"error": {"message": "Model Not Exist", "type": "invalid_request_error", "param": None, "code": "invalid_request_error"}}, status=400)

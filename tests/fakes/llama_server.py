@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from tests.fakes.fixtures import http_fixture, json_fixture, recorded_answer
-from tests.fakes.llama_swap import FakeLlamaSwap, FakeModel
+from tests.fakes.llama_swap import AGENT_PATHS, FakeLlamaSwap, FakeModel
 from tests.fakes.server import RecordedRequest, Response
 
 ROUTER_SESSION = "llama-server-router/session.http"
@@ -65,7 +65,9 @@ class FakeLlamaServer(FakeLlamaSwap):
             return Response.json(self.listing())
         if request.method == "GET" and path == "/props":
             return self.props(self.model.id)
-        if request.method == "POST" and path in INFERENCE:
+        if request.method == "POST" and path == "/tokenize":
+            return self.tokenize(request)
+        if request.method == "POST" and (path in INFERENCE or (self.agent_apis and path in AGENT_PATHS)):
             try:
                 body = request.json()
             except ValueError:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
+from tests.fakes import agent_apis
 from tests.fakes.fixtures import fixture_bytes, json_fixture, sse_events
 from tests.fakes.server import FakeHost, Raw, RecordedRequest, Response, Stream
 from tests.fakes.slots import Slots, rendered, tokens
@@ -24,6 +25,7 @@ _STREAM_NO_USAGE = [json.loads(e[len(b"data: "):]) for e in sse_events("llama-se
 # The captured answer, piece by piece: what the fake streams unless told to say something else.
 CAPTURED_PIECES = [chunk["choices"][0]["delta"]["content"] for chunk in _STREAM[1:-2]]
 DONE = b"data: [DONE]\n\n"
+AGENT_PATHS = ("/v1/messages", "/v1/messages/count_tokens", "/v1/responses")
 
 
 def sse(data: Any) -> bytes:
@@ -70,6 +72,7 @@ class FakeLlamaSwap(FakeHost):
         send_loading_state: bool = False,
         reply: list[str] | None = None,
         stream_delay: float = 0.0,
+        agent_apis: bool = False,
     ) -> None:
         # Faults, set by tests: answer 429 (concurrency limit), send an error event or drop the
         # connection after this many stream events.
@@ -99,6 +102,9 @@ class FakeLlamaSwap(FakeHost):
         self.send_loading_state = send_loading_state
         self.reply = reply if reply is not None else CAPTURED_PIECES
         self.stream_delay = stream_delay
+        # Serve /v1/messages, /v1/messages/count_tokens and /v1/responses as recent llama.cpp builds
+        # do (llama-swap forwards them); without, they are 404 as on older hosts.
+        self.agent_apis = agent_apis
 
     # -- what llama-swap lists ------------------------------------------------------------------
     def listed_id(self, model: FakeModel) -> str:
@@ -176,9 +182,35 @@ class FakeLlamaSwap(FakeHost):
             return await self.inference_in_slot(request)
         if request.method == "POST" and path in ("/v1/chat/completions", "/v1/completions", "/v1/embeddings"):
             return self.inference(request)
+        if request.method == "POST" and self.agent_apis and path in AGENT_PATHS:
+            return self.agent_api(request)
+        if request.method == "POST" and path.startswith("/upstream/") and path.endswith("/tokenize"):
+            return self.tokenize(request)
         if request.method == "POST" and path.startswith("/api/models/unload"):
             return self.unload(unquote(path.removeprefix("/api/models/unload").removeprefix("/")) or None)
         return Response(404, b"404 page not found", "text/plain; charset=utf-8")
+
+    def agent_api(self, request: RecordedRequest) -> Response | Stream:
+        """llama.cpp's own /v1/messages, /v1/messages/count_tokens and /v1/responses."""
+        try:
+            body = request.json()
+        except ValueError:
+            return Response.json({"error": {"code": 500, "message": "invalid JSON", "type": "server_error"}}, 500)
+        if request.path == "/v1/responses":
+            text = body["input"] if isinstance(body.get("input"), str) else json.dumps(body.get("input"))
+            chat = {"model": body.get("model"), "messages": [{"role": "user", "content": text}]}
+        else:
+            chat = agent_apis.anthropic_to_chat(body)
+        if request.path == "/v1/messages/count_tokens":
+            return Response.json({"input_tokens": estimate_tokens(chat)})
+        as_chat = RecordedRequest("POST", "/v1/chat/completions", request.headers, json.dumps(chat).encode())
+        answer = self.inference(as_chat)
+        return agent_apis.as_response(answer) if request.path == "/v1/responses" else agent_apis.as_message(answer)
+
+    def tokenize(self, request: RecordedRequest) -> Response:
+        """llama-server's /tokenize (fixture 06): the fake's tokenizer gives a token per 3 characters."""
+        content = request.json().get("content", "")
+        return Response.json({"tokens": list(range(len(content) // 3 + 1))})
 
     # -- fleet control (llama-swap's /api/models/unload, /unload, /upstream/<model>/health) --------------
     def unload(self, model_id: str | None) -> Response:
@@ -206,7 +238,7 @@ class FakeLlamaSwap(FakeHost):
         return Response(200, b"OK", "text/plain; charset=utf-8")
 
     def faulty(self, request: RecordedRequest) -> Response | Stream:
-        """Every way a host has been seen to fail (DESIGN.md wire facts and the captures)."""
+        """Every way a host has been seen to fail (docs/wire.md and the captures)."""
         fault = self.fault
         events = self.stream_events("qwen3-8b", include_usage=True)
         if fault == "500":  # llama-server's own error shape

@@ -181,3 +181,95 @@ def test_a_revoked_key_is_refused_by_every_worker_within_a_second(app_process):
     GatewayKey.objects.filter(pk=row.pk).update(revoked_at=timezone.now())  # as admin's action does
     time.sleep(1.5)
     assert set(statuses(10)) == {401}
+
+
+def stream_until_stopped(process, base, user, stop, words=20):
+    """Start a slow answer, let the browser read on whatever happens, call stop() once `words` words
+    arrived, wait for the master to exit; the answer's row."""
+    import threading
+
+    session = ChatSession.objects.create(user=user, model_id="sam-desktop/qwen3-8b", title="t")
+    client = logged_in(base, user)
+    received = bytearray()
+    enough = threading.Event()
+
+    def read():
+        try:
+            with client.stream("POST", f"/chat/{session.pk}/send", data={"content": "talk"},
+                               headers={"X-BooChat-Stream": "1"}) as response:
+                for chunk in response.iter_raw():  # to the end, whatever ends it
+                    received.extend(chunk)
+                    if received.count(b"word") >= words:
+                        enough.set()
+        except httpx.HTTPError:
+            pass
+        finally:
+            enough.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        assert enough.wait(30)
+        stop()
+        process.wait(30)
+        reader.join(30)
+    finally:
+        client.close()
+    return session.messages.get(role="assistant")
+
+
+@pytest.fixture
+def slow_host():
+    from tests.factories import make_provider
+
+    with FakeLlamaSwap([FakeModel("qwen3-8b")], reply=["word "] * 2000, stream_delay=0.05) as host:
+        make_provider(slug="sam-desktop", base_url=host.url, is_default=True)
+        yield host
+
+
+def wait_for_interrupted(answer):
+    """No process runs now: no sweeper, no restart. The answer must already be saved."""
+    wait_until(lambda: answer.refresh_from_db() or answer.state != MessageState.STREAMING, timeout=5,
+               what="the answer to be saved")
+    assert answer.state == MessageState.INTERRUPTED, (answer.state, answer.error)
+    assert "stopped while this answer was streaming" in answer.error
+    assert answer.content.startswith("word word") and 20 <= answer.content.count("word") < 2000
+
+
+def test_a_graceful_stop_saves_answers_the_browser_still_reads_before_the_workers_exit(
+        app_process, django_user_model, slow_host):
+    """The browser reads on while the master stops (SIGTERM): the stream is cut at the graceful
+    timeout, and its answer is saved interrupted, with what arrived, before the workers exit."""
+    base, process = app_process(workers=2, BOOCHAT_GRACEFUL_TIMEOUT="5")
+    user = django_user_model.objects.create_user("alice")
+    answer = stream_until_stopped(process, base, user, lambda: os.kill(process.pid, signal.SIGTERM))
+    wait_for_interrupted(answer)
+
+
+def test_workers_save_their_streaming_answers_when_their_master_is_killed(
+        app_process, django_user_model, slow_host):
+    """SIGKILL to the master only: its workers notice, stop gracefully, and save what they stream."""
+    base, process = app_process(workers=2, BOOCHAT_GRACEFUL_TIMEOUT="5")
+    user = django_user_model.objects.create_user("alice")
+    pids = worker_pids(process.log_path)
+    answer = stream_until_stopped(process, base, user, lambda: os.kill(process.pid, signal.SIGKILL))
+    wait_until(lambda: not any(os.path.exists(f"/proc/{pid}/status") and "zombie" not in
+                               open(f"/proc/{pid}/status").read() for pid in pids),
+               timeout=20, what="the orphaned workers to exit")
+    wait_for_interrupted(answer)
+
+
+def test_the_next_start_marks_the_answers_of_a_killed_service_at_once(app_process, django_user_model, slow_host):
+    """SIGKILL to the master and its workers at once (nothing can save): the next start marks the
+    answer interrupted right away, not once it has been quiet for the provider's read timeout."""
+    base, process = app_process(workers=2)
+    user = django_user_model.objects.create_user("alice")
+    # 100 words take 5 s: the worker has listed its answer (each second) by then.
+    answer = stream_until_stopped(process, base, user, lambda: os.killpg(process.pid, signal.SIGKILL), words=100)
+    assert answer.state == MessageState.STREAMING  # as the killed workers left it
+    app_process()  # the restart, with the default grace and read timeout
+    wait_until(lambda: answer.refresh_from_db() or answer.state != MessageState.STREAMING, timeout=20,
+               what="the restart to mark the answer")
+    assert answer.state == MessageState.INTERRUPTED
+    assert "stopped while this answer was streaming" in answer.error
+    assert answer.content.startswith("word word")  # what the autosave kept

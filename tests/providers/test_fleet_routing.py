@@ -384,7 +384,8 @@ def test_a_chat_answer_says_how_much_of_its_prompt_was_cached_and_models_shows_t
     assert f"{second.cached_prompt_tokens} of {prompt} prompt tokens cached" in page
     models = user_client.get(reverse("picker")).content.decode()
     assert "Pools now" in models and "<code>fleet/qwen3-8b</code> · cache · 0 waiting" in models
-    row = models[models.index(f"<code>{second.served_by}</code>"):]
+    table = models[models.index("Pools now"):]
+    row = table[table.index(f"<code>{second.served_by}</code>"):]
     assert "0 / 2" in row[:200]
     reused = round(100 * second.cached_prompt_tokens / (first.usage["prompt_tokens"] + prompt))
     assert f"{reused} %" in row[:300]

@@ -350,3 +350,16 @@ def test_a_pool_model_that_does_not_exist_is_404_model_not_found(fleet, gateway)
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "model_not_found" and response.json()["error"]["param"] == "model"
     assert "pool 'fleet' has no model 'no-such-model'" in response.json()["error"]["message"]
+
+
+def test_the_models_page_says_which_member_a_pool_would_use_now(user_client, fleet):
+    fresh_lists()  # nothing of qwen3-8b loaded; the embedding box idle, sam-desktop busy with qwen3-30b
+    page = user_client.get(reverse("picker")).content.decode()
+    assert "<dt>Qwen3 8B (any box)</dt><dd>now → <code>embedding/qwen3-8b</code> <small>(embedding has nothing loaded)</small></dd>" in page
+    fleet["sam-desktop"].models[1].loaded = True  # now sam-desktop has it loaded: no swap there
+    fresh_lists()
+    page = user_client.get(reverse("picker")).content.decode()
+    assert "now → <code>sam-desktop/qwen3-8b</code> <small>(loaded)</small>" in page
+    chat = new_session(user_client, "fleet/qwen3-8b", title="t")
+    send(user_client, chat, "hi")  # and a chat goes where the page said
+    assert served(chat) == [("sam-desktop/qwen3-8b", "sam-desktop")]

@@ -3,17 +3,21 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 
 from providers.models import ModelOverride, Provider, ProviderSource
 from providers.provider_file import (
     ProviderFileError,
+    export_document,
     load_provider_file,
     parse_provider_file,
 )
 from providers.routing import resolve
 from providers.sync import LEGACY_SLUG, plan_from_environment, sync_from_environment
+from tests.boochat.test_attachments import STREAM, chat, send
 from tests.factories import make_provider
+from tests.files import png
 
 EXAMPLE = Path(settings.BASE_DIR) / "data" / "llama-providers.example.json"
 
@@ -307,3 +311,66 @@ def test_a_bad_provider_file_stops_the_server_from_starting(app_process, tmp_pat
     log = process.log_path.read_text()
     assert "Could not sync the providers" in log and str(path) in log and "field 'kind'" in log
     assert not Provider.objects.exists()
+
+
+@pytest.mark.django_db
+class TestEveryOverrideInTheFile:
+    """The file carries every per-model setting admin has; its rows stay read-only in admin."""
+
+    def test_takes_images_and_default_for_new_chats_are_read_synced_and_exported(self, tmp_path, settings):
+        models = {"qwen3-vl": {"accepts_images": True, "default_for_new_chats": True},
+                  "qwen3-8b": {"accepts_images": False, "purpose": "chat", "display_name": "Qwen3 8B"}}
+        settings.LLAMA_PROVIDERS_PATH = str(write(tmp_path, {"providers": [entry(default=True, models=models)]}))
+        sync_from_environment()
+        rows = {o.model: o for o in ModelOverride.objects.all()}
+        assert rows["qwen3-vl"].accepts_images is True and rows["qwen3-vl"].new_chats
+        assert rows["qwen3-8b"].accepts_images is False and not rows["qwen3-8b"].new_chats
+        assert rows["qwen3-8b"].display_name == "Qwen3 8B" and rows["qwen3-8b"].purpose == "chat"
+
+        exported = json.loads(export_document(list(Provider.objects.all())))
+        assert exported["providers"][0]["models"] == models
+        assert not plan_from_environment().has_changes  # synced: nothing left to do
+
+    def test_left_out_is_as_the_host_says(self, tmp_path, settings):
+        settings.LLAMA_PROVIDERS_PATH = str(write(tmp_path, {"providers": [entry(models={"qwen3-vl": {"accepts_images": True}})]}))
+        sync_from_environment()
+        write(tmp_path, {"providers": [entry(models={"qwen3-vl": {"display_name": "VL"}})]})
+        sync_from_environment()
+        assert ModelOverride.objects.get().accepts_images is None
+
+    @pytest.mark.parametrize(("models", "field", "reason"), [
+        ({"m": {"accepts_images": "yes"}}, "models.m.accepts_images", "must be true, false or null"),
+        ({"m": {"default_for_new_chats": 1}}, "models.m.default_for_new_chats", "must be true or false"),
+        ({"m": {"default_for_new_chats": True}, "n": {"default_for_new_chats": True}}, "models.n.default_for_new_chats",
+         "a second default for new chats; sam-desktop/m is already"),
+    ])
+    def test_bad_values_are_refused_naming_the_field(self, tmp_path, models, field, reason):
+        with pytest.raises(ProviderFileError) as caught:
+            load_provider_file(write(tmp_path, {"providers": [entry(models=models)]}))
+        assert caught.value.field == field and reason in caught.value.reason
+
+    def test_the_files_default_for_new_chats_replaces_one_marked_in_admin(self, tmp_path, settings):
+        mine = make_provider(slug="mine")
+        ModelOverride.objects.create(provider=mine, model="llama3", new_chats=True)
+        settings.LLAMA_PROVIDERS_PATH = str(write(tmp_path, {"providers": [entry(models={"m": {"default_for_new_chats": True}})]}))
+        sync_from_environment()
+        assert [str(o) for o in ModelOverride.objects.filter(new_chats=True)] == ["sam-desktop/m"]
+
+    def test_admin_shows_the_files_rows_read_only(self, tmp_path, settings, admin_client):
+        settings.LLAMA_PROVIDERS_PATH = str(write(tmp_path, {"providers": [entry(models={"m": {"accepts_images": True}})]}))
+        sync_from_environment()
+        override = ModelOverride.objects.get()
+        page = admin_client.get(f"/admin/providers/modeloverride/{override.pk}/change/").content.decode()
+        assert 'name="accepts_images"' not in page and 'name="new_chats"' not in page
+        assert "Takes images" in page and "Default for new chats" in page
+
+
+@pytest.mark.django_db
+def test_a_file_model_that_takes_images_is_sent_an_image(tmp_path, settings, user_client, deepseek_host, monkeypatch):
+    monkeypatch.setenv("DEEPSEEK_API_KEY", deepseek_host.api_key)
+    settings.LLAMA_PROVIDERS_PATH = str(write(tmp_path, {"providers": [
+        {"slug": "deepseek", "kind": "deepseek", "base_url": deepseek_host.url, "api_key_env": "DEEPSEEK_API_KEY",
+         "default": True, "models": {"deepseek-v4-flash": {"accepts_images": True}}}]}))
+    sync_from_environment()
+    session = chat(user_client, "deepseek/deepseek-v4-flash")
+    assert send(user_client, session, SimpleUploadedFile("a.png", png()), headers=STREAM).status_code == 200

@@ -14,7 +14,7 @@ from tests.factories import make_provider
 
 pytestmark = pytest.mark.django_db
 
-PUBLIC = {"login", "healthz"}
+PUBLIC = {"login", "healthz", "shared_chat"}
 DEEPSEEK_KEY = "sk-live-very-secret-deepseek-key"
 
 
@@ -36,6 +36,9 @@ def app_routes():
 
 @pytest.mark.parametrize("name, url", list(app_routes()))
 def test_every_page_and_api_needs_a_login_or_a_gateway_key(client, name, url):
+    if name == "shared_chat":  # a shared link is read without a login; a token no share holds is 404
+        assert client.get(url).status_code == 404 and client.post(url).status_code == 405
+        return
     if name in PUBLIC:  # answered to anyone, without a redirect to the login page
         response = client.get(url)
         assert response.status_code == 200, url

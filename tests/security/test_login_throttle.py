@@ -1,6 +1,7 @@
 """Failed logins are throttled per username and per client address, logged without the password,
 and the count is shared by every worker (database, or Redis when REDIS_URL is set)."""
 
+import io
 import logging
 import re
 
@@ -33,6 +34,24 @@ def test_wrong_passwords_for_one_user_lock_it_for_a_while(django_user_model, set
     assert re.search(r"login failure", logged, re.IGNORECASE)
     django_user_model.objects.create_user("bob", password="right-password-2")
     assert attempt(Client(REMOTE_ADDR="10.0.0.3"), "bob", "right-password-2").status_code == 302
+
+
+def test_a_username_cannot_forge_a_log_line(django_user_model):
+    """CR, LF and ESC in a failed login's username are written escaped, on the one line of the record."""
+    console = next(h for h in logging.getLogger().handlers if h.get_name() == "console")  # settings.LOGGING's
+    written = io.StringIO()
+    previous = console.setStream(written)
+    try:
+        forged = 'mallory\r\n2026-01-01 00:00:00 INFO axes: AXES: Successful login by {username: "admin"}\x1b[2J'
+        assert attempt(Client(REMOTE_ADDR="10.0.0.5"), forged, "guess").status_code == 200
+    finally:
+        console.setStream(previous)
+    lines = written.getvalue().splitlines()
+    assert lines and all(re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ [A-Z]+ \S+: ", line) for line in lines), lines
+    (failure,) = [line for line in lines if "login failure" in line]
+    assert "\x1b" not in failure and "\r" not in failure
+    assert r'mallory\r\n2026-01-01 00:00:00 INFO axes: AXES: Successful login by {username: \"admin\"}\x1b[2J' in failure
+    assert "Successful login" not in written.getvalue().replace(failure, "")
 
 
 def test_many_usernames_from_one_address_lock_that_address(django_user_model, settings):
