@@ -5,7 +5,8 @@ busy, prefill time per uncached prompt token, decode time per answer token, a pe
 cache and a host-wide prompt cache) serve three pools, one per strategy (`cache`, `round_robin`,
 `least_busy`), each over its own four fresh hosts. For each strategy, 40 agent sessions of 8 turns
 go through the gateway: a 6k-token system prompt all share, a task, then each turn the answer and a
-tool result of ~1,000 tokens are added (the history grows). Sessions start over the first seconds and think between
+tool result of ~1,000 tokens (`BOOCHAT_BENCH_TOOL_LINES=40` lines; 12 for ~300 tokens) are added
+(the history grows). Sessions start over the first seconds and think between
 turns. Figures: mean and p99 time to first byte (the host's first event comes after its prefill),
 and the prompt tokens the hosts reused against what a perfect router could have reused (everything
 but the turn's new message; for a session's first turn the shared system prompt). Then a burst of 3×
@@ -47,6 +48,7 @@ THINK_SECONDS = (2.0, 4.0)  # an agent runs its tools between turns
 START_SPREAD = 8.0  # seconds over which the sessions start
 SYSTEM = "You are a coding agent in a large repository. Follow the rules. " * 140  # ~6,000 tokens (fake tokenizer)
 MODEL = "agent-model"
+TOOL_LINES = int(os.environ.get("BOOCHAT_BENCH_TOOL_LINES", "40"))  # 40: ~1,000 tokens a turn
 BURST_PROMPT = "Summarize this unrelated document about topic {}. " * 60  # a new 32-digit topic each
 
 
@@ -112,9 +114,10 @@ async def one_turn(client: aiohttp.ClientSession, url: str, pool: str, messages:
 
 
 def tool_output(session: int, turn: int) -> str:
-    """What an agent's tool gave back this turn (a file it read, a test run): ~1,000 tokens."""
+    """What an agent's tool gave back this turn (a test run, part of a file): TOOL_LINES lines of
+    ~25 tokens."""
     return f"Tool output of turn {turn} for task {session}:\n" + "".join(
-        f"line {k}: assert module_{session}.value({k}) == {k * turn}\n" for k in range(40))
+        f"line {k}: assert module_{session}.value({k}) == {k * turn}\n" for k in range(TOOL_LINES))
 
 
 async def sessions(url: str, pool: str, headers: dict) -> list[Turn]:
@@ -239,7 +242,7 @@ def main() -> None:
     from harness import STACK
 
     print(f"Fleet routing ({STACK}{', counts in Redis' if redis else ''}; {MEMBERS} members × {SLOTS} slots; "
-          f"{SESSIONS} agent sessions × {TURNS} turns; prefill {1 / PREFILL_SECONDS:,.0f} tokens/s, "
+          f"{SESSIONS} agent sessions × {TURNS} turns, {TOOL_LINES} lines of tool output a turn; prefill {1 / PREFILL_SECONDS:,.0f} tokens/s, "
           f"decode {1 / DECODE_SECONDS:.0f} tokens/s a slot)")
     means = {}
     for strategy, turns in results.items():
