@@ -64,6 +64,7 @@ def fleet_of():
         started.extend(hosts)
         return hosts
 
+    build.started = started
     yield build
     for host in started:
         host.stop()
@@ -113,20 +114,23 @@ def test_agent_sessions_spread_over_the_members_and_each_turn_returns_to_its_cac
 
 
 def test_a_client_session_id_keeps_its_member_when_the_prompt_changes_at_the_start(fleet_of, gateway, key):
-    fleet_of(3)
-    members = set()
-    for turn in range(3):
-        # A prompt that starts with something new each time (a date in the system prompt): no prefix in common.
-        body = {"model": "fleet/qwen3-8b", "messages": [{"role": "system", "content": f"Turn {turn} at 12:0{turn}"},
-                                                          {"role": "user", "content": "hi"}]}
-        response = gateway.post("/v1/chat/completions", json=body,
-                                headers={"Authorization": f"Bearer {key}", "X-Session-Id": "agent-run-17"})
-        assert response.status_code == 200
-        members.add(response.headers["X-BooChat-Served-By"])
-        other = gateway.post("/v1/chat/completions", json={**body, "user": f"someone-{turn}"},
-                             headers={"Authorization": f"Bearer {key}"})
-        assert other.status_code == 200
-    assert len(members) == 1
+    fleet_of(3, slots_each=1, decode=0.01, reply=["word "] * 1000, override=1)
+    headers = {"Authorization": f"Bearer {key}"}
+    members = []
+    with httpx.Client(base_url=gateway.base_url, timeout=30) as client:
+        held = hold(client, headers)  # box0, first in the pool's order, is busy for the session's first turn
+        for host in fleet_of.started:
+            host.reply = ["short"]
+        for turn in range(3):
+            # A prompt that starts with something new each time (a date in the system prompt): no prefix in common.
+            body = {"model": "fleet/qwen3-8b", "messages": [
+                {"role": "system", "content": f"Turn {turn} at 12:0{turn}"}, {"role": "user", "content": "hi"}]}
+            response = client.post("/v1/chat/completions", json=body,
+                                   headers={**headers, "X-Session-Id": "agent-run-17"})
+            assert response.status_code == 200
+            members.append(response.headers["X-BooChat-Served-By"])
+            held.close()  # box0 is free from the second turn on
+    assert members == [served_by(1)] * 3  # the session's member, though box0 comes first and has room
 
 
 def test_a_new_prompt_never_waits_behind_a_busy_member_while_another_has_room(fleet_of, gateway, key):
@@ -282,9 +286,14 @@ def test_counts_are_released_when_the_host_dies_mid_answer(fleet_of, gateway, ke
     hosts = fleet_of(1, slots_each=1, decode=0.05, reply=["word "] * 50)
     hosts[0].drop_after = 5  # the host's connection breaks after five events
     headers = {"Authorization": f"Bearer {key}"}
-    response = gateway.post("/v1/chat/completions", headers=headers, json={
-        "model": "fleet/qwen3-8b", "stream": True, "messages": [{"role": "user", "content": "hi"}]})
-    assert "upstream_disconnected" in response.text
+    with httpx.Client(base_url=gateway.base_url, timeout=20) as client:
+        with client.stream("POST", "/v1/chat/completions", headers=headers, json={
+                "model": "fleet/qwen3-8b", "stream": True, "messages": [{"role": "user", "content": "hi"}]}) as response:
+            chunks = response.iter_raw()
+            received = next(chunks)
+            assert member_counts(1) == {served_by(0): 1}  # counted while it streams
+            received += b"".join(chunks)
+    assert b"upstream_disconnected" in received
     until(lambda: member_counts(1) == {served_by(0): 0}, message="the broken stream's count released")
     hosts[0].stop()  # and a host that is gone altogether: the refused request is not counted either
     failed = gateway.post("/v1/chat/completions", headers=headers, json={
@@ -307,16 +316,29 @@ def test_slots_are_read_from_the_hosts_props_once_the_model_answered(fleet_of, g
     until(lambda: slots.capacity(answered) == 3, message="total_slots learned from /props")
 
 
-@pytest.mark.parametrize("strategy", [PoolStrategy.ROUND_ROBIN, PoolStrategy.LEAST_BUSY])
-def test_other_strategies_spread_the_same_prompt(fleet_of, gateway, key, strategy):
-    fleet_of(3, strategy=strategy)
+def test_round_robin_gives_the_members_their_turns_whatever_they_cached(fleet_of, gateway, key):
+    fleet_of(3, strategy=PoolStrategy.ROUND_ROBIN)
     members = [gateway.post("/v1/chat/completions", headers={"Authorization": f"Bearer {key}"}, json={
         "model": "fleet/qwen3-8b", "messages": [{"role": "user", "content": "same"}]}).headers["X-BooChat-Served-By"]
-        for _ in range(3)]
-    if strategy == PoolStrategy.ROUND_ROBIN:
-        assert members == [served_by(0), served_by(1), served_by(2)]
-    else:  # one at a time: all idle, so the pool's order
-        assert members == [served_by(0)] * 3
+        for _ in range(4)]
+    assert members == [served_by(0), served_by(1), served_by(2), served_by(0)]
+
+
+def test_least_busy_takes_the_member_with_the_fewest_requests_per_slot(fleet_of, gateway, key):
+    fleet_of(3, strategy=PoolStrategy.LEAST_BUSY, decode=0.01, reply=["word "] * 1000, override=2)
+    headers = {"Authorization": f"Bearer {key}"}
+    with httpx.Client(base_url=gateway.base_url, timeout=30) as client:
+        held = [hold(client, headers, f"hold {n}") for n in range(3)]  # one on each member
+        assert sorted(h.headers["X-BooChat-Served-By"] for h in held) == [served_by(i) for i in range(3)]
+        held[0].close()  # box0 has a free slot more than the others now
+        until(lambda: member_counts(3)[served_by(0)] == 0, message="box0's request ended")
+        for host in fleet_of.started:
+            host.reply = ["short"]
+        same_as_box1 = client.post("/v1/chat/completions", headers=headers, json={
+            "model": "fleet/qwen3-8b", "messages": [{"role": "user", "content": "hold 1"}]})  # box1's prompt
+        for stream in held[1:]:
+            stream.close()
+    assert same_as_box1.headers["X-BooChat-Served-By"] == served_by(0)
 
 
 # -- several workers --------------------------------------------------------------------------------
