@@ -151,7 +151,6 @@ _lock = threading.Lock()
 _local_leases: dict[str, set[str]] = defaultdict(set)
 _local_lines: dict[str, dict[str, tuple[float, str]]] = defaultdict(dict)  # ticket -> (arrival, wanted)
 _redis_leases: dict[str, str] = {}  # lease id -> member, held by this process (renewed)
-_renewers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task[None]] = weakref.WeakKeyDictionary()
 
 
 def _assign(waiters: Sequence[tuple[str, str]], members: Sequence[str], caps: Sequence[int], counts: dict[str, int],
@@ -291,13 +290,14 @@ def _wake_waiters() -> None:
             loop.call_soon_threadsafe(signal.fire)
 
 
-def _slot_freed() -> asyncio.Event:
-    """An event set when a slot is freed anywhere (or a lease ends), from now on."""
+def _slot_freed(*, listen: bool) -> asyncio.Event:
+    """An event set when a slot is freed anywhere (or a lease ends), from now on; `listen`: also
+    from other processes (started only once a request waits)."""
     loop = asyncio.get_running_loop()
     signal = _signals.get(loop)
     if signal is None:
         signal = _signals[loop] = _Signal()
-    if settings.REDIS_URL:
+    if listen and settings.REDIS_URL:
         listener = _listeners.get(loop)
         if listener is None or listener.done():
             _listeners[loop] = loop.create_task(_listen(signal))
@@ -317,26 +317,32 @@ async def _listen(signal: _Signal) -> None:
             signal.fire()
 
 
+_renewer_started = threading.Event()
+
+
 def _keep_renewing() -> None:
-    loop = asyncio.get_running_loop()
-    task = _renewers.get(loop)
-    if task is None or task.done():
-        _renewers[loop] = loop.create_task(_renew())
+    """One thread per process extends its leases while they last (a dead worker's expire). A thread,
+    not a task: event loops come and go (a title is written in a loop of its own)."""
+    if not _renewer_started.is_set():
+        _renewer_started.set()
+        threading.Thread(target=_renew, name="boochat-lease-renewer", daemon=True).start()
 
 
-async def _renew() -> None:
-    """Extend this process's leases while they last (a dead worker's expire)."""
+def _renew() -> None:
     while True:
-        await asyncio.sleep(_RENEW_EVERY)
-        client = fleet_store.async_redis()
+        time.sleep(_RENEW_EVERY)
+        client = fleet_store.sync_redis()
         held = dict(_redis_leases)
         if client is None or not held:
             continue
         expires = time.time() + LEASE_SECONDS
-        async with client.pipeline(transaction=False) as pipe:
-            for lease, member in held.items():
-                pipe.zadd(_lease_key(member), {lease: expires}, xx=True)
-            await pipe.execute()
+        try:
+            with client.pipeline(transaction=False) as pipe:
+                for lease, member in held.items():
+                    pipe.zadd(_lease_key(member), {lease: expires}, xx=True)
+                pipe.execute()
+        except Exception:  # noqa: BLE001 - Redis away for a moment: the next round renews them
+            logger.warning("could not renew %d leases in Redis", len(held))
 
 
 def in_flight(members: Sequence[str]) -> dict[str, int]:
@@ -473,7 +479,7 @@ async def admit(route: Route, body: dict[str, Any], *, session: str = "") -> Adm
                                                time.monotonic() - started, ahead)
                 if first and wanted.startswith("0") and len(wanted) > 1:
                     wanted = "1" + wanted[1:]
-            freed = _slot_freed()
+            freed = _slot_freed(listen=not first)
             turn = await _take(pool, ticket, wanted, members, caps, tiers, lease)
             counts.update(turn.counts)
             ahead = turn.ahead
