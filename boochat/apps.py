@@ -6,7 +6,12 @@ class BooChatConfig(AppConfig):
     verbose_name = "BooChat"
 
     def ready(self) -> None:
+        from django.contrib.auth import get_user_model
+
+        from boochat import limits
         from boochat.gateway.keys import active_keys
         from boochat.models import GatewayKey
 
-        active_keys.follow(GatewayKey)  # the gateway's key snapshot: a new or changed key counts at once
+        # The gateway's key snapshot: a new or changed key (or a user made inactive) counts at once.
+        active_keys.follow(GatewayKey, get_user_model())
+        limits.follow_changes()

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import User
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Exists, OuterRef
 from django.urls import reverse
@@ -57,6 +58,7 @@ class Folder(models.Model):
 
 
 TITLE_MAX_LENGTH = 200
+MAX_SCOPE_PATTERNS = 100  # model patterns one gateway key's scope holds
 
 
 class ChatSession(models.Model):
@@ -270,18 +272,45 @@ class GatewayKeyQuerySet(SnapshotRowsQuerySet):
     snapshot = "boochat.gateway.keys.active_keys"  # revocation is a bulk update
 
     def active(self) -> GatewayKeyQuerySet:
-        return self.filter(revoked_at__isnull=True)
+        """Keys neither revoked nor expired."""
+        return self.filter(revoked_at__isnull=True).exclude(expires_at__lte=timezone.now())
+
+    def for_user(self, user: User) -> GatewayKeyQuerySet:
+        return self.filter(user=user)
 
 
-class GatewayKey(models.Model):
-    """A bearer key for the OpenAI-compatible gateway. Only its SHA-256 is stored: the key is shown
-    once, when it is created in admin."""
+class LimitsQuerySet(SnapshotRowsQuerySet):
+    snapshot = "boochat.limits.limit_rows"
 
+
+class LimitFields(models.Model):
+    """Requests per minute, tokens per day and concurrent streams; empty is no limit."""
+
+    requests_per_minute = models.PositiveIntegerField(null=True, blank=True)
+    tokens_per_day = models.PositiveBigIntegerField(null=True, blank=True,
+                                                    help_text="Prompt and completion tokens, per UTC day.")
+    concurrent_streams = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+
+class GatewayKey(LimitFields):
+    """A bearer key for the OpenAI-compatible gateway, acting as its user. Only its SHA-256 is stored:
+    the key is shown once, when it is made."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="gateway_keys",
+                             help_text="The key acts as this user: model access and limits apply.")
     name = models.CharField(max_length=100, help_text="Who or what uses it (opencode on the laptop, a script).")
     prefix = models.CharField(max_length=12, editable=False, help_text="The key's first characters, to recognize it.")
     key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    scope = models.JSONField(default=list, blank=True,
+                             help_text="Model patterns the key may use (provider/*, provider/model, pool/model); "
+                                       "empty: every model its user may use.")
     created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_used_from = models.GenericIPAddressField(null=True, blank=True, editable=False)
     revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     objects = GatewayKeyQuerySet.as_manager()
@@ -294,9 +323,70 @@ class GatewayKey(models.Model):
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
 
+    def clean(self) -> None:
+        from providers.access import parse_patterns
+
+        if not isinstance(self.scope, list) or not all(isinstance(p, str) for p in self.scope):
+            raise ValidationError({"scope": 'A list of model patterns: ["provider/*", "pool/model"], or [] for all.'})
+        if len(self.scope) > MAX_SCOPE_PATTERNS:
+            raise ValidationError({"scope": f"At most {MAX_SCOPE_PATTERNS} patterns."})
+        try:
+            parse_patterns(self.scope)
+        except ValueError as exc:
+            raise ValidationError({"scope": str(exc)}) from None
+
     @property
     def is_active(self) -> bool:
-        return self.revoked_at is None
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > timezone.now())
+
+
+class Limits(LimitFields):
+    """A user's limits, or a group's default for its members (the most generous group's, per limit)."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE,
+                                related_name="limits")
+    group = models.OneToOneField("auth.Group", null=True, blank=True, on_delete=models.CASCADE, related_name="limits")
+
+    objects = LimitsQuerySet.as_manager()
+
+    class Meta:
+        verbose_name_plural = "limits"
+        ordering = ["group__name", "user__username"]
+        constraints = [models.CheckConstraint(condition=models.Q(user__isnull=True) ^ models.Q(group__isnull=True),
+                                              name="limits_for_a_user_or_a_group")]
+
+    def __str__(self) -> str:
+        return f"Limits of {self.user or self.group}"
+
+
+class UsageRecord(models.Model):
+    """One gateway request, chat answer or arena answer: who, through which key, which model, what it cost."""
+
+    class Source(models.TextChoices):
+        GATEWAY = "gateway", "Gateway"
+        CHAT = "chat", "Chat"
+        ARENA = "arena", "Arena"
+
+    at = models.DateTimeField(db_index=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    key = models.ForeignKey(GatewayKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    source = models.CharField(max_length=8, choices=Source.choices)
+    endpoint = models.CharField(max_length=40, blank=True)
+    model_id = models.CharField("requested model", max_length=330)
+    served_by = models.CharField("served by", max_length=330, blank=True, help_text="The member (composite id) that answered.")
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    cached_tokens = models.PositiveIntegerField(default=0)
+    ttfb_ms = models.FloatField("time to first byte (ms)", null=True, blank=True)
+    duration_ms = models.FloatField(null=True, blank=True)
+    status = models.PositiveSmallIntegerField(help_text="The HTTP status of the reply (a chat answer: 200 unless it failed).")
+
+    class Meta:
+        ordering = ["-at"]
+        indexes = [models.Index(fields=["user", "at"], name="usage_user_at")]
+
+    def __str__(self) -> str:
+        return f"{self.model_id} at {self.at:%Y-%m-%d %H:%M:%S}"
 
 
 class ArenaRun(models.Model):

@@ -306,6 +306,16 @@ BOOCHAT_AFFINITY_TTL = env_int("BOOCHAT_AFFINITY_TTL", 3600)
 BOOCHAT_PREFILL_TOKENS_PER_SECOND = env_int("BOOCHAT_PREFILL_TOKENS_PER_SECOND", 1000)
 # Model loads waiting or under way on one llama-swap host; past it a load is refused (503).
 BOOCHAT_MAX_WAITING_LOADS = env_int("BOOCHAT_MAX_WAITING_LOADS", 4)
+# Days usage records are kept (pruned daily); gateway requests and answers are recorded off the
+# request's path, written in batches at most this many seconds apart.
+BOOCHAT_USAGE_DAYS = env_int("BOOCHAT_USAGE_DAYS", 90)
+BOOCHAT_USAGE_FLUSH_SECONDS = env_int("BOOCHAT_USAGE_FLUSH_SECONDS", 1)
+# Off: no usage is recorded and no limit is checked (for benchmarks that compare).
+BOOCHAT_USAGE = env_bool("BOOCHAT_USAGE", True)
+BOOCHAT_USAGE_WRITER = True  # the background writer; the test suite turns it off where a test's transaction would block it
+# The gateway's address as its users should write it (https://chat.lab.example); empty: as the
+# browser reached the Connect page.
+BOOCHAT_PUBLIC_URL = env_str("BOOCHAT_PUBLIC_URL").rstrip("/")
 
 LOGGING = {
     "version": 1,

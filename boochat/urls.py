@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from boochat import views
+from boochat.account import views as account_views
 from boochat.arena import views as arena_views
 from boochat.chat import library_views, organize_views, share_views
 from boochat.chat import views as chat_views
@@ -56,6 +57,11 @@ urlpatterns = [
     path("arena/answers/<int:pk>/stream", arena_views.arena_answer_stream, name="arena_answer_stream"),
     path("arena/answers/<int:pk>/continue", arena_views.arena_continue, name="arena_continue"),
     path("settings/", settings_views.settings_page, name="settings"),
+    path("settings/keys/", account_views.keys, name="keys"),
+    path("settings/keys/<int:pk>/revoke", account_views.key_revoke, name="key_revoke"),
+    path("settings/connect/", account_views.connect, name="connect"),
+    path("settings/usage/", account_views.usage, name="usage"),
+    path("settings/usage/all/", account_views.usage_all, name="usage_all"),
     path("favorites/toggle", settings_views.favorite_toggle, name="favorite_toggle"),
     path("favorites/remove", settings_views.favorite_remove, name="favorite_remove"),
     path("api/models", views.api_models, name="api_models"),

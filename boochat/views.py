@@ -22,6 +22,7 @@ from boochat.chat.starting_model import starting_model
 from boochat.gateway import app as gateway
 from boochat.models import ChatSession, Preset
 from providers import control, pools, slots
+from providers.access import catalog_for
 from providers.catalog import load_catalog
 from providers.models import Provider, ProviderKind
 from providers.routing import RoutingError, endpoint_for
@@ -34,7 +35,7 @@ from settings_app.views import api_login_required
 @require_GET
 def home(request: HtmxHttpRequest) -> TemplateResponse:
     """The start page: a message box that starts a chat, recent chats, favorites and the hosts."""
-    chat_picker = build_picker(load_catalog(), Favorite.objects.ids_for(request.user), chat=True)
+    chat_picker = build_picker(catalog_for(request.user.pk), Favorite.objects.ids_for(request.user), chat=True)
     return TemplateResponse(request, "home.html", {
         "providers": Provider.objects.all(),
         "picker": chat_picker,
@@ -47,7 +48,7 @@ def home(request: HtmxHttpRequest) -> TemplateResponse:
 @require_GET
 def picker(request: HtmxHttpRequest) -> TemplateResponse:
     """Every model of every enabled provider, Favorites first, grouped by provider."""
-    catalog = load_catalog()
+    catalog = catalog_for(request.user.pk)
     favorite_ids = Favorite.objects.ids_for(request.user)
     return TemplateResponse(request, "picker.html", {
         "picker": build_picker(catalog, favorite_ids, request.GET.get("q", "")),
@@ -119,7 +120,7 @@ def host_models(request: HtmxHttpRequest, slug: str) -> HttpResponse:
 @require_GET
 def api_models(request: HtmxHttpRequest) -> JsonResponse:
     """The provider-aware catalog as JSON (no favorites: those are per user, in /api/settings)."""
-    return JsonResponse(load_catalog().as_json())
+    return JsonResponse(catalog_for(request.user.pk).as_json())
 
 
 @require_GET

@@ -14,7 +14,7 @@ from django.utils.html import format_html
 
 from providers import control
 from providers.catalog import UP, load_catalog
-from providers.models import ModelOverride, Provider, ProviderSource
+from providers.models import ModelAccess, ModelOverride, Provider, ProviderSource
 from providers.routing import RoutingError, endpoint_for
 from providers.sync import default_from_file
 
@@ -186,3 +186,9 @@ class ModelOverrideAdmin(admin.ModelAdmin):
         if db_field.name == "provider":
             kwargs["queryset"] = Provider.objects.exclude(source=ProviderSource.FILE)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+@admin.register(ModelAccess)
+class ModelAccessAdmin(admin.ModelAdmin):
+    list_display = ["group", "patterns"]
+    search_fields = ["group__name", "patterns"]

@@ -281,3 +281,32 @@ class ModelOverride(models.Model):
                 raise ValidationError({"members": exc.messages}) from None
         elif self.members:
             raise ValidationError({"members": "Only a pool's models have members."})
+
+
+def validate_model_patterns(value: str) -> None:
+    """One pattern a line: `provider/*`, `provider/model` or `pool/model`."""
+    from providers.access import parse_patterns
+
+    try:
+        parse_patterns(value)
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from None
+
+
+class ModelAccess(models.Model):
+    """The models a Django group's members may use. A user in no group with a row keeps every model;
+    a user in several such groups may use what any of them allows."""
+
+    group = models.OneToOneField("auth.Group", on_delete=models.CASCADE, related_name="model_access")
+    patterns = models.TextField(
+        validators=[validate_model_patterns],
+        help_text="One a line: provider/* (every model of a host or pool), provider/model or pool/model.",
+    )
+
+    class Meta:
+        ordering = ["group__name"]
+        verbose_name = "model access"
+        verbose_name_plural = "model access by group"
+
+    def __str__(self) -> str:
+        return f"Models of {self.group}"

@@ -17,7 +17,7 @@ from django.utils.cache import patch_vary_headers
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
-from providers.catalog import load_catalog
+from providers.access import catalog_for
 from providers.routing import RoutingError
 from settings_app.models import Favorite, Theme, TooManyFavorites, UserSettings
 from settings_app.normalize import (
@@ -162,7 +162,7 @@ def favorite_toggle(request: HtmxHttpRequest) -> HttpResponse:
         return _refuse(request, f"Cannot star this model: {exc}", "picker")
     if not request.htmx:
         return _back(request, "picker")
-    picker = build_picker(load_catalog(), Favorite.objects.ids_for(request.user))
+    picker = build_picker(catalog_for(request.user.pk), Favorite.objects.ids_for(request.user))
     response = TemplateResponse(
         request,
         "picker.html#toggle_result",
@@ -207,7 +207,7 @@ def settings_page(request: HtmxHttpRequest) -> TemplateResponse | HttpResponse:
             user_settings.save(update_fields=["default_model", "updated_at"])
             messages.success(request, "Settings saved.")
             return redirect("settings")
-    catalog = load_catalog()
+    catalog = catalog_for(request.user.pk)
     favorite_ids = Favorite.objects.ids_for(request.user)
     picker = build_picker(catalog, favorite_ids, chat=True)  # the default model for new chats
     by_id = catalog.by_id()

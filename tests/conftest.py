@@ -8,7 +8,9 @@ import pytest
 from django.core.cache import cache
 
 from boochat.gateway.keys import active_keys as keys
+from boochat.limits import clear_counts, limit_rows
 from providers import affinity, slots
+from providers.access import restricted_users
 from providers.routing import registry
 from tests.fakes.deepseek import FakeDeepSeek
 from tests.fakes.llama_swap import FakeLlamaSwap, FakeModel
@@ -32,16 +34,35 @@ def pytest_configure(config: pytest.Config) -> None:
 def _clear_cache():
     # Each test's rows are rolled back, which no signal reports: start every test from nothing cached.
     cache.clear()
-    registry.forget()
-    keys.forget()
+    for snapshot in (registry, keys, restricted_users, limit_rows):
+        snapshot.forget()
+    clear_counts()
     affinity.forget_local()
     slots.forget_local()
     yield
     cache.clear()
-    registry.forget()
-    keys.forget()
+    for snapshot in (registry, keys, restricted_users, limit_rows):
+        snapshot.forget()
     affinity.forget_local()
     slots.forget_local()
+
+
+@pytest.fixture(autouse=True)
+def _usage_writer(request, settings):
+    """Usage records are written by a background thread, which a test's open transaction would block
+    (and whose rows would outlive the test): tests on a transactional database keep it and wait for
+    it at the end; the others write what they recorded with `recorder.flush()`."""
+    from boochat.usage.recording import recorder
+
+    recorder.discard()
+    transactional = "transactional_db" in request.fixturenames or any(
+        marker.kwargs.get("transaction") for marker in request.node.iter_markers("django_db"))
+    settings.BOOCHAT_USAGE_WRITER = transactional
+    yield
+    if transactional:
+        recorder.wait_idle(10)
+    else:
+        recorder.discard()
 
 
 @pytest.fixture(autouse=True)

@@ -18,6 +18,8 @@ from boochat.chat.turns import served_by
 from boochat.models import ArenaAnswer, ArenaRun, ChatSession, Message, MessageState
 from boochat.proxy import UpstreamError, answer_text, complete_chat, open_chat_stream
 from boochat.sse import StreamAccumulator
+from boochat.usage.recording import STATUS_FAILED, Meter
+from providers.access import access_for, check_model
 from providers.routing import Route, RoutingError, aresolve, canonical_model_id, resolve
 from settings_app.normalize import chat_model_id
 
@@ -55,6 +57,9 @@ def create_run(*, user: Any, prompt: str, model_ids: list[str], analyzer: str = 
     try:
         composite = [chat_model_id(m) for m in chosen]
         analyzer_id = chat_model_id(analyzer) if analyzer else default_analyzer(composite)
+        access = access_for(user.pk)
+        for model_id in composite + ([analyzer_id] if analyzer else []):
+            check_model(access, model_id)
     except RoutingError as exc:
         raise ArenaError(str(exc)) from None
     run = ArenaRun.objects.create(user=user, prompt=prompt, analyzer_model_id=analyzer_id)
@@ -73,8 +78,9 @@ def _claim(answer: ArenaAnswer) -> tuple[str, Route] | None:
     return ArenaRun.objects.values_list("prompt", flat=True).get(pk=answer.run_id), resolve(answer.model_id)
 
 
-async def stream_answer(answer: ArenaAnswer) -> AsyncIterator[bytes]:
-    """Open the answer's stream on its own host; raise RoutingError/UpstreamError (saved as failed)."""
+async def stream_answer(answer: ArenaAnswer, meter: Meter | None = None) -> AsyncIterator[bytes]:
+    """Open the answer's stream on its own host; raise RoutingError/UpstreamError (saved as failed).
+    `meter` (boochat.usage) records it when it ends."""
     started = time.monotonic()
     try:
         claimed = await database.run(_claim, answer)  # and gives the connection back: the host is next
@@ -91,6 +97,12 @@ async def stream_answer(answer: ArenaAnswer) -> AsyncIterator[bytes]:
         answer.state, answer.error = MessageState.FAILED, str(exc)
         answer.duration_ms = round((time.monotonic() - started) * 1000, 1)
         await database.run(answer.update_fields, "state", "error", "duration_ms", "provider", "wire_model", "served_by")
+        if meter is not None:
+            meter.finish(getattr(exc, "status", STATUS_FAILED))
+        raise
+    except ArenaError:
+        if meter is not None:
+            meter.release()
         raise
 
     def record_timing(acc: StreamAccumulator, state: str, error: str) -> None:
@@ -99,7 +111,7 @@ async def stream_answer(answer: ArenaAnswer) -> AsyncIterator[bytes]:
         answer.duration_ms = round((time.monotonic() - started) * 1000, 1)
         answer.update_fields("ttft_ms", "duration_ms")
 
-    return relay_stream(route, response, answer, record_timing)
+    return relay_stream(route, response, answer, record_timing, meter=meter)
 
 
 def _finished_answers(run: ArenaRun) -> list[ArenaAnswer]:

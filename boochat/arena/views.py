@@ -8,11 +8,14 @@ from django.shortcuts import aget_object_or_404, get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.views.decorators.http import require_GET, require_POST
 
+from boochat import database
 from boochat.arena import runs as arena
 from boochat.chat.autosave import interrupt_stale_answers
-from boochat.models import ArenaAnswer, ArenaRun
+from boochat.limits import LimitReached
+from boochat.models import ArenaAnswer, ArenaRun, UsageRecord
 from boochat.proxy import UpstreamError, sse_response
-from providers.catalog import load_catalog
+from boochat.usage.recording import admit_answer
+from providers.access import catalog_for
 from providers.routing import RoutingError
 from settings_app.models import Favorite
 from settings_app.picker import build_picker
@@ -23,7 +26,7 @@ MODEL_FIELDS = [f"model_{n}" for n in range(1, arena.MAX_MODELS + 1)]
 
 def _form_context(request: HtmxHttpRequest, **extra: object) -> dict[str, object]:
     return {
-        "picker": build_picker(load_catalog(), Favorite.objects.ids_for(request.user), chat=True),
+        "picker": build_picker(catalog_for(request.user.pk), Favorite.objects.ids_for(request.user), chat=True),
         "runs": ArenaRun.objects.filter(user=request.user).prefetch_related("answers")[:20],
         "model_fields": MODEL_FIELDS,
         **extra,
@@ -64,8 +67,10 @@ async def arena_answer_stream(request: HtmxHttpRequest, pk: int) -> HttpResponse
     answer = await aget_object_or_404(ArenaAnswer, pk=pk, run__user_id=(await request.auser()).pk)
     streaming = request.headers.get("X-BooChat-Stream") == "1"
     try:
-        stream = await arena.stream_answer(answer)
-    except (arena.ArenaError, RoutingError, UpstreamError) as exc:
+        meter = await database.run(admit_answer, request.user.pk, answer.model_id,
+                                   UsageRecord.Source.ARENA)
+        stream = await arena.stream_answer(answer, meter)
+    except (arena.ArenaError, RoutingError, UpstreamError, LimitReached) as exc:
         status = 409 if isinstance(exc, arena.ArenaError) else getattr(exc, "status", 400)
         if streaming:
             return JsonResponse({"error": str(exc)}, status=status)

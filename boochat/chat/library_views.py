@@ -19,7 +19,7 @@ from boochat.chat.branches import Tree
 from boochat.chat.organize_views import trash, undo_offer
 from boochat.chat.starting_model import starting_model
 from boochat.models import TITLE_MAX_LENGTH, ChatSession, Folder, Preset
-from providers.catalog import load_catalog
+from providers.access import access_for, catalog_for, check_model
 from providers.routing import RoutingError
 from settings_app.models import Favorite
 from settings_app.normalize import chat_model_id
@@ -52,7 +52,7 @@ def chat_index(request: HtmxHttpRequest) -> TemplateResponse:
 
 
 def _start_page(request: HtmxHttpRequest, status: int = 200) -> TemplateResponse:
-    picker = build_picker(load_catalog(), Favorite.objects.ids_for(request.user), chat=True)
+    picker = build_picker(catalog_for(request.user.pk), Favorite.objects.ids_for(request.user), chat=True)
     # "Chat with this" on /models/ links here with the model chosen.
     starting = starting_model(request.user, picker)
     return TemplateResponse(request, "chat.html", {**sidebar(request), "session": None,
@@ -69,10 +69,10 @@ def chat_new(request: HtmxHttpRequest) -> HttpResponseBase:
     holds a message: the user's chat still empty is reused, so clicks on "+ New chat" leave no
     empty rows behind."""
     chosen = request.POST.get("model_id") or starting_model(
-        request.user, build_picker(load_catalog(), Favorite.objects.ids_for(request.user), chat=True))
+        request.user, build_picker(catalog_for(request.user.pk), Favorite.objects.ids_for(request.user), chat=True))
     presets = Preset.objects.filter(user=request.user)
     try:
-        model_id = chat_model_id(chosen)
+        model_id = check_model(access_for(request.user.pk), chat_model_id(chosen))
         preset_id = request.POST.get("preset", "")
         preset = presets.exclude(name="").filter(pk=preset_id).first() if preset_id.isdigit() else None
         if preset_id and preset is None:
@@ -216,7 +216,7 @@ def _continue_with(request: HtmxHttpRequest) -> str:
     chat would start with); BadExport when it cannot be used."""
     chosen = request.POST.get("continue_with", "").strip()
     if not chosen:
-        return starting_model(request.user, build_picker(load_catalog(), Favorite.objects.ids_for(request.user), chat=True))
+        return starting_model(request.user, build_picker(catalog_for(request.user.pk), Favorite.objects.ids_for(request.user), chat=True))
     try:
         return chat_model_id(chosen)
     except RoutingError as exc:

@@ -18,6 +18,7 @@ from boochat.chat.orphans import STOPPED_ERROR, streaming
 from boochat.chat.turns import Turn
 from boochat.models import ArenaAnswer, ChatSession, Message, MessageState
 from boochat.sse import StreamAccumulator
+from boochat.usage.recording import Meter
 from providers.http import TransportError, UpstreamResponse
 from providers.routing import Route
 
@@ -51,7 +52,7 @@ def record_outcome(answer: Message | ArenaAnswer, acc: StreamAccumulator, state:
 
 async def relay_stream(route: Route, response: UpstreamResponse, answer: Message | ArenaAnswer,
                        on_end: Callable[[StreamAccumulator, str, str], None] | None = None,
-                       prefix: tuple[str, str] = ("", "")) -> AsyncIterator[bytes]:
+                       prefix: tuple[str, str] = ("", ""), meter: Meter | None = None) -> AsyncIterator[bytes]:
     """Yield the upstream bytes as they arrive, and save `answer` however the stream ends: complete,
     failed (the host said so), or interrupted (host dropped, or the browser left). `on_end` runs
     after the answer is saved, in the same thread, with the accumulator, state and error (not if the
@@ -71,6 +72,8 @@ async def relay_stream(route: Route, response: UpstreamResponse, answer: Message
     streaming.add(answer)  # listed for a sweep, should this process die (boochat.chat.orphans)
     try:
         async for chunk in response.chunks():
+            if meter is not None and not received:
+                meter.first_byte()
             received += len(chunk)
             if received > limit:  # stored answers stay bounded
                 stopped = ("answer_too_long", f"Truncated: the answer passed BooChat's limit of {limit:,} bytes "
@@ -112,8 +115,12 @@ async def relay_stream(route: Route, response: UpstreamResponse, answer: Message
         partial_answers.drop(answer)
 
         def save() -> None:
-            if record_outcome(answer, acc, state, error, prefix) and on_end is not None:
-                on_end(acc, state, error)
+            try:
+                if record_outcome(answer, acc, state, error, prefix) and on_end is not None:
+                    on_end(acc, state, error)
+            finally:
+                if meter is not None:
+                    meter.finish_answer(answer, state, acc.usage)
 
         def saved_or_not(_: object) -> None:
             inflight.relay_ended(saved)
@@ -130,7 +137,8 @@ def relay(turn: Turn) -> AsyncIterator[bytes]:
     def touch_session(acc: StreamAccumulator, state: str, error: str) -> None:
         ChatSession.objects.filter(pk=turn.answer.session_id).update(updated_at=timezone.now())
 
-    return relay_stream(turn.route, turn.response, turn.answer, touch_session, (turn.prefix, turn.prefix_reasoning))
+    return relay_stream(turn.route, turn.response, turn.answer, touch_session, (turn.prefix, turn.prefix_reasoning),
+                        meter=turn.meter)
 
 
 def json_bytes(data: Any) -> bytes:

@@ -18,6 +18,7 @@ from boochat.chat.compaction import learn_from_overflow, prepare_messages
 from boochat.chat.prompt import active_messages, answer_reserve, estimate_tokens, load_tree, upstream_messages
 from boochat.models import ArenaAnswer, Attachment, ChatSession, Message, MessageState
 from boochat.proxy import UpstreamError, open_chat_stream
+from boochat.usage.recording import STATUS_STOPPED, Meter
 from providers.capabilities import image_support, reasoning_for
 from providers.context import context_size_for
 from providers.http import UpstreamResponse
@@ -39,6 +40,7 @@ class NewTurn:
     # A continued answer: what it held already (the host goes on from it, the relay saves after it).
     prefix: str = ""
     prefix_reasoning: str = ""
+    meter: Meter | None = None  # its limits' admission and usage record (boochat.usage)
 
 
 @dataclass
@@ -50,6 +52,7 @@ class Turn:
     answer: Message
     prefix: str = ""
     prefix_reasoning: str = ""
+    meter: Meter | None = None
 
 
 class CannotContinue(ValueError):
@@ -193,9 +196,13 @@ async def start_turn(session: ChatSession, turn: NewTurn) -> Turn:
     except UpstreamError as exc:
         answer.state, answer.error = MessageState.FAILED, str(exc)
         await database.run(answer.update_fields, "state", "error")
+        if turn.meter is not None:
+            turn.meter.finish(exc.status)
         raise
     except asyncio.CancelledError:  # Stop, or the tab closed, while the host had not answered yet
         answer.state, answer.error = MessageState.INTERRUPTED, STOPPED_BEFORE_START
         await asyncio.shield(database.run(answer.update_fields, "state", "error"))
+        if turn.meter is not None:
+            turn.meter.finish(STATUS_STOPPED)
         raise
-    return Turn(route, response, answer, turn.prefix, turn.prefix_reasoning)
+    return Turn(route, response, answer, turn.prefix, turn.prefix_reasoning, turn.meter)

@@ -33,10 +33,12 @@ from boochat.chat.turns import (
     begin_turn,
     start_turn,
 )
-from boochat.models import Attachment, ChatSession, Message
+from boochat.limits import LimitReached
+from boochat.models import Attachment, ChatSession, Message, UsageRecord
 from boochat.proxy import UpstreamError, sse_response
+from boochat.usage.recording import admit_answer
+from providers.access import ModelNotAllowed, access_for, catalog_for, check_model
 from providers.capabilities import Reasoning, reasoning_for
-from providers.catalog import load_catalog
 from providers.context import context_size_for
 from providers.routing import RoutingError, UnknownModel, resolve
 from settings_app.models import Favorite
@@ -103,7 +105,7 @@ def chat_session(request: HtmxHttpRequest, pk: int) -> HttpResponseBase:
     if request.htmx and "before" in request.GET:
         response = TemplateResponse(request, "chat.html#earlier", context)
     else:
-        catalog = load_catalog()
+        catalog = catalog_for(request.user.pk)
         try:
             selected = normalize_model_id(session.model_id)
         except RoutingError:
@@ -150,7 +152,7 @@ def chat_set_model(request: HtmxHttpRequest, pk: int) -> HttpResponseBase:
     """Change the session's model; always stored as a composite id."""
     session = get_object_or_404(ChatSession.objects.for_user(request.user), pk=pk)
     try:
-        session.model_id = chat_model_id(request.POST.get("model_id", ""))
+        session.model_id = check_model(access_for(request.user.pk), chat_model_id(request.POST.get("model_id", "")))
     except RoutingError as exc:
         if request.htmx:
             return HttpResponse(f"Cannot use this model: {exc}", status=400, content_type="text/plain; charset=utf-8")
@@ -211,8 +213,9 @@ async def answer_send(request: HtmxHttpRequest, session: ChatSession, turn: NewT
 
 
 def _begin(request: HtmxHttpRequest, session: ChatSession, begin: Callable[[str], NewTurn], *,
-           question: bool = True) -> NewTurn | HttpResponseBase:
-    """The turn `begin` saves with the posted question (if it asks one); or the response that says why not."""
+           question: bool = True, model_id: str = "") -> NewTurn | HttpResponseBase:
+    """The turn `begin` saves with the posted question (if it asks one); or the response that says why
+    not (nothing saved): the message, the user's model access, their limits."""
     content = request.POST.get("content", "").strip()
     if question and not content:
         return _send_error(request, session, 400, "The message is empty.")
@@ -220,6 +223,29 @@ def _begin(request: HtmxHttpRequest, session: ChatSession, begin: Callable[[str]
         return _send_error(request, session, 413, f"The message is longer than {MAX_MESSAGE_CHARS} characters.")
     if problem := unstorable(content):
         return _send_error(request, session, 400, f"Nothing was sent: the message contains {problem}, which cannot be stored.")
+    try:
+        meter = admit_answer(request.user.pk, model_id or session.model_id, UsageRecord.Source.CHAT)
+    except ModelNotAllowed as exc:
+        return _send_error(request, session, 403, str(exc))
+    except RoutingError:
+        meter = None  # begin() saves the answer as failed, saying why
+    except LimitReached as exc:
+        return _send_error(request, session, 429, str(exc), **{"Retry-After": str(exc.retry_after)})
+    try:
+        turn = _saved_turn(request, session, begin, content)
+    except BaseException:
+        if meter is not None:
+            meter.release()
+        raise
+    if isinstance(turn, NewTurn):
+        turn.meter = meter
+    elif meter is not None:
+        meter.release()
+    return turn
+
+
+def _saved_turn(request: HtmxHttpRequest, session: ChatSession, begin: Callable[[str], NewTurn],
+                content: str) -> NewTurn | HttpResponseBase:
     try:
         return begin(content)
     except UnknownModel as exc:
@@ -256,14 +282,16 @@ def _begin_regenerate(request: HtmxHttpRequest, pk: int) -> tuple[ChatSession, N
         model_id = chat_model_id(request.POST.get("model_id") or answer.model_id)
     except RoutingError as exc:
         return session, _send_error(request, session, 400, f"Cannot use this model: {exc}")
-    return session, _begin(request, session, lambda _: begin_regenerate(session, answer, model_id), question=False)
+    return session, _begin(request, session, lambda _: begin_regenerate(session, answer, model_id), question=False,
+                           model_id=model_id)
 
 
 def _begin_continue(request: HtmxHttpRequest, pk: int) -> tuple[ChatSession, NewTurn | HttpResponseBase]:
     answer = _owned_message(request, pk, role=Message.Role.ASSISTANT)
     session = answer.session
     try:
-        return session, _begin(request, session, lambda _: begin_continue(session, answer), question=False)
+        return session, _begin(request, session, lambda _: begin_continue(session, answer), question=False,
+                               model_id=answer.model_id or session.model_id)
     except CannotContinue as exc:
         return session, _send_error(request, session, 409, f"Not continued: {exc}")
 
@@ -309,7 +337,7 @@ async def chat_regenerate(request: HtmxHttpRequest, pk: int) -> HttpResponseBase
 
 def _regenerate_form(request: HtmxHttpRequest, pk: int) -> TemplateResponse:
     answer = _owned_message(request, pk, role=Message.Role.ASSISTANT, parent__isnull=False)
-    picker = build_picker(load_catalog(), Favorite.objects.ids_for(request.user), chat=True)
+    picker = build_picker(catalog_for(request.user.pk), Favorite.objects.ids_for(request.user), chat=True)
     template = "chat_regenerate.html#form" if request.htmx else "chat_regenerate.html"
     return TemplateResponse(request, template, {"message": answer, "session": answer.session, "picker": picker,
                                                 "selected": answer.model_id})

@@ -19,20 +19,17 @@ import asyncio
 import json
 import logging
 import re
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from django.conf import settings
 from django.http.request import split_domain_port, validate_host
-from django.utils import timezone
 
-from boochat import database, outages
-from boochat.gateway.keys import active_keys, hash_key
-from boochat.models import GatewayKey
+from boochat import database, limits, outages
+from boochat.gateway.callers import Caller, identify, meter
 from boochat.proxy import (
     UpstreamError,
     error_from_response,
@@ -40,6 +37,8 @@ from boochat.proxy import (
     read_error_body,
     transport_error,
 )
+from boochat.usage.recording import Meter, StreamUsage, usage_in_body
+from providers.access import Access, ModelNotAllowed, check_model
 from providers.catalog import load_catalog
 from providers.http import TransportError, UpstreamResponse
 from providers.routing import (
@@ -48,13 +47,11 @@ from providers.routing import (
     RoutingError,
     UnknownModel,
     UnknownProvider,
-    parse_model_ref,
     registry,
     resolve,
 )
 from providers.snapshot import Snapshot
 
-_LAST_USED_EVERY = 60.0  # seconds between last_used_at writes for one key
 logger = logging.getLogger("django.request")  # where Django logs failed requests
 T = TypeVar("T")
 
@@ -68,6 +65,7 @@ class Reply:
     body: bytes
     content_type: str = "application/json"
     headers: dict[str, str] = field(default_factory=dict)
+    meter: Meter | None = None  # the request's usage, recorded once the reply is sent
 
 
 @dataclass
@@ -80,23 +78,46 @@ class StreamReply:
     content_type: str
     headers: dict[str, str] = field(default_factory=dict)
     model: str = ""  # as the client named it
+    meter: Meter | None = None  # the request's usage: read from the stream, recorded when it ends
 
     async def chunks(self) -> AsyncIterator[bytes]:
         rename = _renamer(self.route.wire_model, self.model)
-        if rename is None:
+        scan = self.meter.stream if self.meter is not None else None
+        if rename is None and scan is None:
             async for chunk in self.response.chunks():
                 yield chunk
             return
         # Whole lines only: a `model` field is never cut in two, and each line is passed on at once.
-        pending = b""
+        pending, waiting = b"", self.meter is not None  # for the first byte
         async for chunk in self.response.chunks():
+            if waiting and self.meter is not None:
+                self.meter.first_byte()
+                waiting = False
             pending += chunk
             cut = pending.rfind(b"\n") + 1
             if cut:
-                yield rename(pending[:cut])
-                pending = pending[cut:]
+                block, pending = pending[:cut], pending[cut:]
+                if scan is not None:
+                    block = scan.lines(block)
+                if block:
+                    yield rename(block) if rename else block
         if pending:
-            yield rename(pending)
+            yield rename(pending) if rename else pending
+
+    async def relayed(self) -> AsyncIterator[bytes]:
+        """chunks(), read for usage on the way when a subclass re-speaks the stream in another API's
+        shapes (this class reads its own as it renames)."""
+        scan = self.meter is not None and type(self).chunks is not StreamReply.chunks
+        async for chunk in self.chunks():
+            if scan and self.meter is not None:
+                self.meter.first_byte()
+                if self.meter.stream is not None:
+                    self.meter.stream.lines(chunk)
+            yield chunk
+
+    def finish(self, status: int = 200) -> None:
+        if self.meter is not None:
+            self.meter.finish(status)
 
 
 def _renamer(wire: str, model: str) -> Callable[[bytes], bytes] | None:
@@ -131,20 +152,17 @@ async def _current(snapshot: Snapshot[Any]) -> Any:
     return kept if kept is not None else await database.run(snapshot.get)
 
 
-_last_used: dict[int, float] = {}
-_background: set[asyncio.Task[Any]] = set()
+_UNAUTHORIZED = ("Missing, invalid, revoked or expired API key: send 'Authorization: Bearer <key>' (or "
+                 "'x-api-key: <key>') with a key made on BooChat's Keys page.")
 
 
-def _note_use(key_id: int) -> None:
-    """Record when a key was last used, at most once a minute per key, off the request's path."""
-    now = time.monotonic()
-    if now - _last_used.get(key_id, -_LAST_USED_EVERY) < _LAST_USED_EVERY:
-        return
-    _last_used[key_id] = now
-    task = asyncio.ensure_future(database.run(
-        lambda: GatewayKey.objects.filter(pk=key_id).update(last_used_at=timezone.now())))
-    _background.add(task)
-    task.add_done_callback(_background.discard)
+def not_allowed(exc: ModelNotAllowed) -> Reply:
+    return error(403, str(exc), type="permission_error", param="model", code="model_not_allowed")
+
+
+def limit_reached(exc: limits.LimitReached) -> Reply:
+    return error(429, str(exc), type="rate_limit_error", code="rate_limit_exceeded",
+                 headers={"Retry-After": str(exc.retry_after)})
 
 
 def presented_key(headers: dict[bytes, bytes]) -> str:
@@ -153,23 +171,6 @@ def presented_key(headers: dict[bytes, bytes]) -> str:
     if scheme.lower() == "bearer" and key.strip():
         return key.strip()
     return headers.get(b"x-api-key", b"").decode("latin-1").strip()
-
-
-async def _authorized(headers: dict[bytes, bytes]) -> bool:
-    if settings.BOOCHAT_GATEWAY_OPEN:
-        return True
-    key = presented_key(headers)
-    if not key:
-        return False
-    key_id = (await _current(active_keys)).get(hash_key(key))
-    if key_id is None:
-        return False
-    _note_use(key_id)
-    return True
-
-
-_UNAUTHORIZED = ("Missing or invalid API key: send 'Authorization: Bearer <key>' (or 'x-api-key: <key>') with "
-                 "a key created in BooChat's admin.")
 
 
 async def _read_body(receive: Callable[[], Awaitable[dict[str, Any]]], declared: int | None) -> bytes | Reply | None:
@@ -193,12 +194,14 @@ async def _read_body(receive: Callable[[], Awaitable[dict[str, Any]]], declared:
 # -- models ---------------------------------------------------------------------------------------
 
 
-def _model_entries() -> dict[str, dict[str, Any]]:
+def _model_entries(access: Access) -> dict[str, dict[str, Any]]:
     catalog = load_catalog()
     entries = {}
     for provider in catalog.providers:
         created = int(provider.refreshed_at.timestamp()) if provider.refreshed_at else 0
         for model in provider.models:
+            if not access.allows(model.id):
+                continue
             entry: dict[str, Any] = {"id": model.id, "object": "model", "created": created, "owned_by": provider.slug}
             if model.context_size:
                 entry["context_length"] = model.context_size
@@ -206,21 +209,23 @@ def _model_entries() -> dict[str, dict[str, Any]]:
     return entries
 
 
-async def list_models() -> Reply:
-    """Every available model of every enabled provider, by composite id."""
-    entries = await database.run(_model_entries)
+async def list_models(access: Access) -> Reply:
+    """Every available model of every enabled provider that the caller may use, by composite id."""
+    entries = await database.run(_model_entries, access)
     return json_reply({"object": "list", "data": list(entries.values())})
 
 
-async def retrieve_model(model_id: str) -> Reply:
+async def retrieve_model(model_id: str, access: Access) -> Reply:
     """One model; the official SDKs send the id's `/` as `%2F`, which arrives decoded here."""
     try:
-        composite = str(parse_model_ref(model_id, await _current(registry))[0])
+        composite = check_model(access, model_id, await _current(registry))
+    except ModelNotAllowed as exc:
+        return not_allowed(exc)
     except UnknownProvider as exc:
         return error(400, str(exc), param="model", code="unknown_provider")
     except RoutingError as exc:
         return error(400, str(exc), param="model", code="invalid_model")
-    entry = (await database.run(_model_entries)).get(composite)
+    entry = (await database.run(_model_entries, access)).get(composite)
     if entry is None:
         return error(404, f"The model {composite!r} is not available.", param="model", code="model_not_found")
     return json_reply(entry)
@@ -295,8 +300,9 @@ def served_by(route: Route) -> dict[str, str]:
     return {"X-BooChat-Served-By": quote(str(route.ref), safe="/")}  # header values are Latin-1
 
 
-async def forward(endpoint: str, raw: bytes, headers: dict[bytes, bytes] | None = None) -> Reply | StreamReply:
-    """Resolve the body's model and send the body, `model` rewritten, to the resolved host."""
+async def forward(endpoint: str, raw: bytes, caller: Caller, headers: dict[bytes, bytes] | None = None) -> Reply | StreamReply:
+    """Check the caller may use the body's model and is within its limits, resolve the model and send
+    the body, `model` rewritten, to the resolved host. The reply carries the request's usage meter."""
     try:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
@@ -305,23 +311,65 @@ async def forward(endpoint: str, raw: bytes, headers: dict[bytes, bytes] | None 
         return error(400, "The request body is JSON nested too deeply.")
     if not isinstance(body, dict):
         return error(400, "The request body must be a JSON object.")
-    route = await route_of(body.get("model"))
-    if isinstance(route, Reply):
-        return route
-    model = str(body["model"])
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        return error(400, "'model' is required: a model id such as 'sam-desktop/qwen3-8b'.", param="model")
+    metered = meter(caller, endpoint, model)
+    try:
+        reply = await _routed(endpoint, body, model, caller, metered, session_key(body, headers or {}))
+    except asyncio.CancelledError:  # the client left while waiting (in a pool's line): its limit given back
+        metered.finish(499)
+        raise
+    reply.meter = metered
+    return reply
+
+
+async def _routed(endpoint: str, body: dict[str, Any], model: str, caller: Caller, metered: Meter,
+                  session: str = "") -> Reply | StreamReply:
+    try:
+        snapshot = await _current(registry)
+        if caller.access.restricted:
+            metered.use.model_id = check_model(caller.access, model, snapshot)
+        route = resolve(model, snapshot)
+        metered.use.model_id = route.requested
+    except ModelNotAllowed as exc:
+        return not_allowed(exc)
+    except UnknownProvider as exc:
+        return error(400, str(exc), param="model", code="unknown_provider")
+    except UnknownModel as exc:
+        return error(404, str(exc), param="model", code="model_not_found")
+    except ProviderUnavailable as exc:
+        return error(503, str(exc), type="upstream_error", param="model", code="provider_unavailable")
+    except RoutingError as exc:
+        return error(400, str(exc), param="model", code="invalid_model")
+
+    streamed = body.get("stream") is True
+    try:
+        metered.admission = await limits.aadmit(caller.subjects, stream=streamed)
+    except limits.LimitReached as exc:
+        return limit_reached(exc)
+    if streamed and endpoint in _USAGE_ON_REQUEST:
+        options = body.get("stream_options")
+        asked = isinstance(options, dict) and options.get("include_usage") is True
+        if not asked:  # the host counts the tokens only when asked; the client does not see the answer
+            body = {**body, "stream_options": {**(options if isinstance(options, dict) else {}), "include_usage": True}}
+        metered.stream = StreamUsage(drop=not asked)
     try:
         route, response = await post_json(route, _URLS.get(endpoint) or (lambda r: r.api_url(endpoint)), body,
-                                          session=session_key(body, headers or {}))
+                                          session=session)
     except UpstreamError as failure:
         return _unreachable(failure)
+    metered.use.served_by = str(route.ref)
     served = served_by(route)
     if response.status != 200:
         reply = _upstream_failure(route, response, await read_error_body(response))
         reply.headers.update(served)
         return reply
     content_type = response.headers.get("content-type", "application/json")
-    if body.get("stream") is True and content_type.startswith("text/event-stream"):
+    if streamed and content_type.startswith("text/event-stream"):
         return StreamReply(response, route, content_type, served, model)
+    metered.stream = None
+    metered.first_byte()
     try:
         content = await response.read()
     except TransportError as exc:
@@ -329,10 +377,58 @@ async def forward(endpoint: str, raw: bytes, headers: dict[bytes, bytes] | None 
     finally:
         response.close()
     rename = _renamer(route.wire_model, model)
+    metered.use.add_usage(usage_in_body(content))
     return Reply(200, rename(content) if rename else content, content_type, {**served, **_cache_header(content)})
 
 
+async def admitted(endpoint: str, raw: bytes, caller: Caller,
+                   answer: Callable[[], Awaitable[Reply | StreamReply]]) -> Reply | StreamReply:
+    """An agent API's `answer()` behind the model access, limits and usage record that forward()
+    applies (a body it cannot read is left to `answer()` to refuse)."""
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return await answer()
+    model = body.get("model") if isinstance(body, dict) else None
+    if not isinstance(model, str) or not model:
+        return await answer()
+    metered = meter(caller, endpoint, model)
+    reply: Reply | StreamReply
+    refused = True
+    try:
+        if caller.access.restricted:
+            metered.use.model_id = check_model(caller.access, model, await _current(registry))
+        metered.admission = await limits.aadmit(caller.subjects, stream=body.get("stream") is True)
+    except ModelNotAllowed as exc:
+        reply = not_allowed(exc)
+    except limits.LimitReached as exc:
+        reply = limit_reached(exc)
+    except RoutingError:
+        refused = False
+        reply = await answer()  # the API's own refusal of the id
+    else:
+        refused = False
+        metered.stream = StreamUsage(drop=False) if body.get("stream") is True else None
+        try:
+            reply = await answer()
+        except asyncio.CancelledError:  # the client left while waiting (in a pool's line)
+            metered.finish(499)
+            raise
+        if isinstance(reply, Reply) and reply.status == 200:
+            metered.first_byte()
+            metered.use.add_usage(usage_in_body(reply.body))
+    if refused and endpoint.startswith("messages") and isinstance(reply, Reply):
+        from boochat.gateway.agent_apis import anthropic_envelope  # Anthropic's clients read its shape
+
+        reply = anthropic_envelope(reply)
+    metered.use.served_by = unquote(reply.headers.get("X-BooChat-Served-By", ""))
+    reply.meter = metered
+    return reply
+
+
 _URLS: dict[str, Callable[[Route], str]] = {"chat/completions": lambda route: route.chat_completions_url}
+AGENT_APIS = ("responses", "messages", "messages/count_tokens")  # boochat.gateway.agent_apis
+_USAGE_ON_REQUEST = ("chat/completions", "completions")  # streams whose usage comes when asked for
 
 
 # -- the ASGI application ---------------------------------------------------------------------------
@@ -413,12 +509,14 @@ async def dispatch(scope: dict[str, Any], receive: Callable[[], Awaitable[dict[s
 
 async def _answer(scope: dict[str, Any], receive: Callable[[], Awaitable[dict[str, Any]]], headers: dict[bytes, bytes],
                   path: str, allowed: str) -> Reply | StreamReply | None:
-    if not await _authorized(headers):
+    client = scope.get("client")
+    caller = await identify(presented_key(headers), client[0] if client else "")
+    if caller is None:
         return error(401, _UNAUTHORIZED, code="invalid_api_key", headers={"WWW-Authenticate": "Bearer"})
     if path == "models":
-        return await list_models()
+        return await list_models(caller.access)
     if allowed == "GET":
-        return await retrieve_model(path.removeprefix("models/"))
+        return await retrieve_model(path.removeprefix("models/"), caller.access)
     if not _is_json(headers):
         return error(415, "The request body must be JSON: send 'Content-Type: application/json'.")
     try:
@@ -428,11 +526,12 @@ async def _answer(scope: dict[str, Any], receive: Callable[[], Awaitable[dict[st
     body = await _read_body(receive, declared)
     if body is None or isinstance(body, Reply):
         return body
-    if path in ("responses", "messages", "messages/count_tokens"):
+    if path in AGENT_APIS:
         from boochat.gateway import agent_apis  # it builds on this module
 
-        return await _unless_client_leaves(agent_apis.answer(path, body, headers), receive)
-    return await _unless_client_leaves(forward(path, body, headers), receive)
+        return await _unless_client_leaves(admitted(path, body, caller, lambda: agent_apis.answer(path, body, headers)),
+                                           receive)
+    return await _unless_client_leaves(forward(path, body, caller, headers), receive)
 
 
 async def _unless_client_leaves(work: Awaitable[T], receive: Callable[[], Awaitable[dict[str, Any]]]) -> T | None:
@@ -484,7 +583,7 @@ async def _relay(reply: StreamReply, send: Callable[[dict[str, Any]], Awaitable[
         await send({"type": "http.response.start", "status": 200, "headers": _header_list(
             reply.content_type, {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", **reply.headers}, secure)})
         try:
-            async for chunk in reply.chunks():
+            async for chunk in reply.relayed():
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
         except TransportError as exc:
             message = (f"Lost the connection to provider {reply.route.provider!r} mid-answer "
@@ -542,11 +641,18 @@ async def application(scope: dict[str, Any], receive: Callable[[], Awaitable[dic
     if reply is None:
         return  # the client left before its request was complete
     if isinstance(reply, StreamReply):
-        await _relay(reply, send, receive, secure)
+        try:
+            await _relay(reply, send, receive, secure)
+        finally:
+            reply.finish()
         return
     if reply.status >= 400:
         log = logger.error if reply.status >= 500 else logger.warning
         log("%s: %s", _phrase(reply.status), _escaped(scope["path"]), extra={"status_code": reply.status})
-    await send({"type": "http.response.start", "status": reply.status, "headers": _header_list(
-        reply.content_type, {"Content-Length": str(len(reply.body)), **reply.headers}, secure)})
-    await send({"type": "http.response.body", "body": reply.body})
+    try:
+        await send({"type": "http.response.start", "status": reply.status, "headers": _header_list(
+            reply.content_type, {"Content-Length": str(len(reply.body)), **reply.headers}, secure)})
+        await send({"type": "http.response.body", "body": reply.body})
+    finally:
+        if reply.meter is not None:
+            reply.meter.finish(reply.status)

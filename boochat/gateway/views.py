@@ -16,10 +16,11 @@ from boochat.gateway.app import StreamReply, dispatch
 
 async def _relayed(reply: StreamReply) -> AsyncIterator[bytes]:
     try:
-        async for chunk in reply.chunks():
+        async for chunk in reply.relayed():
             yield chunk
     finally:
         reply.response.close()
+        reply.finish()
 
 
 @csrf_exempt  # bearer keys, no cookies
@@ -29,7 +30,8 @@ async def v1(request: HttpRequest, **path: Any) -> HttpResponseBase:
     body = request.body
     headers = {name.lower().encode("latin-1"): value.encode("latin-1") for name, value in request.headers.items()}
     headers[b"host"] = request.get_host().encode("latin-1")  # checked by Django against ALLOWED_HOSTS
-    scope = {"method": request.method, "path": request.path, "query_string": request.META.get("QUERY_STRING", "").encode()}
+    scope = {"method": request.method, "path": request.path, "query_string": request.META.get("QUERY_STRING", "").encode(),
+             "client": (request.META.get("REMOTE_ADDR", ""), 0)}
 
     read = False
 
@@ -46,4 +48,6 @@ async def v1(request: HttpRequest, **path: Any) -> HttpResponseBase:
     if isinstance(reply, StreamReply):
         return StreamingHttpResponse(_relayed(reply), content_type=reply.content_type,
                                      headers={"Cache-Control": "no-cache", **reply.headers})
+    if reply.meter is not None:
+        reply.meter.finish(reply.status)
     return HttpResponse(reply.body, status=reply.status, content_type=reply.content_type, headers=reply.headers)

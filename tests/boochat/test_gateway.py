@@ -236,8 +236,9 @@ def test_keys_are_stored_hashed_and_shown_once_in_admin(asgi_server):
     from django.contrib.auth import get_user_model
 
     admin = Client()
-    admin.force_login(get_user_model().objects.create_superuser("root", password="x"))
-    response = admin.post("/admin/boochat/gatewaykey/add/", {"name": "opencode"})
+    root = get_user_model().objects.create_superuser("root", password="x")
+    admin.force_login(root)
+    response = admin.post("/admin/boochat/gatewaykey/add/", {"name": "opencode", "user": root.pk})
     assert response.status_code == 200
     key = response.context["key"]
     assert key.startswith("bc-") and key in response.content.decode()

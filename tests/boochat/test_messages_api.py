@@ -167,8 +167,8 @@ def test_keys_as_x_api_key_or_bearer(asgi_server, key, hosts):
         with pytest.raises(anthropic.AuthenticationError) as excinfo:
             wrong.messages.create(model="sam-desktop/qwen3-8b", max_tokens=8, messages=HI)
     assert excinfo.value.body == {"type": "error", "error": {"type": "authentication_error", "message": (
-        "Missing or invalid API key: send 'Authorization: Bearer <key>' (or 'x-api-key: <key>') with a key created in "
-        "BooChat's admin.")}}
+        "Missing, invalid, revoked or expired API key: send 'Authorization: Bearer <key>' (or 'x-api-key: <key>') "
+        "with a key made on BooChat's Keys page.")}}
 
 
 def test_a_pools_member_answers_and_is_named(claude, hosts, lab):

@@ -1,0 +1,1 @@
+"""The user's own pages about the gateway: keys, how to connect, usage."""

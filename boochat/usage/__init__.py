@@ -1,0 +1,1 @@
+"""Who used which model, through which key, and what it cost."""
