@@ -190,6 +190,17 @@ class Message(GeneratedText):
             self.state in (MessageState.INTERRUPTED, MessageState.FAILED)
             or (self.state == MessageState.COMPLETE and self.finish_reason == "length"))
 
+    @property
+    def cached_prompt_tokens(self) -> int | None:
+        """Prompt tokens the host took from its cache (llama-server's `timings.cache_n`, or the
+        OpenAI usage's `prompt_tokens_details.cached_tokens`), when it said."""
+        timings = self.timings if isinstance(self.timings, dict) else {}
+        if isinstance(timings.get("cache_n"), int):
+            return timings["cache_n"]
+        details = (self.usage or {}).get("prompt_tokens_details") if isinstance(self.usage, dict) else None
+        cached = details.get("cached_tokens") if isinstance(details, dict) else None
+        return cached if isinstance(cached, int) else None
+
 
 class Attachment(models.Model):
     """A file sent with a question: an image (its bytes, sent as an image_url part to models that take

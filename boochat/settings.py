@@ -156,6 +156,7 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
 REDIS_URL = env_str("REDIS_URL")
 BOOCHAT_CACHE_TIMEOUT = env_int("BOOCHAT_CACHE_TIMEOUT", 3)
 BOOCHAT_CACHE_PREFIX = env_str("BOOCHAT_CACHE_PREFIX", "boochat")
+BOOCHAT_CACHE_TIMEOUT = env_int("BOOCHAT_CACHE_TIMEOUT", 3)
 if REDIS_URL:
     CACHES = {
         "default": {
@@ -298,6 +299,14 @@ BOOCHAT_CHAT_PAGE_TURNS = env_int("BOOCHAT_CHAT_PAGE_TURNS", 50, minimum=1)
 BOOCHAT_MAX_FAVORITES = env_int("BOOCHAT_MAX_FAVORITES", 500)
 # Seconds a provider's model list is served before it is refreshed (in the background).
 BOOCHAT_CATALOG_TTL = env_int("BOOCHAT_CATALOG_TTL", 15)
+# Pools (providers/slots.py, providers/affinity.py): requests that find every member's slots taken
+# wait in line, at most this many per pool model and this many seconds, then get a 503.
+BOOCHAT_QUEUE_MAX = env_int("BOOCHAT_QUEUE_MAX", 200)
+BOOCHAT_QUEUE_TIMEOUT = env_int("BOOCHAT_QUEUE_TIMEOUT", 120)
+# How long a member is remembered as holding a prompt prefix, and the prefill rate that weighs a
+# cached member's saved prefill against the wait for its next free slot.
+BOOCHAT_AFFINITY_TTL = env_int("BOOCHAT_AFFINITY_TTL", 3600)
+BOOCHAT_PREFILL_TOKENS_PER_SECOND = env_int("BOOCHAT_PREFILL_TOKENS_PER_SECOND", 1000)
 # Model loads waiting or under way on one llama-swap host; past it a load is refused (503).
 BOOCHAT_MAX_WAITING_LOADS = env_int("BOOCHAT_MAX_WAITING_LOADS", 4)
 # Days usage records are kept (pruned daily); gateway requests and answers are recorded off the

@@ -21,7 +21,7 @@ from boochat import outages
 from boochat.chat.starting_model import starting_model
 from boochat.gateway import app as gateway
 from boochat.models import ChatSession, Preset
-from providers import control, pools
+from providers import control, pools, slots
 from providers.access import catalog_for
 from providers.catalog import load_catalog
 from providers.models import Provider, ProviderKind
@@ -56,6 +56,7 @@ def picker(request: HtmxHttpRequest) -> TemplateResponse:
         "controlled": {p.slug for p in catalog.providers if control.offered(p)},
         # Which member each pool's model would be sent to now (no host is asked: the cached lists).
         "pools_now": {p.slug: pools.members_now(p.slug) for p in catalog.providers if p.kind == ProviderKind.POOL},
+        "fleet": slots.fleet_now(),
     })
 
 

@@ -27,7 +27,7 @@ def _managed_by_file(obj: Provider | ModelOverride | None) -> bool:
 class ModelOverrideInline(admin.TabularInline):
     model = ModelOverride
     extra = 0
-    fields = ["model", "display_name", "context_size", "hidden", "purpose", "accepts_images", "new_chats", "members"]
+    fields = ["model", "display_name", "context_size", "hidden", "purpose", "accepts_images", "new_chats", "slots", "members"]
 
     def has_add_permission(self, request: HttpRequest, obj: Provider | None = None) -> bool:
         return not _managed_by_file(obj) and super().has_add_permission(request, obj)
@@ -66,7 +66,7 @@ class ProviderAdmin(admin.ModelAdmin):
     actions = ["test_connection", "make_default", "enable", "disable", "unload_all_models"]
     fieldsets = [
         (None, {"fields": ["slug", "name", "kind", "base_url", "sidecar_url", "api_key_env"]}),
-        ("Routing", {"fields": ["enabled", "is_default"]}),
+        ("Routing", {"fields": ["enabled", "is_default", "strategy"]}),
         ("Timeouts", {"fields": ["connect_timeout", "read_timeout", "models_timeout"]}),
         ("Origin", {"fields": ["source", "created_at", "updated_at"]}),
     ]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from functools import cache
 from ssl import SSLContext
 from typing import Any
@@ -71,11 +71,21 @@ class UpstreamResponse:
         self._response = response
         self.status: int = response.status
         self.headers: Mapping[str, str] = response.headers  # case-insensitive
+        self._watch: Callable[[bytes], None] | None = None
+        self._on_close: Callable[[], None] | None = None
+
+    def attach(self, *, watch: Callable[[bytes], None], on_close: Callable[[], None]) -> None:
+        """Show `watch` the body as it is read; call `on_close` once when the response is closed, or
+        when it is dropped unclosed (a request counted on a host is never left counted)."""
+        self._watch, self._on_close = watch, on_close
+        weakref.finalize(self, on_close)
 
     async def chunks(self) -> AsyncIterator[bytes]:
         """The body's bytes as they arrive (chunked framing removed, nothing decoded)."""
         try:
             async for chunk in self._response.content.iter_any():
+                if self._watch is not None:
+                    self._watch(chunk)
                 yield chunk
         except _FAILURES as exc:
             # aiohttp raises a broken connection's error before it hands out the bytes that arrived
@@ -96,14 +106,20 @@ class UpstreamResponse:
     async def read(self) -> bytes:
         """The whole body."""
         try:
-            return await self._response.read()
+            body = await self._response.read()
         except _FAILURES as exc:
             raise _transport_error(exc) from None
+        if self._watch is not None:
+            self._watch(body[-4096:])
+        return body
 
     def close(self) -> None:
         """Release the connection: back to the pool when the body was read to its end, else closed
         (so a host that is still generating sees the client leave and stops)."""
         self._response.close()
+        on_close, self._on_close = self._on_close, None
+        if on_close is not None:
+            on_close()
 
 
 _sessions: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aiohttp.ClientSession] = weakref.WeakKeyDictionary()

@@ -72,6 +72,12 @@ class ProviderKind(models.TextChoices):
     POOL = "pool", "Model pool"  # no address: its models are aliases over other providers' models
 
 
+class PoolStrategy(models.TextChoices):
+    CACHE = "cache", "cached prefix, then free slots"
+    LEAST_BUSY = "least_busy", "fewest requests in flight"
+    ROUND_ROBIN = "round_robin", "round robin"
+
+
 def check_members(members: Any, kinds: Mapping[str, str]) -> list[str]:
     """A pool model's members: composite ids of models on providers that exist (`kinds`: slug ->
     kind) and are not pools. ValidationError naming the first bad one otherwise."""
@@ -162,6 +168,10 @@ class Provider(models.Model):
     models_timeout = models.FloatField(
         default=2.0, help_text="Seconds the model list may take before the host is shown as slow or down."
     )
+    strategy = models.CharField(
+        max_length=20, choices=PoolStrategy.choices, default=PoolStrategy.CACHE,
+        help_text="Pools only: how a request picks a member among those that can take it.",
+    )
     source = models.CharField(
         max_length=10,
         choices=ProviderSource.choices,
@@ -235,6 +245,10 @@ class ModelOverride(models.Model):
     members = models.JSONField(
         default=list, blank=True,
         help_text='Pools only: the composite ids this model is served by, in order ["sam-desktop/qwen3-8b", …].',
+    )
+    slots = models.PositiveIntegerField(
+        null=True, blank=True,
+        help_text="Requests the host serves at once (llama-server's --parallel). Unset: as its /props says.",
     )
     accepts_images = models.BooleanField(
         "takes images", null=True, blank=True,

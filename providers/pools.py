@@ -6,6 +6,8 @@ members whose model is loaded now (no swap); then members whose host has nothing
 list order; last the members whose host is down as its last model list says (it may have come back
 since; the list is refreshed in the background). The others follow as fallbacks, tried when the chosen one fails
 before answering (providers.upstream). Nothing here asks a host: the choice reads the cached model lists.
+This order is where a request starts; when it is sent, providers.slots picks among the members that
+are up by the pool's strategy (cached prefix, free slots), and makes it wait in line when all are full.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ def choose(ref: ModelRef, pool: Provider, snapshot: Registry, *, sticky: str = "
     """The route of the member chosen for `ref` (a pool's model), with the others as fallbacks."""
     ranked, notes = rank(ref, pool, snapshot, sticky=sticky)
     logger.info("%s: %s", ref, "; ".join([f"{r.ref}: {why}" for r, why in ranked] + notes))
-    first, *rest = (replace(route, pool=ref) for route, _ in ranked)
+    first, *rest = (replace(route, pool=ref, strategy=pool.strategy) for route, _ in ranked)
     return replace(first, fallbacks=tuple(rest))
 
 
@@ -44,7 +46,7 @@ def rank(ref: ModelRef, pool: Provider, snapshot: Registry, *, sticky: str = "")
         try:
             if provider is None:
                 raise RoutingError(f"unknown provider {slug!r}")
-            routes.append(route_for(provider, ModelRef(slug, model)))
+            routes.append(replace(route_for(provider, ModelRef(slug, model)), slots=snapshot.slots.get((slug, model), 0)))
         except RoutingError as exc:
             notes.append(f"{member}: skipped, {exc}")
     listings = cached_listings(snapshot.providers[r.provider] for r in routes)
@@ -53,7 +55,7 @@ def rank(ref: ModelRef, pool: Provider, snapshot: Registry, *, sticky: str = "")
         listing = listings.get(route.provider)
         if listing is not None and listing.get("state") == DOWN:
             # Its last list may be older than its recovery: still worth a try when the others fail.
-            ranked.append((4, order, route, f"{route.provider} is down, tried last"))
+            ranked.append((4, order, replace(route, down=True), f"{route.provider} is down, tried last"))
             continue
         loaded = {m["id"] for m in (listing or {}).get("models", []) if m.get("loaded")}
         if route.ref.model in loaded:

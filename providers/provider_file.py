@@ -27,6 +27,7 @@ from django.core.exceptions import ValidationError
 
 from providers.ids import LEGACY_NAMESPACE
 from providers.models import (
+    PoolStrategy,
     Provider,
     ProviderKind,
     check_members,
@@ -41,9 +42,9 @@ DEFAULT_TIMEOUTS = {"connect": 3.0, "read": 600.0, "models": 2.0}
 _TOP_KEYS = {"version", "providers", "$schema", "comment"}
 _ENTRY_KEYS = {
     "slug", "name", "kind", "base_url", "sidecar_url", "api_key_env",
-    "enabled", "default", "timeouts", "models", "comment",
+    "enabled", "default", "timeouts", "models", "comment", "strategy",
 }
-_OVERRIDE_KEYS = {"display_name", "context_size", "hidden", "purpose", "members", "accepts_images", "default_for_new_chats"}
+_OVERRIDE_KEYS = {"display_name", "context_size", "hidden", "purpose", "members", "accepts_images", "default_for_new_chats", "slots"}
 
 
 class ProviderFileError(Exception):
@@ -67,6 +68,7 @@ class OverrideSpec:
     members: tuple[str, ...] = ()  # a pool's model: the composite ids that serve it, in order
     accepts_images: bool | None = None  # None: as the host says (or its kind)
     new_chats: bool = False  # the default model of new chats
+    slots: int | None = None  # requests the host serves at once, when its /props should not say
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,7 @@ class ProviderSpec:
     read_timeout: float = DEFAULT_TIMEOUTS["read"]
     models_timeout: float = DEFAULT_TIMEOUTS["models"]
     overrides: dict[str, OverrideSpec] = field(default_factory=dict)
+    strategy: str = PoolStrategy.CACHE  # a pool's: how a request picks a member
 
     def row_fields(self) -> dict[str, Any]:
         """The Provider model fields this spec sets."""
@@ -98,6 +101,7 @@ class ProviderSpec:
             "connect_timeout": self.connect_timeout,
             "read_timeout": self.read_timeout,
             "models_timeout": self.models_timeout,
+            "strategy": self.strategy,
         }
 
 
@@ -195,6 +199,9 @@ def _read_overrides(reader: _EntryReader) -> dict[str, OverrideSpec]:
                 raise reader.fail(f"{name}.members", 'a pool\'s model must list its members, like ["sam-desktop/qwen3-8b"]')
         elif "members" in options:
             raise reader.fail(f"{name}.members", "only a pool's models have members")
+        slots = options.get("slots")
+        if slots is not None and (isinstance(slots, bool) or not isinstance(slots, int) or slots <= 0):
+            raise reader.fail(f"{name}.slots", f"must be a positive whole number of requests, not {json.dumps(slots)}")
         accepts_images = options.get("accepts_images")
         if accepts_images is not None and not isinstance(accepts_images, bool):
             raise reader.fail(f"{name}.accepts_images", f"must be true, false or null (as the host says), not {json.dumps(accepts_images)}")
@@ -202,7 +209,7 @@ def _read_overrides(reader: _EntryReader) -> dict[str, OverrideSpec]:
         if not isinstance(new_chats, bool):
             raise reader.fail(f"{name}.default_for_new_chats", "must be true or false")
         overrides[model] = OverrideSpec(display_name.strip(), context_size, hidden, purpose, tuple(members),
-                                        accepts_images, new_chats)
+                                        accepts_images, new_chats, slots)
     return overrides
 
 
@@ -241,6 +248,12 @@ def _read_entry(path: Path, index: int, data: Any) -> ProviderSpec:
     if is_default and not enabled:
         raise reader.fail("default", "the default provider must be enabled")
     timeouts = _read_timeouts(reader)
+    strategy = data.get("strategy", PoolStrategy.CACHE)
+    if "strategy" in data and kind != ProviderKind.POOL:
+        raise reader.fail("strategy", "only a pool has a strategy")
+    if strategy not in PoolStrategy.values:
+        raise reader.fail("strategy", f"unknown strategy {json.dumps(strategy)}; expected one of "
+                                      f"{', '.join(PoolStrategy.values)}")
     return ProviderSpec(
         slug=slug,
         name=reader.text("name") or slug,
@@ -254,6 +267,7 @@ def _read_entry(path: Path, index: int, data: Any) -> ProviderSpec:
         read_timeout=timeouts["read"],
         models_timeout=timeouts["models"],
         overrides=_read_overrides(reader),
+        strategy=strategy,
     )
 
 
@@ -335,6 +349,8 @@ def provider_to_entry(provider: Provider) -> dict[str, Any]:
             "models": provider.models_timeout,
         },
     }
+    if provider.kind == ProviderKind.POOL:
+        entry["strategy"] = provider.strategy
     overrides = {}
     for override in provider.overrides.all():
         options: dict[str, Any] = {}
@@ -348,6 +364,8 @@ def provider_to_entry(provider: Provider) -> dict[str, Any]:
             options["purpose"] = override.purpose
         if override.members:
             options["members"] = override.members
+        if override.slots is not None:
+            options["slots"] = override.slots
         if override.accepts_images is not None:
             options["accepts_images"] = override.accepts_images
         if override.new_chats:

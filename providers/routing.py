@@ -62,6 +62,9 @@ class Route(Endpoint):
     ref: ModelRef = field(kw_only=True)
     pool: ModelRef | None = field(default=None, kw_only=True)  # the pool's model this member serves
     fallbacks: tuple[Route, ...] = field(default=(), kw_only=True, repr=False)  # the pool's next members
+    strategy: str = field(default="", kw_only=True)  # the pool's (providers.slots)
+    down: bool = field(default=False, kw_only=True)  # a pool's member whose host its last list marks down
+    slots: int = field(default=0, kw_only=True)  # a pool's member: its slots as set in admin (0: its host says)
 
     @property
     def requested(self) -> str:
@@ -168,6 +171,8 @@ class Registry:
     pools: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
     # (provider slug, model) -> whether it takes images, from ModelOverride rows that say.
     accepts_images: dict[tuple[str, str], bool] = field(default_factory=dict)
+    # (provider slug, model) -> requests its host serves at once, from ModelOverride rows that say.
+    slots: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
 def _load_registry() -> Registry:
@@ -175,10 +180,12 @@ def _load_registry() -> Registry:
     sizes = ModelOverride.objects.exclude(context_size=None).values_list("provider__slug", "model", "context_size")
     pools = ModelOverride.objects.filter(provider__kind=ProviderKind.POOL).values_list("provider__slug", "model", "members")
     images = ModelOverride.objects.exclude(accepts_images=None).values_list("provider__slug", "model", "accepts_images")
+    slots = ModelOverride.objects.exclude(slots=None).values_list("provider__slug", "model", "slots")
     return Registry(providers, next((p for p in providers.values() if p.is_default), None),
                     context_sizes={(slug, model): size for slug, model, size in sizes},
                     pools={(slug, model): tuple(members) for slug, model, members in pools},
-                    accepts_images={(slug, model): bool(accepts) for slug, model, accepts in images})
+                    accepts_images={(slug, model): bool(accepts) for slug, model, accepts in images},
+                    slots={(slug, model): count for slug, model, count in slots})
 
 
 registry = Snapshot(_load_registry)

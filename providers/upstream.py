@@ -9,6 +9,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from providers import slots
 from providers.http import TransportError, UpstreamResponse, send
 from providers.routing import Route
 
@@ -91,28 +92,48 @@ async def send_to(route: Route, url: str, body: bytes, headers: Mapping[str, str
 
 
 async def post_json(route: Route, url_of: Callable[[Route], str], body: dict[str, Any],
-                    headers: Mapping[str, str] | None = None) -> tuple[Route, UpstreamResponse]:
-    """POST `body`, its `model` the host's own id, to `url_of(route)`. A pool's next member is tried
-    when one refuses the connection, does not take it in time, or answers 5xx (503 while loading):
-    before any byte of an answer, once per member. Returns the route that answered and its response,
-    of any status; raises UpstreamError when the last one cannot be reached."""
-    candidates = route.candidates
-    for index, candidate in enumerate(candidates):
-        payload = json.dumps({**body, "model": candidate.wire_model}).encode()
-        following = candidates[index + 1].ref if index + 1 < len(candidates) else None
+                    headers: Mapping[str, str] | None = None, *, session: str = "") -> tuple[Route, UpstreamResponse]:
+    """POST `body`, its `model` the host's own id, to `url_of(route)`. A pool's request first waits
+    for a member with room (providers.slots; `session` is the client's own key for its prefix
+    affinity), counted there until its response is closed. A pool's next member is tried when one
+    refuses the connection, does not take it in time, or answers 5xx (503 while loading): before any
+    byte of an answer, once per member. Returns the route that answered and its response, of any
+    status; raises UpstreamError when the last one cannot be reached or the pool's line refuses."""
+    candidates, admission = route.candidates, None
+    if route.pool is not None:
         try:
-            response = await send_to(candidate, url_of(candidate), payload, headers)
-        except UpstreamError as exc:
-            if following is None or not exc.failover:
-                raise
-            logger.info("%s: %s refused (%s); trying %s", candidate.ref, candidate.provider, exc, following)
-            continue
-        if response.status >= 500 and following is not None:
-            detail = error_from_response(candidate, response.status, await read_error_body(response), response.headers)
-            logger.info("%s: %s answered HTTP %d (%s); trying %s", candidate.ref, candidate.provider,
-                        response.status, detail, following)
-            continue
-        return candidate, response
+            admission = await slots.admit(route, body, session=session)
+        except slots.QueueRefused as exc:
+            raise UpstreamError(str(exc), status=503, retry_after=str(exc.retry_after)) from None
+        candidates = admission.candidates
+    try:
+        for index, candidate in enumerate(candidates):
+            if admission is not None and index:
+                admission.lease.move_to(candidate)
+            payload = json.dumps({**body, "model": candidate.wire_model}).encode()
+            following = candidates[index + 1].ref if index + 1 < len(candidates) else None
+            try:
+                response = await send_to(candidate, url_of(candidate), payload, headers)
+            except UpstreamError as exc:
+                if following is None or not exc.failover:
+                    raise
+                logger.info("%s: %s refused (%s); trying %s", candidate.ref, candidate.provider, exc, following)
+                continue
+            if response.status >= 500 and following is not None:
+                detail = error_from_response(candidate, response.status, await read_error_body(response), response.headers)
+                logger.info("%s: %s answered HTTP %d (%s); trying %s", candidate.ref, candidate.provider,
+                            response.status, detail, following)
+                continue
+            if admission is not None:
+                response.attach(watch=admission.lease.watch, on_close=admission.lease.end)
+                if response.status == 200:
+                    slots.remember(admission, candidate, session=session)
+                    slots.learn_in_background(candidate)
+            return candidate, response
+    except BaseException:
+        if admission is not None:
+            admission.lease.end()
+        raise
     raise AssertionError("a route has at least one candidate")
 
 

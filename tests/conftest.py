@@ -9,6 +9,7 @@ from django.core.cache import cache
 
 from boochat.gateway.keys import active_keys as keys
 from boochat.limits import clear_counts, limit_rows
+from providers import affinity, slots
 from providers.access import restricted_users
 from providers.routing import registry
 from tests.fakes.deepseek import FakeDeepSeek
@@ -36,10 +37,14 @@ def _clear_cache():
     for snapshot in (registry, keys, restricted_users, limit_rows):
         snapshot.forget()
     clear_counts()
+    affinity.forget_local()
+    slots.forget_local()
     yield
     cache.clear()
     for snapshot in (registry, keys, restricted_users, limit_rows):
         snapshot.forget()
+    affinity.forget_local()
+    slots.forget_local()
 
 
 @pytest.fixture(autouse=True)
@@ -58,6 +63,15 @@ def _usage_writer(request, settings):
         recorder.wait_idle(10)
     else:
         recorder.discard()
+
+
+@pytest.fixture(autouse=True)
+def _own_fleet_keys(settings):
+    """Each test's pools keep their counts, lines and prefixes under keys of their own in Redis (with
+    REDIS_URL): a lease or a line of another test is never seen."""
+    import uuid
+
+    settings.BOOCHAT_CACHE_PREFIX = f"test-{uuid.uuid4().hex[:12]}"
 
 
 @pytest.fixture(autouse=True)

@@ -251,7 +251,27 @@ def _upstream_failure(route: Route, response: UpstreamResponse, raw: bytes) -> R
 
 
 def _unreachable(failure: UpstreamError) -> Reply:
+    if failure.retry_after:  # a pool's members all busy, its line full or waited out (providers.slots)
+        return error(failure.status, str(failure), type="upstream_error", code="pool_busy",
+                     headers={"Retry-After": failure.retry_after})
     return error(failure.status, str(failure), type="upstream_error", code="provider_unreachable")
+
+
+_CACHED = re.compile(rb'"(?:cached_tokens|cache_n)":\s*(\d+)')
+
+
+def _cache_header(content: bytes) -> dict[str, str]:
+    """`X-BooChat-Cache`: the prompt tokens the host says came from its cache (streams carry them in
+    their last chunk's `usage.prompt_tokens_details.cached_tokens`)."""
+    found = _CACHED.search(content)
+    return {"X-BooChat-Cache": found.group(1).decode()} if found else {}
+
+
+def session_key(body: dict[str, Any], headers: dict[bytes, bytes]) -> str:
+    """The client's own key for its conversation, if it sends one: `X-Session-Id`, else `user`."""
+    header = headers.get(b"x-session-id", b"").decode("latin-1").strip()
+    user = body.get("user")
+    return header[:200] or (user[:200] if isinstance(user, str) else "")
 
 
 async def route_of(model: Any) -> Route | Reply:
@@ -275,7 +295,7 @@ def served_by(route: Route) -> dict[str, str]:
     return {"X-BooChat-Served-By": quote(str(route.ref), safe="/")}  # header values are Latin-1
 
 
-async def forward(endpoint: str, raw: bytes, caller: Caller) -> Reply | StreamReply:
+async def forward(endpoint: str, raw: bytes, caller: Caller, headers: dict[bytes, bytes] | None = None) -> Reply | StreamReply:
     """Check the caller may use the body's model and is within its limits, resolve the model and send
     the body, `model` rewritten, to the resolved host. The reply carries the request's usage meter."""
     try:
@@ -286,12 +306,17 @@ async def forward(endpoint: str, raw: bytes, caller: Caller) -> Reply | StreamRe
     if not isinstance(model, str) or not model:
         return error(400, "'model' is required: a model id such as 'sam-desktop/qwen3-8b'.", param="model")
     metered = meter(caller, endpoint, model)
-    reply = await _routed(endpoint, body, model, caller, metered)
+    try:
+        reply = await _routed(endpoint, body, model, caller, metered, session_key(body, headers or {}))
+    except asyncio.CancelledError:  # the client left while waiting (in a pool's line): its limit given back
+        metered.finish(499)
+        raise
     reply.meter = metered
     return reply
 
 
-async def _routed(endpoint: str, body: dict[str, Any], model: str, caller: Caller, metered: Meter) -> Reply | StreamReply:
+async def _routed(endpoint: str, body: dict[str, Any], model: str, caller: Caller, metered: Meter,
+                  session: str = "") -> Reply | StreamReply:
     try:
         snapshot = await _current(registry)
         if caller.access.restricted:
@@ -321,7 +346,8 @@ async def _routed(endpoint: str, body: dict[str, Any], model: str, caller: Calle
             body = {**body, "stream_options": {**(options if isinstance(options, dict) else {}), "include_usage": True}}
         metered.stream = StreamUsage(drop=not asked)
     try:
-        route, response = await post_json(route, _URLS.get(endpoint) or (lambda r: r.api_url(endpoint)), body)
+        route, response = await post_json(route, _URLS.get(endpoint) or (lambda r: r.api_url(endpoint)), body,
+                                          session=session)
     except UpstreamError as failure:
         return _unreachable(failure)
     metered.use.served_by = str(route.ref)
@@ -343,7 +369,7 @@ async def _routed(endpoint: str, body: dict[str, Any], model: str, caller: Calle
         response.close()
     rename = _renamer(route.wire_model, model)
     metered.use.add_usage(usage_in_body(content))
-    return Reply(200, rename(content) if rename else content, content_type, served)
+    return Reply(200, rename(content) if rename else content, content_type, {**served, **_cache_header(content)})
 
 
 async def admitted(endpoint: str, raw: bytes, caller: Caller,
@@ -374,7 +400,11 @@ async def admitted(endpoint: str, raw: bytes, caller: Caller,
     else:
         refused = False
         metered.stream = StreamUsage(drop=False) if body.get("stream") is True else None
-        reply = await answer()
+        try:
+            reply = await answer()
+        except asyncio.CancelledError:  # the client left while waiting (in a pool's line)
+            metered.finish(499)
+            raise
         if isinstance(reply, Reply) and reply.status == 200:
             metered.first_byte()
             metered.use.add_usage(usage_in_body(reply.body))
@@ -490,8 +520,29 @@ async def _answer(scope: dict[str, Any], receive: Callable[[], Awaitable[dict[st
     if path in AGENT_APIS:
         from boochat.gateway import agent_apis  # it builds on this module
 
-        return await admitted(path, body, caller, lambda: agent_apis.answer(path, body, headers))
-    return await forward(path, body, caller)
+        return await _unless_client_leaves(admitted(path, body, caller, lambda: agent_apis.answer(path, body, headers)),
+                                           receive)
+    return await _unless_client_leaves(forward(path, body, caller, headers), receive)
+
+
+async def _unless_client_leaves(work: Awaitable[T], receive: Callable[[], Awaitable[dict[str, Any]]]) -> T | None:
+    """`work`, or None when the client leaves first (waiting in a pool's line, or for a host that is
+    loading the model): then the work is cancelled, and its place in line given up."""
+    task = asyncio.ensure_future(work)
+    gone = asyncio.ensure_future(_disconnected(receive))
+    try:
+        await asyncio.wait({task, gone}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for pending in (task, gone):
+            if not pending.done():
+                pending.cancel()
+        await asyncio.gather(task, gone, return_exceptions=True)
+    return None if task.cancelled() else task.result()
+
+
+async def _disconnected(receive: Callable[[], Awaitable[dict[str, Any]]]) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 def _header_list(content_type: str, headers: dict[str, str], secure: bool) -> list[tuple[bytes, bytes]]:

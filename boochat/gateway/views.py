@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -32,7 +33,13 @@ async def v1(request: HttpRequest, **path: Any) -> HttpResponseBase:
     scope = {"method": request.method, "path": request.path, "query_string": request.META.get("QUERY_STRING", "").encode(),
              "client": (request.META.get("REMOTE_ADDR", ""), 0)}
 
+    read = False
+
     async def receive() -> dict[str, Any]:
+        nonlocal read
+        if read:  # as an ASGI server does once the body was read: wait for a disconnect that never comes
+            await asyncio.Event().wait()
+        read = True
         return {"type": "http.request", "body": body, "more_body": False}
 
     reply = await dispatch(scope, receive, headers, request.is_secure())

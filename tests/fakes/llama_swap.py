@@ -10,7 +10,7 @@ import asyncio
 import functools
 import json
 import math
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
@@ -18,6 +18,7 @@ from urllib.parse import unquote
 from tests.fakes import agent_apis
 from tests.fakes.fixtures import fixture_bytes, json_fixture, sse_events
 from tests.fakes.server import FakeHost, Raw, RecordedRequest, Response, Stream
+from tests.fakes.slots import Slots, rendered, tokens
 
 _STREAM = [json.loads(e[len(b"data: "):]) for e in sse_events("llama-server/12-a-chat-stream-usage.http")[:-1]]
 _STREAM_NO_USAGE = [json.loads(e[len(b"data: "):]) for e in sse_events("llama-server/11-a-chat-stream.http")[:-1]]
@@ -91,6 +92,9 @@ class FakeLlamaSwap(FakeHost):
         # What happens elsewhere while the host works on a request (a chat deleted meanwhile): called
         # in a thread with each request once it has arrived, and the request is answered after it.
         self.while_answering: Callable[[RecordedRequest], None] | None = None
+        # Slots and a prompt cache (tests.fakes.slots): chat requests wait for a slot and take
+        # prefill and decode time; None answers at once, any number at a time.
+        self.slots: Slots | None = None
         super().__init__()
         self.models = models if models is not None else [FakeModel("qwen3-8b")]
         self.version = version
@@ -172,6 +176,10 @@ class FakeLlamaSwap(FakeHost):
                 return await self.load_ahead(unquote(path[len("/upstream/"):-len("/health")]))
             if path.startswith("/upstream/") and path.endswith("/props"):
                 return self.props(path[len("/upstream/") : -len("/props")])
+            if path == "/slots" and self.slots is not None:
+                return Response.json(self.slots.slots_listing(self.models[0].n_ctx))
+        if request.method == "POST" and path == "/v1/chat/completions" and self.slots is not None:
+            return await self.inference_in_slot(request)
         if request.method == "POST" and path in ("/v1/chat/completions", "/v1/completions", "/v1/embeddings"):
             return self.inference(request)
         if request.method == "POST" and self.agent_apis and path in AGENT_PATHS:
@@ -266,6 +274,8 @@ class FakeLlamaSwap(FakeHost):
         props["model_alias"] = model.id
         props["chat_template_caps"].update(model.template_caps)
         props["modalities"]["vision"] = model.vision
+        if self.slots is not None:
+            props["total_slots"] = self.slots.count
         return Response.json(props)
 
     def inference(self, request: RecordedRequest) -> Response | Stream:
@@ -312,6 +322,49 @@ class FakeLlamaSwap(FakeHost):
         answer = json_fixture("llama-server/10-a-chat.http")
         answer["choices"][0]["message"]["content"] = "".join(reply)
         return Response.json(_with(answer, model=model.id))
+
+    async def inference_in_slot(self, request: RecordedRequest) -> Response | Stream:
+        """A chat answer from one of the host's slots: wait for one, prefill what its cache lacks,
+        then decode the reply a token (piece) at a time, reporting the reuse as llama-server does."""
+        slots = self.slots
+        assert slots is not None
+        answer = self.inference(request)  # every refusal as before; its timings are replaced below
+        if answer.status != 200:
+            return answer
+        body = request.json()
+        prompt = rendered(body.get("messages") or [])
+        slot, cached_chars = await slots.take(prompt)
+        prompt_tokens, cached = tokens(len(prompt)), tokens(cached_chars)
+        await asyncio.sleep((prompt_tokens - cached) * slots.prefill_seconds)
+        reply = list(self.reply)
+        text = prompt + "<|assistant|>" + "".join(reply) + "<|end|>"
+        timings = {"cache_n": cached, "prompt_n": prompt_tokens - cached,
+                   "prompt_ms": (prompt_tokens - cached) * slots.prefill_seconds * 1000,
+                   "predicted_n": len(reply), "predicted_ms": len(reply) * slots.decode_seconds * 1000}
+        usage = {"completion_tokens": len(reply), "prompt_tokens": prompt_tokens,
+                 "total_tokens": prompt_tokens + len(reply), "prompt_tokens_details": {"cached_tokens": cached}}
+        if not body.get("stream"):
+            await asyncio.sleep(len(reply) * slots.decode_seconds)
+            slots.give_back(slot, text)
+            answered = json.loads(answer.body)
+            answered.update(usage=usage, timings=timings)
+            return Response.json(answered)
+        events = list(answer.chunks)  # type: ignore[union-attr, arg-type]
+        if b'"usage"' in events[-2]:
+            final = json.loads(events[-2][len(b"data: "):])
+            final.update(usage=usage, timings=timings)
+            events[-2] = sse(final)
+
+        async def decode() -> AsyncIterator[bytes]:
+            try:
+                for index, event in enumerate(events):
+                    if 0 < index <= len(reply):
+                        await asyncio.sleep(slots.decode_seconds)
+                    yield event
+            finally:
+                slots.give_back(slot, text)  # also when the client left mid-answer
+
+        return Stream(decode(), drop_after=self.drop_after)
 
     def tool_call(self, model_id: str, function: str, stream: bool) -> Response | Stream:
         """The model asks to call the first tool offered (llama-server's shapes with --jinja)."""

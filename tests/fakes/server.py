@@ -28,6 +28,7 @@ class RecordedRequest:
     target: str
     headers: dict[str, str]
     body: bytes
+    received_at: float = field(default_factory=time.monotonic)
 
     @property
     def path(self) -> str:

@@ -12,6 +12,7 @@ import pytest
 from django.db import connection
 
 from boochat.gateway.keys import create_key
+from tests.conftest import _database_url
 from tests.production.test_gunicorn_stack import logged_in, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -115,7 +116,8 @@ def test_pooled_connections_cut_by_the_database_are_replaced_not_served(app_proc
     """As after a PostgreSQL restart: every connection the app holds is closed by the server."""
     if connection.vendor != "postgresql":
         pytest.skip("the connection pool is PostgreSQL's (run with DATABASE_URL=postgres://...)")
-    base, _ = app_process()
+    # The app's connections are named, so that only they are cut, not those of this test process.
+    base, _ = app_process(DATABASE_URL=f"{_database_url()}?application_name=boochat-under-test")
     user = django_user_model.objects.create_user("alice")
     client = logged_in(base, user)
     try:
@@ -123,7 +125,7 @@ def test_pooled_connections_cut_by_the_database_are_replaced_not_served(app_proc
             assert client.get("/api/settings").status_code == 200
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                           "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+                           "WHERE datname = current_database() AND application_name = 'boochat-under-test'")
             assert cursor.fetchall()  # the app's pooled connections
         statuses = [client.get("/api/settings").status_code for _ in range(10)]
         assert statuses == [200] * 10

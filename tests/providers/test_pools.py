@@ -278,8 +278,8 @@ def test_a_pool_as_task_model_writes_titles_on_its_loaded_member(user_client, fl
 # -- hosts that come back, members tried last, ranking, timeouts ------------------------------------
 
 
-def gateway_chat(gateway, key, model="fleet/qwen3-8b"):
-    return gateway.post("/v1/chat/completions", json={"model": model, "messages": [{"role": "user", "content": "hi"}]},
+def gateway_chat(gateway, key, model="fleet/qwen3-8b", content="hi"):
+    return gateway.post("/v1/chat/completions", json={"model": model, "messages": [{"role": "user", "content": content}]},
                         headers={"Authorization": f"Bearer {key}"})
 
 
@@ -293,7 +293,8 @@ def test_a_member_marked_down_comes_back_by_itself_under_gateway_traffic_alone(f
     _, key = create_key(name="agent")
     served_by, deadline = [], time.monotonic() + 10
     while "embedding/qwen3-8b" not in served_by and time.monotonic() < deadline:
-        response = gateway_chat(gateway, key)
+        # New prompts each time: a prompt a member served before would go back to it (its cache).
+        response = gateway_chat(gateway, key, content=f"hi {len(served_by)}")
         assert response.status_code == 200
         served_by.append(response.headers["X-BooChat-Served-By"])
     assert served_by[-1] == "embedding/qwen3-8b"
