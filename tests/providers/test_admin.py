@@ -13,7 +13,7 @@ def add_form(**fields):
     return {
         "slug": "sam-desktop", "name": "Sam's desktop", "kind": "llama_swap", "base_url": "http://gpu-box:8080",
         "sidecar_url": "", "api_key_env": "", "enabled": "on",
-        "connect_timeout": "3", "read_timeout": "600", "models_timeout": "2",
+        "connect_timeout": "3", "read_timeout": "600", "models_timeout": "2", "strategy": "cache",
         "overrides-TOTAL_FORMS": "0", "overrides-INITIAL_FORMS": "0",
         **fields,
     }
