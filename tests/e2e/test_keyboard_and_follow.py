@@ -4,6 +4,7 @@ printed), the picker's ranking, and questions that keep their text."""
 
 import pytest
 from django.contrib.auth.models import User
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from playwright.sync_api import expect
 
 from boochat.models import ChatSession, Message, MessageState
@@ -36,12 +37,18 @@ class Keyboard:
 
 
 def answer_bottom_in_view(page) -> bool:
-    return page.evaluate("""() => {
-        const answer = [...document.querySelectorAll('article.message.assistant')].pop();
-        const dock = document.querySelector('.composer-dock').getBoundingClientRect();
-        const bottom = answer.getBoundingClientRect().bottom;
-        return bottom > 0 && bottom <= dock.bottom + 2;
-    }""")
+    """Whether the growing answer's end is in view, waiting for the page's next scroll (it follows
+    the text a frame after it arrives); False if it is not within a few seconds."""
+    try:
+        page.wait_for_function("""() => {
+            const answer = [...document.querySelectorAll('article.message.assistant')].pop();
+            const dock = document.querySelector('.composer-dock').getBoundingClientRect();
+            const bottom = answer.getBoundingClientRect().bottom;
+            return bottom > 0 && bottom <= dock.bottom + 2;
+        }""", timeout=5000)
+    except PlaywrightTimeoutError:
+        return False
+    return True
 
 
 @pytest.mark.parametrize("size", ["desktop", "phone"])
