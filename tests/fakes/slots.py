@@ -1,5 +1,5 @@
-"""A llama-server's slots and prompt cache, as llama.cpp's server behaves (docs/wire.md, "Slots and prompt caching"
-facts): `total_slots` requests at once, the others wait in the host's own queue; each slot keeps the
+"""A llama-server's slots and prompt cache, as llama.cpp's server behaves (docs/wire.md, "Slots and
+prompt caching"): `total_slots` requests at once, the others wait in the host's own queue; each slot keeps the
 KV cache of the last prompt it processed (and its answer), a new request takes the idle slot whose
 cache shares the longest prefix with its prompt, and a host-wide prompt cache (`--cache-ram`) holds
 the prompts slots gave up. Prefill takes `prefill_seconds` per uncached prompt token, each answer
