@@ -155,6 +155,17 @@ def not_allowed(exc: ModelNotAllowed) -> Reply:
     return error(403, str(exc), type="permission_error", param="model", code="model_not_allowed")
 
 
+def not_routed(exc: RoutingError) -> Reply:
+    """The reply to a model id that leads to no host: an unknown provider or model, a disabled one."""
+    if isinstance(exc, UnknownProvider):
+        return error(400, str(exc), param="model", code="unknown_provider")
+    if isinstance(exc, UnknownModel):
+        return error(404, str(exc), param="model", code="model_not_found")
+    if isinstance(exc, ProviderUnavailable):
+        return error(503, str(exc), type="upstream_error", param="model", code="provider_unavailable")
+    return error(400, str(exc), param="model", code="invalid_model")
+
+
 def limit_reached(exc: limits.LimitReached) -> Reply:
     return error(429, str(exc), type="rate_limit_error", code="rate_limit_exceeded",
                  headers={"Retry-After": str(exc.retry_after)})
@@ -280,14 +291,8 @@ async def route_of(model: Any) -> Route | Reply:
         return error(400, "'model' is required: a model id such as 'sam-desktop/qwen3-8b'.", param="model")
     try:
         return resolve(model, await _current(registry))
-    except UnknownProvider as exc:
-        return error(400, str(exc), param="model", code="unknown_provider")
-    except UnknownModel as exc:
-        return error(404, str(exc), param="model", code="model_not_found")
-    except ProviderUnavailable as exc:
-        return error(503, str(exc), type="upstream_error", param="model", code="provider_unavailable")
     except RoutingError as exc:
-        return error(400, str(exc), param="model", code="invalid_model")
+        return not_routed(exc)
 
 
 def served_by(route: Route) -> dict[str, str]:
@@ -325,14 +330,8 @@ async def _routed(endpoint: str, body: dict[str, Any], model: str, caller: Calle
         metered.use.model_id = route.requested
     except ModelNotAllowed as exc:
         return not_allowed(exc)
-    except UnknownProvider as exc:
-        return error(400, str(exc), param="model", code="unknown_provider")
-    except UnknownModel as exc:
-        return error(404, str(exc), param="model", code="model_not_found")
-    except ProviderUnavailable as exc:
-        return error(503, str(exc), type="upstream_error", param="model", code="provider_unavailable")
     except RoutingError as exc:
-        return error(400, str(exc), param="model", code="invalid_model")
+        return not_routed(exc)
 
     streamed = body.get("stream") is True
     try:
