@@ -1,5 +1,5 @@
 // The design system's behaviour: menus (<details class="menu">) close on an outside click, on Escape
-// and when another opens; links with data-confirm and htmx's hx-confirm ask in the page's <dialog>
+// and when another opens; links and form buttons with data-confirm and htmx's hx-confirm ask in the page's <dialog>
 // instead of a confirmation page or window.confirm; toasts leave after a while. Without this script
 // menus close with their button, links lead to their confirmation page and htmx asks with confirm().
 (function () {
@@ -95,13 +95,13 @@
     });
 
     document.addEventListener("click", function (event) {
-      const link = event.target.closest && event.target.closest("a[data-confirm]");
+      const link = event.target.closest && event.target.closest("a[data-confirm], button[data-confirm]");
       if (!link || event.ctrlKey || event.metaKey || event.shiftKey) return;
       event.preventDefault();
       const title = link.dataset.titleFrom && document.querySelector(link.dataset.titleFrom);
       const heading = title ? "Delete “" + title.textContent.trim() + "”?" : link.dataset.confirm;  // renamed in place meanwhile
       ask({ heading: heading, text: link.dataset.confirmText, button: link.dataset.confirmButton,
-            action: link.dataset.confirmAction || link.href });
+            action: link.dataset.confirmAction || link.href || (link.form && link.form.action) });
     });
 
     document.addEventListener("htmx:confirm", function (event) {

@@ -129,3 +129,17 @@ def test_a_groups_admin_page_gives_it_patterns_and_default_limits(admin_client):
     assert response.status_code == 302, response.content.decode()[-2000:]
     assert ModelAccess.objects.get(group=group).patterns == "embedding/*"
     assert group.limits.requests_per_minute == 20
+
+
+def test_connect_shows_codex_cli_and_claude_code_setups_with_the_first_model(user_client, hosts, settings):
+    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "chat.lab.example"]
+    page = user_client.get("/settings/connect/", headers={"host": "chat.lab.example"})
+    example = page.context_data["example"]
+    assert example == next(m["id"] for m in page.context_data["models"] if not m["embedding"])
+    html = page.content.decode()
+    for snippet in ("~/.codex/config.toml", f'model = "{example}"', 'model_provider = "boochat"',
+                    "[model_providers.boochat]", 'name = "BooChat"', 'base_url = "http://chat.lab.example/v1"',
+                    'env_key = "BOOCHAT_API_KEY"', 'wire_api = "responses"'):
+        assert snippet in html, snippet
+    assert (f"ANTHROPIC_BASE_URL=http://chat.lab.example ANTHROPIC_AUTH_TOKEN=$BOOCHAT_API_KEY "
+            f"ANTHROPIC_MODEL={example} claude") in html

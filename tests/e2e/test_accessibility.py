@@ -7,9 +7,10 @@ import pytest
 from django.contrib.auth.models import User
 from playwright.sync_api import expect
 
+from boochat.gateway.keys import create_key
 from boochat.models import ArenaAnswer, ArenaRun, ChatSession
 from settings_app.models import Favorite
-from tests.factories import add_message
+from tests.factories import add_message, add_usage
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -38,6 +39,8 @@ def site(hosts):
                                   analysis="Same.", analysis_state="complete")
     ArenaAnswer.objects.create(run=run, position=0, model_id="sam-desktop/qwen3-8b", content=ANSWER, state="complete")
     ArenaAnswer.objects.create(run=run, position=1, model_id="embedding/qwen3-8b", content="B", state="complete")
+    key, _ = create_key(name="laptop", user=alice)
+    add_usage(alice, key)
     return {"chat": chat, "run": run}
 
 
@@ -47,7 +50,7 @@ def test_no_serious_accessibility_violation_on_the_main_pages(asgi_page, asgi_se
     page.emulate_media(color_scheme=scheme)
     found = {}
     for path in ["/", "/models/", "/chat/", site["chat"].get_absolute_url(), "/chat/search?q=Paths", "/settings/",
-                 "/arena/", site["run"].get_absolute_url()]:
+                 "/arena/", site["run"].get_absolute_url(), "/settings/keys/", "/settings/usage/", "/settings/connect/"]:
         page.goto(f"{asgi_server.url}{path}")
         page.wait_for_load_state("load")
         if violations := serious_violations(page):

@@ -9,8 +9,10 @@ import pytest
 from django.contrib.auth.models import User
 from playwright.sync_api import expect
 
-from boochat.models import ArenaAnswer, ArenaRun, ChatSession, Message
+from boochat.gateway.keys import create_key
+from boochat.models import ArenaAnswer, ArenaRun, ChatSession, GatewayKey, Message
 from settings_app.models import Favorite
+from tests.factories import add_usage
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -66,8 +68,13 @@ def test_screenshots(asgi_page, asgi_server, hosts, folder):
                                    tokens_per_second=61.5 - 20 * position, duration_ms=1400 + 900 * position,
                                    usage={"completion_tokens": 58 + position * 9, "prompt_tokens": 21})
 
+    laptop, _ = create_key(name="opencode on the laptop", user=alice)
+    create_key(name="nightly script", user=alice, scope=["sam-desktop/*"])
+    add_usage(alice, laptop)
+
     pages = {"chat": chat_url, "home": f"{asgi_server.url}/", "models": f"{asgi_server.url}/models/",
-             "arena": f"{asgi_server.url}{run.get_absolute_url()}"}
+             "arena": f"{asgi_server.url}{run.get_absolute_url()}", "keys": f"{asgi_server.url}/settings/keys/",
+             "usage": f"{asgi_server.url}/settings/usage/", "connect": f"{asgi_server.url}/settings/connect/"}
     sizes = {"desktop": {"width": 1280, "height": 800}, "phone": {"width": 390, "height": 844}}
     for scheme in ("light", "dark"):
         page.emulate_media(color_scheme=scheme)
@@ -80,9 +87,14 @@ def test_screenshots(asgi_page, asgi_server, hosts, folder):
                     expect(page.locator("#favorites li.model")).to_have_count(3)
                 if name == "arena":
                     expect(page.locator(".arena-column")).to_have_count(2)
-                if name == "chat":
+                if name == "keys":  # the one-time key as it shows once made
+                    page.get_by_label("Name").fill("CI runner")
+                    page.get_by_role("button", name="Make the key").click()
+                    expect(page.locator("#new-key")).to_be_visible()
+                if name in ("chat", "keys"):
                     page.evaluate("document.activeElement.blur()")  # no focus ring in the picture
                 page.screenshot(path=folder / f"{name}-{device}-{scheme}.png")
+                GatewayKey.objects.filter(name="CI runner").delete()
 
     for name in pages:
         for device in sizes:
