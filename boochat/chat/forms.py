@@ -58,8 +58,8 @@ class ChatSettingsForm(forms.Form):
     @property
     def problems(self) -> str:
         """The errors in one line, each after its field's name."""
-        return "; ".join(f"{self.fields[name].label or name if name in self.fields else 'preset'}: "
-                         f"{' '.join(str(e) for e in errors)}" for name, errors in self.errors.items())
+        return "; ".join(f"{self[name].label if name in self.fields else 'preset'}: {' '.join(str(e) for e in errors)}"
+                         for name, errors in self.errors.items())
 
     def apply(self, session: ChatSession) -> None:
         """Give the chat the prompt and parameters (not saved)."""
