@@ -78,6 +78,10 @@
       const old = document.querySelector(selector);
       const fresh = page.querySelector(selector);
       if (!old || !fresh) continue;
+      // The drawer's "Chats" button stays the one drawer.js set up.
+      const toggle = old.querySelector(".drawer-toggle");
+      const freshToggle = fresh.querySelector(".drawer-toggle");
+      if (toggle && freshToggle) freshToggle.replaceWith(toggle);
       old.replaceWith(fresh);
       if (window.htmx) {
         htmx.process(fresh);

@@ -44,7 +44,7 @@ class TestNoEmptyChats:
 
     def test_new_chat_clicks_and_reloads_save_nothing(self, user_client, hosts):
         kept = chat_with_message(user_client, "Kept")
-        button = f'<form method="get" action="{reverse("chat_new")}">'
+        button = f'<a class="button quiet new-chat" href="{reverse("chat_new")}">'
         assert button in page(user_client, kept.get_absolute_url())  # "+ New chat" beside a chat
         for _ in range(2):
             response = user_client.get(reverse("chat_new"))
