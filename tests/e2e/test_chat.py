@@ -235,7 +235,7 @@ def test_a_new_chat_is_saved_with_its_first_message_and_its_page_becomes_the_cha
         page.get_by_role("button", name="Close").click()
         page.evaluate("window.notReloaded = true")
         page.get_by_role("button", name="Send").click()
-        page.wait_for_url(f"**/chat/*/")
+        page.wait_for_url("**/chat/*/")
         chat = ChatSession.objects.get()
         assert page.url == f"{asgi_server.url}{chat.get_absolute_url()}"
         expect(sessions.locator(f"#session-link-{chat.pk}")).to_be_visible()  # listed while it answers
@@ -260,3 +260,33 @@ def test_a_new_chat_is_saved_with_its_first_message_and_its_page_becomes_the_cha
     page.reload()
     expect(page.get_by_role("complementary", name="Chat sessions").locator("[id^=session-link-]")).to_have_count(1)
     assert ChatSession.objects.count() == 1
+
+
+def test_the_model_chosen_on_a_new_chats_page_keeps_the_text_and_starts_the_chat(asgi_page, asgi_server):
+    page = asgi_page
+    with (FakeLlamaSwap([FakeModel("qwen3-8b")], reply=["From Sam."]) as sam,
+          FakeLlamaSwap([FakeModel("qwen3-8b")], reply=["From the other box."]) as other):
+        make_provider(slug="sam-desktop", base_url=sam.url, is_default=True)
+        make_provider(slug="embedding", base_url=other.url)
+        page.goto(f"{asgi_server.url}/chat/new")
+        page.get_by_label("Message").fill("Who are you?")
+        page.get_by_role("button", name="Model: sam-desktop/qwen3-8b").click()
+        search = page.get_by_label("Find a model")
+        search.fill("qwen3-8b embedding")
+        search.press("Enter")
+        page.wait_for_url("**/chat/new?model=embedding%2Fqwen3-8b")  # the new chat's page for that model
+        expect(page.get_by_role("button", name="Model: embedding/qwen3-8b")).to_be_visible()
+        expect(page.get_by_label("Message")).to_have_value("Who are you?")  # the text typed stays
+        assert not ChatSession.objects.exists()
+        page.get_by_role("button", name="Send").click()
+        expect(page.locator("article.message.assistant").last.locator(".markdown")).to_have_text("From the other box.")
+        chat = ChatSession.objects.get()
+        assert chat.model_id == "embedding/qwen3-8b" and page.url.endswith(chat.get_absolute_url())
+
+        # The page is the chat's now: its model chip changes the chat's model.
+        page.get_by_role("button", name="Model: embedding/qwen3-8b").click()
+        with page.expect_response(lambda response: response.url.endswith(f"/chat/{chat.pk}/model")):
+            page.get_by_label("Find a model").fill("qwen3-8b sam-desktop")
+            page.get_by_label("Find a model").press("Enter")
+    chat.refresh_from_db()
+    assert chat.model_id == "sam-desktop/qwen3-8b"
