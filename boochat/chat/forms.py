@@ -10,6 +10,7 @@ from boochat.models import ChatSession, Preset
 from providers.capabilities import Reasoning
 
 THINKING = [("", "host default"), ("on", "on"), ("off", "off")]
+SYSTEM_PROMPT_MAX_CHARS = 20_000
 
 
 class ChatSettingsForm(forms.Form):
@@ -17,7 +18,7 @@ class ChatSettingsForm(forms.Form):
     empty is not sent: the host's own default applies. Reasoning effort and thinking are offered only
     where the chat's model takes them (providers.capabilities)."""
 
-    system_prompt = forms.CharField(required=False, max_length=20_000, widget=forms.Textarea(attrs={"rows": 3}))
+    system_prompt = forms.CharField(required=False, max_length=SYSTEM_PROMPT_MAX_CHARS, widget=forms.Textarea(attrs={"rows": 3}))
     temperature = forms.FloatField(required=False, min_value=0, max_value=2)
     top_p = forms.FloatField(required=False, min_value=0, max_value=1, label="Top p")
     max_tokens = forms.IntegerField(required=False, min_value=1, max_value=1_000_000, label="Max tokens")
