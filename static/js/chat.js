@@ -65,11 +65,19 @@
     delete composer.dataset.newChat;
     sessionStorage.removeItem(DRAFT);
     history.replaceState(null, "", url);
-    const response = await fetch(url);
-    if (!response.ok) return;
-    const page = new DOMParser().parseFromString(await response.text(), "text/html");
+    let page = null;
+    try {
+      const response = await fetch(url);
+      if (response.ok) page = new DOMParser().parseFromString(await response.text(), "text/html");
+    } catch (error) {
+      page = null;
+    }
+    const saved = page && page.getElementById("composer");
+    if (!saved) {
+      window.location.assign(url);  // the chat's page, loaded whole, follows the answer being written
+      return;
+    }
     document.title = page.title;
-    const saved = page.getElementById("composer");
     composer.setAttribute("action", saved.getAttribute("action"));
     composer.dataset.titleUrl = saved.dataset.titleUrl;
     composer.dataset.stopUrl = saved.dataset.stopUrl;

@@ -202,14 +202,23 @@ def test_edit_resend_regenerate_on_another_host_and_branch_navigation(asgi_page,
     assert Message.objects.filter(session=chat).count() == 2
 
 
-def test_a_new_chat_is_saved_with_its_first_message_and_its_page_becomes_the_chats(asgi_page, asgi_server):
+def chat_list(page):
+    """The chat list, opened first where it is a drawer (phones); closed again with Escape."""
+    toggle = page.get_by_role("button", name="Chats", exact=True)
+    if toggle.is_visible() and toggle.get_attribute("aria-expanded") == "false":
+        toggle.click()
+    return page.get_by_role("complementary", name="Chat sessions")
+
+
+@pytest.mark.parametrize("size", [{"width": 1440, "height": 900}, {"width": 390, "height": 844}], ids=["desktop", "phone"])
+def test_a_new_chat_is_saved_with_its_first_message_and_its_page_becomes_the_chats(asgi_page, asgi_server, size):
     page = asgi_page
+    page.set_viewport_size(size)
     with FakeLlamaSwap([FakeModel("qwen3-8b")], reply=["Bonjour ", "à ", "toi."], stream_delay=0.1) as host:
         make_provider(slug="sam-desktop", base_url=host.url, is_default=True)
         page.goto(f"{asgi_server.url}/chat/")
-        sessions = page.get_by_role("complementary", name="Chat sessions")
         for _ in range(2):  # "+ New chat", twice: a page, no chat
-            sessions.get_by_role("link", name="New chat").click()
+            chat_list(page).get_by_role("link", name="New chat").click()
             page.wait_for_url("**/chat/new*")
             expect(page.get_by_label("Message")).to_be_focused()
         expect(page.locator("#session-title")).to_have_text("New chat")
@@ -220,7 +229,7 @@ def test_a_new_chat_is_saved_with_its_first_message_and_its_page_becomes_the_cha
         page.get_by_text("Prompt and parameters").click()
         page.get_by_label("System prompt").fill("Answer in French.")
         page.get_by_label("Temperature").fill("9")
-        page.get_by_role("button", name="Close").click()
+        page.get_by_role("button", name="Close").dispatch_event("click")  # on a phone the sheet's top is under the top bar
         page.locator("#attach-input").set_input_files({"name": "notes.txt", "mimeType": "text/plain", "buffer": b"Tides."})
         page.get_by_label("Message").fill("Say hello")
         page.get_by_role("button", name="Send").click()
@@ -232,21 +241,23 @@ def test_a_new_chat_is_saved_with_its_first_message_and_its_page_becomes_the_cha
         page.get_by_role("button", name="Chat actions").click()
         page.get_by_text("Prompt and parameters").click()
         page.get_by_label("Temperature").fill("0.3")
-        page.get_by_role("button", name="Close").click()
+        page.get_by_role("button", name="Close").dispatch_event("click")  # on a phone the sheet's top is under the top bar
         page.evaluate("window.notReloaded = true")
         page.get_by_role("button", name="Send").click()
         page.wait_for_url("**/chat/*/")
         chat = ChatSession.objects.get()
         assert page.url == f"{asgi_server.url}{chat.get_absolute_url()}"
-        expect(sessions.locator(f"#session-link-{chat.pk}")).to_be_visible()  # listed while it answers
+        expect(page.locator(f"#session-link-{chat.pk}")).to_be_attached()  # listed while it answers
         answer = page.locator("article.message.assistant").last
         expect(answer).to_contain_text("Bonjour", timeout=5000)
         expect(answer.locator(".markdown")).to_have_text("Bonjour à toi.", timeout=5000)
         expect(page.locator("article.message.user").last).to_contain_text("notes.txt")
         expect(page.locator("#session-title")).not_to_have_text("New chat", timeout=5000)
         title = page.locator("#session-title").inner_text()
+        sessions = chat_list(page)  # on a phone, the drawer's button still opens it
         expect(sessions.get_by_role("link", name=title)).to_be_visible()
         expect(sessions.get_by_text("(writing…)")).to_have_count(0)
+        page.keyboard.press("Escape")
         assert page.evaluate("window.notReloaded") is True  # the same page, now the chat's
         page.get_by_role("button", name="Chat actions").click()
         expect(page.locator(".chat-actions").get_by_text("Rename")).to_be_visible()  # the chat's own actions
@@ -258,7 +269,7 @@ def test_a_new_chat_is_saved_with_its_first_message_and_its_page_becomes_the_cha
 
     page.goto(f"{asgi_server.url}/chat/new")
     page.reload()
-    expect(page.get_by_role("complementary", name="Chat sessions").locator("[id^=session-link-]")).to_have_count(1)
+    expect(chat_list(page).locator("[id^=session-link-]")).to_have_count(1)
     assert ChatSession.objects.count() == 1
 
 
