@@ -9,7 +9,7 @@ Format (README, "Provider file"):
                                "purpose": "chat", "accepts_images": true, "default_for_new_chats": true}}}]}
 
 A model's options are those of a model override in admin: display_name, context_size, hidden,
-purpose ("chat" or "embedding"), accepts_images (true, false, or left out: as the host says),
+purpose ("chat" or "embedding"), accepts_images and calls_tools (true, false, or left out: as the host says),
 default_for_new_chats (one model of the whole file at most), and members (a pool's models only).
 
 Every error names the file, the entry and the field, and nothing is written before the whole file
@@ -44,7 +44,7 @@ _ENTRY_KEYS = {
     "slug", "name", "kind", "base_url", "sidecar_url", "api_key_env",
     "enabled", "default", "timeouts", "models", "comment", "strategy",
 }
-_OVERRIDE_KEYS = {"display_name", "context_size", "hidden", "purpose", "members", "accepts_images", "default_for_new_chats", "slots"}
+_OVERRIDE_KEYS = {"display_name", "context_size", "hidden", "purpose", "members", "accepts_images", "default_for_new_chats", "slots", "calls_tools"}
 
 
 class ProviderFileError(Exception):
@@ -69,6 +69,7 @@ class OverrideSpec:
     accepts_images: bool | None = None  # None: as the host says (or its kind)
     new_chats: bool = False  # the default model of new chats
     slots: int | None = None  # requests the host serves at once, when its /props should not say
+    calls_tools: bool | None = None  # None: as the host says (or its kind)
 
 
 @dataclass(frozen=True)
@@ -205,11 +206,14 @@ def _read_overrides(reader: _EntryReader) -> dict[str, OverrideSpec]:
         accepts_images = options.get("accepts_images")
         if accepts_images is not None and not isinstance(accepts_images, bool):
             raise reader.fail(f"{name}.accepts_images", f"must be true, false or null (as the host says), not {json.dumps(accepts_images)}")
+        calls_tools = options.get("calls_tools")
+        if calls_tools is not None and not isinstance(calls_tools, bool):
+            raise reader.fail(f"{name}.calls_tools", f"must be true, false or null (as the host says), not {json.dumps(calls_tools)}")
         new_chats = options.get("default_for_new_chats", False)
         if not isinstance(new_chats, bool):
             raise reader.fail(f"{name}.default_for_new_chats", "must be true or false")
         overrides[model] = OverrideSpec(display_name.strip(), context_size, hidden, purpose, tuple(members),
-                                        accepts_images, new_chats, slots)
+                                        accepts_images, new_chats, slots, calls_tools)
     return overrides
 
 
@@ -368,6 +372,8 @@ def provider_to_entry(provider: Provider) -> dict[str, Any]:
             options["slots"] = override.slots
         if override.accepts_images is not None:
             options["accepts_images"] = override.accepts_images
+        if override.calls_tools is not None:
+            options["calls_tools"] = override.calls_tools
         if override.new_chats:
             options["default_for_new_chats"] = True
         overrides[override.model] = options

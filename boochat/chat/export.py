@@ -29,6 +29,7 @@ def chat_as_json(session: ChatSession, messages: list[Message]) -> dict[str, Any
                 "role": m.role,
                 "content": m.content,
                 **({"reasoning": m.reasoning} if m.reasoning else {}),
+                **({"tool_rounds": m.tool_rounds} if m.tool_rounds else {}),
                 **({"model": m.model_id, "provider": m.provider, "state": m.state} if m.is_answer else {}),
                 **({"error": m.error} if m.error else {}),
                 **({"usage": m.usage} if m.usage else {}),
@@ -55,6 +56,13 @@ def chat_as_markdown(session: ChatSession, messages: list[Message]) -> str:
                 parts += ["", "<details><summary>Reasoning</summary>", "", message.reasoning, "", "</details>"]
         else:
             parts.append("## You")
+        for round_ in message.tool_rounds:
+            if round_.get("text"):
+                parts += ["", round_["text"]]
+            for call in round_.get("calls") or []:
+                outcome = "error" if call.get("is_error") else "result"
+                parts += ["", f"<details><summary>Tool {call['function']} ({outcome})</summary>", "",
+                          "```json", call["arguments"], "```", "", "```", call.get("result", ""), "```", "", "</details>"]
         parts += ["", message.content]
         if message.error:
             parts += ["", f"> {message.get_state_display()}: {message.error}"]
