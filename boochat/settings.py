@@ -274,6 +274,8 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("BOOCHAT_MAX_BODY_BYTES", 32 * 1024 * 1024
 BOOCHAT_MAX_ANSWER_BYTES = env_int("BOOCHAT_MAX_ANSWER_BYTES", 8 * 1024 * 1024)
 # A chat answer's job stops after this many seconds, however much the host still has to say.
 BOOCHAT_ANSWER_TIMEOUT = env_int("BOOCHAT_ANSWER_TIMEOUT", 3600, minimum=1)
+# Rounds of tool calls one chat answer may make before it is ended with a notice.
+BOOCHAT_TOOL_MAX_STEPS = env_int("BOOCHAT_TOOL_MAX_STEPS", 8, minimum=1)
 # Files attached to one question, and the largest image and other file (PDF, text) accepted.
 BOOCHAT_MAX_ATTACHMENTS = env_int("BOOCHAT_MAX_ATTACHMENTS", 4)
 BOOCHAT_MAX_IMAGE_BYTES = env_int("BOOCHAT_MAX_IMAGE_BYTES", 5 * 1024 * 1024)

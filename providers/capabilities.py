@@ -189,7 +189,10 @@ def tool_support(model_id: str) -> ToolSupport:
     if isinstance(cached := cache.get(key), bool):
         return ToolSupport(cached, "host")
     listed = next((m for m in load_catalog(providers=[provider]).models if m.id == str(ref)), None)
-    props = fetch_props(route_for(provider, ref)) if listed is not None and listed.loaded else None
+    try:
+        props = fetch_props(route_for(provider, ref)) if listed is not None and listed.loaded else None
+    except RoutingError:
+        props = None
     caps = props.get("chat_template_caps") if props is not None else None
     if not isinstance(caps, dict) or not isinstance(caps.get("supports_tools"), bool):
         return ToolSupport(None, "unknown")
