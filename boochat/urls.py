@@ -45,6 +45,7 @@ urlpatterns = [
     path("chat/<int:pk>/branch", chat_views.chat_branch, name="chat_branch"),
     path("chat/messages/<int:pk>", chat_views.chat_message, name="chat_message"),
     path("chat/messages/<int:pk>/stream", chat_views.chat_answer_stream, name="chat_answer_stream"),
+    path("chat/messages/<int:pk>/tool-decision", chat_views.chat_tool_decision, name="chat_tool_decision"),
     path("chat/messages/<int:pk>/edit", chat_views.chat_edit, name="chat_edit"),
     path("chat/messages/<int:pk>/regenerate", chat_views.chat_regenerate, name="chat_regenerate"),
     path("chat/messages/<int:pk>/continue", chat_views.chat_continue, name="chat_continue"),

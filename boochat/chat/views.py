@@ -27,7 +27,7 @@ from boochat.chat.starting_model import starting_model
 from boochat.chat.titles import generate_title
 from boochat.chat.turns import CannotContinue, NewTurn, begin_continue, begin_edit, begin_regenerate, begin_turn
 from boochat.limits import LimitReached
-from boochat.models import Attachment, ChatSession, Message, MessageState, UsageRecord
+from boochat.models import Attachment, ChatSession, Message, MessageState, ToolDecision, UsageRecord
 from boochat.proxy import sse_response
 from boochat.usage.recording import admit_answer
 from providers.access import ModelNotAllowed, access_for, catalog_for, check_model
@@ -203,6 +203,45 @@ async def chat_stop(request: HtmxHttpRequest, pk: int) -> HttpResponseBase:
     if request.headers.get("X-BooChat-Stream") == "1" or request.htmx:
         return HttpResponse(status=204)
     return redirect("chat_session", pk=pk)
+
+
+@require_POST
+async def chat_tool_decision(request: HtmxHttpRequest, pk: int) -> HttpResponseBase:
+    """The user's choice for a tool call waiting for approval (`call`, `choice`: run, always or deny),
+    from any tab, device, worker or instance; the answer's job reads it and goes on."""
+    choice, call_id = request.POST.get("choice", ""), request.POST.get("call", "")
+    if choice not in ToolDecision.Choice.values:
+        return HttpResponse("`choice` must be run, always or deny.", status=400, content_type="text/plain; charset=utf-8")
+    found = await database.run(_decide, request, pk, call_id, choice)
+    if found is None:
+        return HttpResponse("No such tool call waits for approval in your answers.", status=404,
+                            content_type="text/plain; charset=utf-8")
+    await jobs.tool_decided(pk)
+    if request.headers.get("X-BooChat-Stream") == "1" or request.htmx:
+        return HttpResponse(status=204)
+    return redirect("chat_session", pk=found)
+
+
+def _decide(request: HtmxHttpRequest, pk: int, call_id: str, choice: str) -> int | None:
+    """Save the decision (the first one wins); "always" also lets this chat run the tool without asking.
+    The chat's id, or None if no such call waits in the user's streaming answers."""
+    answer = Message.objects.filter(pk=pk, session__user=request.user, session__deleted_at__isnull=True,
+                                    role=Message.Role.ASSISTANT, state=MessageState.STREAMING).select_related("session").first()
+    call = next((c for r in answer.tool_rounds for c in r["calls"] if c["id"] == call_id), None) if answer else None
+    if answer is None or call is None or call["state"] != "waiting":
+        return None
+    try:
+        with transaction.atomic():
+            ToolDecision.objects.create(answer=answer, call_id=call_id, choice=choice)
+    except IntegrityError:  # decided already, in another tab
+        return answer.session_id
+    if choice == ToolDecision.Choice.ALWAYS:
+        with transaction.atomic():
+            session = ChatSession.objects.select_for_update().get(pk=answer.session_id)
+            if call["function"] not in session.tools_always:
+                session.tools_always = [*session.tools_always, call["function"]]
+                session.save(update_fields=["tools_always"])
+    return answer.session_id
 
 
 def _streaming_answers(request: HtmxHttpRequest, pk: int) -> list[int] | None:
