@@ -21,6 +21,7 @@ urlpatterns = [
     path("chat/<int:pk>/model", chat_views.chat_set_model, name="chat_set_model"),
     path("chat/<int:pk>/send", chat_views.chat_send, name="chat_send"),
     path("chat/<int:pk>/stop", chat_views.chat_stop, name="chat_stop"),
+    path("chat/<int:pk>/tools", chat_views.chat_tools, name="chat_tools"),
     path("chat/<int:pk>/title", chat_views.chat_title, name="chat_title"),
     path("chat/<int:pk>/rename", library_views.chat_rename, name="chat_rename"),
     path("chat/<int:pk>/pin", library_views.chat_pin, name="chat_pin"),

@@ -85,7 +85,7 @@ def chat_new(request: HtmxHttpRequest) -> HttpResponseBase:
         return redirect("chat_index")
     preset = preset or presets.filter(for_model=model_id).first()
     fields = {"model_id": model_id, "system_prompt": preset.system_prompt if preset else "",
-              "parameters": preset.parameters if preset else {}}
+              "parameters": preset.parameters if preset else {}, "tools": preset.tools if preset else []}
     empty = (ChatSession.objects.for_user(request.user).filter(archived_at__isnull=True, messages__isnull=True, title="")
              .order_by("-id").first())
     if empty is None:

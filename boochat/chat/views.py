@@ -31,7 +31,7 @@ from boochat.models import Attachment, ChatSession, Message, MessageState, ToolD
 from boochat.proxy import sse_response
 from boochat.usage.recording import admit_answer
 from providers.access import ModelNotAllowed, access_for, catalog_for, check_model
-from providers.capabilities import Reasoning, reasoning_for
+from providers.capabilities import Reasoning, reasoning_for, tool_support
 from providers.context import context_size_for
 from providers.routing import Route, RoutingError, UnknownModel, resolve
 from providers.upstream import UpstreamError
@@ -40,6 +40,7 @@ from settings_app.normalize import chat_model_id, normalize_model_id
 from settings_app.picker import build_picker
 from settings_app.requests import HtmxHttpRequest
 from settings_app.text import unstorable
+from tools.catalog import ServerTools, servers_now
 
 MAX_MESSAGE_CHARS = 200_000
 
@@ -126,6 +127,7 @@ def chat_session(request: HtmxHttpRequest, pk: int) -> HttpResponseBase:
             "usage": _context_usage(session, branch_ids, route),
             "settings_form": ChatSettingsForm.for_session(session, _reasoning(session, route)),
             "member": str(route.ref) if route is not None and route.pool else "",
+            "tool_servers": _tool_servers(request, session, route),
             "shares": list(session.shares.filter(revoked_at__isnull=True)),
             "trash_days": settings.BOOCHAT_TRASH_DAYS,
             "draft": request.session.pop(draft_key(session.pk), ""),
@@ -133,6 +135,32 @@ def chat_session(request: HtmxHttpRequest, pk: int) -> HttpResponseBase:
         response = TemplateResponse(request, "chat.html", context)
     patch_vary_headers(response, ["HX-Request"])
     return response
+
+
+def _tool_servers(request: HtmxHttpRequest, session: ChatSession, route: Route | None) -> list[ServerTools]:
+    """The tool servers the composer's Tools control offers: none unless the chat's model calls tools."""
+    if route is None or tool_support(str(route.ref)).calls is not True:
+        return []
+    return servers_now(request.user)
+
+
+@require_POST
+def chat_tools(request: HtmxHttpRequest, pk: int) -> HttpResponseBase:
+    """Turn tool servers (by slug) or single tools (by function name) on for this chat: the posted
+    `tools`, all of them, replace the chat's choice. htmx gets the control back."""
+    session = get_object_or_404(ChatSession.objects.for_user(request.user), pk=pk)
+    servers = servers_now(request.user)
+    known = {s.slug for s in servers} | {t.function_name for s in servers for t in s.tools}
+    chosen = list(dict.fromkeys(request.POST.getlist("tools")))
+    if unknown := [name for name in chosen if name not in known]:
+        return HttpResponse(f"No such tool server or tool for you: {', '.join(unknown)}.", status=400,
+                            content_type="text/plain; charset=utf-8")
+    session.tools = chosen
+    session.save(update_fields=["tools", "updated_at"])
+    if request.htmx:
+        return TemplateResponse(request, "chat.html#tools_control", {"session": session, "tool_servers": servers})
+    messages.success(request, "Tools saved: the next answer may use them.")
+    return redirect(session)
 
 
 def _show(session: ChatSession, leaf_id: int | None) -> None:

@@ -43,6 +43,10 @@
       }
     }
     const data = lines.join("\n");
+    if (kind === "tool") {  // a tool call's step (static/js/tools.js)
+      try { if (window.BooChatTools) window.BooChatTools.show(bubble, JSON.parse(data)); } catch (e) { /* not JSON */ }
+      return;
+    }
     if (kind === "end" || kind === "snapshot") {
       let value;
       try { value = JSON.parse(data); } catch (e) { return; }
@@ -106,7 +110,7 @@
     bubble.details.hidden = true;
     bubble.loading.textContent = "";
     bubble.loading.hidden = true;
-    bubble.article.querySelectorAll(".message-error").forEach((node) => node.remove());
+    bubble.article.querySelectorAll(".message-error, .tool-round").forEach((node) => node.remove());
   }
 
   // Follow an answer being written (`url`: its stream) into `bubble` until it ends, reconnecting by

@@ -105,3 +105,73 @@ def test_a_server_the_users_groups_may_not_use_is_not_offered(user_client, hosts
     assert [t["function"]["name"] for t in first["tools"]] == ["lab__echo"]
     (call,) = chat.messages.get(role="assistant").tool_rounds[0]["calls"]
     assert call["is_error"] and "no tool 'ops__add' in this chat" in call["result"]
+
+
+class TestTheToolsControl:
+    def test_it_is_offered_only_for_a_model_that_calls_tools(self, user_client, hosts, chat):
+        page = user_client.get(chat.get_absolute_url())
+        assert [s.slug for s in page.context_data["tool_servers"]] == ["lab"]
+        assert 'id="tools-control"' in page.content.decode() and 'value="lab__echo"' in page.content.decode()
+        ChatSession.objects.filter(pk=chat.pk).update(model_id="sam-desktop/qwen3-8b")  # not loaded: not known
+        page = user_client.get(chat.get_absolute_url())
+        assert page.context_data["tool_servers"] == [] and 'id="tools-control"' not in page.content.decode()
+
+    def test_a_choice_is_remembered_per_chat(self, user_client, hosts, chat):
+        response = user_client.post(reverse("chat_tools", args=[chat.pk]), {"tools": ["lab__echo", "lab__add"]},
+                                    headers={"HX-Request": "true"})
+        assert response.status_code == 200 and response.template_name == "chat.html#tools_control"
+        assert "(2 on)" in response.content.decode()
+        chat.refresh_from_db()
+        assert chat.tools == ["lab__echo", "lab__add"]
+        assert user_client.post(reverse("chat_tools", args=[chat.pk]), {}).status_code == 302
+        chat.refresh_from_db()
+        assert chat.tools == []
+
+    def test_an_unknown_or_forbidden_tool_is_refused(self, user_client, hosts, mcp_server, chat):
+        make_tool_server(mcp_server.url, slug="ops", groups=[Group.objects.create(name="ops")])
+        response = user_client.post(reverse("chat_tools", args=[chat.pk]), {"tools": ["lab", "ops", "nope__x"]})
+        assert response.status_code == 400 and response.content.decode() == "No such tool server or tool for you: ops, nope__x."
+        chat.refresh_from_db()
+        assert chat.tools == ["lab"]
+
+    def test_another_users_chat_is_out_of_reach(self, user_client, hosts, django_user_model):
+        other = ChatSession.objects.create(user=django_user_model.objects.create_user("bob"), model_id="x/y")
+        assert user_client.post(reverse("chat_tools", args=[other.pk]), {"tools": []}).status_code == 404
+
+    def test_a_preset_keeps_the_tools_and_a_new_chat_starts_with_them(self, user_client, hosts, chat):
+        user_client.post(reverse("chat_settings", args=[chat.pk]), {"keep": "preset", "preset_name": "Research"})
+        preset = user_of(user_client).presets.get(name="Research")
+        assert preset.tools == ["lab"]
+        user_client.post(reverse("chat_new"), {"model_id": "sam-desktop/qwen3-30b", "preset": preset.pk})
+        assert ChatSession.objects.exclude(pk=chat.pk).get().tools == ["lab"]
+
+
+class TestDecisions:
+    def waiting_answer(self, chat, call_id="call_9"):
+        question = Message.objects.create(session=chat, role="user", content="q")
+        return Message.objects.create(session=chat, parent=question, role="assistant", state=MessageState.STREAMING,
+                                      tool_rounds=[{"text": "", "reasoning": "", "calls": [
+                                          {"id": call_id, "function": "lab__add", "arguments": "{}", "result": "",
+                                           "is_error": False, "duration_ms": None, "approval": "", "state": "waiting"}]}])
+
+    def test_a_decision_is_saved_once_and_always_is_remembered(self, user_client, hosts, chat):
+        answer = self.waiting_answer(chat)
+        url = reverse("chat_tool_decision", args=[answer.pk])
+        assert user_client.post(url, {"call": "call_9", "choice": "always"}, headers={"X-BooChat-Stream": "1"}).status_code == 204
+        assert user_client.post(url, {"call": "call_9", "choice": "deny"}).status_code == 302  # the first one wins
+        assert list(ToolDecision.objects.values_list("call_id", "choice")) == [("call_9", "always")]
+        chat.refresh_from_db()
+        assert chat.tools_always == ["lab__add"]
+
+    @pytest.mark.parametrize("data, status", [({"call": "call_9", "choice": "maybe"}, 400),
+                                              ({"call": "call_x", "choice": "run"}, 404)])
+    def test_bad_decisions_are_refused(self, user_client, hosts, chat, data, status):
+        answer = self.waiting_answer(chat)
+        assert user_client.post(reverse("chat_tool_decision", args=[answer.pk]), data).status_code == status
+        assert not ToolDecision.objects.exists()
+
+    def test_another_users_answer_is_out_of_reach(self, client, hosts, chat, django_user_model):
+        answer = self.waiting_answer(chat)
+        client.force_login(django_user_model.objects.create_user("bob"))
+        response = client.post(reverse("chat_tool_decision", args=[answer.pk]), {"call": "call_9", "choice": "run"})
+        assert response.status_code == 404 and not ToolDecision.objects.exists()
