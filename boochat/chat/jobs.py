@@ -201,10 +201,11 @@ async def _answer(job: Job, feed: RedisFeed | None, session: ChatSession, turn: 
         answer.tool_rounds = [*answer.tool_rounds, round_]
         answer.content, answer.reasoning, answer.tool_calls = "", "", None
         if len(answer.tool_rounds) > settings.BOOCHAT_TOOL_MAX_STEPS:
-            why = (f"Not run: the answer reached BooChat's limit of {settings.BOOCHAT_TOOL_MAX_STEPS} rounds of tool "
-                   "calls (BOOCHAT_TOOL_MAX_STEPS).")
-            tool_loop.not_run(round_, why)
-            await _end_between_rounds(job, turn, MessageState.INTERRUPTED, f"Stopped here: {why[9:]}", publish)
+            limit = (f"the answer reached BooChat's limit of {settings.BOOCHAT_TOOL_MAX_STEPS} rounds of tool calls "
+                     "(BOOCHAT_TOOL_MAX_STEPS)")
+            tool_loop.not_run(round_, f"Not run: {limit}.")
+            await _end_between_rounds(job, turn, MessageState.INTERRUPTED,
+                                      f"Ended here: {limit}; the last calls the model asked for were not run.", publish)
             return
         try:
             await tool_loop.run_round(
