@@ -211,7 +211,7 @@ async def _answer(job: Job, feed: RedisFeed | None, session: ChatSession, turn: 
             await tool_loop.run_round(
                 len(answer.tool_rounds) - 1, round_, answer=answer, user=await database.run(lambda: session.user),
                 offered=offered, always=set(await database.run(_always, session.pk)), publish=publish,
-                save=lambda: database.run(answer.update_fields, "content", "reasoning", "tool_calls", "tool_rounds"),
+                save=lambda: _save_rounds(answer),
                 decision=lambda call_id: _decision(job, call_id), watch=lambda: _watch(job.answer_pk))
             body = {**(turn.body or {}), "messages": [*(turn.body or {}).get("messages", []),
                                                       *round_messages([round_], deepseek=turn.route.kind == ProviderKind.DEEPSEEK)]}
@@ -238,6 +238,10 @@ async def _end_between_rounds(job: Job, turn: Turn, state: str, error: str, publ
                                       "error"))
     if turn.meter is not None:
         turn.meter.finish_answer(answer, state, None)
+
+
+async def _save_rounds(answer: Message) -> None:
+    await database.run(answer.update_fields, "content", "reasoning", "tool_calls", "tool_rounds")
 
 
 def _always(session_pk: int) -> list[str]:

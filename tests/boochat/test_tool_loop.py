@@ -2,7 +2,6 @@
 server (tests/fakes/mcp_server.py), their results go back to the model, and everything is saved in
 the answer; only the tools the chat turned on, of servers the user's groups may use, are offered."""
 
-import json
 
 import pytest
 from asgiref.sync import async_to_sync
