@@ -116,6 +116,7 @@ def chat_session(request: HtmxHttpRequest, pk: int) -> HttpResponseBase:
             selected = session.model_id
         picker = build_picker(catalog, Favorite.objects.ids_for(request.user), chat=True)
         route = _route(session)
+        tool_servers = _tool_servers(request, session, route)  # beside _route: one look at the provider rows
         context.update({
             **sidebar(request, session),
             "import_model": starting_model(request.user, picker),
@@ -127,7 +128,7 @@ def chat_session(request: HtmxHttpRequest, pk: int) -> HttpResponseBase:
             "usage": _context_usage(session, branch_ids, route),
             "settings_form": ChatSettingsForm.for_session(session, _reasoning(session, route)),
             "member": str(route.ref) if route is not None and route.pool else "",
-            "tool_servers": _tool_servers(request, session, route),
+            "tool_servers": tool_servers,
             "shares": list(session.shares.filter(revoked_at__isnull=True)),
             "trash_days": settings.BOOCHAT_TRASH_DAYS,
             "draft": request.session.pop(draft_key(session.pk), ""),

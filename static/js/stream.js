@@ -53,6 +53,7 @@
       if (kind === "end") {
         if (place) place.end = value;
       } else {
+        if (window.BooChatTools) window.BooChatTools.showRounds(bubble, value.tool_rounds || []);
         bubble.content.textContent = value.content || "";
         bubble.reasoning.textContent = value.reasoning || "";
         bubble.details.hidden = !value.reasoning;

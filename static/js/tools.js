@@ -73,6 +73,16 @@
     }
   }
 
+  // The saved rounds of an answer (a snapshot of its saved text), in place of those shown.
+  function showRounds(bubble, rounds) {
+    bubble.article.querySelectorAll(".tool-round").forEach((node) => node.remove());
+    rounds.forEach(function (round, index) {
+      bubble.content.textContent = round.text || "";
+      for (const call of round.calls || []) show(bubble, { round: index, call });
+    });
+    bubble.content.textContent = "";
+  }
+
   // A choice is posted without leaving the page; the stream shows what follows.
   document.addEventListener("submit", function (event) {
     const form = event.target.closest ? event.target.closest(".tool-approval") : null;
@@ -85,5 +95,5 @@
     fetch(form.action, { method: "POST", body, headers: { "X-BooChat-Stream": "1", "X-CSRFToken": token ? token.value : "" } });
   });
 
-  window.BooChatTools = { show };
+  window.BooChatTools = { show, showRounds };
 })();

@@ -2,6 +2,7 @@
 server (tests/fakes/mcp_server.py), their results go back to the model, and everything is saved in
 the answer; only the tools the chat turned on, of servers the user's groups may use, are offered."""
 
+import json
 
 import pytest
 from asgiref.sync import async_to_sync
@@ -174,3 +175,24 @@ class TestDecisions:
         client.force_login(django_user_model.objects.create_user("bob"))
         response = client.post(reverse("chat_tool_decision", args=[answer.pk]), {"call": "call_9", "choice": "run"})
         assert response.status_code == 404 and not ToolDecision.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_reader_following_the_saved_text_gets_the_rounds_too(user_client, hosts, chat, settings):
+    """Without Redis, a reader in a process that does not run the job follows the saved answer: its
+    rounds come with the text, so a call waiting for approval shows there as well."""
+    import asyncio
+    import re
+
+    from boochat.chat import jobs
+
+    settings.REDIS_URL = ""
+    answer = TestDecisions().waiting_answer(chat)
+
+    async def first_snapshot():
+        async for piece in jobs.follow(answer.pk):
+            return piece
+
+    first = asyncio.run(first_snapshot())
+    data = json.loads(re.search(rb"event: snapshot\ndata: (.*)\n", first).group(1))
+    assert data["tool_rounds"][0]["calls"][0]["state"] == "waiting"
