@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "axes",
     "providers",
     "settings_app",
+    "tools",
     "boochat",
 ]
 
@@ -300,6 +301,12 @@ BOOCHAT_CHAT_PAGE_TURNS = env_int("BOOCHAT_CHAT_PAGE_TURNS", 50, minimum=1)
 BOOCHAT_MAX_FAVORITES = env_int("BOOCHAT_MAX_FAVORITES", 500)
 # Seconds a provider's model list is served before it is refreshed (in the background).
 BOOCHAT_CATALOG_TTL = env_int("BOOCHAT_CATALOG_TTL", 15)
+# Tool servers (MCP, tools/): seconds one tool call or one server's tool list may take; characters of
+# a tool's result kept for the model (the rest is cut); seconds a server's tool list is served before
+# it is listed again (in the background).
+BOOCHAT_TOOL_TIMEOUT = env_int("BOOCHAT_TOOL_TIMEOUT", 30, minimum=1)
+BOOCHAT_TOOL_RESULT_MAX_CHARS = env_int("BOOCHAT_TOOL_RESULT_MAX_CHARS", 20_000, minimum=100)
+BOOCHAT_TOOL_LIST_TTL = env_int("BOOCHAT_TOOL_LIST_TTL", 60, minimum=1)
 # Pools (providers/slots.py, providers/affinity.py): requests that find every member's slots taken
 # wait in line, at most this many per pool model and this many seconds, then get a 503.
 BOOCHAT_QUEUE_MAX = env_int("BOOCHAT_QUEUE_MAX", 200)
@@ -346,5 +353,5 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("BOOCHAT_LOG_LEVEL", "INFO").upper()},
     # httpx logs every request at INFO; BooChat logs what matters about providers itself.
     # axes logs every successful login at INFO as well; its failures and lockouts are warnings.
-    "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
+    "loggers": {"httpx": {"level": "WARNING"}, "httpx2": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
 }
