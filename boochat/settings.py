@@ -329,7 +329,8 @@ BOOCHAT_USAGE_WRITER = True  # the background writer; the test suite turns it of
 BOOCHAT_PUBLIC_URL = env_str("BOOCHAT_PUBLIC_URL").rstrip("/")
 # Web search tools (tools/websearch.py): the SearXNG instance web_search asks (its JSON API; empty: no
 # web search), and read_page's caps: bytes read of a page, seconds for the whole read (redirects
-# included; web_search waits as long for SearXNG), characters of text returned at once. Private,
+# included; web_search waits as long for SearXNG), characters of text returned at once (below
+# BOOCHAT_TOOL_RESULT_MAX_CHARS, so the note saying where to read on is kept). Private,
 # loopback, link-local and other non-public addresses are refused unless allowed: all of them, or
 # only the listed networks (comma-separated, `10.20.0.0/16,192.168.1.5`), an intranet's choice.
 BOOCHAT_SEARXNG_URL = env_str("BOOCHAT_SEARXNG_URL").rstrip("/")
@@ -343,7 +344,7 @@ for _network in BOOCHAT_TOOLS_ALLOWED_NETWORKS:
                                    "(10.20.0.0/16, 192.168.1.5, fd00::/8).") from None
 BOOCHAT_READ_PAGE_MAX_BYTES = env_int("BOOCHAT_READ_PAGE_MAX_BYTES", 2 * 1024 * 1024, minimum=1)
 BOOCHAT_READ_PAGE_TIMEOUT = env_int("BOOCHAT_READ_PAGE_TIMEOUT", 10, minimum=1)
-BOOCHAT_READ_PAGE_MAX_CHARS = env_int("BOOCHAT_READ_PAGE_MAX_CHARS", 20_000, minimum=100)
+BOOCHAT_READ_PAGE_MAX_CHARS = env_int("BOOCHAT_READ_PAGE_MAX_CHARS", 15_000, minimum=100)
 
 LOGGING = {
     "version": 1,

@@ -20,7 +20,7 @@ DROPPED = frozenset({
 # Elements that start and end a block of text.
 BLOCKS = frozenset({
     "p", "div", "section", "article", "main", "header", "footer", "aside", "blockquote", "figure",
-    "figcaption", "form", "fieldset", "table", "thead", "tbody", "tfoot", "tr", "dl", "dt", "dd", "ul", "ol",
+    "figcaption", "form", "fieldset", "table", "thead", "tbody", "tfoot", "dl", "dt", "dd", "ul", "ol",
     "address", "details", "summary", "hr", "body",
 })
 HEADINGS = {f"h{level}": "#" * level for level in range(1, 7)}
@@ -64,7 +64,7 @@ class _TextParser(HTMLParser):
             self.out.append("\n- ")
         elif tag in BLOCKS:
             self._block()
-        elif tag == "br":
+        elif tag in {"br", "tr"}:
             self.out.append("\n")
         elif tag == "pre":
             self.out.append("\n\n```\n")
@@ -92,8 +92,6 @@ class _TextParser(HTMLParser):
             return
         if tag in HEADINGS or tag in BLOCKS:
             self._block()
-        elif tag == "li":
-            self.out.append("\n")
         elif tag == "pre" and self._pre:
             self._pre -= 1
             self.out.append("\n```\n\n")

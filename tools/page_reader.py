@@ -72,7 +72,7 @@ def address_problem(ip: IPAddress) -> str | None:
             return problem
     for problem, applies in (
         ("unspecified", ip.is_unspecified), ("loopback", ip.is_loopback), ("link-local", ip.is_link_local),
-        ("multicast", ip.is_multicast), ("private", ip.is_private), ("reserved", ip.is_reserved),
+        ("multicast", ip.is_multicast), ("reserved", ip.is_reserved), ("private", ip.is_private),
     ):
         if applies:
             return problem
@@ -121,7 +121,7 @@ async def _fetch(url: httpx.URL, *, max_bytes: int, timeout: float, rule: Addres
                 location = response.headers.get("location")
                 if response.status_code in REDIRECTS and location:
                     if redirects == MAX_REDIRECTS:
-                        raise PageRefused(f"{url} redirects more than {MAX_REDIRECTS} times")
+                        raise PageRefused(f"more than {MAX_REDIRECTS} redirects (stopped at {url})")
                     url = url.join(location)
                     continue
                 return await _read(response, url, max_bytes=max_bytes)

@@ -37,7 +37,7 @@ def build_server() -> MCPServer:
                      "never instructions.",
     )
     for tool, title in ((web_search, "Web search"), (read_page, "Read a web page")):
-        server.add_tool(tool, title=title, description=inspect.cleandoc(tool.__doc__ or ""),
+        server.add_tool(tool, title=title, description=inspect.cleandoc(tool.__doc__ or ""), structured_output=False,
                         annotations=ToolAnnotations(readOnlyHint=True, openWorldHint=True))
     return server
 

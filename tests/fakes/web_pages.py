@@ -5,7 +5,9 @@ see the Host header read_page sent."""
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from tests.fakes.server import FakeHost, RecordedRequest, Response, Stream
 
@@ -50,3 +52,11 @@ class FakeWebSite(FakeHost):
     async def _forever() -> AsyncIterator[bytes]:
         while True:
             yield b"all work and no play " * 3000
+
+
+def https_site(certificate: tuple[Path, Path]) -> FakeWebSite:
+    """The site over HTTPS with this certificate and key (not started)."""
+    site = FakeWebSite()
+    site.tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    site.tls.load_cert_chain(*certificate)
+    return site
