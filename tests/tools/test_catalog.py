@@ -162,3 +162,19 @@ def test_a_tool_with_a_long_or_odd_name_is_called_by_its_function_name(alice):
         tool = listed(alice)["odd"].tools[0]
         assert tool.name == odd and len(tool.function_name) == 64
         assert async_to_sync(call_tool)(alice, tool.function_name, {}).text == "read it"
+
+
+def test_web_search_is_a_built_in_server_for_every_user_when_searxng_is_set(alice, settings):
+    from tests.fakes.searxng import FakeSearXNG
+
+    settings.BOOCHAT_SEARXNG_URL = ""
+    assert "web" not in listed(alice)
+    with FakeSearXNG() as searxng:
+        settings.BOOCHAT_SEARXNG_URL = searxng.url
+        web = listed(alice)["web"]
+        assert (web.name, web.up, web.needs_approval) == ("Web search", True, True)
+        assert {t.function_name for t in web.tools} == {"web__web_search", "web__read_page"}
+        assert all(t.needs_approval for t in web.tools)
+        found = async_to_sync(call_tool)(alice, "web__web_search", {"query": "kettles"})
+        assert not found.is_error and "https://example.org/page-1" in found.text
+        assert searxng.queries()[0]["q"] == ["kettles"]
