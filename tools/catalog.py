@@ -105,7 +105,8 @@ def builtin_connections() -> list[Connection]:
 
 
 def connection_for(row: ToolServer) -> Connection:
-    return Connection(row.slug, row.name, row.transport, row.url, tuple(row.request_headers().items()), row.approval)
+    return Connection(row.slug, row.name, row.transport, row.url, tuple(row.request_headers().items()), row.approval,
+                      unusable=row.unusable_because())
 
 
 def connections_for(user: AbstractBaseUser | AnonymousUser) -> list[Connection]:
