@@ -159,11 +159,19 @@ def _refresh_in_background(connections: list[Connection], previous: dict[str, di
     if not claimed:
         return
 
-    def run() -> None:
+    async def fetch_and_store(connection: Connection) -> None:
+        # Each list is stored as it arrives: a server that never answers delays no other's.
+        key = cache_key(connection)
         try:
-            cache.set_many(asyncio.run(fetch_lists(claimed, previous)), timeout=_CACHE_SECONDS)
+            cache.set(key, await fetch_list(connection, previous.get(key)), timeout=_CACHE_SECONDS)
         finally:
-            cache.delete_many([f"{cache_key(c)}:refreshing" for c in claimed])
+            cache.delete(f"{key}:refreshing")
+
+    async def fetch_all() -> None:
+        await asyncio.gather(*(fetch_and_store(c) for c in claimed))
+
+    def run() -> None:
+        asyncio.run(fetch_all())
 
     future = _refresher.submit(run)
     _in_flight.add(future)
