@@ -38,7 +38,7 @@ def build_server() -> MCPServer:
     )
     for tool, title in ((web_search, "Web search"), (read_page, "Read a web page")):
         server.add_tool(tool, title=title, description=inspect.cleandoc(tool.__doc__ or ""), structured_output=False,
-                        annotations=ToolAnnotations(readOnlyHint=True, openWorldHint=True))
+                        annotations=ToolAnnotations(read_only_hint=True, open_world_hint=True))
     return server
 
 
@@ -80,7 +80,7 @@ async def web_search(
 
 
 def _results_text(query: str, results: list[Any], count: int) -> str:
-    lines = []
+    lines: list[str] = []
     for result in results:
         if not isinstance(result, dict) or not isinstance(result.get("url"), str):
             continue

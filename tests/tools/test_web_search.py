@@ -89,3 +89,21 @@ def test_an_empty_query_is_refused(searxng):
     answer = call("web_search", query="   ")
     assert answer.is_error and "The query is empty" in text(answer)
     assert searxng.requests == []
+
+
+@pytest.mark.django_db
+def test_boochat_offers_the_built_in_server_to_every_user(searxng, django_user_model):
+    from asgiref.sync import async_to_sync
+
+    from tools import catalog
+
+    user = django_user_model.objects.create_user("alice")
+    async_to_sync(catalog.servers_for)(user)
+    catalog.wait_for_background_refreshes(30)
+    web = {server.slug: server for server in async_to_sync(catalog.servers_for)(user)}["web"]
+    assert web.up and [tool.function_name for tool in web.tools] == ["web__web_search", "web__read_page"]
+    assert all(tool.needs_approval for tool in web.tools)
+
+    answer = async_to_sync(catalog.call_tool)(user, "web__web_search", {"query": "tea", "count": 1})
+    assert (answer.is_error, answer.text) == (
+        False, "Results for 'tea':\n\n1. Result 1\n   https://example.org/page-1\n   Snippet of result 1.")
