@@ -139,3 +139,22 @@ def test_the_example_file_shows_a_tool_server():
     (files,) = load_tool_servers(path)
     assert (files.slug, files.transport, files.api_key_env, files.groups) == ("files", "streamable_http",
                                                                               "FILES_MCP_TOKEN", ("lab",))
+
+
+def test_the_server_syncs_the_tool_servers_when_it_starts(app_process, tmp_path):
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[2] / "data" / "llama-providers.example.json"
+    app_process(LLAMA_PROVIDERS_PATH=str(example))
+    files = ToolServer.objects.get(slug="files")
+    assert files.from_file and [g.name for g in files.groups.all()] == ["lab"]
+
+
+def test_a_bad_tool_server_entry_stops_the_server_from_starting(app_process, tmp_path):
+    path = tmp_path / "providers.json"
+    path.write_text(document({**SEARCH, "transport": "stdio"}))
+    _, process = app_process(wait=False, LLAMA_PROVIDERS_PATH=str(path))
+    assert process.wait(30) != 0
+    log = process.log_path.read_text()
+    assert "Could not sync the tool servers" in log and str(path) in log and "field 'transport'" in log
+    assert not ToolServer.objects.exists()
