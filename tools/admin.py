@@ -26,6 +26,9 @@ class ToolServerForm(forms.ModelForm):
         model = ToolServer
         fields = "__all__"
 
+    def clean_headers(self) -> dict[str, str]:
+        return self.cleaned_data.get("headers") or {}  # an emptied box means no headers
+
     def save(self, commit: bool = True) -> ToolServer:
         server = super().save(commit=False)
         if self.cleaned_data.get("clear_bearer_secret"):

@@ -80,6 +80,14 @@ def test_admin_refuses_a_bad_slug_and_bad_headers(admin_client):
     assert not ToolServer.objects.exists()
 
 
+def test_admin_takes_an_emptied_headers_box_as_no_headers(admin_client):
+    response = admin_client.post("/admin/tools/toolserver/add/", {
+        "slug": "lab", "name": "Lab", "url": "http://127.0.0.1:1/mcp", "transport": "sse", "headers": "",
+        "approval": "ask"})
+    assert response.status_code == 302
+    assert ToolServer.objects.get(slug="lab").headers == {}
+
+
 def test_a_row_from_the_file_is_read_only_in_admin(admin_client):
     server = make_tool_server("http://127.0.0.1:1/mcp", slug="filed", from_file=True)
     page = admin_client.get(f"/admin/tools/toolserver/{server.pk}/change/").content.decode()
