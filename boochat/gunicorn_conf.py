@@ -31,7 +31,11 @@ logger = logging.getLogger("gunicorn.error")
 def _sync_providers(*, at_start: bool) -> None:
     """`manage.py sync_providers` and `sync_tool_servers` in child processes. The master itself never opens
     a database connection: whatever it opened (a pooled PostgreSQL socket) every forked worker would share."""
-    for command, what in (("sync_providers", "Provider"), ("sync_tool_servers", "Tool server")):
+    commands = [("sync_providers", "Provider")]
+    path = env_str("LLAMA_PROVIDERS_PATH")
+    if path and os.path.exists(path):  # tool servers come only from the file: without one, no second child
+        commands.append(("sync_tool_servers", "Tool server"))
+    for command, what in commands:
         result = subprocess.run([sys.executable, "-m", "django", command], capture_output=True, text=True,
                                 env={"DJANGO_SETTINGS_MODULE": "boochat.settings", **os.environ})
         for line in result.stdout.splitlines():
