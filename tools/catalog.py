@@ -46,13 +46,13 @@ _in_flight: set[Future[None]] = set()
 
 
 def function_name_for(server: str, tool: str) -> str:
-    """"<slug>__<tool>" as a valid function name: other characters become "_", and a name past 64
-    characters is cut and ends in a hash of the whole, so that two long names stay apart."""
-    name = f"{server}__{_FUNCTION_NAME_RE.sub('_', tool)}"
-    if len(name) <= MAX_FUNCTION_NAME:
+    """"<slug>__<tool>", a valid function name: a tool name with other characters than [A-Za-z0-9_-] (made
+    "_"), or too long for 64, ends in a hash of the whole name instead, so two such names never meet."""
+    name = f"{server}__{tool}"
+    if len(name) <= MAX_FUNCTION_NAME and not _FUNCTION_NAME_RE.search(name):
         return name
-    digest = hashlib.sha256(f"{server}__{tool}".encode()).hexdigest()[:8]
-    return f"{name[:MAX_FUNCTION_NAME - 9]}_{digest}"
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{_FUNCTION_NAME_RE.sub('_', name)[:MAX_FUNCTION_NAME - 9]}_{digest}"
 
 
 @dataclass(frozen=True)
