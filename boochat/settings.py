@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 import tempfile
@@ -328,6 +329,24 @@ BOOCHAT_USAGE_WRITER = True  # the background writer; the test suite turns it of
 # The gateway's address as its users should write it (https://chat.lab.example); empty: as the
 # browser reached the Connect page.
 BOOCHAT_PUBLIC_URL = env_str("BOOCHAT_PUBLIC_URL").rstrip("/")
+# Web search tools (tools/websearch.py): the SearXNG instance web_search asks (its JSON API; empty: no
+# web search), and read_page's caps: bytes read of a page, seconds for the whole read (redirects
+# included; web_search waits as long for SearXNG), characters of text returned at once (below
+# BOOCHAT_TOOL_RESULT_MAX_CHARS, so the note saying where to read on is kept). Private,
+# loopback, link-local and other non-public addresses are refused unless allowed: all of them, or
+# only the listed networks (comma-separated, `10.20.0.0/16,192.168.1.5`), an intranet's choice.
+BOOCHAT_SEARXNG_URL = env_str("BOOCHAT_SEARXNG_URL").rstrip("/")
+BOOCHAT_TOOLS_ALLOW_PRIVATE_URLS = env_bool("BOOCHAT_TOOLS_ALLOW_PRIVATE_URLS", False)
+BOOCHAT_TOOLS_ALLOWED_NETWORKS = env_list("BOOCHAT_TOOLS_ALLOWED_NETWORKS", "")
+for _network in BOOCHAT_TOOLS_ALLOWED_NETWORKS:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(f"BOOCHAT_TOOLS_ALLOWED_NETWORKS: {_network!r} is not a network or an address "
+                                   "(10.20.0.0/16, 192.168.1.5, fd00::/8).") from None
+BOOCHAT_READ_PAGE_MAX_BYTES = env_int("BOOCHAT_READ_PAGE_MAX_BYTES", 2 * 1024 * 1024, minimum=1)
+BOOCHAT_READ_PAGE_TIMEOUT = env_int("BOOCHAT_READ_PAGE_TIMEOUT", 10, minimum=1)
+BOOCHAT_READ_PAGE_MAX_CHARS = env_int("BOOCHAT_READ_PAGE_MAX_CHARS", 15_000, minimum=100)
 
 LOGGING = {
     "version": 1,

@@ -39,7 +39,8 @@ from providers.models import (
 
 FORMAT_VERSION = 1
 DEFAULT_TIMEOUTS = {"connect": 3.0, "read": 600.0, "models": 2.0}
-_TOP_KEYS = {"version", "providers", "$schema", "comment"}
+# tool_servers: the tool servers (MCP) beside the providers, read by tools/server_file.py.
+_TOP_KEYS = {"version", "providers", "tool_servers", "$schema", "comment"}
 _ENTRY_KEYS = {
     "slug", "name", "kind", "base_url", "sidecar_url", "api_key_env",
     "enabled", "default", "timeouts", "models", "comment", "strategy",
@@ -106,7 +107,7 @@ class ProviderSpec:
         }
 
 
-class _EntryReader:
+class EntryReader:
     """Reads one entry's fields, raising ProviderFileError that names the entry and the field."""
 
     def __init__(self, path: Path, entry: str, data: dict[str, Any]):
@@ -141,7 +142,7 @@ class _EntryReader:
         return value
 
 
-def _check_keys(reader: _EntryReader, data: dict[str, Any], allowed: set[str], field_prefix: str = "") -> None:
+def check_keys(reader: EntryReader, data: dict[str, Any], allowed: set[str], field_prefix: str = "") -> None:
     unknown = sorted(set(data) - allowed)
     if unknown:
         raise reader.fail(
@@ -150,24 +151,24 @@ def _check_keys(reader: _EntryReader, data: dict[str, Any], allowed: set[str], f
         )
 
 
-def _positive_number(reader: _EntryReader, name: str, value: Any) -> float:
+def _positive_number(reader: EntryReader, name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
         raise reader.fail(name, f"must be a positive number of seconds, not {json.dumps(value)}")
     return float(value)
 
 
-def _read_timeouts(reader: _EntryReader) -> dict[str, float]:
+def _read_timeouts(reader: EntryReader) -> dict[str, float]:
     raw = reader.data.get("timeouts", {})
     if not isinstance(raw, dict):
         raise reader.fail("timeouts", 'must be an object like {"connect": 3, "read": 600, "models": 2}')
-    _check_keys(reader, raw, set(DEFAULT_TIMEOUTS), "timeouts.")
+    check_keys(reader, raw, set(DEFAULT_TIMEOUTS), "timeouts.")
     return {
         key: _positive_number(reader, f"timeouts.{key}", raw[key]) if key in raw else default
         for key, default in DEFAULT_TIMEOUTS.items()
     }
 
 
-def _read_overrides(reader: _EntryReader) -> dict[str, OverrideSpec]:
+def _read_overrides(reader: EntryReader) -> dict[str, OverrideSpec]:
     raw = reader.data.get("models", {})
     if not isinstance(raw, dict):
         raise reader.fail("models", 'must be an object keyed by model id, like {"qwen3-8b": {"hidden": true}}')
@@ -177,7 +178,7 @@ def _read_overrides(reader: _EntryReader) -> dict[str, OverrideSpec]:
         reader.check(name, validate_model_part, model)
         if not isinstance(options, dict):
             raise reader.fail(name, "must be an object with any of " + ", ".join(sorted(_OVERRIDE_KEYS - {"comment"})))
-        _check_keys(reader, options, _OVERRIDE_KEYS, name + ".")
+        check_keys(reader, options, _OVERRIDE_KEYS, name + ".")
         display_name = options.get("display_name") or ""
         if not isinstance(display_name, str):
             raise reader.fail(f"{name}.display_name", "must be a string")
@@ -224,8 +225,8 @@ def _read_entry(path: Path, index: int, data: Any) -> ProviderSpec:
     slug = data.get("slug")
     if isinstance(slug, str):
         entry = f"{entry} ({slug!r})"
-    reader = _EntryReader(path, entry, data)
-    _check_keys(reader, data, _ENTRY_KEYS)
+    reader = EntryReader(path, entry, data)
+    check_keys(reader, data, _ENTRY_KEYS)
 
     slug = reader.text("slug", required=True)
     reader.check("slug", validate_slug, slug)
@@ -286,7 +287,7 @@ def parse_provider_file(path: str | Path, text: str) -> list[ProviderSpec]:
         raise ProviderFileError(path, 'the file must hold a JSON object like {"version": 1, "providers": [...]}')
     unknown = sorted(set(document) - _TOP_KEYS)
     if unknown:
-        raise ProviderFileError(path, f"unknown top-level field {unknown[0]!r}; expected version and providers")
+        raise ProviderFileError(path, f"unknown top-level field {unknown[0]!r}; expected version, providers and tool_servers")
     version = document.get("version", FORMAT_VERSION)
     if version != FORMAT_VERSION:
         raise ProviderFileError(path, f"unsupported version {json.dumps(version)}; this BooChat reads version {FORMAT_VERSION}", field="version")

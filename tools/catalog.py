@@ -32,6 +32,7 @@ from mcp.server.mcpserver import MCPServer
 from tools import client
 from tools.client import BUILTIN, Connection
 from tools.models import Approval, ToolServer
+from tools.websearch import build_server
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -45,13 +46,13 @@ _in_flight: set[Future[None]] = set()
 
 
 def function_name_for(server: str, tool: str) -> str:
-    """"<slug>__<tool>" as a valid function name: other characters become "_", and a name past 64
-    characters is cut and ends in a hash of the whole, so that two long names stay apart."""
-    name = f"{server}__{_FUNCTION_NAME_RE.sub('_', tool)}"
-    if len(name) <= MAX_FUNCTION_NAME:
+    """"<slug>__<tool>", a valid function name: a tool name with other characters than [A-Za-z0-9_-] (made
+    "_"), or too long for 64, ends in a hash of the whole name instead, so two such names never meet."""
+    name = f"{server}__{tool}"
+    if len(name) <= MAX_FUNCTION_NAME and not _FUNCTION_NAME_RE.search(name):
         return name
-    digest = hashlib.sha256(f"{server}__{tool}".encode()).hexdigest()[:8]
-    return f"{name[:MAX_FUNCTION_NAME - 9]}_{digest}"
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{_FUNCTION_NAME_RE.sub('_', name)[:MAX_FUNCTION_NAME - 9]}_{digest}"
 
 
 @dataclass(frozen=True)
@@ -92,20 +93,20 @@ class ToolResult:
 
 @once
 def _web_search_server() -> MCPServer:
-    from tools.websearch import build_server
-
+    # One per process: the in-memory client starts a session on it per list or call.
     return build_server()
 
 
 def builtin_connections() -> list[Connection]:
     """Servers that run inside BooChat: web search when BOOCHAT_SEARXNG_URL is set (every user)."""
-    if not getattr(settings, "BOOCHAT_SEARXNG_URL", ""):
+    if not settings.BOOCHAT_SEARXNG_URL:
         return []
     return [Connection("web", "Web search", BUILTIN, approval=Approval.ASK, build=_web_search_server)]
 
 
 def connection_for(row: ToolServer) -> Connection:
-    return Connection(row.slug, row.name, row.transport, row.url, tuple(row.request_headers().items()), row.approval)
+    return Connection(row.slug, row.name, row.transport, row.url, tuple(row.request_headers().items()), row.approval,
+                      unusable=row.unusable_because())
 
 
 def connections_for(user: AbstractBaseUser | AnonymousUser) -> list[Connection]:
@@ -159,11 +160,19 @@ def _refresh_in_background(connections: list[Connection], previous: dict[str, di
     if not claimed:
         return
 
-    def run() -> None:
+    async def fetch_and_store(connection: Connection) -> None:
+        # Each list is stored as it arrives: a server that never answers delays no other's.
+        key = cache_key(connection)
         try:
-            cache.set_many(asyncio.run(fetch_lists(claimed, previous)), timeout=_CACHE_SECONDS)
+            cache.set(key, await fetch_list(connection, previous.get(key)), timeout=_CACHE_SECONDS)
         finally:
-            cache.delete_many([f"{cache_key(c)}:refreshing" for c in claimed])
+            cache.delete(f"{key}:refreshing")
+
+    async def fetch_all() -> None:
+        await asyncio.gather(*(fetch_and_store(c) for c in claimed))
+
+    def run() -> None:
+        asyncio.run(fetch_all())
 
     future = _refresher.submit(run)
     _in_flight.add(future)
