@@ -14,6 +14,7 @@ from tests.fakes.mcp_server import FakeMcpServer
 from tools import catalog
 
 pytestmark = pytest.mark.django_db(transaction=True)
+WAIT = 20000  # ms: the machine may be busy; nothing here waits that long when all is well
 
 
 @pytest.fixture(scope="module")
@@ -59,18 +60,18 @@ def test_approve_once_then_always_for_this_chat(asgi_page, asgi_server, host, mc
     host.tool_rounds = [[("lab__add", {"a": 2, "b": 40})], [("lab__add", {"a": 42, "b": 1})], [("lab__add", {"a": 43, "b": 1})]]
     ask(page)
     block = answer_of(page).locator(".tool-call").first
-    expect(block).to_contain_text("waits for your approval")
-    expect(block.locator(".tool-arguments")).to_have_text('{"a": 2, "b": 40}')
+    expect(block).to_contain_text("waits for your approval", timeout=WAIT)
+    expect(block.locator(".tool-arguments")).to_have_text('{"a": 2, "b": 40}', timeout=WAIT)
     block.get_by_role("button", name="Run", exact=True).click()
-    expect(block.locator(".tool-result")).to_have_text("42")
+    expect(block.locator(".tool-result")).to_have_text("42", timeout=WAIT)
     second = answer_of(page).locator(".tool-call").nth(1)
-    expect(second).to_contain_text("waits for your approval")
+    expect(second).to_contain_text("waits for your approval", timeout=WAIT)
     second.get_by_role("button", name="Always for this chat").click()
-    expect(answer_of(page).locator(".markdown").last).to_have_text("Tool result: 44", timeout=15000)
+    expect(answer_of(page).locator(".markdown").last).to_have_text("Tool result: 44", timeout=WAIT)
     calls = answer_of(page).locator(".tool-call")
-    expect(calls).to_have_count(3)
-    expect(calls.nth(2)).to_contain_text("done")  # the third ran without asking
-    expect(calls.nth(2)).to_contain_text(" ms")
+    expect(calls).to_have_count(3, timeout=WAIT)
+    expect(calls.nth(2)).to_contain_text("done", timeout=WAIT)  # the third ran without asking
+    expect(calls.nth(2)).to_contain_text(" ms", timeout=WAIT)
     assert [c["approval"] for r in saved_answer().tool_rounds for c in r["calls"]] == ["run", "always", "auto"]
     assert ChatSession.objects.get().tools_always == ["lab__add"]
 
@@ -82,8 +83,8 @@ def test_deny_tells_the_model_and_runs_nothing(asgi_page, asgi_server, host, mcp
     before = len(mcp_server.calls)
     ask(page)
     answer_of(page).get_by_role("button", name="Deny").click()
-    expect(answer_of(page).locator(".markdown").last).to_have_text("Tool result: The user denied this call.")
-    expect(answer_of(page).locator(".tool-call")).to_contain_text("denied")
+    expect(answer_of(page).locator(".markdown").last).to_have_text("Tool result: The user denied this call.", timeout=WAIT)
+    expect(answer_of(page).locator(".tool-call")).to_contain_text("denied", timeout=WAIT)
     assert len(mcp_server.calls) == before
 
 
@@ -93,13 +94,13 @@ def test_the_call_block_collapses_and_shows_results_as_text(asgi_page, asgi_serv
     evil = '<img src=x onerror="document.title=\'pwned\'"><b>bold</b>'
     host.tool_rounds = [[("lab__echo", {"text": evil})]]
     ask(page)
-    expect(answer_of(page).locator(".markdown").last).to_contain_text("Tool result:")
+    expect(answer_of(page).locator(".markdown").last).to_contain_text("Tool result:", timeout=WAIT)
     block = answer_of(page).locator("details.tool-call")
     expect(block).not_to_have_attribute("open", "")
     expect(block.locator(".tool-result")).not_to_be_visible()
     block.locator("summary").click()
-    expect(block.locator(".tool-result")).to_have_text(evil)
-    expect(block.locator("img, b")).to_have_count(0)
+    expect(block.locator(".tool-result")).to_have_text(evil, timeout=WAIT)
+    expect(block.locator("img, b")).to_have_count(0, timeout=WAIT)
     assert page.title() != "pwned"
 
 
@@ -108,10 +109,10 @@ def test_stop_during_a_slow_tool_stops_the_call_and_the_answer(asgi_page, asgi_s
     open_chat(page, asgi_server.url, host, mcp_server.url, approval="never")
     host.tool_rounds = [[("lab__slow", {"seconds": 60})]]
     ask(page)
-    expect(answer_of(page).locator(".tool-call")).to_contain_text("running…")
+    expect(answer_of(page).locator(".tool-call")).to_contain_text("running…", timeout=WAIT)
     page.get_by_role("button", name="Stop").click()
-    expect(answer_of(page)).to_contain_text("Stopped", timeout=10000)
-    expect(answer_of(page).locator(".tool-call")).to_contain_text("error")
+    expect(answer_of(page).locator(".state-label.stopped")).to_have_text("Stopped", timeout=WAIT)  # the saved answer
+    expect(answer_of(page).locator(".tool-call")).to_contain_text("error", timeout=WAIT)
     answer = saved_answer()
     assert answer.state == MessageState.INTERRUPTED
     assert answer.tool_rounds[0]["calls"][0]["result"] == "Stopped before the answer was complete."
@@ -123,12 +124,12 @@ def test_a_reload_while_a_call_waits_for_approval_shows_it_again(asgi_page, asgi
     open_chat(page, asgi_server.url, host, mcp_server.url)
     host.tool_rounds = [[("lab__add", {"a": 1, "b": 2})]]
     ask(page)
-    expect(answer_of(page).get_by_role("button", name="Run", exact=True)).to_be_visible()
+    expect(answer_of(page).get_by_role("button", name="Run", exact=True)).to_be_visible(timeout=WAIT)
     page.reload()
     run = answer_of(page).get_by_role("button", name="Run", exact=True)
-    expect(run).to_be_visible()
+    expect(run).to_be_visible(timeout=WAIT)
     run.click()
-    expect(answer_of(page).locator(".markdown").last).to_have_text("Tool result: 3", timeout=15000)
+    expect(answer_of(page).locator(".markdown").last).to_have_text("Tool result: 3", timeout=WAIT)
     assert saved_answer().state == MessageState.COMPLETE
 
 
@@ -140,10 +141,10 @@ def test_a_server_that_went_down_and_a_tool_error_show_as_errors(asgi_page, asgi
     host.tool_rounds = [[("doomed__echo", {"text": "hi"})]]
     ask(page)
     block = answer_of(page).locator(".tool-call")
-    expect(answer_of(page).locator(".markdown").last).to_contain_text("Tool result: Doomed:", timeout=20000)
-    expect(block).to_contain_text("error")
+    expect(answer_of(page).locator(".markdown").last).to_contain_text("Tool result: Doomed:", timeout=WAIT)
+    expect(block).to_contain_text("error", timeout=WAIT)
     block.locator("summary").click()
-    expect(block.locator(".tool-result")).to_contain_text("Doomed:")
+    expect(block.locator(".tool-result")).to_contain_text("Doomed:", timeout=WAIT)
     assert saved_answer().tool_rounds[0]["calls"][0]["is_error"]
 
 
@@ -152,8 +153,8 @@ def test_a_failing_tool_is_an_error_for_the_model_to_read(asgi_page, asgi_server
     open_chat(page, asgi_server.url, host, mcp_server.url, approval="never")
     host.tool_rounds = [[("lab__fail", {"reason": "disk full"})]]
     ask(page)
-    expect(answer_of(page).locator(".markdown").last).to_contain_text("Tool result: Error executing tool fail")
-    expect(answer_of(page).locator(".tool-call.tool-error")).to_contain_text("error")
+    expect(answer_of(page).locator(".markdown").last).to_contain_text("Tool result: Error executing tool fail", timeout=WAIT)
+    expect(answer_of(page).locator(".tool-call.tool-error")).to_contain_text("error", timeout=WAIT)
 
 
 def test_the_step_cap_ends_the_answer_with_a_notice(asgi_page, asgi_server, host, mcp_server, settings):
@@ -162,6 +163,6 @@ def test_the_step_cap_ends_the_answer_with_a_notice(asgi_page, asgi_server, host
     open_chat(page, asgi_server.url, host, mcp_server.url, approval="never")
     host.tool_rounds = [[("lab__add", {"a": i, "b": 1})] for i in range(4)]
     ask(page)
-    expect(answer_of(page).locator(".message-error")).to_contain_text("limit of 2 rounds of tool calls", timeout=15000)
-    expect(answer_of(page).locator(".tool-call")).to_have_count(3)
-    expect(answer_of(page).locator(".tool-call").nth(2)).to_contain_text("error")
+    expect(answer_of(page).locator(".message-error")).to_contain_text("limit of 2 rounds of tool calls", timeout=WAIT)
+    expect(answer_of(page).locator(".tool-call")).to_have_count(3, timeout=WAIT)
+    expect(answer_of(page).locator(".tool-call").nth(2)).to_contain_text("error", timeout=WAIT)
