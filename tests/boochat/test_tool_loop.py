@@ -195,3 +195,45 @@ def test_a_reader_following_the_saved_text_gets_the_rounds_too(hosts, settings, 
             first = next(response.iter_bytes())
     data = json.loads(re.search(rb"event: snapshot\ndata: (.*)\n", first).group(1))
     assert data["tool_rounds"][0]["calls"][0]["state"] == "waiting"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_decision_made_on_another_instance_reaches_the_job(app_process, hosts, mcp_server, django_user_model):
+    """Two app instances on one database: the answer's job runs on the first, the user's Run reaches
+    it from the second (through Redis when REDIS_URL is set, else through the database)."""
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+    from django.test import Client
+
+    make_tool_server(mcp_server.url, slug="lab")  # approval: ask
+    user = django_user_model.objects.create_user("tabs")
+    chat = ChatSession.objects.create(user=user, model_id="sam-desktop/qwen3-30b", title="t", tools=["lab"])
+    browser = Client()
+    browser.force_login(user)
+    clients = []
+    for base in (app_process()[0], app_process()[0]):
+        client = httpx.Client(base_url=base, cookies={"sessionid": browser.cookies["sessionid"].value}, timeout=30)
+        client.get(chat.get_absolute_url())
+        client.headers.update({"X-CSRFToken": client.cookies["csrftoken"], "X-BooChat-Stream": "1"})
+        clients.append(client)
+    one, two = clients
+    deadline = time.monotonic() + 30  # the first instance lists the tools in the background
+    while 'value="lab__add"' not in one.get(chat.get_absolute_url()).text and time.monotonic() < deadline:
+        time.sleep(0.2)
+    hosts["sam-desktop"].tool_rounds = [[("lab__add", {"a": 2, "b": 40})]]
+    with ThreadPoolExecutor(1) as pool:
+        sent = pool.submit(one.post, reverse("chat_send", args=[chat.pk]), data={"content": "2 + 40?"})
+        waiting = []
+        while not waiting and time.monotonic() < deadline + 30:
+            answer = Message.objects.filter(role="assistant").first()
+            waiting = [c for r in (answer.tool_rounds if answer else []) for c in r["calls"] if c["state"] == "waiting"]
+            time.sleep(0.05)
+        response = two.post(reverse("chat_tool_decision", args=[answer.pk]), data={"call": waiting[0]["id"], "choice": "run"})
+        assert response.status_code == 204
+        body = sent.result(timeout=60).content
+    assert b"Tool result: 42" in body and b'event: end\ndata: {"state":"complete","error":""}' in body
+    assert Message.objects.get(role="assistant").tool_rounds[0]["calls"][0]["approval"] == "run"
+    for client in clients:
+        client.close()
