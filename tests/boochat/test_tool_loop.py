@@ -61,6 +61,31 @@ def test_the_models_calls_run_and_their_results_go_back(user_client, hosts, mcp_
     assert "lab__add" in page and "&lt;b&gt;hi&lt;/b&gt;" in page and "<b>hi</b>" not in page
 
 
+def test_deepseek_calls_tools_and_gets_its_reasoning_back(user_client, hosts, chat):
+    ChatSession.objects.filter(pk=chat.pk).update(model_id="deepseek/deepseek-v4-flash")
+    hosts["deepseek"].tool_rounds = [[("lab__add", {"a": 2, "b": 40})]]
+    send(user_client, ChatSession.objects.get(pk=chat.pk), "2 + 40?")
+    first, second = hosts["deepseek"].chat_bodies()
+    assert [t["function"]["name"] for t in first["tools"]][:2] == ["lab__echo", "lab__add"]
+    assert second["messages"][-2] == {"role": "assistant", "content": None, "reasoning_content": "A tool can tell.",
+                                      "tool_calls": [{"id": "call_00_ds", "type": "function", "function": {
+                                          "name": "lab__add", "arguments": '{"a": 2, "b": 40}'}}]}
+    assert second["messages"][-1] == {"role": "tool", "tool_call_id": "call_00_ds", "content": "42"}
+    answer = chat.messages.get(role="assistant")
+    assert (answer.state, answer.tool_rounds[0]["reasoning"]) == (MessageState.COMPLETE, "A tool can tell.")
+
+
+def test_the_usage_record_counts_every_round(user_client, hosts, chat):
+    from boochat.models import UsageRecord
+    from boochat.usage.recording import recorder
+
+    hosts["sam-desktop"].tool_rounds = [[("lab__add", {"a": 2, "b": 40})]]
+    send(user_client, chat, "2 + 40?")
+    recorder.flush()
+    (record,) = UsageRecord.objects.filter(source="chat")
+    assert (record.prompt_tokens, record.completion_tokens) == (2 * 22, 2 * 18)  # the captured usage, once a request
+
+
 def test_a_tool_error_is_the_models_to_read(user_client, hosts, chat):
     hosts["sam-desktop"].tool_rounds = [[("lab__fail", {"reason": "disk full"}), ("lab__add", {"a": "x"})]]
     send(user_client, chat, "Try")

@@ -314,9 +314,9 @@ class FakeLlamaSwap(FakeHost):
         tools = body.get("tools") or []
         messages = body.get("messages") or [{}]
         if tools and self.tool_rounds:
-            return self.tool_call(model.id, self.tool_rounds.pop(0), bool(body.get("stream")))
+            return self.tool_call(model.id, self.tool_rounds.pop(0), body)
         if tools and self.tool_rounds is None and messages[-1].get("role") != "tool":
-            return self.tool_call(model.id, [(tools[0]["function"]["name"], {"city": "Oslo"})], bool(body.get("stream")))
+            return self.tool_call(model.id, [(tools[0]["function"]["name"], {"city": "Oslo"})], body)
         reply = [f"Tool result: {messages[-1].get('content')}"] if messages[-1].get("role") == "tool" else self.reply
         if body.get("stream"):
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
@@ -373,13 +373,13 @@ class FakeLlamaSwap(FakeHost):
 
         return Stream(decode(), drop_after=self.drop_after)
 
-    def tool_call(self, model_id: str, calls: list[tuple[str, dict[str, Any]]], stream: bool) -> Response | Stream:
+    def tool_call(self, model_id: str, calls: list[tuple[str, dict[str, Any]]], body: dict[str, Any]) -> Response | Stream:
         """The model calls these tools (llama-server's shapes with --jinja): streamed as OpenAI does,
         each call's id, type and name first with empty arguments, then its arguments in pieces."""
         listed = [{"id": f"call_fake_{self.calls_made + i}", "type": "function",
                    "function": {"name": name, "arguments": json.dumps(arguments)}} for i, (name, arguments) in enumerate(calls)]
         self.calls_made += len(listed)
-        if not stream:
+        if not body.get("stream"):
             answer = json_fixture("llama-server/10-a-chat.http")
             answer["choices"][0].update(finish_reason="tool_calls", message={"role": "assistant", "content": None, "tool_calls": listed})
             return Response.json(_with(answer, model=model_id))
@@ -395,8 +395,10 @@ class FakeLlamaSwap(FakeHost):
             arguments = call["function"]["arguments"]
             events += [delta({"index": index, "function": {"arguments": arguments[at:at + 7]}})
                        for at in range(0, len(arguments), 7)]
-        events += [sse(_with(finish, model=model_id, choices=[{**finish["choices"][0], "finish_reason": "tool_calls"}])), DONE]
-        return Stream(events, delay=self.stream_delay)
+        events.append(sse(_with(finish, model=model_id, choices=[{**finish["choices"][0], "finish_reason": "tool_calls"}])))
+        if (body.get("stream_options") or {}).get("include_usage"):
+            events.append(sse(_with(_STREAM[-1], model=model_id)))
+        return Stream([*events, DONE], delay=self.stream_delay)
 
     def stream_events(self, model_id: str, include_usage: bool, reply: list[str] | None = None) -> list[bytes]:
         """The captured stream's events (fixtures 11/12) carrying the reply and `model_id`."""
