@@ -168,7 +168,7 @@ async def _generate(job: Job, session: ChatSession, turn: NewTurn) -> None:
 async def _offer_tools(session: ChatSession, turn: NewTurn) -> dict[str, Tool]:
     """The tools the chat turned on, added to the turn's request when its model calls tools."""
     user = await database.run(lambda: session.user)
-    offered = await tool_loop.offered_tools(session, user)
+    offered = await tool_loop.offered_tools(session, user, str(turn.route.ref))
     if offered:
         turn.parameters = {**turn.parameters, "tools": [tool_loop.schema(tool) for tool in offered.values()]}
     return offered

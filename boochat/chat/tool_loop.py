@@ -31,9 +31,10 @@ def chosen_tools(selection: list[str], servers: list[ServerTools]) -> dict[str, 
             if server.slug in wanted or tool.function_name in wanted}
 
 
-async def offered_tools(session: ChatSession, user: User) -> dict[str, Tool]:
-    """The tools the chat's next answer offers its model: none unless the model calls tools."""
-    if not session.tools or (await database.run(lambda: tool_support(session.model_id))).calls is not True:
+async def offered_tools(session: ChatSession, user: User, model_id: str) -> dict[str, Tool]:
+    """The tools an answer of the chat offers its model (`model_id`: the one it goes to, which a
+    regenerated answer chooses): none unless that model calls tools."""
+    if not session.tools or (await database.run(lambda: tool_support(model_id))).calls is not True:
         return {}  # tool_support() says None for a model it cannot route: the send says why
     return chosen_tools(session.tools, await servers_for(user))
 

@@ -119,6 +119,16 @@ def test_a_model_that_calls_no_tools_is_offered_none(user_client, hosts, chat):
     assert "tools" not in streamed(hosts["sam-desktop"])[0]
 
 
+def test_an_answer_regenerated_on_a_model_that_calls_no_tools_is_offered_none(user_client, hosts, chat):
+    hosts["sam-desktop"].tool_rounds = []
+    send(user_client, chat, "hi")
+    answer = chat.messages.get(role="assistant")
+    user_client.post(reverse("chat_regenerate", args=[answer.pk]), {"model_id": "deepseek/deepseek-v4-flash"})
+    user_client.post(reverse("chat_regenerate", args=[answer.pk]), {"model_id": "embedding/qwen3-8b"})
+    assert "tools" in streamed(hosts["sam-desktop"])[0] and "tools" in hosts["deepseek"].chat_bodies()[0]
+    assert "tools" not in streamed(hosts["embedding"])[0]  # not loaded: whether it calls tools is not known
+
+
 def test_a_server_the_users_groups_may_not_use_is_not_offered(user_client, hosts, mcp_server, django_user_model):
     make_tool_server(mcp_server.url, slug="ops", approval="never", groups=[Group.objects.create(name="ops")])
     make_tool_server(mcp_server.url, slug="lab", approval="never")
