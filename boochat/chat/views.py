@@ -159,7 +159,8 @@ def chat_tools(request: HtmxHttpRequest, pk: int) -> HttpResponseBase:
     session.tools = chosen
     session.save(update_fields=["tools", "updated_at"])
     if request.htmx:
-        return TemplateResponse(request, "chat.html#tools_control", {"session": session, "tool_servers": servers})
+        return TemplateResponse(request, "chat.html#tools_control", {"session": session, "tool_servers": servers,
+                                                                     "keep_open": True})
     messages.success(request, "Tools saved: the next answer may use them.")
     return redirect(session)
 

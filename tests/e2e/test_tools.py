@@ -166,3 +166,20 @@ def test_the_step_cap_ends_the_answer_with_a_notice(asgi_page, asgi_server, host
     expect(answer_of(page).locator(".message-error")).to_contain_text("limit of 2 rounds of tool calls", timeout=WAIT)
     expect(answer_of(page).locator(".tool-call")).to_have_count(3, timeout=WAIT)
     expect(answer_of(page).locator(".tool-call").nth(2)).to_contain_text("error", timeout=WAIT)
+
+
+def test_the_tools_control_turns_a_single_tool_on_for_the_chat(asgi_page, asgi_server, host, mcp_server):
+    page = asgi_page
+    session = open_chat(page, asgi_server.url, host, mcp_server.url)
+    page.get_by_role("button", name="Tools (1 on)").click()
+    page.get_by_label("Lab").uncheck()
+    expect(page.get_by_role("button", name="Tools", exact=True)).to_be_visible(timeout=WAIT)  # the menu stays open
+    page.get_by_label("echo").check()
+    expect(page.get_by_role("button", name="Tools (1 on)")).to_be_visible(timeout=WAIT)
+    session.refresh_from_db()
+    assert session.tools == ["lab__echo"]
+    host.tool_rounds = []
+    ask(page, "hi")
+    expect(answer_of(page).locator(".markdown")).to_be_visible(timeout=WAIT)
+    sent = [r.json() for r in host.requests_to("/v1/chat/completions") if r.json().get("stream")]
+    assert [t["function"]["name"] for t in sent[0]["tools"]] == ["lab__echo"]
