@@ -12,7 +12,6 @@ from dataclasses import dataclass, field, replace
 
 from django.conf import settings
 from django.http import Http404
-from django.utils import timezone
 from redis.exceptions import RedisError
 
 from boochat import database
@@ -32,7 +31,7 @@ from boochat.chat.broker import (
 from boochat.chat.prompt import round_messages
 from boochat.chat.relay import relay
 from boochat.chat.turns import STOPPED_BEFORE_START, NewTurn, Turn, start_turn
-from boochat.models import ChatSession, Message, MessageState, ToolDecision
+from boochat.models import ChatSession, Message, MessageState
 from boochat.relay import json_bytes
 from boochat.usage.recording import STATUS_STOPPED
 from providers.models import ProviderKind
@@ -45,7 +44,6 @@ logger = logging.getLogger(__name__)
 KEEP_ENDED_SECONDS = 60.0  # an ended job's events stay for readers reconnecting this long
 STOP_CHANNEL = "boochat:answer-stops"
 DECISION_CHANNEL = "boochat:answer-tool-decisions"
-STILL_ALIVE_SECONDS = 30.0
 
 
 @dataclass(eq=False)
@@ -179,6 +177,7 @@ async def _answer(job: Job, feed: RedisFeed | None, session: ChatSession, turn: 
     """Relay the host's answer to the job's readers; while it calls tools, run them (tool_loop) and
     ask again with their results, at most BOOCHAT_TOOL_MAX_STEPS rounds."""
     answer = turn.answer
+    watch = tool_loop.Watch(answer.pk, job.decided)
 
     def publish(block: bytes) -> None:
         job.publish(block)
@@ -208,11 +207,8 @@ async def _answer(job: Job, feed: RedisFeed | None, session: ChatSession, turn: 
                                       f"Ended here: {limit}; the last calls the model asked for were not run.", publish)
             return
         try:
-            await tool_loop.run_round(
-                len(answer.tool_rounds) - 1, round_, answer=answer, user=await database.run(lambda: session.user),
-                offered=offered, always=set(await database.run(_always, session.pk)), publish=publish,
-                save=lambda: _save_rounds(answer),
-                decision=lambda call_id: _decision(job, call_id), watch=lambda: _watch(job.answer_pk))
+            await tool_loop.run_round(len(answer.tool_rounds) - 1, round_, answer=answer, session=session, offered=offered,
+                                      publish=publish, watch=watch)
             body = {**(turn.body or {}), "messages": [*(turn.body or {}).get("messages", []),
                                                       *round_messages([round_], deepseek=turn.route.kind == ProviderKind.DEEPSEEK)]}
             route, response = await open_chat_stream(turn.route, body)
@@ -238,53 +234,6 @@ async def _end_between_rounds(job: Job, turn: Turn, state: str, error: str, publ
                                       "error"))
     if turn.meter is not None:
         turn.meter.finish_answer(answer, state, None)
-
-
-async def _save_rounds(answer: Message) -> None:
-    await database.run(answer.update_fields, "content", "reasoning", "tool_calls", "tool_rounds")
-
-
-def _always(session_pk: int) -> list[str]:
-    return ChatSession.objects.filter(pk=session_pk).values_list("tools_always", flat=True).first() or []
-
-
-async def _decision(job: Job, call_id: str) -> str:
-    """The user's choice for a call waiting for approval, from any tab, worker or instance: this
-    process's view wakes the job at once, another's through Redis, and without Redis the database is
-    read each second. tool_loop.Stopped if the answer was stopped meanwhile."""
-    while True:
-        job.decided.clear()  # before the read: a decision saved during it still wakes the wait below
-        choice = await database.run(_decided, job.answer_pk, call_id)
-        if choice:
-            return choice
-        await _watch(job.answer_pk)
-        try:
-            await asyncio.wait_for(job.decided.wait(), timeout=1.0)
-        except TimeoutError:
-            pass
-
-
-def _decided(answer_pk: int, call_id: str) -> str:
-    return ToolDecision.objects.filter(answer_id=answer_pk, call_id=call_id).values_list("choice", flat=True).first() or ""
-
-
-_watched: dict[int, float] = {}  # answer -> when its row was last touched while it waited on a tool
-
-
-async def _watch(answer_pk: int) -> None:
-    """tool_loop.Stopped if the answer was stopped from elsewhere; while it waits on a tool, its row
-    is touched every STILL_ALIVE_SECONDS so that it never looks like one a dead process left streaming."""
-    touch = time.monotonic() - _watched.get(answer_pk, 0.0) > STILL_ALIVE_SECONDS
-    if touch:
-        _watched[answer_pk] = time.monotonic()
-    if not await database.run(_still_streaming, answer_pk, touch):
-        _watched.pop(answer_pk, None)
-        raise tool_loop.Stopped
-
-
-def _still_streaming(answer_pk: int, touch: bool) -> bool:
-    rows = Message.objects.filter(pk=answer_pk, state=MessageState.STREAMING)
-    return bool(rows.update(updated_at=timezone.now())) if touch else rows.exists()
 
 
 async def tool_decided(answer_pk: int) -> None:

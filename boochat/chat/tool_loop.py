@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
+from django.utils import timezone
 
 from boochat import database
-from boochat.models import ChatSession, Message, ToolDecision
+from boochat.models import ChatSession, Message, MessageState, ToolDecision
 from providers.capabilities import tool_support
-from tools.catalog import ServerTools, Tool, call_tool, servers_for
+from tools.catalog import ServerTools, Tool, ToolResult, call_tool, servers_for
 
 DENIED = "The user denied this call."
 
@@ -71,13 +73,67 @@ class Stopped(Exception):
     """Stop reached the answer while it waited on a tool (marked in the database from elsewhere)."""
 
 
-async def run_round(round_index: int, round_: dict[str, Any], *, answer: Message, user: User, offered: dict[str, Tool],
-                    always: set[str], publish: Callable[[bytes], None], save: Callable[[], Awaitable[None]],
-                    decision: Callable[[str], Awaitable[str]], watch: Callable[[], Awaitable[None]]) -> None:
+STILL_ALIVE_SECONDS = 30.0
+
+
+class Watch:
+    """What an answer waiting on a tool listens to: the user's decisions (`decided` is set by the view
+    in the job's process, or through Redis from another; the database is read each second anyway)
+    and Stop from elsewhere (its row marked). Its row is touched every STILL_ALIVE_SECONDS meanwhile,
+    so that a long wait never looks like an answer a dead process left streaming."""
+
+    def __init__(self, answer_pk: int, decided: asyncio.Event) -> None:
+        self.answer_pk = answer_pk
+        self.decided = decided
+        self.touched = 0.0
+
+    async def check(self) -> None:
+        """Stopped if the answer was stopped from elsewhere."""
+        touch = time.monotonic() - self.touched > STILL_ALIVE_SECONDS
+        if touch:
+            self.touched = time.monotonic()
+        if not await database.run(_still_streaming, self.answer_pk, touch):
+            raise Stopped
+
+    async def decision(self, call_id: str) -> str:
+        """The user's choice for the call (a ToolDecision.Choice), once made."""
+        while True:
+            self.decided.clear()  # before the read: a decision saved during it still wakes the wait below
+            if choice := await database.run(_decided, self.answer_pk, call_id):
+                return choice
+            await self.check()
+            try:
+                await asyncio.wait_for(self.decided.wait(), timeout=1.0)
+            except TimeoutError:
+                pass
+
+
+def _still_streaming(answer_pk: int, touch: bool) -> bool:
+    rows = Message.objects.filter(pk=answer_pk, state=MessageState.STREAMING)
+    return bool(rows.update(updated_at=timezone.now())) if touch else rows.exists()
+
+
+def _decided(answer_pk: int, call_id: str) -> str:
+    return ToolDecision.objects.filter(answer_id=answer_pk, call_id=call_id).values_list("choice", flat=True).first() or ""
+
+
+def _context(session_pk: int) -> tuple[User, set[str]]:
+    """The chat's user (whose permissions each call checks) and the tools it always runs."""
+    session = ChatSession.objects.select_related("user").get(pk=session_pk)
+    return session.user, set(session.tools_always)
+
+
+async def run_round(round_index: int, round_: dict[str, Any], *, answer: Message, session: ChatSession,
+                    offered: dict[str, Tool], publish: Callable[[bytes], None], watch: Watch) -> None:
     """Run the round's calls one after the other: each waits for the user's approval when its server
     asks for it (unless "Always for this chat" was chosen for it), then is called; its result is
-    saved in `round_`. `decision(call_id)` waits for the user's choice; `watch()` raises Stopped once
-    the answer was stopped from elsewhere; Stop here cancels the task, and the call with it."""
+    saved in `round_` and the answer. Stop here cancels the task, and the call with it; from
+    elsewhere, `watch` raises Stopped."""
+    user, always = await database.run(_context, session.pk)
+
+    async def save() -> None:
+        await database.run(answer.update_fields, "content", "reasoning", "tool_calls", "tool_rounds")
+
     for call in round_["calls"]:
         tool = offered.get(call["function"])
         try:
@@ -93,7 +149,7 @@ async def run_round(round_index: int, round_: dict[str, Any], *, answer: Message
         elif tool is not None and tool.needs_approval and call["function"] not in always:
             publish(tool_event(round_index, call))
             await save()
-            call["approval"] = await decision(call["id"])
+            call["approval"] = await watch.decision(call["id"])
             if call["approval"] == ToolDecision.Choice.ALWAYS:
                 always.add(call["function"])
         else:
@@ -110,15 +166,14 @@ async def run_round(round_index: int, round_: dict[str, Any], *, answer: Message
         await save()
 
 
-async def _call_watched(user: User, function_name: str, arguments: dict[str, Any],
-                        watch: Callable[[], Awaitable[None]]) -> Any:  # noqa: ANN401 (a ToolResult)
+async def _call_watched(user: User, function_name: str, arguments: dict[str, Any], watch: Watch) -> ToolResult:
     """call_tool(), stopped (the call closed) when Stop reaches the answer, here or from elsewhere."""
     call = asyncio.ensure_future(call_tool(user, function_name, arguments, timeout=settings.BOOCHAT_TOOL_TIMEOUT))
     try:
         while not call.done():
             await asyncio.wait({call}, timeout=1.0)
             if not call.done():
-                await watch()
+                await watch.check()
         return call.result()
     finally:
         call.cancel()
