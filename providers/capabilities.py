@@ -12,6 +12,9 @@ Reasoning controls:
   a chat template that reads `enable_thinking` can be told to think or not through
   `chat_template_kwargs`. What props said is kept for a day; a model not loaded yet offers neither.
 - Other kinds: neither (their models vary too much to guess).
+
+Tool calls (tool_support): an admin override (ModelOverride.calls_tools) → `/props`
+`chat_template_caps.supports_tools`, read as for reasoning → DeepSeek yes → unknown (not offered).
 """
 
 from __future__ import annotations
