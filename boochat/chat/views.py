@@ -307,8 +307,8 @@ def _send_error(request: HtmxHttpRequest, session: ChatSession, status: int, mes
 
 async def answer_send(request: HtmxHttpRequest, session: ChatSession, turn: NewTurn) -> HttpResponseBase:
     """Start the answer's job and follow it: the SSE as it is written with `X-BooChat-Stream: 1` (the
-    page's script); a plain form post waits for the whole answer and redirects back. The job goes on
-    if the browser leaves."""
+    page's script); a plain form post waits for the whole answer, or a tool call waiting for approval,
+    and redirects back. The job goes on if the browser leaves."""
     job = jobs.start_job(session, turn)
     try:
         route = await asyncio.shield(job.started)
@@ -317,8 +317,9 @@ async def answer_send(request: HtmxHttpRequest, session: ChatSession, turn: NewT
         return _send_error(request, session, exc.status, str(exc), **extra)
 
     if request.headers.get("X-BooChat-Stream") != "1":
-        async for _ in jobs.follow(job.answer_pk):
-            pass
+        async for piece in jobs.follow(job.answer_pk):
+            if b"event: tool" in piece and b'"state":"waiting"' in piece:
+                return redirect(session)  # a tool call waits for the user's approval: the page asks for it
         if not session.title:
             await generate_title(session)
         return redirect(session)

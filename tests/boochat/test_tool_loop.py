@@ -86,6 +86,18 @@ def test_the_usage_record_counts_every_round(user_client, hosts, chat):
     assert (record.prompt_tokens, record.completion_tokens) == (2 * 22, 2 * 18)  # the captured usage, once a request
 
 
+def test_a_tool_the_chat_always_runs_is_not_asked_about_again(user_client, hosts, mcp_server, chat):
+    from tools.models import ToolServer
+
+    ToolServer.objects.filter(slug="lab").update(approval="ask")
+    catalog.refresh_now(catalog.connections_for(user_of(user_client)))
+    ChatSession.objects.filter(pk=chat.pk).update(tools_always=["lab__add"])
+    hosts["sam-desktop"].tool_rounds = [[("lab__add", {"a": 2, "b": 40})]]
+    send(user_client, chat, "2 + 40?")  # a plain post waits for the whole answer: it would wait for a decision
+    (call,) = chat.messages.get(role="assistant").tool_rounds[0]["calls"]
+    assert (call["result"], call["approval"]) == ("42", "auto") and not ToolDecision.objects.exists()
+
+
 def test_a_tool_error_is_the_models_to_read(user_client, hosts, chat):
     hosts["sam-desktop"].tool_rounds = [[("lab__fail", {"reason": "disk full"}), ("lab__add", {"a": "x"})]]
     send(user_client, chat, "Try")
@@ -272,3 +284,33 @@ def test_a_decision_made_on_another_instance_reaches_the_job(app_process, hosts,
     assert Message.objects.get(role="assistant").tool_rounds[0]["calls"][0]["approval"] == "run"
     for client in clients:
         client.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_without_javascript_a_call_waiting_for_approval_is_asked_on_the_page(hosts, mcp_server, asgi_server, session_cookie):
+    """A plain form post does not wait on the user: it comes back to the chat, whose page has the
+    call's Run / Always / Deny form; Run (a plain post too) lets the answer finish."""
+    import re
+    import time
+
+    import httpx
+
+    make_tool_server(mcp_server.url, slug="lab")  # approval: ask
+    user, cookies = session_cookie()
+    catalog.refresh_now(catalog.connections_for(user))
+    chat = ChatSession.objects.create(user=user, model_id="sam-desktop/qwen3-30b", title="t", tools=["lab"])
+    hosts["sam-desktop"].tool_rounds = [[("lab__add", {"a": 2, "b": 40})]]
+    with httpx.Client(base_url=asgi_server.url, cookies=cookies, timeout=10) as client:
+        token = client.get(chat.get_absolute_url()).cookies["csrftoken"]
+        sent = client.post(reverse("chat_send", args=[chat.pk]), data={"content": "2 + 40?", "csrfmiddlewaretoken": token})
+        assert sent.status_code == 302
+        page = client.get(chat.get_absolute_url()).text
+        assert "waits for your approval" in page
+        action, call = re.search(r'<form method="post" action="([^"]+)" class="tool-approval">.*?name="call" value="([^"]+)"',
+                                 page, re.S).groups()
+        assert client.post(action, data={"call": call, "choice": "run", "csrfmiddlewaretoken": token}).status_code == 302
+    deadline = time.monotonic() + 20
+    while Message.objects.get(role="assistant").state == MessageState.STREAMING and time.monotonic() < deadline:
+        time.sleep(0.05)
+    answer = Message.objects.get(role="assistant")
+    assert (answer.state, answer.content) == (MessageState.COMPLETE, "Tool result: 42")
