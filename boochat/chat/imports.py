@@ -111,7 +111,7 @@ def _tool_rounds(value: Any, number: int) -> list[dict[str, Any]]:
             duration = call.get("duration_ms")
             calls.append({**dict(zip(_CALL_TEXT, texts, strict=True)), "is_error": call.get("is_error") is True,
                           "duration_ms": duration if isinstance(duration, int) and not isinstance(duration, bool) else None,
-                          "approval": _text(call.get("approval"))})
+                          "approval": _text(call.get("approval")), "state": "done"})
         text, reasoning = _text(round_.get("text")), _text(round_.get("reasoning"))
         if problem := unstorable(text) or unstorable(reasoning):
             raise BadExport(f"{where}: a round's text contains {problem}, which cannot be stored.")

@@ -19,12 +19,12 @@ pytestmark = pytest.mark.django_db
 ROUNDS = [
     {"text": "Let me look.", "reasoning": "A search will tell.", "calls": [
         {"id": "call_1", "function": "web__web_search", "arguments": '{"query": "tides"}', "result": "The Moon pulls <b>water</b>.",
-         "is_error": False, "duration_ms": 120, "approval": "run"},
+         "is_error": False, "duration_ms": 120, "approval": "run", "state": "done"},
         {"id": "call_2", "function": "web__read_page", "arguments": '{"url": "http://10.0.0.1/"}',
-         "result": "Refused: a private address.", "is_error": True, "duration_ms": 3, "approval": "always"}]},
+         "result": "Refused: a private address.", "is_error": True, "duration_ms": 3, "approval": "always", "state": "done"}]},
     {"text": "", "reasoning": "", "calls": [
         {"id": "call_3", "function": "web__web_search", "arguments": "{}", "result": "The user denied this call.",
-         "is_error": True, "duration_ms": 0, "approval": "deny"}]},
+         "is_error": True, "duration_ms": 0, "approval": "deny", "state": "done"}]},
 ]
 
 
@@ -98,6 +98,18 @@ def test_export_and_import_keep_the_rounds(user_client, chat):
     assert response.status_code == 302
     imported = ChatSession.objects.exclude(pk=chat.pk).get()
     assert imported.messages.get(role="assistant").tool_rounds == ROUNDS
+
+
+def test_an_imported_answer_shows_its_calls_as_done(user_client, chat):
+    exported = json.loads(user_client.get(reverse("chat_export_json", args=[chat.pk])).content)
+    for message in exported["messages"]:
+        for call in (c for r in message.get("tool_rounds", []) for c in r["calls"]):
+            del call["state"]  # as another program might write it
+    user_client.post(reverse("chat_import"), {"file": SimpleUploadedFile("c.json", json.dumps(exported).encode(),
+                                                                        "application/json")})
+    imported = ChatSession.objects.exclude(pk=chat.pk).get()
+    page = user_client.get(imported.get_absolute_url()).content.decode()
+    assert '<pre class="tool-result">The Moon pulls &lt;b&gt;water&lt;/b&gt;.</pre>' in page and "120 ms" in page
 
 
 def test_markdown_export_shows_each_call(user_client, chat):
