@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.contrib.auth.models import User
@@ -62,12 +63,18 @@ def chat_as_markdown(session: ChatSession, messages: list[Message]) -> str:
             for call in round_.get("calls") or []:
                 outcome = "error" if call.get("is_error") else "result"
                 parts += ["", f"<details><summary>Tool {call['function']} ({outcome})</summary>", "",
-                          "```json", call["arguments"], "```", "", "```", call.get("result", ""), "```", "", "</details>"]
+                          *fenced(call["arguments"], "json"), "", *fenced(call.get("result", "")), "", "</details>"]
         parts += ["", message.content]
         if message.error:
             parts += ["", f"> {message.get_state_display()}: {message.error}"]
         parts.append("")
     return "\n".join(parts)
+
+
+def fenced(text: str, language: str = "") -> list[str]:
+    """`text` as a Markdown code block, its fence longer than any run of backticks in it."""
+    fence = "`" * max(3, 1 + max((len(run) for run in re.findall(r"`+", text)), default=0))
+    return [fence + language, text, fence]
 
 
 def filename(session: ChatSession, extension: str) -> str:

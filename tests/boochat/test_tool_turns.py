@@ -119,6 +119,14 @@ def test_markdown_export_shows_each_call(user_client, chat):
     assert text.index("Let me look.") < text.index("The Moon pulls") < text.index("The Moon, mostly.")
 
 
+def test_a_result_with_backticks_keeps_its_code_block(user_client, chat):
+    answer = chat.messages.get(role="assistant")
+    answer.tool_rounds = [{**ROUNDS[0], "calls": [{**ROUNDS[0]["calls"][0], "result": "```\nrm -rf\n```"}]}]
+    answer.save()
+    text = user_client.get(reverse("chat_export_md", args=[chat.pk])).content.decode()
+    assert "````\n```\nrm -rf\n```\n````" in text
+
+
 @pytest.mark.parametrize("rounds, error", [
     ("calls", "must be a list of rounds"),
     ([{"calls": [{"id": "c", "function": "f"}]}], "needs an id, a function and its arguments"),
