@@ -64,7 +64,7 @@ check: install
 	$(BIN)/python manage.py check
 	$(BIN)/python manage.py makemigrations --check --dry-run
 	$(BIN)/mypy
-	$(BIN)/ruff check boochat providers settings_app tests bench
+	$(BIN)/ruff check boochat providers settings_app tools tests bench
 
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache .hypothesis

@@ -17,7 +17,7 @@ from harness import STACK
 HERE = Path(__file__).resolve().parent
 # The concurrent streams twice: started at once (`make bench` STREAMS, RAMP), and chat sends arriving
 # steadily, 200 a second for 5 s.
-BENCHMARKS = ["picker_render.py", "models_api.py", "chat_relay.py", "answer_streams.py", "gateway.py", "agent_apis.py", "gateway_usage.py", "pools.py", "fleet.py", "streams_load.py", "sustained"]
+BENCHMARKS = ["picker_render.py", "models_api.py", "tool_calls.py", "chat_relay.py", "answer_streams.py", "gateway.py", "agent_apis.py", "gateway_usage.py", "pools.py", "fleet.py", "streams_load.py", "sustained"]
 
 
 def main() -> int:

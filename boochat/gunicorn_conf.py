@@ -29,18 +29,23 @@ logger = logging.getLogger("gunicorn.error")
 
 
 def _sync_providers(*, at_start: bool) -> None:
-    """`manage.py sync_providers` in a child process. The master itself never opens a database
-    connection: whatever it opened (a pooled PostgreSQL socket) every forked worker would share."""
-    result = subprocess.run([sys.executable, "-m", "django", "sync_providers"], capture_output=True, text=True,
-                            env={"DJANGO_SETTINGS_MODULE": "boochat.settings", **os.environ})
-    for line in result.stdout.splitlines():
-        logger.info("%s", line)
-    if result.returncode == 0:
-        return
-    reason = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else f"exit code {result.returncode}"
-    if at_start:
-        raise RuntimeError(f"Could not sync the providers: {reason}")
-    logger.error("Provider sync failed, the providers stay as they were: %s", reason)
+    """`manage.py sync_providers` and `sync_tool_servers` in child processes. The master itself never opens
+    a database connection: whatever it opened (a pooled PostgreSQL socket) every forked worker would share."""
+    commands = [("sync_providers", "Provider")]
+    path = env_str("LLAMA_PROVIDERS_PATH")
+    if path and os.path.exists(path):  # tool servers come only from the file: without one, no second child
+        commands.append(("sync_tool_servers", "Tool server"))
+    for command, what in commands:
+        result = subprocess.run([sys.executable, "-m", "django", command], capture_output=True, text=True,
+                                env={"DJANGO_SETTINGS_MODULE": "boochat.settings", **os.environ})
+        for line in result.stdout.splitlines():
+            logger.info("%s", line)
+        if result.returncode == 0:
+            continue
+        reason = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else f"exit code {result.returncode}"
+        if at_start:
+            raise RuntimeError(f"Could not sync the {what.lower()}s: {reason}")
+        logger.error("%s sync failed, the %ss stay as they were: %s", what, what.lower(), reason)
 
 
 def on_starting(server) -> None:  # noqa: ANN001 - gunicorn's hook signature

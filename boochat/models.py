@@ -77,6 +77,10 @@ class ChatSession(models.Model):
     shown_leaf = models.ForeignKey("Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
                                    editable=False)
     folder = models.ForeignKey(Folder, null=True, blank=True, on_delete=models.SET_NULL, related_name="chats")
+    # Tool servers (their slugs) and single tools (their function names) the chat's answers may call.
+    tools = models.JSONField(default=list, blank=True)
+    # Function names the user chose "Always for this chat" for: they run without asking again.
+    tools_always = models.JSONField(default=list, blank=True)
     # Archived: out of the chat list, still found by search and in the Archived view.
     archived_at = models.DateTimeField(null=True, blank=True)
     # In the trash since then (restorable for BOOCHAT_TRASH_DAYS, then deleted for good).
@@ -103,6 +107,7 @@ class Preset(models.Model):
     for_model = models.CharField(max_length=330, blank=True, help_text="A composite id: these are its defaults.")
     system_prompt = models.TextField(blank=True)
     parameters = models.JSONField(default=dict, blank=True)
+    tools = models.JSONField(default=list, blank=True, help_text="Tool servers and single tools turned on (ChatSession.tools).")
 
     class Meta:
         ordering = ["name", "for_model"]
@@ -167,6 +172,11 @@ class Message(GeneratedText):
     parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE, related_name="replies",
                                editable=False)
     role = models.CharField(max_length=10, choices=Role.choices)
+    # An answer that called tools: its rounds before `content`, in order, each
+    # {"text", "reasoning", "calls": [{"id", "function", "arguments", "result", "is_error", "duration_ms",
+    # "approval"}]} (boochat.chat.tool_loop). The model sees each round as an assistant message with
+    # tool_calls and one tool message per call.
+    tool_rounds = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -197,6 +207,28 @@ class Message(GeneratedText):
         details = (self.usage or {}).get("prompt_tokens_details") if isinstance(self.usage, dict) else None
         cached = details.get("cached_tokens") if isinstance(details, dict) else None
         return cached if isinstance(cached, int) else None
+
+
+class ToolDecision(models.Model):
+    """The user's answer to a tool call waiting for approval. The answer's job, on whichever worker or
+    instance runs it, reads it here (boochat.chat.jobs); one per call, the first wins."""
+
+    class Choice(models.TextChoices):
+        RUN = "run", "Run"
+        ALWAYS = "always", "Always for this chat"
+        DENY = "deny", "Deny"
+
+    answer = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="tool_decisions")
+    call_id = models.CharField(max_length=200)
+    choice = models.CharField(max_length=6, choices=Choice.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["answer", "id"]
+        constraints = [models.UniqueConstraint(fields=["answer", "call_id"], name="tool_decision_one_per_call")]
+
+    def __str__(self) -> str:
+        return f"{self.get_choice_display()} for call {self.call_id}"
 
 
 class Attachment(models.Model):

@@ -52,7 +52,7 @@ def record_outcome(answer: Message | ArenaAnswer, acc: StreamAccumulator, state:
 async def relay_stream(route: Route, response: UpstreamResponse, answer: Message | ArenaAnswer,
                        on_end: Callable[[StreamAccumulator, str, str], None] | None = None,
                        prefix: tuple[str, str] = ("", ""), deadline: float | None = None,
-                       meter: Meter | None = None) -> AsyncIterator[bytes]:
+                       meter: Meter | None = None, calls_tools: bool = False) -> AsyncIterator[bytes]:
     """Yield the upstream bytes as they arrive, and save `answer` however the stream ends: complete,
     failed (the host said so), or interrupted (host dropped, or the browser left). `on_end` runs
     after the answer is saved, in the same thread, with the accumulator, state and error (not if the
@@ -60,6 +60,9 @@ async def relay_stream(route: Route, response: UpstreamResponse, answer: Message
     the host is stopped, as past the size cap.
 
     `prefix`: the text and reasoning of a continued answer, which what arrives follows.
+
+    `calls_tools`: the host was offered tools; a stream that ends complete with tool calls leaves the
+    answer streaming (its job runs the calls and asks again), its usage carried to the next round.
 
     While it streams, what arrived is noted every second and saved with the next batch
     (boochat.chat.autosave): a busy database makes those saves later, never the bytes."""
@@ -98,6 +101,8 @@ async def relay_stream(route: Route, response: UpstreamResponse, answer: Message
             error = stopped[1]  # interrupted
         elif acc.error:
             state, error = MessageState.FAILED, f"{name}: {acc.error}"
+        elif calls_tools and acc.tool_calls and (acc.done or acc.finish_reason):
+            state, error = MessageState.STREAMING, ""  # a round of tool calls: the answer goes on
         elif acc.done or acc.finish_reason:
             state, error = MessageState.COMPLETE, ""
         else:
@@ -123,7 +128,9 @@ async def relay_stream(route: Route, response: UpstreamResponse, answer: Message
                 if record_outcome(answer, acc, state, error, prefix) and on_end is not None:
                     on_end(acc, state, error)
             finally:
-                if meter is not None:
+                if meter is not None and state == MessageState.STREAMING:
+                    meter.carry(acc.usage)
+                elif meter is not None:
                     meter.finish_answer(answer, state, acc.usage)
 
         def saved_or_not(_: object) -> None:

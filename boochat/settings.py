@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 import tempfile
@@ -63,6 +64,7 @@ INSTALLED_APPS = [
     "axes",
     "providers",
     "settings_app",
+    "tools",
     "boochat",
 ]
 
@@ -274,6 +276,8 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("BOOCHAT_MAX_BODY_BYTES", 32 * 1024 * 1024
 BOOCHAT_MAX_ANSWER_BYTES = env_int("BOOCHAT_MAX_ANSWER_BYTES", 8 * 1024 * 1024)
 # A chat answer's job stops after this many seconds, however much the host still has to say.
 BOOCHAT_ANSWER_TIMEOUT = env_int("BOOCHAT_ANSWER_TIMEOUT", 3600, minimum=1)
+# Rounds of tool calls one chat answer may make before it is ended with a notice.
+BOOCHAT_TOOL_MAX_STEPS = env_int("BOOCHAT_TOOL_MAX_STEPS", 8, minimum=1)
 # Files attached to one question, and the largest image and other file (PDF, text) accepted.
 BOOCHAT_MAX_ATTACHMENTS = env_int("BOOCHAT_MAX_ATTACHMENTS", 4)
 BOOCHAT_MAX_IMAGE_BYTES = env_int("BOOCHAT_MAX_IMAGE_BYTES", 5 * 1024 * 1024)
@@ -299,6 +303,12 @@ BOOCHAT_CHAT_PAGE_TURNS = env_int("BOOCHAT_CHAT_PAGE_TURNS", 50, minimum=1)
 BOOCHAT_MAX_FAVORITES = env_int("BOOCHAT_MAX_FAVORITES", 500)
 # Seconds a provider's model list is served before it is refreshed (in the background).
 BOOCHAT_CATALOG_TTL = env_int("BOOCHAT_CATALOG_TTL", 15)
+# Tool servers (MCP, tools/): seconds one tool call or one server's tool list may take; characters of
+# a tool's result kept for the model (the rest is cut); seconds a server's tool list is served before
+# it is listed again (in the background).
+BOOCHAT_TOOL_TIMEOUT = env_int("BOOCHAT_TOOL_TIMEOUT", 30, minimum=1)
+BOOCHAT_TOOL_RESULT_MAX_CHARS = env_int("BOOCHAT_TOOL_RESULT_MAX_CHARS", 20_000, minimum=100)
+BOOCHAT_TOOL_LIST_TTL = env_int("BOOCHAT_TOOL_LIST_TTL", 60, minimum=1)
 # Pools (providers/slots.py, providers/affinity.py): requests that find every member's slots taken
 # wait in line, at most this many per pool model and this many seconds, then get a 503.
 BOOCHAT_QUEUE_MAX = env_int("BOOCHAT_QUEUE_MAX", 200)
@@ -319,6 +329,24 @@ BOOCHAT_USAGE_WRITER = True  # the background writer; the test suite turns it of
 # The gateway's address as its users should write it (https://chat.lab.example); empty: as the
 # browser reached the Connect page.
 BOOCHAT_PUBLIC_URL = env_str("BOOCHAT_PUBLIC_URL").rstrip("/")
+# Web search tools (tools/websearch.py): the SearXNG instance web_search asks (its JSON API; empty: no
+# web search), and read_page's caps: bytes read of a page, seconds for the whole read (redirects
+# included; web_search waits as long for SearXNG), characters of text returned at once (below
+# BOOCHAT_TOOL_RESULT_MAX_CHARS, so the note saying where to read on is kept). Private,
+# loopback, link-local and other non-public addresses are refused unless allowed: all of them, or
+# only the listed networks (comma-separated, `10.20.0.0/16,192.168.1.5`), an intranet's choice.
+BOOCHAT_SEARXNG_URL = env_str("BOOCHAT_SEARXNG_URL").rstrip("/")
+BOOCHAT_TOOLS_ALLOW_PRIVATE_URLS = env_bool("BOOCHAT_TOOLS_ALLOW_PRIVATE_URLS", False)
+BOOCHAT_TOOLS_ALLOWED_NETWORKS = env_list("BOOCHAT_TOOLS_ALLOWED_NETWORKS", "")
+for _network in BOOCHAT_TOOLS_ALLOWED_NETWORKS:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(f"BOOCHAT_TOOLS_ALLOWED_NETWORKS: {_network!r} is not a network or an address "
+                                   "(10.20.0.0/16, 192.168.1.5, fd00::/8).") from None
+BOOCHAT_READ_PAGE_MAX_BYTES = env_int("BOOCHAT_READ_PAGE_MAX_BYTES", 2 * 1024 * 1024, minimum=1)
+BOOCHAT_READ_PAGE_TIMEOUT = env_int("BOOCHAT_READ_PAGE_TIMEOUT", 10, minimum=1)
+BOOCHAT_READ_PAGE_MAX_CHARS = env_int("BOOCHAT_READ_PAGE_MAX_CHARS", 15_000, minimum=100)
 
 LOGGING = {
     "version": 1,
@@ -328,5 +356,5 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("BOOCHAT_LOG_LEVEL", "INFO").upper()},
     # httpx logs every request at INFO; BooChat logs what matters about providers itself.
     # axes logs every successful login at INFO as well; its failures and lockouts are warnings.
-    "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
+    "loggers": {"httpx": {"level": "WARNING"}, "httpx2": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
 }

@@ -30,6 +30,7 @@ from settings_app.models import Favorite
 from settings_app.picker import build_picker
 from settings_app.requests import HtmxHttpRequest
 from settings_app.views import api_login_required
+from tools.catalog import servers_now
 
 
 @require_GET
@@ -57,6 +58,8 @@ def picker(request: HtmxHttpRequest) -> TemplateResponse:
         # Which member each pool's model would be sent to now (no host is asked: the cached lists).
         "pools_now": {p.slug: pools.members_now(p.slug) for p in catalog.providers if p.kind == ProviderKind.POOL},
         "fleet": slots.fleet_now(),
+        # The tool servers this user may use, as last listed (a server that is down never holds the page).
+        "tool_servers": servers_now(request.user),
     })
 
 

@@ -27,7 +27,7 @@ def _managed_by_file(obj: Provider | ModelOverride | None) -> bool:
 class ModelOverrideInline(admin.TabularInline):
     model = ModelOverride
     extra = 0
-    fields = ["model", "display_name", "context_size", "hidden", "purpose", "accepts_images", "new_chats", "slots", "members"]
+    fields = ["model", "display_name", "context_size", "hidden", "purpose", "accepts_images", "calls_tools", "new_chats", "slots", "members"]
 
     def has_add_permission(self, request: HttpRequest, obj: Provider | None = None) -> bool:
         return not _managed_by_file(obj) and super().has_add_permission(request, obj)
@@ -168,15 +168,15 @@ class ProviderAdmin(admin.ModelAdmin):
 @admin.register(ModelOverride)
 class ModelOverrideAdmin(admin.ModelAdmin):
     list_display = ["model", "provider", "display_name", "context_size", "hidden", "purpose", "accepts_images",
-                    "new_chats", "members"]
+                    "calls_tools", "new_chats", "members"]
     list_filter = ["provider", "hidden", "new_chats"]
     search_fields = ["model", "display_name", "provider__slug"]
     list_select_related = ["provider"]
 
     def get_readonly_fields(self, request: HttpRequest, obj: ModelOverride | None = None) -> list[str]:
         if _managed_by_file(obj):
-            return ["provider", "model", "display_name", "context_size", "hidden", "purpose", "accepts_images", "new_chats",
-                    "members"]
+            return ["provider", "model", "display_name", "context_size", "hidden", "purpose", "accepts_images", "calls_tools",
+                    "new_chats", "members"]
         return []
 
     def has_delete_permission(self, request: HttpRequest, obj: ModelOverride | None = None) -> bool:

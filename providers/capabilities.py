@@ -12,6 +12,9 @@ Reasoning controls:
   a chat template that reads `enable_thinking` can be told to think or not through
   `chat_template_kwargs`. What props said is kept for a day; a model not loaded yet offers neither.
 - Other kinds: neither (their models vary too much to guess).
+
+Tool calls (tool_support): an admin override (ModelOverride.calls_tools) → `/props`
+`chat_template_caps.supports_tools`, read as for reasoning → DeepSeek yes → unknown (not offered).
 """
 
 from __future__ import annotations
@@ -157,3 +160,44 @@ def reasoning_for(model_id: str) -> Reasoning:
     found = from_props(props) if props is not None else NONE
     cache.set(key, (found.efforts, found.thinking), timeout=_CACHE_SECONDS if props is not None else _UNKNOWN_SECONDS)
     return found
+
+
+# -- tool calls ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ToolSupport:
+    calls: bool | None  # None: not known (not offered)
+    source: str  # override / host / kind / unknown
+
+
+def tool_support(model_id: str) -> ToolSupport:
+    """Whether a model calls tools, in this order: an admin override (ModelOverride.calls_tools) →
+    what its llama-server's `/props` said (`chat_template_caps.supports_tools`, read only while the
+    model is loaded, as for reasoning) → its kind (DeepSeek's chat API takes tools). Unknown is not
+    offered; a pool answers for the member a request would go to now."""
+    try:
+        ref, provider = parse_model_ref(model_id, registry.get())
+        if provider.kind == ProviderKind.POOL:
+            return tool_support(str(resolve(model_id).ref))
+    except RoutingError:
+        return ToolSupport(None, "unknown")
+    override = registry.get().calls_tools.get((provider.slug, ref.model))
+    if override is not None:
+        return ToolSupport(override, "override")
+    if provider.kind == ProviderKind.DEEPSEEK:
+        return ToolSupport(True, "kind")
+    if provider.kind not in LLAMA_KINDS or not provider.enabled:
+        return ToolSupport(None, "unknown")
+    key = f"tools:1:{ref}"
+    if isinstance(cached := cache.get(key), bool):
+        return ToolSupport(cached, "host")
+    listed = next((m for m in load_catalog(providers=[provider]).models if m.id == str(ref)), None)
+    try:
+        props = fetch_props(route_for(provider, ref)) if listed is not None and listed.loaded else None
+    except RoutingError:
+        props = None
+    caps = props.get("chat_template_caps") if props is not None else None
+    if not isinstance(caps, dict) or not isinstance(caps.get("supports_tools"), bool):
+        return ToolSupport(None, "unknown")
+    cache.set(key, caps["supports_tools"], timeout=_CACHE_SECONDS)
+    return ToolSupport(caps["supports_tools"], "host")

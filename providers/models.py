@@ -254,6 +254,10 @@ class ModelOverride(models.Model):
         "takes images", null=True, blank=True,
         help_text="Unknown: as its host says (llama-server's /props) or its kind (DeepSeek: no). Yes or no wins over both.",
     )
+    calls_tools = models.BooleanField(
+        "calls tools", null=True, blank=True,
+        help_text="Unknown: as its host says (llama-server's /props) or its kind (DeepSeek: yes). Yes or no wins over both.",
+    )
     new_chats = models.BooleanField(
         "default for new chats", default=False,
         help_text="New chats start with this model when their user has none of their own "

@@ -9,7 +9,7 @@ Format (README, "Provider file"):
                                "purpose": "chat", "accepts_images": true, "default_for_new_chats": true}}}]}
 
 A model's options are those of a model override in admin: display_name, context_size, hidden,
-purpose ("chat" or "embedding"), accepts_images (true, false, or left out: as the host says),
+purpose ("chat" or "embedding"), accepts_images and calls_tools (true, false, or left out: as the host says),
 default_for_new_chats (one model of the whole file at most), and members (a pool's models only).
 
 Every error names the file, the entry and the field, and nothing is written before the whole file
@@ -39,12 +39,13 @@ from providers.models import (
 
 FORMAT_VERSION = 1
 DEFAULT_TIMEOUTS = {"connect": 3.0, "read": 600.0, "models": 2.0}
-_TOP_KEYS = {"version", "providers", "$schema", "comment"}
+# tool_servers: the tool servers (MCP) beside the providers, read by tools/server_file.py.
+_TOP_KEYS = {"version", "providers", "tool_servers", "$schema", "comment"}
 _ENTRY_KEYS = {
     "slug", "name", "kind", "base_url", "sidecar_url", "api_key_env",
     "enabled", "default", "timeouts", "models", "comment", "strategy",
 }
-_OVERRIDE_KEYS = {"display_name", "context_size", "hidden", "purpose", "members", "accepts_images", "default_for_new_chats", "slots"}
+_OVERRIDE_KEYS = {"display_name", "context_size", "hidden", "purpose", "members", "accepts_images", "default_for_new_chats", "slots", "calls_tools"}
 
 
 class ProviderFileError(Exception):
@@ -69,6 +70,7 @@ class OverrideSpec:
     accepts_images: bool | None = None  # None: as the host says (or its kind)
     new_chats: bool = False  # the default model of new chats
     slots: int | None = None  # requests the host serves at once, when its /props should not say
+    calls_tools: bool | None = None  # None: as the host says (or its kind)
 
 
 @dataclass(frozen=True)
@@ -105,7 +107,7 @@ class ProviderSpec:
         }
 
 
-class _EntryReader:
+class EntryReader:
     """Reads one entry's fields, raising ProviderFileError that names the entry and the field."""
 
     def __init__(self, path: Path, entry: str, data: dict[str, Any]):
@@ -140,7 +142,7 @@ class _EntryReader:
         return value
 
 
-def _check_keys(reader: _EntryReader, data: dict[str, Any], allowed: set[str], field_prefix: str = "") -> None:
+def check_keys(reader: EntryReader, data: dict[str, Any], allowed: set[str], field_prefix: str = "") -> None:
     unknown = sorted(set(data) - allowed)
     if unknown:
         raise reader.fail(
@@ -149,24 +151,24 @@ def _check_keys(reader: _EntryReader, data: dict[str, Any], allowed: set[str], f
         )
 
 
-def _positive_number(reader: _EntryReader, name: str, value: Any) -> float:
+def _positive_number(reader: EntryReader, name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
         raise reader.fail(name, f"must be a positive number of seconds, not {json.dumps(value)}")
     return float(value)
 
 
-def _read_timeouts(reader: _EntryReader) -> dict[str, float]:
+def _read_timeouts(reader: EntryReader) -> dict[str, float]:
     raw = reader.data.get("timeouts", {})
     if not isinstance(raw, dict):
         raise reader.fail("timeouts", 'must be an object like {"connect": 3, "read": 600, "models": 2}')
-    _check_keys(reader, raw, set(DEFAULT_TIMEOUTS), "timeouts.")
+    check_keys(reader, raw, set(DEFAULT_TIMEOUTS), "timeouts.")
     return {
         key: _positive_number(reader, f"timeouts.{key}", raw[key]) if key in raw else default
         for key, default in DEFAULT_TIMEOUTS.items()
     }
 
 
-def _read_overrides(reader: _EntryReader) -> dict[str, OverrideSpec]:
+def _read_overrides(reader: EntryReader) -> dict[str, OverrideSpec]:
     raw = reader.data.get("models", {})
     if not isinstance(raw, dict):
         raise reader.fail("models", 'must be an object keyed by model id, like {"qwen3-8b": {"hidden": true}}')
@@ -176,7 +178,7 @@ def _read_overrides(reader: _EntryReader) -> dict[str, OverrideSpec]:
         reader.check(name, validate_model_part, model)
         if not isinstance(options, dict):
             raise reader.fail(name, "must be an object with any of " + ", ".join(sorted(_OVERRIDE_KEYS - {"comment"})))
-        _check_keys(reader, options, _OVERRIDE_KEYS, name + ".")
+        check_keys(reader, options, _OVERRIDE_KEYS, name + ".")
         display_name = options.get("display_name") or ""
         if not isinstance(display_name, str):
             raise reader.fail(f"{name}.display_name", "must be a string")
@@ -205,11 +207,14 @@ def _read_overrides(reader: _EntryReader) -> dict[str, OverrideSpec]:
         accepts_images = options.get("accepts_images")
         if accepts_images is not None and not isinstance(accepts_images, bool):
             raise reader.fail(f"{name}.accepts_images", f"must be true, false or null (as the host says), not {json.dumps(accepts_images)}")
+        calls_tools = options.get("calls_tools")
+        if calls_tools is not None and not isinstance(calls_tools, bool):
+            raise reader.fail(f"{name}.calls_tools", f"must be true, false or null (as the host says), not {json.dumps(calls_tools)}")
         new_chats = options.get("default_for_new_chats", False)
         if not isinstance(new_chats, bool):
             raise reader.fail(f"{name}.default_for_new_chats", "must be true or false")
         overrides[model] = OverrideSpec(display_name.strip(), context_size, hidden, purpose, tuple(members),
-                                        accepts_images, new_chats, slots)
+                                        accepts_images, new_chats, slots, calls_tools)
     return overrides
 
 
@@ -220,8 +225,8 @@ def _read_entry(path: Path, index: int, data: Any) -> ProviderSpec:
     slug = data.get("slug")
     if isinstance(slug, str):
         entry = f"{entry} ({slug!r})"
-    reader = _EntryReader(path, entry, data)
-    _check_keys(reader, data, _ENTRY_KEYS)
+    reader = EntryReader(path, entry, data)
+    check_keys(reader, data, _ENTRY_KEYS)
 
     slug = reader.text("slug", required=True)
     reader.check("slug", validate_slug, slug)
@@ -282,7 +287,7 @@ def parse_provider_file(path: str | Path, text: str) -> list[ProviderSpec]:
         raise ProviderFileError(path, 'the file must hold a JSON object like {"version": 1, "providers": [...]}')
     unknown = sorted(set(document) - _TOP_KEYS)
     if unknown:
-        raise ProviderFileError(path, f"unknown top-level field {unknown[0]!r}; expected version and providers")
+        raise ProviderFileError(path, f"unknown top-level field {unknown[0]!r}; expected version, providers and tool_servers")
     version = document.get("version", FORMAT_VERSION)
     if version != FORMAT_VERSION:
         raise ProviderFileError(path, f"unsupported version {json.dumps(version)}; this BooChat reads version {FORMAT_VERSION}", field="version")
@@ -368,6 +373,8 @@ def provider_to_entry(provider: Provider) -> dict[str, Any]:
             options["slots"] = override.slots
         if override.accepts_images is not None:
             options["accepts_images"] = override.accepts_images
+        if override.calls_tools is not None:
+            options["calls_tools"] = override.calls_tools
         if override.new_chats:
             options["default_for_new_chats"] = True
         overrides[override.model] = options

@@ -171,6 +171,8 @@ class Registry:
     pools: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
     # (provider slug, model) -> whether it takes images, from ModelOverride rows that say.
     accepts_images: dict[tuple[str, str], bool] = field(default_factory=dict)
+    # (provider slug, model) -> whether it calls tools, from ModelOverride rows that say.
+    calls_tools: dict[tuple[str, str], bool] = field(default_factory=dict)
     # (provider slug, model) -> requests its host serves at once, from ModelOverride rows that say.
     slots: dict[tuple[str, str], int] = field(default_factory=dict)
 
@@ -181,11 +183,13 @@ def _load_registry() -> Registry:
     pools = ModelOverride.objects.filter(provider__kind=ProviderKind.POOL).values_list("provider__slug", "model", "members")
     images = ModelOverride.objects.exclude(accepts_images=None).values_list("provider__slug", "model", "accepts_images")
     slots = ModelOverride.objects.exclude(slots=None).values_list("provider__slug", "model", "slots")
+    tools = ModelOverride.objects.exclude(calls_tools=None).values_list("provider__slug", "model", "calls_tools")
     return Registry(providers, next((p for p in providers.values() if p.is_default), None),
                     context_sizes={(slug, model): size for slug, model, size in sizes},
                     pools={(slug, model): tuple(members) for slug, model, members in pools},
                     accepts_images={(slug, model): bool(accepts) for slug, model, accepts in images},
-                    slots={(slug, model): count for slug, model, count in slots})
+                    slots={(slug, model): count for slug, model, count in slots},
+                    calls_tools={(slug, model): bool(calls) for slug, model, calls in tools})
 
 
 registry = Snapshot(_load_registry)

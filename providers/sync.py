@@ -62,7 +62,7 @@ class SyncPlan:
 def _override_map(provider: Provider) -> dict[str, OverrideSpec]:
     return {
         o.model: OverrideSpec(o.display_name, o.context_size, o.hidden, o.purpose, tuple(o.members), o.accepts_images,
-                              o.new_chats, o.slots)
+                              o.new_chats, o.slots, o.calls_tools)
         for o in provider.overrides.all()
     }
 
@@ -155,6 +155,7 @@ def apply_plan(plan: SyncPlan) -> None:
                     "accepts_images": options.accepts_images,
                     "new_chats": options.new_chats,
                     "slots": options.slots,
+                    "calls_tools": options.calls_tools,
                 },
             )
 

@@ -21,6 +21,17 @@ def make_provider(**overrides: Any) -> Provider:
     return Provider.objects.create(slug=slug, **fields)
 
 
+def make_tool_server(url: str, **overrides: Any) -> Any:
+    """A tool server row (tools.models.ToolServer); `groups` takes Group objects."""
+    from tools.models import ToolServer
+
+    groups = overrides.pop("groups", [])
+    slug = overrides.pop("slug", "lab")
+    server = ToolServer.objects.create(slug=slug, url=url, **{"name": slug.title(), **overrides})
+    server.groups.set(groups)
+    return server
+
+
 def add_message(*, session: Any, **fields: Any) -> Any:
     """A message at the end of the chat's latest branch, as a send would add it."""
     from boochat.models import Message

@@ -61,8 +61,10 @@ def end_event(end: dict[str, str]) -> bytes:
     return b"event: end\ndata: " + json.dumps(end, separators=(",", ":")).encode() + b"\n\n"
 
 
-def snapshot_event(content: str, reasoning: str) -> bytes:
-    data = json.dumps({"content": content, "reasoning": reasoning}, separators=(",", ":")).encode()
+def snapshot_event(content: str, reasoning: str, tool_rounds: list[dict[str, Any]] | None = None) -> bytes:
+    """The saved answer so far; an answer calling tools also carries its rounds (the text is the current round's)."""
+    saved: dict[str, Any] = {"content": content, "reasoning": reasoning, **({"tool_rounds": tool_rounds} if tool_rounds else {})}
+    data = json.dumps(saved, separators=(",", ":")).encode()
     return b"id\nevent: snapshot\ndata: " + data + b"\n\n"
 
 
@@ -184,17 +186,17 @@ async def read_redis(answer_pk: int) -> AsyncIterator[tuple[int, bytes] | dict[s
 
 async def follow_saved(answer_pk: int) -> AsyncIterator[bytes]:
     """The answer's text as the autosave writes it, each time it changes, until its end."""
-    shown: tuple[str, str] | None = None
+    shown: tuple[str, str, list[dict[str, Any]]] | None = None
     waited = 0.0
     while True:
         saved = await database.run(_saved, answer_pk)
         if saved is None or saved["state"] != MessageState.STREAMING:
             if saved is not None:
-                yield snapshot_event(saved["content"], saved["reasoning"])
+                yield snapshot_event(saved["content"], saved["reasoning"], saved["tool_rounds"])
             yield end_event(_end_of(saved))
             return
-        if (saved["content"], saved["reasoning"]) != shown:
-            shown = saved["content"], saved["reasoning"]
+        if (saved["content"], saved["reasoning"], saved["tool_rounds"]) != shown:
+            shown = saved["content"], saved["reasoning"], saved["tool_rounds"]
             yield snapshot_event(*shown)
             waited = 0.0
         elif waited >= KEEP_ALIVE_SECONDS:
@@ -205,7 +207,7 @@ async def follow_saved(answer_pk: int) -> AsyncIterator[bytes]:
 
 
 def _saved(answer_pk: int) -> dict[str, Any] | None:
-    row = Message.objects.filter(pk=answer_pk).values("content", "reasoning", "state", "error").first()
+    row = Message.objects.filter(pk=answer_pk).values("content", "reasoning", "tool_rounds", "state", "error").first()
     return dict(row) if row is not None else None
 
 

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.http import Http404
 
 from boochat import database
-from boochat.chat.prompt import active_messages_to, answer_reserve, estimate_tokens, upstream_messages
+from boochat.chat.prompt import NOT_RUN, active_messages_to, answer_reserve, estimate_tokens, upstream_messages
 from boochat.chat.titles import task_model_candidates
 from boochat.models import ChatSession, Compaction, Message
 from boochat.proxy import complete_chat
@@ -54,7 +54,7 @@ async def compact(session: ChatSession, leaf_id: int, *, budget: int, scale: flo
     older, recent = messages[:-keep], messages[-keep:]
     transcript = "\n\n".join(
         ([f"(Earlier summary) {compaction.summary}"] if compaction else [])
-        + [f"{m.role.upper()}: {m.content}" for m in older]
+        + [line for m in older for line in transcript_lines(m)]
     )
     # The configured summary model first; if it cannot be reached, the session's own model.
     candidates = list(dict.fromkeys([await database.run(_summary_model_id, session), session.model_id]))
@@ -70,6 +70,13 @@ async def compact(session: ChatSession, leaf_id: int, *, budget: int, scale: flo
     created = await database.run(_save_compaction, session, older[-1], summary, str(route.ref))
     logger.info("compacted session %s through message %s (%d kept)", session.pk, older[-1].pk, len(recent))
     return created
+
+
+def transcript_lines(message: Message) -> list[str]:
+    """A message for the summary's transcript: an answer's tool calls and their results before its text."""
+    lines = [f"ASSISTANT called {call['function']}({call['arguments']}): {call.get('result') or NOT_RUN}"
+             for round_ in message.tool_rounds for call in round_.get("calls") or []]
+    return [*lines, f"{message.role.upper()}: {message.content}"] if message.content or not lines else lines
 
 
 async def learn_from_overflow(route: Route, exc: UpstreamError, sent: list[dict[str, Any]]) -> tuple[int, float]:

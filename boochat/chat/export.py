@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.contrib.auth.models import User
@@ -29,6 +30,7 @@ def chat_as_json(session: ChatSession, messages: list[Message]) -> dict[str, Any
                 "role": m.role,
                 "content": m.content,
                 **({"reasoning": m.reasoning} if m.reasoning else {}),
+                **({"tool_rounds": m.tool_rounds} if m.tool_rounds else {}),
                 **({"model": m.model_id, "provider": m.provider, "state": m.state} if m.is_answer else {}),
                 **({"error": m.error} if m.error else {}),
                 **({"usage": m.usage} if m.usage else {}),
@@ -55,11 +57,24 @@ def chat_as_markdown(session: ChatSession, messages: list[Message]) -> str:
                 parts += ["", "<details><summary>Reasoning</summary>", "", message.reasoning, "", "</details>"]
         else:
             parts.append("## You")
+        for round_ in message.tool_rounds:
+            if round_.get("text"):
+                parts += ["", round_["text"]]
+            for call in round_.get("calls") or []:
+                outcome = "error" if call.get("is_error") else "result"
+                parts += ["", f"<details><summary>Tool {call['function']} ({outcome})</summary>", "",
+                          *fenced(call["arguments"], "json"), "", *fenced(call.get("result", "")), "", "</details>"]
         parts += ["", message.content]
         if message.error:
             parts += ["", f"> {message.get_state_display()}: {message.error}"]
         parts.append("")
     return "\n".join(parts)
+
+
+def fenced(text: str, language: str = "") -> list[str]:
+    """`text` as a Markdown code block, its fence longer than any run of backticks in it."""
+    fence = "`" * max(3, 1 + max((len(run) for run in re.findall(r"`+", text)), default=0))
+    return [fence + language, text, fence]
 
 
 def filename(session: ChatSession, extension: str) -> str:

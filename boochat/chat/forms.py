@@ -72,8 +72,9 @@ class ChatSettingsForm(forms.Form):
         session.save(update_fields=["system_prompt", "parameters", "updated_at"])
 
     def save_preset(self, session: ChatSession, *, name: str = "", for_model: str = "") -> Preset:
-        """Keep the prompt and parameters as a named preset, or as the defaults of the chat's model."""
+        """Keep the prompt, parameters and tools as a named preset, or as the defaults of the chat's model."""
         preset, _ = Preset.objects.update_or_create(
             user=session.user, name=name, for_model=for_model,
-            defaults={"system_prompt": self.cleaned_data["system_prompt"].strip(), "parameters": self.parameters})
+            defaults={"system_prompt": self.cleaned_data["system_prompt"].strip(), "parameters": self.parameters,
+                      "tools": session.tools})
         return preset

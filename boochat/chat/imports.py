@@ -52,6 +52,7 @@ class ImportedChat:
     names: list[str] = field(default_factory=list)  # how the file names each message, for errors
     left_out: int = 0  # messages in a cycle of parents, which no first message leads to
     system_prompt: str = ""
+    tool_rounds: dict[int, list[dict[str, Any]]] = field(default_factory=dict)  # by message index (BooChat's files)
 
 
 @dataclass
@@ -84,7 +85,38 @@ def _boochat(chat: dict[str, Any]) -> ImportedChat:
             result.parents.append(None if parent is None else index[parent])
         result.shown = index.get(chat.get("shown"))
     result.system_prompt = _text(chat.get("system_prompt"))
+    for i, m in enumerate(listed):
+        if m.get("tool_rounds"):
+            result.tool_rounds[i] = _tool_rounds(m["tool_rounds"], numbered[i][0])
     return result
+
+
+_CALL_TEXT = ("id", "function", "arguments", "result")
+
+
+def _tool_rounds(value: Any, number: int) -> list[dict[str, Any]]:
+    """An answer's tool rounds as BooChat exports them, checked and keeping only their known fields."""
+    where = f"Message {number}: its tool_rounds"
+    if not isinstance(value, list) or not all(isinstance(r, dict) and isinstance(r.get("calls"), list) for r in value):
+        raise BadExport(f"{where} must be a list of rounds, each with a list of calls.")
+    rounds = []
+    for round_ in value:
+        calls = []
+        for call in round_["calls"]:
+            if not isinstance(call, dict) or not all(isinstance(call.get(key), str) for key in _CALL_TEXT[:3]):
+                raise BadExport(f"{where}: each call needs an id, a function and its arguments as text.")
+            texts = [_text(call.get(key)) for key in _CALL_TEXT]
+            if problem := next(filter(None, map(unstorable, texts)), None):
+                raise BadExport(f"{where}: a call contains {problem}, which cannot be stored.")
+            duration = call.get("duration_ms")
+            calls.append({**dict(zip(_CALL_TEXT, texts, strict=True)), "is_error": call.get("is_error") is True,
+                          "duration_ms": duration if isinstance(duration, int) and not isinstance(duration, bool) else None,
+                          "approval": _text(call.get("approval")), "state": "done"})
+        text, reasoning = _text(round_.get("text")), _text(round_.get("reasoning"))
+        if problem := unstorable(text) or unstorable(reasoning):
+            raise BadExport(f"{where}: a round's text contains {problem}, which cannot be stored.")
+        rounds.append({"text": text, "reasoning": reasoning, "calls": calls})
+    return rounds
 
 
 def _tree(chat: ImportedChat, nodes: dict[Any, Any], parent_key: str, message_of: Callable[[Any], tuple[str, str, str] | None],
@@ -265,11 +297,12 @@ def import_chats(user: User, chats: list[ImportedChat], *, continue_with: str = 
 
 def _message_rows(chat: ImportedChat, mapped: dict[str, str]) -> list[Message]:
     rows = []
-    for role, text, model in chat.messages:
+    for index, (role, text, model) in enumerate(chat.messages):
         composite = mapped.get(model, "")
         provider, _, wire = composite.partition("/")
         rows.append(Message(role=role, content=text, model_id=(composite or model)[:330], provider=provider,
-                            wire_model=(wire or model)[:255]))
+                            wire_model=(wire or model)[:255],
+                            tool_rounds=chat.tool_rounds.get(index, []) if role == "assistant" else []))
     return rows
 
 

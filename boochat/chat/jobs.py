@@ -7,14 +7,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field, replace
 
 from django.conf import settings
 from django.http import Http404
 from redis.exceptions import RedisError
 
 from boochat import database
+from boochat.chat import tool_loop
 from boochat.chat.autosave import STOPPED_BY_USER
 from boochat.chat.broker import (
     KEEP_ALIVE_SECONDS,
@@ -27,16 +28,22 @@ from boochat.chat.broker import (
     read_redis,
     redis_client,
 )
+from boochat.chat.prompt import round_messages
 from boochat.chat.relay import relay
-from boochat.chat.turns import STOPPED_BEFORE_START, NewTurn, start_turn
+from boochat.chat.turns import STOPPED_BEFORE_START, NewTurn, Turn, start_turn
 from boochat.models import ChatSession, Message, MessageState
+from boochat.relay import json_bytes
+from boochat.usage.recording import STATUS_STOPPED
+from providers.models import ProviderKind
 from providers.routing import Route
-from providers.upstream import UpstreamError
+from providers.upstream import UpstreamError, open_chat_stream
+from tools.catalog import Tool
 
 logger = logging.getLogger(__name__)
 
 KEEP_ENDED_SECONDS = 60.0  # an ended job's events stay for readers reconnecting this long
 STOP_CHANNEL = "boochat:answer-stops"
+DECISION_CHANNEL = "boochat:answer-tool-decisions"
 
 
 @dataclass(eq=False)
@@ -50,6 +57,7 @@ class Job:
     task: asyncio.Task[None] | None = None
     failed: bool = False  # a copy of another process's job whose Redis Stream could not be read
     beats: int = 0  # one more each KEEP_ALIVE_SECONDS while the job runs: readers send a comment
+    decided: asyncio.Event = field(default_factory=asyncio.Event)  # a tool call's approval was decided
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
@@ -116,6 +124,7 @@ async def _generate(job: Job, session: ChatSession, turn: NewTurn) -> None:
     answer = turn.answer
     try:
         try:
+            offered = await _offer_tools(session, turn)
             started = await start_turn(session, turn)
         except UpstreamError as exc:
             job.started.set_exception(exc)
@@ -126,24 +135,17 @@ async def _generate(job: Job, session: ChatSession, turn: NewTurn) -> None:
             job.finish(MessageState.INTERRUPTED, str(exc))
             return
         except asyncio.CancelledError:  # Stop before the host's first byte: start_turn saved it
+            if answer.state == MessageState.STREAMING:  # stopped before start_turn, while tools were listed
+                answer.state, answer.error = MessageState.INTERRUPTED, STOPPED_BEFORE_START
+                await asyncio.shield(database.run(answer.update_fields, "state", "error"))
+                if turn.meter is not None:
+                    turn.meter.finish(STATUS_STOPPED)
             job.started.set_result(None)
             job.finish(MessageState.INTERRUPTED, STOPPED_BEFORE_START)
             return
         job.started.set_result(started.route)
-        splitter = EventSplitter()
         deadline = time.monotonic() + settings.BOOCHAT_ANSWER_TIMEOUT
-        try:
-            async for chunk in relay(started, deadline=deadline):
-                for block in splitter.feed(chunk):
-                    job.publish(block)
-                    if feed is not None:
-                        feed.add(len(job.events), block)
-        except asyncio.CancelledError:  # Stop, or this worker stopping: the relay saved the answer
-            pass
-        for block in splitter.close():
-            job.publish(block)
-            if feed is not None:
-                feed.add(len(job.events), block)
+        await _answer(job, feed, session, started, offered, deadline)
         job.finish(answer.state, answer.error)  # readers here end now; readers elsewhere once Redis has it
         if feed is not None:
             await feed.finish(len(job.events) + 1, answer.state, answer.error)
@@ -159,6 +161,91 @@ async def _generate(job: Job, session: ChatSession, turn: NewTurn) -> None:
         if job.end is None:
             job.finish(MessageState.INTERRUPTED, answer.error or STOPPED_BY_USER)
         asyncio.get_running_loop().call_later(KEEP_ENDED_SECONDS, _forget, job)
+
+
+async def _offer_tools(session: ChatSession, turn: NewTurn) -> dict[str, Tool]:
+    """The tools the chat turned on, added to the turn's request when its model calls tools."""
+    user = await database.run(lambda: session.user)
+    offered = await tool_loop.offered_tools(session, user, str(turn.route.ref))
+    if offered:
+        turn.parameters = {**turn.parameters, "tools": [tool_loop.schema(tool) for tool in offered.values()]}
+    return offered
+
+
+async def _answer(job: Job, feed: RedisFeed | None, session: ChatSession, turn: Turn, offered: dict[str, Tool],
+                  deadline: float) -> None:
+    """Relay the host's answer to the job's readers; while it calls tools, run them (tool_loop) and
+    ask again with their results, at most BOOCHAT_TOOL_MAX_STEPS rounds."""
+    answer = turn.answer
+    watch = tool_loop.Watch(answer.pk, job.decided)
+
+    def publish(block: bytes) -> None:
+        job.publish(block)
+        if feed is not None:
+            feed.add(len(job.events), block)
+
+    while True:
+        splitter = EventSplitter()
+        try:
+            async for chunk in relay(turn, deadline=deadline, calls_tools=bool(offered)):
+                for block in splitter.feed(chunk):
+                    publish(block)
+        except asyncio.CancelledError:  # Stop, or this worker stopping: the relay saved the answer
+            pass
+        for block in splitter.close():
+            publish(block)
+        if answer.state != MessageState.STREAMING or not answer.tool_calls:
+            return
+        round_ = tool_loop.new_round(answer.content, answer.reasoning, answer.tool_calls)
+        answer.tool_rounds = [*answer.tool_rounds, round_]
+        answer.content, answer.reasoning, answer.tool_calls = "", "", None
+        if len(answer.tool_rounds) > settings.BOOCHAT_TOOL_MAX_STEPS:
+            limit = (f"the answer reached BooChat's limit of {settings.BOOCHAT_TOOL_MAX_STEPS} rounds of tool calls "
+                     "(BOOCHAT_TOOL_MAX_STEPS)")
+            tool_loop.not_run(round_, f"Not run: {limit}.")
+            await _end_between_rounds(job, turn, MessageState.INTERRUPTED,
+                                      f"Ended here: {limit}; the last calls the model asked for were not run.", publish)
+            return
+        try:
+            await tool_loop.run_round(len(answer.tool_rounds) - 1, round_, answer=answer, session=session, offered=offered,
+                                      publish=publish, watch=watch)
+            body = {**(turn.body or {}), "messages": [*(turn.body or {}).get("messages", []),
+                                                      *round_messages([round_], deepseek=turn.route.kind == ProviderKind.DEEPSEEK)]}
+            route, response = await open_chat_stream(turn.route, body)
+        except (asyncio.CancelledError, tool_loop.Stopped):
+            tool_loop.not_run(round_, STOPPED_BY_USER)
+            await _end_between_rounds(job, turn, MessageState.INTERRUPTED, STOPPED_BY_USER, publish)
+            return
+        except UpstreamError as exc:
+            publish(b"data: " + json_bytes({"error": {"message": str(exc), "type": "upstream_error"}}))
+            await _end_between_rounds(job, turn, MessageState.FAILED, str(exc), publish)
+            return
+        turn = replace(turn, route=route, response=response, body=body, prefix="", prefix_reasoning="")
+
+
+async def _end_between_rounds(job: Job, turn: Turn, state: str, error: str, publish: Callable[[bytes], None]) -> None:
+    """End an answer stopped while it called tools: its rounds saved, its usage recorded."""
+    answer = turn.answer
+    for index, round_ in enumerate(answer.tool_rounds):
+        for call in round_["calls"]:
+            publish(tool_loop.tool_event(index, call))
+    answer.state, answer.error = state, error
+    await asyncio.shield(database.run(answer.update_fields, "content", "reasoning", "tool_calls", "tool_rounds", "state",
+                                      "error"))
+    if turn.meter is not None:
+        turn.meter.finish_answer(answer, state, None)
+
+
+async def tool_decided(answer_pk: int) -> None:
+    """Wake the job of this answer, wherever it runs, to read the decision just saved."""
+    job = _jobs.get(answer_pk)
+    if job is not None and job.end is None:
+        job.decided.set()
+    elif settings.REDIS_URL:
+        try:
+            await redis_client().publish(DECISION_CHANNEL, str(answer_pk))
+        except Exception as exc:  # the job reads the database each second anyway
+            logger.warning("Could not publish a tool decision of answer %s through Redis: %s", answer_pk, exc)
 
 
 def _forget(job: Job) -> None:
@@ -199,13 +286,15 @@ async def _stops_forever() -> None:
         # subscription's lock, which the cancelled read may hold.
         pubsub = redis_client(waiting=True).pubsub()
         try:
-            await pubsub.subscribe(STOP_CHANNEL)
+            await pubsub.subscribe(STOP_CHANNEL, DECISION_CHANNEL)
             async for message in pubsub.listen():
                 if message.get("type") == "message":
-                    data = message["data"]
+                    data, channel = message["data"], message["channel"]
                     text = data.decode() if isinstance(data, bytes) else str(data)
                     job = _jobs.get(int(text)) if text.isdigit() else None
-                    if job is not None:
+                    if job is not None and channel in (DECISION_CHANNEL, DECISION_CHANNEL.encode()):
+                        job.decided.set()
+                    elif job is not None:
                         job.stop()
         except (RedisError, OSError) as exc:  # Redis away: the database's mark still stops answers
             logger.warning("Not following answer stops through Redis for now: %s", exc)

@@ -1,5 +1,5 @@
 """A new chat before its first message: its page, where nothing is saved, and what the first message
-takes with it (the model, a preset's or the model's prompt and parameters). The first message saves
+takes with it (the model, a preset's or the model's prompt, parameters and tools). The first message saves
 the chat with its first turn (views.chat_new), so "+ New chat" leaves no empty chats behind."""
 
 from __future__ import annotations
@@ -18,12 +18,13 @@ from boochat.chat.library_views import sidebar
 from boochat.chat.starting_model import starting_model
 from boochat.models import ChatSession, Preset
 from providers.access import access_for, catalog_for, check_model
-from providers.capabilities import Reasoning, reasoning_for
+from providers.capabilities import Reasoning, reasoning_for, tool_support
 from providers.routing import Route, RoutingError, resolve
 from settings_app.models import Favorite
 from settings_app.normalize import chat_model_id
 from settings_app.picker import Picker, build_picker
 from settings_app.requests import HtmxHttpRequest
+from tools.catalog import ServerTools, servers_now
 
 DRAFT_KEY = "boochat-new-chat-draft"  # Home's question, waiting for the new chat's page to send it
 
@@ -50,11 +51,28 @@ def chosen_preset(request: HtmxHttpRequest, preset_id: str) -> Preset | None:
 
 
 def unsaved_chat(request: HtmxHttpRequest, model_id: str, preset: Preset | None) -> ChatSession:
-    """The chat as it starts, not saved: the chosen preset's prompt and parameters, else the model's
-    saved defaults, else none."""
+    """The chat as it starts, not saved: the chosen preset's prompt, parameters and tools, else the
+    model's saved defaults, else none."""
     preset = preset or Preset.objects.filter(user=request.user, for_model=model_id).first()
     return ChatSession(user=request.user, model_id=model_id, system_prompt=preset.system_prompt if preset else "",
-                       parameters=dict(preset.parameters) if preset else {})
+                       parameters=dict(preset.parameters) if preset else {}, tools=list(preset.tools) if preset else [])
+
+
+def offered_tools(request: HtmxHttpRequest, route: Route | None) -> list[ServerTools]:
+    """The tool servers the composer's Tools control offers: none unless the chat's model calls tools."""
+    if route is None or tool_support(str(route.ref)).calls is not True:
+        return []
+    return servers_now(request.user)
+
+
+def chosen_tools(request: HtmxHttpRequest, servers: list[ServerTools]) -> list[str]:
+    """The posted `tools` (server slugs or single tools' function names; the control's empty marker
+    left out); ValueError naming those the user has no such server or tool for."""
+    known = {s.slug for s in servers} | {t.function_name for s in servers for t in s.tools}
+    chosen = [name for name in dict.fromkeys(request.POST.getlist("tools")) if name]
+    if unknown := [name for name in chosen if name not in known]:
+        raise ValueError(f"No such tool server or tool for you: {', '.join(unknown)}.")
+    return chosen
 
 
 def next_route(session: ChatSession) -> Route | None:
@@ -98,6 +116,7 @@ def render_new_chat(request: HtmxHttpRequest, session: ChatSession, *, preset: P
         "import_model": starting_model(request.user, picker),
         "settings_form": ChatSettingsForm.for_first_message(session, reasoning_of(session, route), data),
         "member": str(route.ref) if route is not None and route.pool else "",
+        "tool_servers": offered_tools(request, route),
         "presets": Preset.objects.filter(user=request.user).exclude(name=""), "preset": preset,
         "draft": draft, "autosend": autosend,
     }, status=status)

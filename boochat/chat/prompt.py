@@ -20,7 +20,8 @@ def estimate_tokens(messages: list[dict[str, Any]]) -> int:
     """A deliberately high estimate (3 characters a token, plus template tokens per message, plus a
     high guess per image)."""
     counts = [content_tokens(m.get("content")) for m in messages]
-    return sum(math.ceil(chars / 3) + 4 + images * IMAGE_TOKENS for chars, images in counts)
+    calls = sum(len(str(m["tool_calls"])) for m in messages if m.get("tool_calls"))
+    return sum(math.ceil(chars / 3) + 4 + images * IMAGE_TOKENS for chars, images in counts) + math.ceil(calls / 3)
 
 
 def answer_reserve(n_ctx: int) -> int:
@@ -29,10 +30,11 @@ def answer_reserve(n_ctx: int) -> int:
 
 
 def _sendable(messages: Iterable[Message]) -> list[Message]:
-    return [m for m in messages if m.role == Message.Role.USER or m.content or m.tool_calls]
+    return [m for m in messages if m.role == Message.Role.USER or m.content or m.tool_calls or m.tool_rounds]
 
 
-PROMPT_FIELDS = ("id", "session_id", "parent_id", "role", "content", "tool_calls", "reasoning", "state", "served_by")
+PROMPT_FIELDS = ("id", "session_id", "parent_id", "role", "content", "tool_calls", "tool_rounds", "reasoning", "state",
+                 "served_by")
 
 
 def load_tree(session: ChatSession) -> Tree[Message]:
@@ -98,6 +100,9 @@ def upstream_messages(route: Route, compaction: Compaction | None, messages: lis
     if compaction is not None:
         result.append({"role": "system", "content": f"Summary of the earlier conversation:\n{compaction.summary}"})
     for message in messages:
+        result += round_messages(message.tool_rounds, deepseek=route.kind == ProviderKind.DEEPSEEK)
+        if message.tool_rounds and not message.content:
+            continue  # stopped while it called tools: its calls and results are what it said
         item: dict[str, Any] = {"role": message.role, "content": message.content}
         if message.role == Message.Role.USER and (
                 attachments := files.get(message.pk, []) if files is not None else list(message.attachments.all())):
@@ -110,3 +115,23 @@ def upstream_messages(route: Route, compaction: Compaction | None, messages: lis
                 item["reasoning_content"] = message.reasoning
         result.append(item)
     return result
+
+
+def round_messages(rounds: list[dict[str, Any]], *, deepseek: bool = False) -> list[dict[str, Any]]:
+    """An answer's tool rounds as OpenAI messages: each round an assistant message with its
+    `tool_calls`, then one `tool` message per call with its result (a call never run, as when the
+    answer was stopped before it ran, gets the reason)."""
+    result: list[dict[str, Any]] = []
+    for round_ in rounds:
+        calls = round_.get("calls") or []
+        item: dict[str, Any] = {"role": "assistant", "content": round_.get("text") or None, "tool_calls": [
+            {"id": call["id"], "type": "function", "function": {"name": call["function"], "arguments": call["arguments"]}}
+            for call in calls]}
+        if deepseek and round_.get("reasoning"):  # DeepSeek's thinking mode wants it back on tool turns
+            item["reasoning_content"] = round_["reasoning"]
+        result.append(item)
+        result += [{"role": "tool", "tool_call_id": call["id"], "content": call.get("result") or NOT_RUN} for call in calls]
+    return result
+
+
+NOT_RUN = "The call was not run: the answer was stopped first."

@@ -55,6 +55,7 @@ class Turn:
     prefix: str = ""
     prefix_reasoning: str = ""
     meter: Meter | None = None
+    body: dict[str, Any] | None = None  # the request that opened it (an answer calling tools asks again)
 
 
 class CannotContinue(ValueError):
@@ -217,4 +218,4 @@ async def start_turn(session: ChatSession, turn: NewTurn) -> Turn:
         if turn.meter is not None:
             turn.meter.finish(STATUS_STOPPED)
         raise
-    return Turn(route, response, answer, turn.prefix, turn.prefix_reasoning, turn.meter)
+    return Turn(route, response, answer, turn.prefix, turn.prefix_reasoning, turn.meter, body)

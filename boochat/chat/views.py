@@ -25,8 +25,10 @@ from boochat.chat.library_views import sidebar
 from boochat.chat.new_chat_views import (
     chosen_model,
     chosen_preset,
+    chosen_tools,
     new_chat_page,
     next_route,
+    offered_tools,
     reasoning_of,
     render_new_chat,
     unsaved_chat,
@@ -36,7 +38,7 @@ from boochat.chat.starting_model import starting_model
 from boochat.chat.titles import generate_title
 from boochat.chat.turns import CannotContinue, NewTurn, begin_continue, begin_edit, begin_regenerate, begin_turn
 from boochat.limits import LimitReached
-from boochat.models import Attachment, ChatSession, Message, MessageState, UsageRecord
+from boochat.models import Attachment, ChatSession, Message, MessageState, ToolDecision, UsageRecord
 from boochat.proxy import sse_response
 from boochat.usage.recording import admit_answer
 from providers.access import ModelNotAllowed, access_for, catalog_for, check_model
@@ -48,6 +50,7 @@ from settings_app.normalize import chat_model_id, normalize_model_id
 from settings_app.picker import build_picker
 from settings_app.requests import HtmxHttpRequest
 from settings_app.text import unstorable
+from tools.catalog import servers_now
 
 MAX_MESSAGE_CHARS = 200_000
 
@@ -126,12 +129,31 @@ def chat_session(request: HtmxHttpRequest, pk: int) -> HttpResponseBase:
             "usage": _context_usage(session, branch_ids, route),
             "settings_form": ChatSettingsForm.for_session(session, reasoning_of(session, route)),
             "member": str(route.ref) if route is not None and route.pool else "",
+            "tool_servers": offered_tools(request, route),
             "shares": list(session.shares.filter(revoked_at__isnull=True)),
             "trash_days": settings.BOOCHAT_TRASH_DAYS,
         })
         response = TemplateResponse(request, "chat.html", context)
     patch_vary_headers(response, ["HX-Request"])
     return response
+
+
+@require_POST
+def chat_tools(request: HtmxHttpRequest, pk: int) -> HttpResponseBase:
+    """Turn tool servers (by slug) or single tools (by function name) on for this chat: the posted
+    `tools`, all of them, replace the chat's choice. htmx gets the control back."""
+    session = get_object_or_404(ChatSession.objects.for_user(request.user), pk=pk)
+    servers = servers_now(request.user)
+    try:
+        session.tools = chosen_tools(request, servers)
+    except ValueError as exc:
+        return HttpResponse(str(exc), status=400, content_type="text/plain; charset=utf-8")
+    session.save(update_fields=["tools", "updated_at"])
+    if request.htmx:
+        return TemplateResponse(request, "chat.html#tools_control", {"session": session, "tool_servers": servers,
+                                                                     "keep_open": True})
+    messages.success(request, "Tools saved: the next answer may use them.")
+    return redirect(session)
 
 
 def _show(session: ChatSession, leaf_id: int | None) -> None:
@@ -204,6 +226,45 @@ async def chat_stop(request: HtmxHttpRequest, pk: int) -> HttpResponseBase:
     return redirect("chat_session", pk=pk)
 
 
+@require_POST
+async def chat_tool_decision(request: HtmxHttpRequest, pk: int) -> HttpResponseBase:
+    """The user's choice for a tool call waiting for approval (`call`, `choice`: run, always or deny),
+    from any tab, device, worker or instance; the answer's job reads it and goes on."""
+    choice, call_id = request.POST.get("choice", ""), request.POST.get("call", "")
+    if choice not in ToolDecision.Choice.values:
+        return HttpResponse("`choice` must be run, always or deny.", status=400, content_type="text/plain; charset=utf-8")
+    found = await database.run(_decide, request, pk, call_id, choice)
+    if found is None:
+        return HttpResponse("No such tool call waits for approval in your answers.", status=404,
+                            content_type="text/plain; charset=utf-8")
+    await jobs.tool_decided(pk)
+    if request.headers.get("X-BooChat-Stream") == "1" or request.htmx:
+        return HttpResponse(status=204)
+    return redirect("chat_session", pk=found)
+
+
+def _decide(request: HtmxHttpRequest, pk: int, call_id: str, choice: str) -> int | None:
+    """Save the decision (the first one wins); "always" also lets this chat run the tool without asking.
+    The chat's id, or None if no such call waits in the user's streaming answers."""
+    answer = Message.objects.filter(pk=pk, session__user=request.user, session__deleted_at__isnull=True,
+                                    role=Message.Role.ASSISTANT, state=MessageState.STREAMING).select_related("session").first()
+    call = next((c for r in answer.tool_rounds for c in r["calls"] if c["id"] == call_id), None) if answer else None
+    if answer is None or call is None or call["state"] != "waiting":
+        return None
+    try:
+        with transaction.atomic():
+            ToolDecision.objects.create(answer=answer, call_id=call_id, choice=choice)
+    except IntegrityError:  # decided already, in another tab
+        return answer.session_id
+    if choice == ToolDecision.Choice.ALWAYS:
+        with transaction.atomic():
+            session = ChatSession.objects.select_for_update().get(pk=answer.session_id)
+            if call["function"] not in session.tools_always:
+                session.tools_always = [*session.tools_always, call["function"]]
+                session.save(update_fields=["tools_always"])
+    return answer.session_id
+
+
 def _streaming_answers(request: HtmxHttpRequest, pk: int) -> list[int] | None:
     session = ChatSession.objects.for_user(request.user).filter(pk=pk).first()
     if session is None:
@@ -239,8 +300,8 @@ def _send_error(request: HtmxHttpRequest, session: ChatSession, status: int, mes
 
 async def answer_send(request: HtmxHttpRequest, session: ChatSession, turn: NewTurn) -> HttpResponseBase:
     """Start the answer's job and follow it: the SSE as it is written with `X-BooChat-Stream: 1` (the
-    page's script); a plain form post waits for the whole answer and redirects back. The job goes on
-    if the browser leaves."""
+    page's script); a plain form post waits for the whole answer, or a tool call waiting for approval,
+    and redirects back. The job goes on if the browser leaves."""
     job = jobs.start_job(session, turn)
     try:
         route = await asyncio.shield(job.started)
@@ -249,8 +310,9 @@ async def answer_send(request: HtmxHttpRequest, session: ChatSession, turn: NewT
         return _send_error(request, session, exc.status, str(exc), **extra)
 
     if request.headers.get("X-BooChat-Stream") != "1":
-        async for _ in jobs.follow(job.answer_pk):
-            pass
+        async for piece in jobs.follow(job.answer_pk):
+            if b"event: tool" in piece and b'"state":"waiting"' in piece:
+                return redirect(session)  # a tool call waits for the user's approval: the page asks for it
         if not session.title:
             await generate_title(session)
         return redirect(session)
@@ -333,9 +395,16 @@ def _begin_first_send(request: HtmxHttpRequest) -> tuple[ChatSession, NewTurn | 
         return session, _send_error(request, session, 403, f"Nothing was sent: {exc}")
     except (RoutingError, ValueError) as exc:
         return session, _send_error(request, session, 400, f"Nothing was sent: cannot start a chat: {exc}")
+    started = unsaved_chat(request, session.model_id, preset)
+    if "tools" in request.POST:  # the page's Tools control (its empty marker when nothing is on)
+        try:
+            session.tools = chosen_tools(request, servers_now(request.user))
+        except ValueError as exc:
+            return session, _send_error(request, session, 400, f"Nothing was sent: {exc}")
+    else:
+        session.tools = started.tools
     form = ChatSettingsForm.for_first_message(session, reasoning_of(session), request.POST)
     if not any(name in request.POST for name in form.fields):
-        started = unsaved_chat(request, session.model_id, preset)
         session.system_prompt, session.parameters = started.system_prompt, started.parameters
     elif problem := unstorable(request.POST.get("system_prompt", "")):
         return session, _send_error(request, session, 400,

@@ -74,6 +74,7 @@ class Meter:
     admission: limits.Admission | None = None
     stream: StreamUsage | None = None  # a gateway stream's usage event, read as it passes
     finished: bool = False
+    carried: list[dict[str, Any]] = field(default_factory=list)  # usage of the answer's earlier rounds
 
     def release(self) -> None:
         """Give the stream's limit back without a record (the answer was never asked for)."""
@@ -97,11 +98,28 @@ class Meter:
         self.use.add_usage(self.stream.usage if self.stream is not None else usage)
         record(self.use)
 
+    def carry(self, usage: Any) -> None:
+        """Keep the tokens of an answer's round of tool calls, counted with the rest of the answer."""
+        if isinstance(usage, dict):
+            self.carried = [*self.carried, usage]
+
     def finish_answer(self, answer: Any, state: str, usage: Any) -> None:
-        """Record a chat or arena answer as its stream ended (`state` is a MessageState)."""
+        """Record a chat or arena answer as its stream ended (`state` is a MessageState), with the
+        tokens of its earlier rounds of tool calls."""
+        if self.carried:
+            usage = summed_usage([*self.carried, *([usage] if isinstance(usage, dict) else [])])
         self.use.model_id = answer.model_id or self.use.model_id
         self.use.served_by = answer.served_by or (f"{answer.provider}/{answer.wire_model}" if answer.provider else "")
         self.finish({"complete": 200, "failed": STATUS_FAILED}.get(state, STATUS_STOPPED), usage)
+
+
+def summed_usage(usages: list[dict[str, Any]]) -> dict[str, Any]:
+    """The token counts of several requests that make one answer, in OpenAI's fields."""
+    counted = [Use(source="", model_id="") for _ in usages]
+    for one, usage in zip(counted, usages, strict=True):
+        one.add_usage(usage)
+    return {"prompt_tokens": sum(u.prompt_tokens for u in counted), "completion_tokens": sum(u.completion_tokens for u in counted),
+            "prompt_tokens_details": {"cached_tokens": sum(u.cached_tokens for u in counted)}}
 
 
 def admit_answer(user_id: int, model_id: str, source: str) -> Meter:

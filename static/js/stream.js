@@ -43,12 +43,17 @@
       }
     }
     const data = lines.join("\n");
+    if (kind === "tool") {  // a tool call's step (static/js/tools.js)
+      try { if (window.BooChatTools) window.BooChatTools.show(bubble, JSON.parse(data)); } catch (e) { /* not JSON */ }
+      return;
+    }
     if (kind === "end" || kind === "snapshot") {
       let value;
       try { value = JSON.parse(data); } catch (e) { return; }
       if (kind === "end") {
         if (place) place.end = value;
       } else {
+        if (window.BooChatTools) window.BooChatTools.showRounds(bubble, value.tool_rounds || []);
         bubble.content.textContent = value.content || "";
         bubble.reasoning.textContent = value.reasoning || "";
         bubble.details.hidden = !value.reasoning;
@@ -106,7 +111,7 @@
     bubble.details.hidden = true;
     bubble.loading.textContent = "";
     bubble.loading.hidden = true;
-    bubble.article.querySelectorAll(".message-error").forEach((node) => node.remove());
+    bubble.article.querySelectorAll(".message-error, .tool-round").forEach((node) => node.remove());
   }
 
   // Follow an answer being written (`url`: its stream) into `bubble` until it ends, reconnecting by

@@ -300,3 +300,20 @@ def test_admins_revoke_action_stops_a_key_at_once(asgi_server, hosts):
     assert response.status_code == 302
     assert GatewayKey.objects.get(pk=row.pk).revoked_at is not None
     assert httpx.get(f"{asgi_server.url}/v1/models", headers=auth).status_code == 401
+
+
+def test_a_request_is_passed_on_without_tools_even_where_the_chat_has_them(sdk, hosts, key):
+    """Agents bring their own tools: the gateway adds none, whatever the key's user turned on in chats."""
+    from boochat.models import ChatSession
+    from tests.factories import make_tool_server
+    from tests.fakes.mcp_server import FakeMcpServer
+
+    with FakeMcpServer() as server:
+        make_tool_server(server.url, slug="lab", approval="never")
+        user = GatewayKey.objects.get(key_hash=hash_key(key)).user
+        ChatSession.objects.create(user=user, model_id="sam-desktop/qwen3-30b", tools=["lab"])
+        sent = {"model": "sam-desktop/qwen3-30b", "messages": [{"role": "user", "content": "hi"}], "temperature": 0.5}
+        sdk.chat.completions.create(**sent)
+        (forwarded,) = inference_requests(hosts)["sam-desktop"]
+        assert forwarded.json() == {**sent, "model": "qwen3-30b"}
+        assert server.calls == []

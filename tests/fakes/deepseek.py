@@ -17,6 +17,9 @@ class FakeDeepSeek(FakeHost):
         self.api_key = api_key
         self.balance = balance
         self.model_ids = [m["id"] for m in json_fixture("deepseek/models.json")["data"]]
+        # Tool calls scripted by a test, as FakeLlamaSwap.tool_rounds: each streamed request offering
+        # `tools` takes the next round; then the answer is text.
+        self.tool_rounds: list[list[tuple[str, dict[str, Any]]]] = []
 
     async def handle(self, request: RecordedRequest) -> Response | Stream:
         if request.headers.get("authorization") != f"Bearer {self.api_key}":
@@ -48,6 +51,8 @@ class FakeDeepSeek(FakeHost):
         model = body.get("model")
         if model not in self.model_ids:
             return Response.json({"error": {"message": "Model Not Exist", "type": "invalid_request_error", "param": None, "code": "invalid_request_error"}}, status=400)
+        if body.get("stream") and body.get("tools") and self.tool_rounds:
+            return self.tool_call_stream(model, self.tool_rounds.pop(0))
         if body.get("stream"):
             stream = _THINKING_STREAM.replace(b'"model":"deepseek-v4-flash"', f'"model":"{model}"'.encode())
             # Keep-alive comments arrive as their own writes, as on the real API.
@@ -60,6 +65,26 @@ class FakeDeepSeek(FakeHost):
             "usage": {"prompt_tokens": 10, "completion_tokens": 12, "total_tokens": 22,
                       "completion_tokens_details": {"reasoning_tokens": 5}},
         })
+
+    @staticmethod
+    def tool_call_stream(model: str, calls: list[tuple[str, dict[str, Any]]]) -> Stream:
+        """Thinking, then the calls: each call's id and name first, its arguments after in pieces (the
+        API docs' streamed tool calls)."""
+        def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+            data = {"id": "c2", "object": "chat.completion.chunk", "created": 1795000000, "model": model,
+                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+            return b"data: " + json.dumps(data).encode() + b"\n\n"
+
+        events = [chunk({"role": "assistant", "content": None, "reasoning_content": ""}),
+                  chunk({"reasoning_content": "A tool can tell."})]
+        for index, (name, arguments) in enumerate(calls):
+            events.append(chunk({"tool_calls": [{"index": index, "id": f"call_0{index}_ds", "type": "function",
+                                                 "function": {"name": name, "arguments": ""}}]}))
+            text = json.dumps(arguments)
+            events += [chunk({"tool_calls": [{"index": index, "function": {"arguments": text[at:at + 5]}}]})
+                       for at in range(0, len(text), 5)]
+        events += [chunk({"content": ""}, "tool_calls"), b"data: [DONE]\n\n"]
+        return Stream(events)
 
     def chat_bodies(self) -> list[dict[str, Any]]:
         return [json.loads(r.body) for r in self.requests if r.path.endswith("/chat/completions")]

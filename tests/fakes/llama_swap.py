@@ -95,6 +95,11 @@ class FakeLlamaSwap(FakeHost):
         # Slots and a prompt cache (tests.fakes.slots): chat requests wait for a slot and take
         # prefill and decode time; None answers at once, any number at a time.
         self.slots: Slots | None = None
+        # Tool calls scripted by a test: each request offering `tools` takes the next round, a list of
+        # (function name, arguments) the model calls; once they are used up it answers in text
+        # ("Tool result: ..." after a tool's result). None: the first tool offered, called once.
+        self.tool_rounds: list[list[tuple[str, dict[str, Any]]]] | None = None
+        self.calls_made = 1
         super().__init__()
         self.models = models if models is not None else [FakeModel("qwen3-8b")]
         self.version = version
@@ -308,8 +313,10 @@ class FakeLlamaSwap(FakeHost):
             }}, status=400)
         tools = body.get("tools") or []
         messages = body.get("messages") or [{}]
-        if tools and messages[-1].get("role") != "tool":
-            return self.tool_call(model.id, tools[0]["function"]["name"], bool(body.get("stream")))
+        if tools and self.tool_rounds:
+            return self.tool_call(model.id, self.tool_rounds.pop(0), body)
+        if tools and self.tool_rounds is None and messages[-1].get("role") != "tool":
+            return self.tool_call(model.id, [(tools[0]["function"]["name"], {"city": "Oslo"})], body)
         reply = [f"Tool result: {messages[-1].get('content')}"] if messages[-1].get("role") == "tool" else self.reply
         if body.get("stream"):
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
@@ -366,21 +373,32 @@ class FakeLlamaSwap(FakeHost):
 
         return Stream(decode(), drop_after=self.drop_after)
 
-    def tool_call(self, model_id: str, function: str, stream: bool) -> Response | Stream:
-        """The model asks to call the first tool offered (llama-server's shapes with --jinja)."""
-        call = {"id": "call_fake_1", "type": "function", "function": {"name": function, "arguments": '{"city":"Oslo"}'}}
-        if not stream:
+    def tool_call(self, model_id: str, calls: list[tuple[str, dict[str, Any]]], body: dict[str, Any]) -> Response | Stream:
+        """The model calls these tools (llama-server's shapes with --jinja): streamed as OpenAI does,
+        each call's id, type and name first with empty arguments, then its arguments in pieces."""
+        listed = [{"id": f"call_fake_{self.calls_made + i}", "type": "function",
+                   "function": {"name": name, "arguments": json.dumps(arguments)}} for i, (name, arguments) in enumerate(calls)]
+        self.calls_made += len(listed)
+        if not body.get("stream"):
             answer = json_fixture("llama-server/10-a-chat.http")
-            answer["choices"][0].update(finish_reason="tool_calls", message={"role": "assistant", "content": None, "tool_calls": [call]})
+            answer["choices"][0].update(finish_reason="tool_calls", message={"role": "assistant", "content": None, "tool_calls": listed})
             return Response.json(_with(answer, model=model_id))
         role, content, finish = _STREAM[0], _STREAM[1], _STREAM[-2]
-        delta = {"tool_calls": [{"index": 0, **call}]}
-        return Stream([
-            sse(_with(role, model=model_id)),
-            sse(_with(content, model=model_id, choices=[{**content["choices"][0], "delta": delta}])),
-            sse(_with(finish, model=model_id, choices=[{**finish["choices"][0], "finish_reason": "tool_calls"}])),
-            DONE,
-        ])
+
+        def delta(call: dict[str, Any]) -> bytes:
+            return sse(_with(content, model=model_id, choices=[{**content["choices"][0], "delta": {"tool_calls": [call]}}]))
+
+        events = [sse(_with(role, model=model_id))]
+        for index, call in enumerate(listed):
+            events.append(delta({"index": index, "id": call["id"], "type": "function",
+                                 "function": {"name": call["function"]["name"], "arguments": ""}}))
+            arguments = call["function"]["arguments"]
+            events += [delta({"index": index, "function": {"arguments": arguments[at:at + 7]}})
+                       for at in range(0, len(arguments), 7)]
+        events.append(sse(_with(finish, model=model_id, choices=[{**finish["choices"][0], "finish_reason": "tool_calls"}])))
+        if (body.get("stream_options") or {}).get("include_usage"):
+            events.append(sse(_with(_STREAM[-1], model=model_id)))
+        return Stream([*events, DONE], delay=self.stream_delay)
 
     def stream_events(self, model_id: str, include_usage: bool, reply: list[str] | None = None) -> list[bytes]:
         """The captured stream's events (fixtures 11/12) carrying the reply and `model_id`."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import ssl
 import threading
 import time
 from collections.abc import AsyncIterator, Iterable
@@ -76,6 +77,8 @@ class FakeHost:
         self.hang = False  # accept connections and read requests, but never answer
         self.first_byte_delay = 0.0  # seconds before a POST is answered at all (a model swap)
         self.disconnects: list[RecordedRequest] = []  # streams the client left before they ended
+        self.host = "127.0.0.1"  # any loopback address (127.0.0.2 is one too on Linux)
+        self.tls: ssl.SSLContext | None = None  # set before start() to serve HTTPS
         self.port = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.base_events.Server | None = None
@@ -84,7 +87,7 @@ class FakeHost:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
     def start(self) -> FakeHost:
         ready = threading.Event()
@@ -92,7 +95,7 @@ class FakeHost:
         def run() -> None:
             self._loop = asyncio.new_event_loop()
             self._server = self._loop.run_until_complete(
-                asyncio.start_server(self._serve_connection, "127.0.0.1", 0, backlog=2048)
+                asyncio.start_server(self._serve_connection, self.host, 0, backlog=2048, ssl=self.tls)
             )
             self.port = self._server.sockets[0].getsockname()[1]
             ready.set()

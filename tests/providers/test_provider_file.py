@@ -319,13 +319,14 @@ class TestEveryOverrideInTheFile:
 
     def test_takes_images_and_default_for_new_chats_are_read_synced_and_exported(self, tmp_path, settings):
         models = {"qwen3-vl": {"accepts_images": True, "default_for_new_chats": True},
-                  "qwen3-8b": {"accepts_images": False, "purpose": "chat", "display_name": "Qwen3 8B"}}
+                  "qwen3-8b": {"accepts_images": False, "calls_tools": True, "purpose": "chat", "display_name": "Qwen3 8B"}}
         settings.LLAMA_PROVIDERS_PATH = str(write(tmp_path, {"providers": [entry(default=True, models=models)]}))
         sync_from_environment()
         rows = {o.model: o for o in ModelOverride.objects.all()}
         assert rows["qwen3-vl"].accepts_images is True and rows["qwen3-vl"].new_chats
         assert rows["qwen3-8b"].accepts_images is False and not rows["qwen3-8b"].new_chats
         assert rows["qwen3-8b"].display_name == "Qwen3 8B" and rows["qwen3-8b"].purpose == "chat"
+        assert (rows["qwen3-8b"].calls_tools, rows["qwen3-vl"].calls_tools) == (True, None)
 
         exported = json.loads(export_document(list(Provider.objects.all())))
         assert exported["providers"][0]["models"] == models
@@ -340,6 +341,7 @@ class TestEveryOverrideInTheFile:
 
     @pytest.mark.parametrize(("models", "field", "reason"), [
         ({"m": {"accepts_images": "yes"}}, "models.m.accepts_images", "must be true, false or null"),
+        ({"m": {"calls_tools": 1}}, "models.m.calls_tools", "must be true, false or null"),
         ({"m": {"default_for_new_chats": 1}}, "models.m.default_for_new_chats", "must be true or false"),
         ({"m": {"default_for_new_chats": True}, "n": {"default_for_new_chats": True}}, "models.n.default_for_new_chats",
          "a second default for new chats; sam-desktop/m is already"),
