@@ -118,20 +118,17 @@ async def _fetch(url: httpx.URL, *, max_bytes: int, timeout: float, rule: Addres
     # No kept-alive connections: each one is opened to an address checked for its own URL.
     limits = httpx.Limits(max_keepalive_connections=0)
     async with async_client(timeout=timeout, follow_redirects=False, limits=limits) as client:
-        for redirects in range(MAX_REDIRECTS + 1):
+        for _ in range(MAX_REDIRECTS + 1):
             addresses = await _public_addresses(url, rule=rule)
             response = await _send(client, url, addresses)
             try:
                 location = response.headers.get("location")
-                if response.status_code in REDIRECTS and location:
-                    if redirects == MAX_REDIRECTS:
-                        raise PageRefused(f"more than {MAX_REDIRECTS} redirects (stopped at {url})")
-                    url = url.join(location)
-                    continue
-                return await _read(response, url, max_bytes=max_bytes)
+                if response.status_code not in REDIRECTS or not location:
+                    return await _read(response, url, max_bytes=max_bytes)
             finally:
                 await response.aclose()
-    raise AssertionError("unreachable: the loop returns or raises")
+            url = url.join(location)  # httpx.send() has already refused a Location that is no URL
+    raise PageRefused(f"more than {MAX_REDIRECTS} redirects (the next to {url})")
 
 
 async def _public_addresses(url: httpx.URL, *, rule: AddressRule) -> list[IPAddress]:
@@ -145,7 +142,7 @@ async def _public_addresses(url: httpx.URL, *, rule: AddressRule) -> list[IPAddr
     try:
         found = await anyio.getaddrinfo(host, url.port or (443 if url.scheme == "https" else 80),
                                         type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as exc:
+    except (socket.gaierror, UnicodeError, OverflowError) as exc:  # OverflowError: a port past 65535
         raise PageRefused(f"{url.host} cannot be resolved: {exc}")
     addresses = list(dict.fromkeys(ipaddress.ip_address(sockaddr[0]) for *_, sockaddr in found))
     for address in addresses:

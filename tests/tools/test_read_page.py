@@ -216,9 +216,16 @@ def test_at_most_five_redirects_are_followed(site, private_allowed):
         site.redirect(f"/hop{n}", f"/hop{n + 1}")
     site.pages["/hop6"] = site.pages["/notes.txt"]
     answer = call("read_page", url=f"{site.url}/hop0")
-    assert answer.is_error and f"more than 5 redirects (stopped at {site.url}/hop5)" in text(answer)
+    assert answer.is_error and f"more than 5 redirects (the next to {site.url}/hop6)" in text(answer)
     assert len(site.requests) == 6
     assert not call("read_page", url=f"{site.url}/hop1").is_error  # five hops are fine
+
+    site.redirect("/nowhere", "http://example.com:port/")
+    answer = call("read_page", url=f"{site.url}/nowhere")
+    assert answer.is_error and f"{site.url}/nowhere could not be read: Invalid URL in location header" in text(answer)
+    site.redirect("/far", "http://example.com:99999/")
+    answer = call("read_page", url=f"{site.url}/far")
+    assert answer.is_error and "example.com cannot be resolved" in text(answer)
 
 
 # -- size and time -------------------------------------------------------------------------------------
