@@ -289,3 +289,11 @@ def test_https_sends_the_name_in_sni_and_checks_the_certificate_for_it(certifica
     # checked (self-signed: refused) rather than skipped.
     assert names and set(names) == {"localhost"}
     assert answer.is_error and "CERTIFICATE_VERIFY_FAILED" in text(answer)
+
+
+def test_a_bad_allowed_network_stops_start_up_with_its_name():
+    from tests.test_settings import manage
+
+    result = manage("check", env={"BOOCHAT_TOOLS_ALLOWED_NETWORKS": "10.20.0.0/16,intranet"})
+    assert result.returncode != 0
+    assert "BOOCHAT_TOOLS_ALLOWED_NETWORKS: 'intranet' is not a network or an address" in result.stderr
