@@ -8,7 +8,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 
-from tools.catalog import cached_servers, connection_for, refresh_now
+from tools.catalog import builtin_connections, cached_servers, connection_for, refresh_now
 from tools.models import ToolServer
 
 
@@ -76,6 +76,15 @@ class ToolServerAdmin(admin.ModelAdmin):
         if obj is not None and obj.from_file and request.method == "GET":
             messages.info(request, "This tool server comes from the provider file (LLAMA_PROVIDERS_PATH): edit it there.")
         return super().change_view(request, object_id, form_url, extra_context)
+
+    def changelist_view(self, request: HttpRequest, extra_context=None):  # noqa: ANN001
+        if request.method == "GET":
+            for server in cached_servers(builtin_connections()):  # not rows: settings turn them on
+                state = "up" if server.up else "not listed yet" if server.checked_at is None else f"down: {server.error}"
+                tools = ", ".join(t.name for t in server.tools) or "none listed"
+                messages.info(request, f"Built in: {server.name} ({server.slug}), for every user, each call asked: "
+                                       f"{state}; tools: {tools}.")
+        return super().changelist_view(request, extra_context)
 
     def has_delete_permission(self, request: HttpRequest, obj: ToolServer | None = None) -> bool:
         return not (obj is not None and obj.from_file) and super().has_delete_permission(request, obj)

@@ -32,6 +32,7 @@ from mcp.server.mcpserver import MCPServer
 from tools import client
 from tools.client import BUILTIN, Connection
 from tools.models import Approval, ToolServer
+from tools.websearch import build_server
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -92,20 +93,20 @@ class ToolResult:
 
 @once
 def _web_search_server() -> MCPServer:
-    from tools.websearch import build_server
-
+    # One per process: the in-memory client starts a session on it per list or call.
     return build_server()
 
 
 def builtin_connections() -> list[Connection]:
     """Servers that run inside BooChat: web search when BOOCHAT_SEARXNG_URL is set (every user)."""
-    if not getattr(settings, "BOOCHAT_SEARXNG_URL", ""):
+    if not settings.BOOCHAT_SEARXNG_URL:
         return []
     return [Connection("web", "Web search", BUILTIN, approval=Approval.ASK, build=_web_search_server)]
 
 
 def connection_for(row: ToolServer) -> Connection:
-    return Connection(row.slug, row.name, row.transport, row.url, tuple(row.request_headers().items()), row.approval)
+    return Connection(row.slug, row.name, row.transport, row.url, tuple(row.request_headers().items()), row.approval,
+                      unusable=row.unusable_because())
 
 
 def connections_for(user: AbstractBaseUser | AnonymousUser) -> list[Connection]:

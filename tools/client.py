@@ -36,6 +36,10 @@ MAX_LIST_PAGES = 20
 _CLIENT_INFO = Implementation(name="BooChat", version="1")
 
 
+class Unusable(Exception):
+    """The server cannot be asked (the message says why); nothing was sent."""
+
+
 @dataclass(frozen=True)
 class Connection:
     """How to reach one tool server: a registry row's address, or a built-in server's factory."""
@@ -47,11 +51,14 @@ class Connection:
     headers: tuple[tuple[str, str], ...] = ()
     approval: str = "ask"
     build: Callable[[], MCPServer] | None = None  # a built-in server's
+    unusable: str = ""  # why it cannot be asked now (its secret's variable is not set): no request is made
 
 
 @asynccontextmanager
 async def open_session(connection: Connection, *, timeout: float) -> AsyncIterator[Client]:
     """An initialized MCP client session with the server; HTTP waits are bounded by `timeout`."""
+    if connection.unusable:
+        raise Unusable(connection.unusable)
     async with AsyncExitStack() as stack:
         server: Any
         if connection.build is not None:
@@ -115,6 +122,8 @@ def describe_failure(exc: BaseException, *, timeout: float) -> str:
     """Why a list or a call failed, in words for people and models (never the secret headers)."""
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
         exc = exc.exceptions[0]
+    if isinstance(exc, Unusable):
+        return str(exc)
     if isinstance(exc, TimeoutError | httpx2.TimeoutException):
         return f"no answer within {timeout:g} s"
     if isinstance(exc, httpx2.ConnectError | ConnectionError):

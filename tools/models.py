@@ -117,3 +117,9 @@ class ToolServer(models.Model):
         if secret:
             headers["Authorization"] = f"Bearer {secret}"
         return headers
+
+    def unusable_because(self) -> str:
+        """Why no request can be made now ("" when one can): a secret variable named but not set."""
+        if self.api_key_env and not os.environ.get(self.api_key_env) and not self.bearer_secret:
+            return f"its bearer secret variable {self.api_key_env} is not set"
+        return ""

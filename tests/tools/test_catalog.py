@@ -162,3 +162,42 @@ def test_a_tool_with_a_long_or_odd_name_is_called_by_its_function_name(alice):
         tool = listed(alice)["odd"].tools[0]
         assert tool.name == odd and len(tool.function_name) == 64
         assert async_to_sync(call_tool)(alice, tool.function_name, {}).text == "read it"
+
+
+def test_web_search_is_a_built_in_server_for_every_user_when_searxng_is_set(alice, settings):
+    from tests.fakes.searxng import FakeSearXNG
+
+    settings.BOOCHAT_SEARXNG_URL = ""
+    assert "web" not in listed(alice)
+    with FakeSearXNG() as searxng:
+        settings.BOOCHAT_SEARXNG_URL = searxng.url
+        web = listed(alice)["web"]
+        assert (web.name, web.up, web.needs_approval) == ("Web search", True, True)
+        assert {t.function_name for t in web.tools} == {"web__web_search", "web__read_page"}
+        assert all(t.needs_approval for t in web.tools)
+        found = async_to_sync(call_tool)(alice, "web__web_search", {"query": "kettles"})
+        assert not found.is_error and "https://example.org/page-1" in found.text
+        assert searxng.queries()[0]["q"] == ["kettles"]
+
+
+def test_a_server_that_is_down_is_listed_down_and_its_calls_are_error_results(alice):
+    from tests.fakes.server import FakeHost
+
+    with FakeHost() as closed:
+        url = f"{closed.url}/mcp"  # nothing listens there once the fake has stopped
+    make_tool_server(url, slug="gone", name="Gone")
+    gone = listed(alice)["gone"]
+    assert (gone.up, gone.error, gone.tools) == (False, "connection refused or host unreachable", ())
+    assert gone.checked_at is not None and gone.refreshed_at is None
+    result = async_to_sync(call_tool)(alice, "gone__echo", {"text": "x"})
+    assert result.is_error and result.text == "Gone: connection refused or host unreachable"
+
+
+def test_a_secret_variable_that_is_not_set_is_said_and_nothing_is_sent(mcp_server, alice, monkeypatch):
+    monkeypatch.delenv("LAB_MCP_TOKEN", raising=False)
+    make_tool_server(mcp_server.url, slug="lab", api_key_env="LAB_MCP_TOKEN")
+    mcp_server.headers_seen.clear()
+    assert listed(alice)["lab"].error == "its bearer secret variable LAB_MCP_TOKEN is not set"
+    result = async_to_sync(call_tool)(alice, "lab__echo", {"text": "x"})
+    assert result.is_error and result.text == "Lab: its bearer secret variable LAB_MCP_TOKEN is not set"
+    assert mcp_server.headers_seen == []

@@ -149,3 +149,16 @@ def test_models_page_answers_while_a_server_never_answers_and_shows_it_down(user
         catalog.refresh_now([catalog.connection_for(ToolServer.objects.get(slug="stuck"))])
         body = user_client.get("/models/").content.decode()
     assert '<span class="state state-down">down</span>' in body and "Last error: no answer within 1 s" in body
+
+
+def test_admin_and_models_page_show_the_built_in_web_search(admin_client, settings):
+    from tests.fakes.searxng import FakeSearXNG
+
+    with FakeSearXNG() as searxng:
+        settings.BOOCHAT_SEARXNG_URL = searxng.url
+        admin_client.get("/admin/tools/toolserver/")
+        catalog.wait_for_background_refreshes(30)
+        listing = admin_client.get("/admin/tools/toolserver/").content.decode()
+        page = admin_client.get("/models/").content.decode()
+    assert "Built in: Web search (web), for every user, each call asked: up; tools: web_search, read_page." in listing
+    assert 'id="tool-server-web"' in page and "<code>read_page</code>" in page

@@ -128,3 +128,14 @@ def test_the_provider_sync_reads_a_file_with_tool_servers(tmp_path, settings):
     path.write_text(document(SEARCH))
     sync_providers()
     assert list(Provider.objects.values_list("slug", flat=True)) == ["sam-desktop"]
+
+
+def test_the_example_file_shows_a_tool_server():
+    from pathlib import Path
+
+    from tools.server_file import load_tool_servers
+
+    path = Path(__file__).resolve().parents[2] / "data" / "llama-providers.example.json"
+    (files,) = load_tool_servers(path)
+    assert (files.slug, files.transport, files.api_key_env, files.groups) == ("files", "streamable_http",
+                                                                              "FILES_MCP_TOKEN", ("lab",))
