@@ -11,8 +11,9 @@ the network BooChat runs in.
   name that answers differently a moment later (DNS rebinding) reaches nothing new; the request
   carries the real name in its Host header and, over TLS, in SNI and the certificate check.
 - Redirects are followed by hand, at most MAX_REDIRECTS, each new address checked the same way.
-- At most BOOCHAT_READ_PAGE_MAX_BYTES are read (what came before the cap is kept, and says so), and
-  the whole read, redirects included, ends after BOOCHAT_READ_PAGE_TIMEOUT seconds.
+- At most BOOCHAT_READ_PAGE_MAX_BYTES are read, counted after a compressed body is expanded (what
+  came before the cap is kept, and says so), and the whole read, redirects included, ends after
+  BOOCHAT_READ_PAGE_TIMEOUT seconds.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
+import zlib
 from dataclasses import dataclass
 
 import anyio
@@ -34,9 +36,11 @@ TEXT_TYPES = frozenset({"text/plain", "text/markdown", "application/json"})
 HEADERS = {
     "User-Agent": "BooChat-read_page/1",
     "Accept": "text/html,application/xhtml+xml,text/plain;q=0.9,application/json;q=0.9,*/*;q=0.1",
-    # Compressed bodies would be expanded before the byte cap sees them.
-    "Accept-Encoding": "identity",
+    # Expanded here, piece by piece, so the byte cap counts expanded bytes (a small compressed body can
+    # expand a thousandfold).
+    "Accept-Encoding": "gzip, deflate",
 }
+COMPRESSED = frozenset({"gzip", "x-gzip", "deflate"})
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([a-zA-Z0-9_.:-]+)""", re.IGNORECASE)
 
@@ -114,20 +118,17 @@ async def _fetch(url: httpx.URL, *, max_bytes: int, timeout: float, rule: Addres
     # No kept-alive connections: each one is opened to an address checked for its own URL.
     limits = httpx.Limits(max_keepalive_connections=0)
     async with async_client(timeout=timeout, follow_redirects=False, limits=limits) as client:
-        for redirects in range(MAX_REDIRECTS + 1):
+        for _ in range(MAX_REDIRECTS + 1):
             addresses = await _public_addresses(url, rule=rule)
             response = await _send(client, url, addresses)
             try:
                 location = response.headers.get("location")
-                if response.status_code in REDIRECTS and location:
-                    if redirects == MAX_REDIRECTS:
-                        raise PageRefused(f"more than {MAX_REDIRECTS} redirects (stopped at {url})")
-                    url = url.join(location)
-                    continue
-                return await _read(response, url, max_bytes=max_bytes)
+                if response.status_code not in REDIRECTS or not location:
+                    return await _read(response, url, max_bytes=max_bytes)
             finally:
                 await response.aclose()
-    raise AssertionError("unreachable: the loop returns or raises")
+            url = url.join(location)  # httpx.send() has already refused a Location that is no URL
+    raise PageRefused(f"more than {MAX_REDIRECTS} redirects (the next to {url})")
 
 
 async def _public_addresses(url: httpx.URL, *, rule: AddressRule) -> list[IPAddress]:
@@ -141,7 +142,7 @@ async def _public_addresses(url: httpx.URL, *, rule: AddressRule) -> list[IPAddr
     try:
         found = await anyio.getaddrinfo(host, url.port or (443 if url.scheme == "https" else 80),
                                         type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as exc:
+    except (socket.gaierror, UnicodeError, OverflowError) as exc:  # OverflowError: a port past 65535
         raise PageRefused(f"{url.host} cannot be resolved: {exc}")
     addresses = list(dict.fromkeys(ipaddress.ip_address(sockaddr[0]) for *_, sockaddr in found))
     for address in addresses:
@@ -185,11 +186,17 @@ async def _read(response: httpx.Response, url: httpx.URL, *, max_bytes: int) -> 
     if media_type not in HTML_TYPES and media_type not in TEXT_TYPES and not media_type.endswith("+json"):
         raise PageRefused(f"{url} is {media_type or 'of no stated type'}; read_page reads HTML, plain text "
                           "and JSON")
+    encoding = response.headers.get("content-encoding", "").strip().lower()
+    if encoding not in COMPRESSED | {"", "identity"}:
+        raise PageRefused(f"{url} is sent with Content-Encoding {encoding}, which read_page does not read")
+    # wbits 47: a gzip or a zlib header, whichever the body has.
+    expand = zlib.decompressobj(wbits=47) if encoding in COMPRESSED else None
     body = bytearray()
     cut = False
     try:
-        async for chunk in response.aiter_bytes():
-            body += chunk
+        async for chunk in response.aiter_raw():
+            # Never more than one byte past the cap at a time, however far the chunk would expand.
+            body += expand.decompress(chunk, max_bytes + 1 - len(body)) if expand else chunk
             if len(body) > max_bytes:
                 del body[max_bytes:]
                 cut = True
@@ -198,6 +205,8 @@ async def _read(response: httpx.Response, url: httpx.URL, *, max_bytes: int) -> 
         raise
     except httpx.HTTPError as exc:
         raise PageRefused(f"{url} broke off after {len(body)} bytes: {exc or type(exc).__name__}")
+    except zlib.error as exc:
+        raise PageRefused(f"{url} could not be expanded ({encoding}): {exc}")
     return Page(str(url), media_type, _decode(bytes(body), response, media_type), cut)
 
 

@@ -5,7 +5,9 @@ BOOCHAT_TOOLS_ALLOWED_NETWORKS; a second site on 127.0.0.2 is "allowed" while 12
 
 from __future__ import annotations
 
+import gzip
 import socket
+import tracemalloc
 
 import pytest
 
@@ -214,9 +216,16 @@ def test_at_most_five_redirects_are_followed(site, private_allowed):
         site.redirect(f"/hop{n}", f"/hop{n + 1}")
     site.pages["/hop6"] = site.pages["/notes.txt"]
     answer = call("read_page", url=f"{site.url}/hop0")
-    assert answer.is_error and f"more than 5 redirects (stopped at {site.url}/hop5)" in text(answer)
+    assert answer.is_error and f"more than 5 redirects (the next to {site.url}/hop6)" in text(answer)
     assert len(site.requests) == 6
     assert not call("read_page", url=f"{site.url}/hop1").is_error  # five hops are fine
+
+    site.redirect("/nowhere", "http://example.com:port/")
+    answer = call("read_page", url=f"{site.url}/nowhere")
+    assert answer.is_error and f"{site.url}/nowhere could not be read: Invalid URL in location header" in text(answer)
+    site.redirect("/far", "http://example.com:99999/")
+    answer = call("read_page", url=f"{site.url}/far")
+    assert answer.is_error and "example.com cannot be resolved" in text(answer)
 
 
 # -- size and time -------------------------------------------------------------------------------------
@@ -231,6 +240,32 @@ def test_a_page_that_never_ends_is_read_up_to_the_byte_cap(site, private_allowed
     assert body.endswith("[Only the first 100,000 bytes of the page were read.]")
     assert 100_000 <= len(body) < 100_200
     assert site.wait_for_disconnect()
+
+
+def test_compressed_pages_are_expanded_and_capped_as_they_expand(site, private_allowed, settings):
+    site.pages["/small.txt"] = Response(200, gzip.compress(b"squeezed text"), content_type="text/plain",
+                                        headers={"Content-Encoding": "gzip"})
+    assert text(call("read_page", url=f"{site.url}/small.txt")).endswith("\n\nsqueezed text")
+    assert "gzip" in site.requests_to("/small.txt")[0].headers["accept-encoding"]
+
+    # 50 MB of spaces in about 50 KB: read up to the cap, never expanded whole.
+    settings.BOOCHAT_READ_PAGE_MAX_BYTES = 100_000
+    site.pages["/bomb.txt"] = Response(200, gzip.compress(b"x" + b" " * 50_000_000), content_type="text/plain",
+                                       headers={"Content-Encoding": "gzip"})
+    tracemalloc.start()
+    try:
+        answer = call("read_page", url=f"{site.url}/bomb.txt")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert "[Only the first 100,000 bytes of the page were read.]\n[Cut at 15,000 of 100,000" in text(answer)
+    assert peak < 10_000_000
+
+
+def test_unknown_content_encodings_are_refused(site, private_allowed):
+    site.pages["/br.txt"] = Response(200, b"...", content_type="text/plain", headers={"Content-Encoding": "br"})
+    answer = call("read_page", url=f"{site.url}/br.txt")
+    assert answer.is_error and "is sent with Content-Encoding br, which read_page does not read" in text(answer)
 
 
 def test_a_page_that_answers_too_slowly_is_given_up(site, private_allowed, settings):
@@ -254,3 +289,11 @@ def test_https_sends_the_name_in_sni_and_checks_the_certificate_for_it(certifica
     # checked (self-signed: refused) rather than skipped.
     assert names and set(names) == {"localhost"}
     assert answer.is_error and "CERTIFICATE_VERIFY_FAILED" in text(answer)
+
+
+def test_a_bad_allowed_network_stops_start_up_with_its_name():
+    from tests.test_settings import manage
+
+    result = manage("check", env={"BOOCHAT_TOOLS_ALLOWED_NETWORKS": "10.20.0.0/16,intranet"})
+    assert result.returncode != 0
+    assert "BOOCHAT_TOOLS_ALLOWED_NETWORKS: 'intranet' is not a network or an address" in result.stderr
