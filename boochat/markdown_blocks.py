@@ -55,10 +55,19 @@ class _LookedUp(dict[str, Any]):
         super().__init__(known)
         self.missing: set[str] = set()
 
-    def get(self, label: str, default: Any = None) -> Any:  # type: ignore[override]
+    def get(self, label: str, default: Any = None) -> Any:
         if label and label not in self:
             self.missing.add(label)
         return super().get(label, default)
+
+
+def _shape(blocks: list[Token]) -> list[tuple[str, list[int] | None]]:
+    return [(block.type, block.map) for block in blocks]
+
+
+def _first_line(blocks: list[Token], i: int) -> int | None:
+    lines = blocks[i].map if i < len(blocks) else None
+    return lines[0] if lines else None
 
 
 class StreamedMarkdown:
@@ -126,19 +135,17 @@ class StreamedMarkdown:
         if len(blocks) < 2:
             return 0
         probed = self._top_level(complete + _CLOSERS) if "$$" in complete or "\\[" in complete else blocks
+        shape, closed = _shape(blocks), _shape(probed)
         last = len(blocks) - 1
         for i in range(last, 0, -1):
-            start = blocks[i].map
-            if start is None:
+            lines = blocks[i].map
+            if lines is None:  # texmath's \[ blocks carry no line range
                 continue
-            line = start[0]
-            if i == last and not self._blank_before(blocks[i - 1], line, tail, line_starts):
+            if i == last and not self._blank_before(blocks[i - 1], lines[0], tail, line_starts):
                 continue
-            before = [(block.type, block.map) for block in blocks[:i]]
-            if [(block.type, block.map) for block in probed[:i]] != before or len(probed) <= i \
-                    or probed[i].map is None or probed[i].map[0] != line:
-                continue
-            return line_starts[line]
+            if closed[:i] != shape[:i] or _first_line(probed, i) != lines[0]:
+                continue  # maths closed further on would take in blocks before the cut
+            return line_starts[lines[0]]
         return 0
 
     def _top_level(self, source: str) -> list[Token]:

@@ -18,6 +18,7 @@ from boochat import database
 from boochat.chat.autosave import STOPPED_BY_USER
 from boochat.chat.broker import (
     KEEP_ALIVE_SECONDS,
+    AnswerBlocks,
     EventSplitter,
     FeedMissing,
     RedisFeed,
@@ -130,20 +131,25 @@ async def _generate(job: Job, session: ChatSession, turn: NewTurn) -> None:
             job.finish(MessageState.INTERRUPTED, STOPPED_BEFORE_START)
             return
         job.started.set_result(started.route)
-        splitter = EventSplitter()
+        splitter, blocks = EventSplitter(), AnswerBlocks()
+
+        def publish(block: bytes) -> None:
+            job.publish(block)
+            if feed is not None:
+                feed.add(len(job.events), block)
+
         deadline = time.monotonic() + settings.BOOCHAT_ANSWER_TIMEOUT
         try:
             async for chunk in relay(started, deadline=deadline):
                 for block in splitter.feed(chunk):
-                    job.publish(block)
-                    if feed is not None:
-                        feed.add(len(job.events), block)
+                    publish(block)
+                    # Rendered here, once for all readers; the final render shows the rest.
+                    if (rendered := blocks.feed(block)) is not None:
+                        publish(rendered)
         except asyncio.CancelledError:  # Stop, or this worker stopping: the relay saved the answer
             pass
         for block in splitter.close():
-            job.publish(block)
-            if feed is not None:
-                feed.add(len(job.events), block)
+            publish(block)
         job.finish(answer.state, answer.error)  # readers here end now; readers elsewhere once Redis has it
         if feed is not None:
             await feed.finish(len(job.events) + 1, answer.state, answer.error)
