@@ -9,7 +9,8 @@ When a block is finished: markdown-it's block parser over the complete lines of 
 top-level blocks with their line ranges (`map`); every block before the last is final once the last has
 started, because CommonMark decides where a block ends from the lines up to the next one (a list's
 blank line, a setext underline, a lazy continuation, a table's delimiter row, an open fence all belong
-to the last block). Three constructs reach further back, and are checked for:
+to the last block). Only complete lines are parsed, but for a line that begins with a letter after a
+blank line: that starts a paragraph whatever follows, so the block before it is shown at once. Three constructs reach further back, and are checked for:
 - a reference definition makes earlier `[label]`s links: a part that looked up a label not yet defined
   is not cut, and the answer stays text from there to its end (the final render has every definition);
 - a definition's title may go on over the next lines, so no cut right after one;
@@ -38,6 +39,10 @@ PARSE_BUDGET = 32
 _CLOSERS = "\n$$\n\\]\n"
 _LINE_END = re.compile(r"\r\n|\r|\n")
 _BLANK = re.compile(r"[ \t]*(?:\r\n|\r|\n)?")
+_ENDS_BLANK = re.compile(r"(?:\r\n|\r|\n)[ \t]*(?:\r\n|\n)\Z")
+# After a blank line, a line that begins with a letter starts a paragraph and belongs to nothing before
+# it, whatever it goes on with: the blocks before are final as soon as it begins.
+_LETTER = re.compile(r"[^\W\d_]")
 
 
 @dataclass(frozen=True)
@@ -101,10 +106,11 @@ class StreamedMarkdown:
         # A look parses the tail twice at most (with closers appended, below).
         if not self._line_ended or self.parsed + 2 * self._tail_length + len(_CLOSERS) > PARSE_BUDGET * self.received:
             return None
-        self._line_ended = False
         tail = self.tail
         self._pieces = [tail]
         cut = self._cut(tail)
+        # After a blank line, look again as soon as the next line begins (above).
+        self._line_ended = not cut and _ENDS_BLANK.search(tail[-64:]) is not None
         if not cut:
             return None
         source = tail[:cut]
@@ -131,6 +137,9 @@ class StreamedMarkdown:
         if tail.endswith("\r"):  # perhaps the first half of a \r\n
             line_starts.pop()
         complete = tail[:line_starts[-1]]
+        if len(line_starts) > 1 and _LETTER.match(tail, line_starts[-1]) and _BLANK.fullmatch(tail, line_starts[-2], line_starts[-1]):
+            complete = tail + "\n"  # the line begun is a paragraph: no need to wait for its end
+            line_starts.append(len(tail))
         blocks = self._top_level(complete)
         if len(blocks) < 2:
             return 0

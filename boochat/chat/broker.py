@@ -94,18 +94,20 @@ _LINE_END_ESCAPE = re.compile(rb"\\[nr]|\\u000[aAdD]")
 
 class AnswerBlocks:
     """An answer's finished Markdown blocks, from its host's events: their text is read only when an
-    event holds a line end, so most events cost a byte search, and no JSON read."""
+    event holds a line end, or follows one, so most events cost a byte search, and no JSON read."""
 
     def __init__(self) -> None:
         self.markdown = StreamedMarkdown()
         self.text = StreamAccumulator()
         self.read = 0  # of self.text.content
         self.unread: list[bytes] = []
+        self.line_ended = False  # the next event may begin a paragraph, which finishes the blocks before
 
     def feed(self, event: bytes) -> bytes | None:
         """The host's next event; a `block` event if it finished blocks."""
         self.unread.append(event)
-        if not _LINE_END_ESCAPE.search(event):
+        line_ended, self.line_ended = self.line_ended, _LINE_END_ESCAPE.search(event) is not None
+        if not (line_ended or self.line_ended):
             return None
         self.text.feed(b"".join(block + b"\n\n" for block in self.unread))
         self.unread.clear()

@@ -16,7 +16,7 @@
   let controller = null;
   let stopped = false;
 
-  const { element, answerBubble, readStream, follow, errorMessage } = window.BooChatStream;
+  const { element, answerBubble, readStream, follow, errorMessage, swapIn } = window.BooChatStream;
 
   // The footer a saved answer has ("qwen3-8b · sam-desktop"), for an answer the host refused.
   function modelFooter() {
@@ -53,8 +53,9 @@
     if (controller) return;
     const placeholder = document.getElementById("no-messages");
     if (placeholder) placeholder.remove();
+    let asked = null;
     if (question) {
-      const asked = element("article", "message user");
+      asked = element("article", "message user");
       asked.append(element("div", "content", question));
       // The composer's files, sent in `body`, show with the question (an edit's stay on the server).
       if (form === composer && window.BooChatAttachments) window.BooChatAttachments.sent(asked);
@@ -80,6 +81,10 @@
         return;
       }
       messageId = response.headers.get("X-BooChat-Message");
+      // The saved question, with its actions, takes the place of the one shown now: when the answer is
+      // swapped in at its end, nothing above it changes size.
+      const questionUrl = response.headers.get("X-BooChat-Question");
+      if (asked && questionUrl) swapIn(questionUrl, asked);
       bubble = answerBubble(conversation(), messageId);
       status.textContent = "Streaming from " + (response.headers.get("X-BooChat-Provider") || "the host") + "…";
       const followUrl = response.headers.get("X-BooChat-Follow");

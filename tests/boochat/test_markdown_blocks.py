@@ -35,7 +35,7 @@ def chunked_answers(draw, lines=LINES):
     return text, cuts
 
 
-@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(chunked_answers())
 @example(("P\n\n$$\nx\n\nQ\n\nR\n$$\n", [2, 10, 14]))
 @example(("[a]\n\nQ\n\n[a]: /u\n", []))
@@ -45,7 +45,7 @@ def test_streamed_blocks_and_the_tail_render_as_the_whole_answer(answer):
     assert html + tail == render_markdown(text)
 
 
-@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(chunked_answers(lines=[line for line in LINES if "[" not in line]))
 def test_without_reference_labels_blocks_stream_and_match_the_whole_answer(answer):
     text, cuts = answer

@@ -13,9 +13,12 @@ from django.urls import reverse
 from boochat.chat import broker, jobs
 from boochat.markdown import render_markdown
 from boochat.models import ChatSession, Message, MessageState
-from tests.boochat.test_answer_jobs import EVENT, ID, assemble, followed_chat  # noqa: F401 (a fixture)
+from tests.boochat import test_answer_jobs
+from tests.boochat.test_answer_jobs import EVENT, ID, assemble
 from tests.factories import add_message
 from tests.fakes.llama_swap import FakeLlamaSwap
+
+followed_chat = test_answer_jobs.followed_chat
 
 ANSWER = ("Here is the plan, in **three** parts.\n\n| step | cost |\n|---|--:|\n| parse | 1 |\n| render | 2 |\n\n"
           "```python\ndef total(costs):\n    return sum(costs)\n```\n\n- first\n- second\n\nThe end,\nnot yet rendered")

@@ -1,0 +1,56 @@
+"""A streaming answer shows its finished blocks rendered before it ends, and the saved answer swapped
+in at the end moves none of them."""
+
+import pytest
+from django.contrib.auth.models import User
+from playwright.sync_api import expect
+
+from boochat.models import ChatSession, Message
+from tests.factories import make_provider
+from tests.fakes.llama_swap import FakeLlamaSwap
+
+pytestmark = pytest.mark.django_db(transaction=True)
+ANSWER = ("Costs, by step:\n\n| step | cost |\n|---|--:|\n| parse | 1 |\n| render | 2 |\n\n"
+          "```python\ndef total(costs):\n    return sum(costs)\n```\n\n"
+          + "".join(f"Paragraph {i} goes on for a while, so that the answer is long. " * 3 + "\n\n" for i in range(30)))
+PIECES = [ANSWER[i:i + 4] for i in range(0, len(ANSWER), 4)]
+
+
+def top(locator):
+    return locator.evaluate("node => node.getBoundingClientRect().top")
+
+
+def test_blocks_show_rendered_while_streaming_and_stay_put_when_the_answer_is_saved(asgi_page, asgi_server):
+    page = asgi_page
+    with FakeLlamaSwap(reply=PIECES, stream_delay=0.01) as host:
+        make_provider(slug="sam-desktop", base_url=host.url, is_default=True)
+        session = ChatSession.objects.create(user=User.objects.get(username="alice"), model_id="sam-desktop/qwen3-8b", title="Costs")
+        page.goto(f"{asgi_server.url}{session.get_absolute_url()}")
+        page.get_by_label("Message").fill("What does it cost?")
+        page.get_by_role("button", name="Send").click()
+
+        answer = page.locator("article.message.assistant").last
+        table = answer.get_by_role("region", name="Table").locator("table")
+        code = answer.locator(".code-block")
+        expect(table).to_be_visible(timeout=10000)
+        expect(code.get_by_role("button", name="Copy python code")).to_be_visible()
+        expect(answer).to_have_class(r"message assistant state-streaming")  # rendered before the answer ended
+        assert "| step |" not in answer.inner_text() and "```" not in answer.inner_text()
+        expect(answer.locator(".streaming-text")).to_contain_text("Paragraph 1 goes on")
+
+        # The page follows the answer past the table; the reader scrolls back to it (which stops the
+        # following) and reads there while the rest streams.
+        expect(answer.locator(".streaming-text")).to_contain_text("Paragraph 12 goes on", timeout=30000)
+        assert top(table) < 0
+        answer.hover()
+        while top(table) < 100:
+            page.mouse.wheel(0, -200)
+            page.wait_for_function("y => window.scrollY !== y", arg=page.evaluate("window.scrollY"))
+        expect(answer.locator(".streaming-text")).to_contain_text("Paragraph 25 goes on", timeout=30000)
+        assert 0 < top(table) < page.viewport_size["height"]
+        before = top(table), top(code)
+        expect(answer.locator(".streaming-text")).to_have_count(0, timeout=30000)
+        expect(page.locator("article.message.assistant").last).to_have_class("message assistant state-complete")
+        saved = page.locator("article.message.assistant").last
+        assert (top(saved.locator("table")), top(saved.locator(".code-block"))) == before
+    assert Message.objects.get(role="assistant").content == ANSWER
