@@ -9,16 +9,18 @@ When a block is finished: markdown-it's block parser over the complete lines of 
 top-level blocks with their line ranges (`map`); every block before the last is final once the last has
 started, because CommonMark decides where a block ends from the lines up to the next one (a list's
 blank line, a setext underline, a lazy continuation, a table's delimiter row, an open fence all belong
-to the last block). Only complete lines are parsed, but for a line that begins with a letter after a
-blank line: that starts a paragraph whatever follows, so the block before it is shown at once. Three constructs reach further back, and are checked for:
+to the last block). A line not yet complete counts only if it begins with a letter after a blank line:
+that starts a paragraph whatever follows, so the block before it is shown without waiting for its end.
+Three constructs reach further back, and are checked for:
 - a reference definition makes earlier `[label]`s links: a part that looked up a label not yet defined
   is not cut, and the answer stays text from there to its end (the final render has every definition);
 - a definition's title may go on over the next lines, so no cut right after one;
 - display maths opened by `$$` or `\\[` closes at any later line (the plugins scan to the end), so a
   cut stands only if the blocks before it parse the same with closers appended.
 A part is rendered with the reference definitions of the parts before it, so links resolve as in the
-whole. The work stays linear in the answer's length: the tail is parsed only when a line has ended, and
-all parsing is kept within PARSE_BUDGET characters per character received (a look waits while over it).
+whole. The work stays linear in the answer's length: the tail is parsed only when a line has ended (or
+begun after a blank one), and all parsing is kept within PARSE_BUDGET characters per character
+received (a look waits while over it); each character is rendered once.
 """
 
 from __future__ import annotations

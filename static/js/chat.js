@@ -85,7 +85,8 @@
       // swapped in at its end, nothing above it changes size.
       const questionUrl = response.headers.get("X-BooChat-Question");
       if (asked && questionUrl) swapIn(questionUrl, asked);
-      bubble = answerBubble(conversation(), messageId);
+      // A continued answer stays on the page while its rest streams below it: one element per id.
+      bubble = answerBubble(conversation(), document.getElementById("message-" + messageId) ? null : messageId);
       status.textContent = "Streaming from " + (response.headers.get("X-BooChat-Provider") || "the host") + "…";
       const followUrl = response.headers.get("X-BooChat-Follow");
       try {
