@@ -16,6 +16,12 @@ ANSWER = ("Costs, by step:\n\n| step | cost |\n|---|--:|\n| parse | 1 |\n| rende
 PIECES = [ANSWER[i:i + 4] for i in range(0, len(ANSWER), 4)]
 
 
+def wait_for_paragraphs(page, n):
+    """Until the streaming answer shows `n` paragraphs rendered (it is still streaming then)."""
+    page.wait_for_function("n => document.querySelectorAll('article.state-streaming .content > p').length >= n", arg=n,
+                           timeout=30000)
+
+
 def top(locator):
     return locator.evaluate("node => node.getBoundingClientRect().top")
 
@@ -36,17 +42,16 @@ def test_blocks_show_rendered_while_streaming_and_stay_put_when_the_answer_is_sa
         expect(code.get_by_role("button", name="Copy python code")).to_be_visible()
         expect(answer).to_have_class(r"message assistant state-streaming")  # rendered before the answer ended
         assert "| step |" not in answer.inner_text() and "```" not in answer.inner_text()
-        expect(answer.locator(".streaming-text")).to_contain_text("Paragraph 1 goes on")
 
         # The page follows the answer past the table; the reader scrolls back to it (which stops the
         # following) and reads there while the rest streams.
-        expect(answer.locator(".streaming-text")).to_contain_text("Paragraph 12 goes on", timeout=30000)
+        wait_for_paragraphs(page, 13)
         assert top(table) < 0
         answer.hover()
         while top(table) < 100:
             page.mouse.wheel(0, -200)
             page.wait_for_function("y => window.scrollY !== y", arg=page.evaluate("window.scrollY"))
-        expect(answer.locator(".streaming-text")).to_contain_text("Paragraph 25 goes on", timeout=30000)
+        wait_for_paragraphs(page, 20)
         assert 0 < top(table) < page.viewport_size["height"]
         before = top(table), top(code)
         expect(answer.locator(".streaming-text")).to_have_count(0, timeout=30000)
@@ -54,3 +59,22 @@ def test_blocks_show_rendered_while_streaming_and_stay_put_when_the_answer_is_sa
         saved = page.locator("article.message.assistant").last
         assert (top(saved.locator("table")), top(saved.locator(".code-block"))) == before
     assert Message.objects.get(role="assistant").content == ANSWER
+
+
+def test_a_page_opened_mid_answer_shows_the_blocks_finished_so_far_rendered(asgi_page, asgi_server):
+    page = asgi_page
+    with FakeLlamaSwap(reply=PIECES, stream_delay=0.01) as host:
+        make_provider(slug="sam-desktop", base_url=host.url, is_default=True)
+        session = ChatSession.objects.create(user=User.objects.get(username="alice"), model_id="sam-desktop/qwen3-8b", title="Costs")
+        page.goto(f"{asgi_server.url}{session.get_absolute_url()}")
+        page.get_by_label("Message").fill("What does it cost?")
+        page.get_by_role("button", name="Send").click()
+        wait_for_paragraphs(page, 3)
+        page.reload()
+        answer = page.locator("article.message.assistant").last
+        expect(answer.locator(".streaming-text")).to_contain_text("Paragraph", timeout=10000)
+        expect(answer).to_have_class("message assistant state-streaming")
+        expect(answer.get_by_role("region", name="Table").locator("td", has_text="render")).to_be_visible()
+        expect(answer.locator(".code-block .code-lang")).to_have_text("python")
+        expect(answer.locator(".content > p").first).to_have_text("Costs, by step:")  # rendered, not text
+        expect(answer.locator(".streaming-text")).to_have_count(0, timeout=30000)
