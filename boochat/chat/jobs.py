@@ -131,7 +131,9 @@ async def _generate(job: Job, session: ChatSession, turn: NewTurn) -> None:
             job.finish(MessageState.INTERRUPTED, STOPPED_BEFORE_START)
             return
         job.started.set_result(started.route)
-        splitter, blocks = EventSplitter(), AnswerBlocks()
+        splitter = EventSplitter()
+        # A continued answer's events hold only its rest, which alone is not the saved answer's Markdown.
+        blocks = AnswerBlocks() if not turn.prefix else None
 
         def publish(block: bytes) -> None:
             job.publish(block)
@@ -144,7 +146,7 @@ async def _generate(job: Job, session: ChatSession, turn: NewTurn) -> None:
                 for block in splitter.feed(chunk):
                     publish(block)
                     # Rendered here, once for all readers; the final render shows the rest.
-                    if (rendered := blocks.feed(block)) is not None:
+                    if blocks is not None and (rendered := blocks.feed(block)) is not None:
                         publish(rendered)
         except asyncio.CancelledError:  # Stop, or this worker stopping: the relay saved the answer
             pass

@@ -39,9 +39,12 @@ def content_ids(body):
 def test_finished_blocks_arrive_rendered_while_the_answer_streams(followed_chat):
     with FakeLlamaSwap(reply=PIECES, stream_delay=0.005) as host:
         session, (sender,) = followed_chat(host, n=1)
-        body = sender.post(reverse("chat_send", args=[session.pk]), data={"content": "plan"}).content
+        response = sender.post(reverse("chat_send", args=[session.pk]), data={"content": "plan"})
+        body = response.content
     text, _, end = assemble(body)
     assert text == ANSWER == Message.objects.get(role="assistant").content and end["state"] == "complete"
+    # The page swaps the saved question in at once (the answer's end then changes nothing above it).
+    assert response.headers["x-boochat-question"] == reverse("chat_message", args=[Message.objects.get(role="user").pk])
     ids = [int(n) for n in ID.findall(body)]
     assert ids == list(range(1, len(ids) + 1))  # block events are numbered among the host's
     blocks = blocks_of(body)
@@ -73,6 +76,21 @@ def test_a_resumed_reader_and_a_late_reader_get_the_blocks_too(followed_chat):
     assert [n for n, _ in everything] == [n for n, _ in blocks_of(from_start)]
     assert "".join(block["html"] for _, block in everything) == "".join(block["html"] for _, block in blocks_of(from_start))
     assert len(everything) >= 3 and blocks_of(resumed), "the resumed reader got no block"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_continued_answer_streams_its_rest_as_text(followed_chat):
+    # Its events hold only what follows the saved part (here the inside of a code block): rendered
+    # alone, that would not be the saved answer's Markdown. The saved answer is swapped in at the end.
+    with FakeLlamaSwap(reply=["\ny = 2\n", "```\n\n", "Done.\n\n", "More.\n"], stream_delay=0.005) as host:
+        session, (sender,) = followed_chat(host, n=1)
+        add_message(session=session, role="user", content="Code?")
+        answer = add_message(session=session, role="assistant", content="```python\nx = 1", state=MessageState.INTERRUPTED,
+                             error="Stopped before the answer was complete.", model_id=session.model_id, provider="sam-desktop")
+        body = sender.post(reverse("chat_continue", args=[answer.pk])).content
+    assert assemble(body)[0] == "\ny = 2\n```\n\nDone.\n\nMore.\n" and not blocks_of(body)
+    answer.refresh_from_db()
+    assert answer.content == "```python\nx = 1\ny = 2\n```\n\nDone.\n\nMore.\n"
 
 
 @pytest.mark.django_db(transaction=True)
