@@ -12,7 +12,7 @@ from tests.fakes.llama_swap import FakeLlamaSwap
 pytestmark = pytest.mark.django_db(transaction=True)
 ANSWER = ("Costs, by step:\n\n| step | cost |\n|---|--:|\n| parse | 1 |\n| render | 2 |\n\n"
           "```python\ndef total(costs):\n    return sum(costs)\n```\n\n"
-          + "".join(f"Paragraph {i} goes on for a while, so that the answer is long. " * 3 + "\n\n" for i in range(30)))
+          + "".join(f"Paragraph {i} goes on for a while, so that the answer is long. " * 3 + "\n\n" for i in range(60)))
 PIECES = [ANSWER[i:i + 4] for i in range(0, len(ANSWER), 4)]
 
 
@@ -52,18 +52,22 @@ def test_blocks_show_rendered_while_streaming_and_stay_put_when_the_answer_is_sa
             page.mouse.wheel(0, -200)
             page.wait_for_function("y => window.scrollY !== y", arg=page.evaluate("window.scrollY"))
         wait_for_paragraphs(page, 20)
-        assert 0 < top(table) < page.viewport_size["height"]
-        before = top(table), top(code)
-        expect(answer.locator(".streaming-text")).to_have_count(0, timeout=30000)
+        streaming, *before = page.evaluate("""() => {
+            const answer = document.querySelector('article.message.assistant:last-child');
+            return [answer.matches('.state-streaming'), ...['table', '.code-block'].map(
+                selector => answer.querySelector(selector).getBoundingClientRect().top)];
+        }""")
+        assert streaming and 0 < before[0] < page.viewport_size["height"]
+        expect(answer.locator(".streaming-text")).to_have_count(0, timeout=60000)
         expect(page.locator("article.message.assistant").last).to_have_class("message assistant state-complete")
         saved = page.locator("article.message.assistant").last
-        assert (top(saved.locator("table")), top(saved.locator(".code-block"))) == before
+        assert [top(saved.locator("table")), top(saved.locator(".code-block"))] == before
     assert Message.objects.get(role="assistant").content == ANSWER
 
 
 def test_a_page_opened_mid_answer_shows_the_blocks_finished_so_far_rendered(asgi_page, asgi_server):
     page = asgi_page
-    with FakeLlamaSwap(reply=PIECES, stream_delay=0.01) as host:
+    with FakeLlamaSwap(reply=PIECES[:500], stream_delay=0.02) as host:  # ~10 s
         make_provider(slug="sam-desktop", base_url=host.url, is_default=True)
         session = ChatSession.objects.create(user=User.objects.get(username="alice"), model_id="sam-desktop/qwen3-8b", title="Costs")
         page.goto(f"{asgi_server.url}{session.get_absolute_url()}")
