@@ -10,7 +10,7 @@ from tests.factories import make_provider
 from tests.fakes.llama_swap import FakeLlamaSwap
 
 pytestmark = pytest.mark.django_db(transaction=True)
-ANSWER = ("Costs, by step:\n\n| step | cost |\n|---|--:|\n| parse | 1 |\n| render | 2 |\n\n"
+ANSWER = ("Costs 📈, by step:\n\n| step | cost |\n|---|--:|\n| parse | 1 |\n| render | 2 |\n\n"
           "```python\ndef total(costs):\n    return sum(costs)\n```\n\n"
           + "".join(f"Paragraph {i} goes on for a while, so that the answer is long. " * 3 + "\n\n" for i in range(60)))
 PIECES = [ANSWER[i:i + 4] for i in range(0, len(ANSWER), 4)]
@@ -46,6 +46,9 @@ def test_blocks_show_rendered_while_streaming_and_stay_put_when_the_answer_is_sa
         # The page follows the answer past the table; the reader scrolls back to it (which stops the
         # following) and reads there while the rest streams.
         wait_for_paragraphs(page, 13)
+        # Only the paragraph being written is text (the emoji above counts two in JavaScript's strings).
+        tail = page.evaluate("document.querySelector('article.state-streaming .streaming-text').textContent")
+        assert "Paragraph".startswith(tail[:9]), tail
         assert top(table) < 0
         answer.hover()
         while top(table) < 100:
@@ -80,5 +83,5 @@ def test_a_page_opened_mid_answer_shows_the_blocks_finished_so_far_rendered(asgi
         expect(answer).to_have_class("message assistant state-streaming")
         expect(answer.get_by_role("region", name="Table").locator("td", has_text="render")).to_be_visible()
         expect(answer.locator(".code-block .code-lang")).to_have_text("python")
-        expect(answer.locator(".content > p").first).to_have_text("Costs, by step:")  # rendered, not text
+        expect(answer.locator(".content > p").first).to_have_text("Costs 📈, by step:")  # rendered, not text
         expect(answer.locator(".streaming-text")).to_have_count(0, timeout=30000)
