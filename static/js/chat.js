@@ -81,10 +81,15 @@
         return;
       }
       messageId = response.headers.get("X-BooChat-Message");
-      // The saved question, with its actions, takes the place of the one shown now: when the answer is
-      // swapped in at its end, nothing above it changes size.
+      // The saved question takes the place of the one shown now, so that when the answer is swapped in
+      // at its end nothing above it changes size. Its actions wait for that swap (inert until then): a
+      // branch switched meanwhile would be undone by it.
       const questionUrl = response.headers.get("X-BooChat-Question");
-      if (asked && questionUrl) swapIn(questionUrl, asked);
+      if (asked && questionUrl) {
+        swapIn(questionUrl, asked).then(function (saved) {
+          if (saved) saved.querySelectorAll(".message-foot").forEach(function (foot) { foot.inert = true; });
+        });
+      }
       // A continued answer stays on the page while its rest streams below it: one element per id.
       bubble = answerBubble(conversation(), document.getElementById("message-" + messageId) ? null : messageId);
       status.textContent = "Streaming from " + (response.headers.get("X-BooChat-Provider") || "the host") + "…";

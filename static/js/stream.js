@@ -174,6 +174,7 @@
     if (!node) return;
     target.replaceWith(node);
     if (window.htmx) window.htmx.process(node);
+    return node;
   }
 
   window.BooChatStream = { element, answerBubble, handleEvent, readStream, follow, errorMessage, swapIn };
