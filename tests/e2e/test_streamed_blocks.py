@@ -26,8 +26,10 @@ def top(locator):
     return locator.evaluate("node => node.getBoundingClientRect().top")
 
 
-def test_blocks_show_rendered_while_streaming_and_stay_put_when_the_answer_is_saved(asgi_page, asgi_server):
+@pytest.mark.parametrize("viewport", [{"width": 1440, "height": 900}, {"width": 390, "height": 844}], ids=["desktop", "phone"])
+def test_blocks_show_rendered_while_streaming_and_stay_put_when_the_answer_is_saved(asgi_page, asgi_server, viewport):
     page = asgi_page
+    page.set_viewport_size(viewport)
     with FakeLlamaSwap(reply=PIECES, stream_delay=0.01) as host:
         make_provider(slug="sam-desktop", base_url=host.url, is_default=True)
         session = ChatSession.objects.create(user=User.objects.get(username="alice"), model_id="sam-desktop/qwen3-8b", title="Costs")
