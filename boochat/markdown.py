@@ -18,6 +18,7 @@ import nh3
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 from markdown_it import MarkdownIt
+from markdown_it.rules_core import StateCore, normalize
 from markdown_it.token import Token
 from mdit_py_plugins.dollarmath import dollarmath_plugin
 from mdit_py_plugins.gfm_autolink import gfm_autolink_plugin
@@ -188,3 +189,18 @@ def sanitize(html: str) -> str:
 @lru_cache(maxsize=2048)
 def render_markdown(text: str) -> SafeString:
     return mark_safe(sanitize(_markdown.render(text)))  # noqa: S308
+
+
+def render_part(text: str, env: dict[str, Any]) -> str:
+    """Whole blocks of a longer answer, rendered as they are in the whole (`env["references"]`: the
+    reference definitions of the text before them)."""
+    return sanitize(_markdown.render(text, env))
+
+
+def parse_blocks(text: str) -> list[Token]:
+    """The blocks of `text` as the renderer finds them, with their line ranges (no inline parsing)."""
+    state = StateCore(text, _markdown, {})
+    normalize(state)
+    tokens: list[Token] = []
+    _markdown.block.parse(state.src, _markdown, state.env, tokens)
+    return tokens

@@ -2,10 +2,16 @@
 with REDIS_URL it also adds them to a Redis Stream per answer, which readers on any worker or
 instance follow. Without Redis, or with Redis down, a reader elsewhere follows the autosaved text.
 
-The SSE a reader gets: `id: <n>` then the host's event n, for each of the host's events (so a
-reconnect with `Last-Event-ID: n` goes on after it); `event: snapshot` with the whole text so far when
-only the saved text can be read (it resets the id); and `event: end` with the answer's state and error
-once it is saved.
+The SSE a reader gets: `id: <n>` then event n, for each of the host's events and, among them, an
+`event: block` after each event that finished Markdown blocks (so a reconnect with `Last-Event-ID: n`
+goes on after it); `event: snapshot` with the whole text so far when only the saved text can be read
+(it resets the id); and `event: end` with the answer's state and error once it is saved.
+
+Finished blocks are rendered once per answer, by its job (boochat.markdown_blocks), not per reader: a
+`block` event is one more event of the answer, kept, numbered and sent through Redis like the host's,
+so resuming, a reader joining late and readers on other instances get the rendered blocks with no
+work of their own. A block event carries the sanitized HTML and how many characters of the text so
+far it replaces; the page shows that HTML and keeps the rest as text.
 """
 
 from __future__ import annotations
@@ -13,8 +19,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import redis.asyncio
@@ -22,7 +29,9 @@ from django.conf import settings
 from redis.exceptions import RedisError
 
 from boochat import database
+from boochat.markdown_blocks import FinishedPart, StreamedMarkdown
 from boochat.models import Message, MessageState
+from boochat.sse import StreamAccumulator
 
 logger = logging.getLogger(__name__)
 
@@ -61,11 +70,54 @@ def end_event(end: dict[str, str]) -> bytes:
     return b"event: end\ndata: " + json.dumps(end, separators=(",", ":")).encode() + b"\n\n"
 
 
-def snapshot_event(content: str, reasoning: str, tool_rounds: list[dict[str, Any]] | None = None) -> bytes:
-    """The saved answer so far; an answer calling tools also carries its rounds (the text is the current round's)."""
-    saved: dict[str, Any] = {"content": content, "reasoning": reasoning, **({"tool_rounds": tool_rounds} if tool_rounds else {})}
+def snapshot_event(content: str, reasoning: str, rendered: Sequence[FinishedPart] = (),
+                   tool_rounds: list[dict[str, Any]] | None = None) -> bytes:
+    """The whole text so far and the HTML of its finished blocks (they replace its first `length`
+    characters); an answer calling tools also carries its rounds (the text is the current round's)."""
+    saved: dict[str, Any] = {"content": content, "reasoning": reasoning, "html": "".join(part.html for part in rendered),
+                             "length": sum(_browser_length(part.source) for part in rendered),
+                             **({"tool_rounds": tool_rounds} if tool_rounds else {})}
     data = json.dumps(saved, separators=(",", ":")).encode()
     return b"id\nevent: snapshot\ndata: " + data + b"\n\n"
+
+
+def block_event(part: FinishedPart) -> bytes:
+    """Finished blocks: their HTML, and how many characters of the text before them they replace."""
+    data = json.dumps({"html": part.html, "length": _browser_length(part.source)}, separators=(",", ":")).encode()
+    return b"event: block\ndata: " + data
+
+
+def _browser_length(text: str) -> int:
+    """The length of `text` as JavaScript counts it (UTF-16 code units), so the page cuts where the server did."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+# A JSON string's line end: a block can only finish at one (the text of an event is read only then).
+_LINE_END_ESCAPE = re.compile(rb"\\[nr]|\\u000[aAdD]")
+
+
+class AnswerBlocks:
+    """An answer's finished Markdown blocks, from its host's events: their text is read only when an
+    event holds a line end, or follows one, so most events cost a byte search, and no JSON read."""
+
+    def __init__(self) -> None:
+        self.markdown = StreamedMarkdown()
+        self.text = StreamAccumulator()
+        self.read = 0  # of self.text.content
+        self.unread: list[bytes] = []
+        self.line_ended = False  # the next event may begin a paragraph, which finishes the blocks before
+
+    def feed(self, event: bytes) -> bytes | None:
+        """The host's next event; a `block` event if it finished blocks."""
+        self.unread.append(event)
+        line_ended, self.line_ended = self.line_ended, _LINE_END_ESCAPE.search(event) is not None
+        if not (line_ended or self.line_ended):
+            return None
+        self.text.feed(b"".join(block + b"\n\n" for block in self.unread))
+        self.unread.clear()
+        text, self.read = "".join(self.text.content[self.read:]), len(self.text.content)
+        part = self.markdown.feed(text)
+        return block_event(part) if part is not None else None
 
 
 class EventSplitter:
@@ -187,17 +239,25 @@ async def read_redis(answer_pk: int) -> AsyncIterator[tuple[int, bytes] | dict[s
 async def follow_saved(answer_pk: int) -> AsyncIterator[bytes]:
     """The answer's text as the autosave writes it, each time it changes, until its end."""
     shown: tuple[str, str, list[dict[str, Any]]] | None = None
+    markdown, fed = StreamedMarkdown(), ""  # this reader's finished blocks of the saved text (the current round's)
+    rendered: list[FinishedPart] = []
     waited = 0.0
     while True:
         saved = await database.run(_saved, answer_pk)
         if saved is None or saved["state"] != MessageState.STREAMING:
-            if saved is not None:
-                yield snapshot_event(saved["content"], saved["reasoning"], saved["tool_rounds"])
+            if saved is not None:  # the page swaps the saved answer in next: the blocks shown stay
+                yield snapshot_event(saved["content"], saved["reasoning"], rendered if saved["content"].startswith(fed) else (),
+                                     saved["tool_rounds"])
             yield end_event(_end_of(saved))
             return
         if (saved["content"], saved["reasoning"], saved["tool_rounds"]) != shown:
             shown = saved["content"], saved["reasoning"], saved["tool_rounds"]
-            yield snapshot_event(*shown)
+            if not shown[0].startswith(fed):  # not the text read so far continued (a new round): read it again
+                markdown, rendered, fed = StreamedMarkdown(), [], ""
+            if (part := markdown.feed(shown[0][len(fed):])) is not None:
+                rendered.append(part)
+            fed = shown[0]
+            yield snapshot_event(shown[0], shown[1], rendered, shown[2])
             waited = 0.0
         elif waited >= KEEP_ALIVE_SECONDS:
             yield b": keep-alive\n\n"

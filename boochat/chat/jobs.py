@@ -19,6 +19,7 @@ from boochat.chat import tool_loop
 from boochat.chat.autosave import STOPPED_BY_USER
 from boochat.chat.broker import (
     KEEP_ALIVE_SECONDS,
+    AnswerBlocks,
     EventSplitter,
     FeedMissing,
     RedisFeed,
@@ -186,10 +187,15 @@ async def _answer(job: Job, feed: RedisFeed | None, session: ChatSession, turn: 
 
     while True:
         splitter = EventSplitter()
+        # A continued answer's events hold only its rest, which alone is not the saved answer's Markdown.
+        blocks = AnswerBlocks() if not turn.prefix else None
         try:
             async for chunk in relay(turn, deadline=deadline, calls_tools=bool(offered)):
                 for block in splitter.feed(chunk):
                     publish(block)
+                    # Rendered here, once for all readers (each round's text on its own); the final render shows the rest.
+                    if blocks is not None and (rendered := blocks.feed(block)) is not None:
+                        publish(rendered)
         except asyncio.CancelledError:  # Stop, or this worker stopping: the relay saved the answer
             pass
         for block in splitter.close():

@@ -316,9 +316,11 @@ async def answer_send(request: HtmxHttpRequest, session: ChatSession, turn: NewT
         if not session.title:
             await generate_title(session)
         return redirect(session)
-    return sse_response(jobs.follow(job.answer_pk), headers={
-        "X-BooChat-Message": str(job.answer_pk), "X-BooChat-Provider": route.provider if route else "",
-        "X-BooChat-Follow": reverse("chat_answer_stream", args=[job.answer_pk])})
+    headers = {"X-BooChat-Message": str(job.answer_pk), "X-BooChat-Provider": route.provider if route else "",
+               "X-BooChat-Follow": reverse("chat_answer_stream", args=[job.answer_pk])}
+    if turn.answer.parent_id:  # the page shows the saved question at once: the answer's end then moves nothing
+        headers["X-BooChat-Question"] = reverse("chat_message", args=[turn.answer.parent_id])
+    return sse_response(jobs.follow(job.answer_pk), headers=headers)
 
 
 def _begin(request: HtmxHttpRequest, session: ChatSession, begin: Callable[[str], NewTurn], *,

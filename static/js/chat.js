@@ -20,7 +20,7 @@
   let becoming = null;  // the new chat's page becoming the saved chat's (its Stop address comes with it)
   const DRAFT = "boochat-new-chat-text";  // the new chat's text, kept while its page reloads for another model
 
-  const { element, answerBubble, readStream, follow, errorMessage } = window.BooChatStream;
+  const { element, answerBubble, readStream, follow, errorMessage, swapIn } = window.BooChatStream;
 
   // The footer a saved answer has ("qwen3-8b · sam-desktop"), for an answer the host refused.
   function modelFooter() {
@@ -143,7 +143,17 @@
         return;
       }
       messageId = response.headers.get("X-BooChat-Message");
-      bubble = answerBubble(conversation(), messageId);
+      // The saved question takes the place of the one shown now, so that when the answer is swapped in
+      // at its end nothing above it changes size. Its actions wait for that swap (inert until then): a
+      // branch switched meanwhile would be undone by it.
+      const questionUrl = response.headers.get("X-BooChat-Question");
+      if (asked && questionUrl) {
+        swapIn(questionUrl, asked).then(function (saved) {
+          if (saved) saved.querySelectorAll(".message-foot").forEach(function (foot) { foot.inert = true; });
+        });
+      }
+      // A continued answer stays on the page while its rest streams below it: one element per id.
+      bubble = answerBubble(conversation(), document.getElementById("message-" + messageId) ? null : messageId);
       status.textContent = "Streaming from " + (response.headers.get("X-BooChat-Provider") || "the host") + "…";
       const followUrl = response.headers.get("X-BooChat-Follow");
       try {

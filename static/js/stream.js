@@ -1,5 +1,6 @@
-// Reading an answer's SSE stream into the page, shared by the chat and the arena. Text is only
-// ever set with textContent; the saved, sanitized HTML replaces it when the stream ends.
+// Reading an answer's SSE stream into the page, shared by the chat and the arena. The host's text is
+// only ever set as text; the HTML shown is the server's, sanitized as the saved answer is: its finished
+// blocks as they come (`event: block`), and the saved answer when the stream ends.
 (function () {
   "use strict";
 
@@ -20,16 +21,33 @@
     details.append(element("summary", "", "Reasoning"), element("div", "reasoning-text"));
     const loading = element("p", "loading-status");
     loading.hidden = true;
-    const content = element("div", "content streaming-text");
+    // The rendered blocks go before `text`, which holds the tail not rendered yet (one text node).
+    const content = element("div", "content markdown");
+    const text = element("div", "streaming-text");
+    text.append(document.createTextNode(""));
+    content.append(text);
     const meta = element("footer", "message-meta");
     article.append(loading, details, content, meta);
     container.append(article);
-    return { article, details, reasoning: details.querySelector(".reasoning-text"), content, loading, meta };
+    return { article, details, reasoning: details.querySelector(".reasoning-text"), content, text, loading, meta };
+  }
+
+  // Finished blocks, rendered by the server: they take the place of the first `length` characters
+  // (UTF-16 units, as JavaScript counts) of the text shown.
+  function showBlocks(bubble, html, length) {
+    bubble.text.insertAdjacentHTML("beforebegin", html);
+    bubble.text.firstChild.deleteData(0, length);
+  }
+
+  function clearContent(bubble) {
+    while (bubble.text.previousSibling) bubble.text.previousSibling.remove();
+    bubble.text.firstChild.data = "";
   }
 
   // One SSE event. `place` (optional) follows BooChat's own lines: `id:` (the reader's place, sent back
-  // as Last-Event-ID on a reconnect), `event: snapshot` (the whole text so far, when only the saved
-  // text can be read) and `event: end` (the answer is saved: its state and error).
+  // as Last-Event-ID on a reconnect), `event: block` (finished blocks, rendered), `event: snapshot`
+  // (the whole text so far and its finished blocks, when only the saved text can be read) and
+  // `event: end` (the answer is saved: its state and error).
   function handleEvent(block, bubble, place) {
     let kind = "";
     const lines = [];
@@ -47,14 +65,18 @@
       try { if (window.BooChatTools) window.BooChatTools.show(bubble, JSON.parse(data)); } catch (e) { /* not JSON */ }
       return;
     }
-    if (kind === "end" || kind === "snapshot") {
+    if (kind === "end" || kind === "snapshot" || kind === "block") {
       let value;
       try { value = JSON.parse(data); } catch (e) { return; }
       if (kind === "end") {
         if (place) place.end = value;
+      } else if (kind === "block") {
+        showBlocks(bubble, value.html, value.length);
       } else {
         if (window.BooChatTools) window.BooChatTools.showRounds(bubble, value.tool_rounds || []);
-        bubble.content.textContent = value.content || "";
+        clearContent(bubble);
+        bubble.text.firstChild.data = value.content || "";
+        showBlocks(bubble, value.html || "", value.length || 0);
         bubble.reasoning.textContent = value.reasoning || "";
         bubble.details.hidden = !value.reasoning;
       }
@@ -81,7 +103,7 @@
       }
       if (delta.content) {
         bubble.loading.hidden = true;
-        bubble.content.textContent += delta.content;
+        bubble.text.firstChild.appendData(delta.content);
       }
     }
     if (chunk.timings && chunk.timings.predicted_per_second) {
@@ -106,7 +128,7 @@
   }
 
   function clearBubble(bubble) {
-    bubble.content.textContent = "";
+    clearContent(bubble);
     bubble.reasoning.textContent = "";
     bubble.details.hidden = true;
     bubble.loading.textContent = "";
@@ -157,6 +179,7 @@
     if (!node) return;
     target.replaceWith(node);
     if (window.htmx) window.htmx.process(node);
+    return node;
   }
 
   window.BooChatStream = { element, answerBubble, handleEvent, readStream, follow, errorMessage, swapIn };

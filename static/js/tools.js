@@ -19,10 +19,12 @@
     if (round) return round;
     round = element("div", "tool-round");
     round.dataset.round = String(index);
-    if (bubble.content.textContent) {
-      round.append(element("div", "content", bubble.content.textContent));
-      bubble.content.textContent = "";
-    }
+    // The round's text so far, its rendered blocks and the tail not rendered yet (stream.js's `text`).
+    const moved = element("div", "content markdown");
+    while (bubble.text.previousSibling) moved.prepend(bubble.text.previousSibling);
+    if (bubble.text.firstChild.data) moved.append(document.createTextNode(bubble.text.firstChild.data));
+    bubble.text.firstChild.data = "";
+    if (moved.hasChildNodes()) round.append(moved);
     bubble.article.insertBefore(round, bubble.details);
     return round;
   }
@@ -77,10 +79,11 @@
   function showRounds(bubble, rounds) {
     bubble.article.querySelectorAll(".tool-round").forEach((node) => node.remove());
     rounds.forEach(function (round, index) {
-      bubble.content.textContent = round.text || "";
+      while (bubble.text.previousSibling) bubble.text.previousSibling.remove();
+      bubble.text.firstChild.data = round.text || "";
       for (const call of round.calls || []) show(bubble, { round: index, call });
     });
-    bubble.content.textContent = "";
+    bubble.text.firstChild.data = "";
   }
 
   // A choice is posted without leaving the page; the stream shows what follows.
