@@ -21,6 +21,7 @@ from django.urls import Resolver404, resolve
 
 from boochat import database
 from boochat.asgi_types import ASGIApp, Message, Receive, ResponseWatch, Scope, Send
+from boochat.chat.forms import SYSTEM_PROMPT_MAX_CHARS
 from boochat.chat.views import MAX_MESSAGE_CHARS
 
 ANONYMOUS_BODY_BYTES = 64 * 1024  # a login form, with room to spare
@@ -59,6 +60,13 @@ def send_limit() -> Limit:
                        f"of up to {_size(largest)}: BOOCHAT_MAX_ATTACHMENTS, BOOCHAT_MAX_IMAGE_BYTES, BOOCHAT_MAX_FILE_BYTES")
 
 
+def first_send_limit() -> Limit:
+    """A new chat's first message: a send, with the chat's system prompt beside it."""
+    send = send_limit()
+    return Limit(send.size + SYSTEM_PROMPT_MAX_CHARS * ENCODED_BYTES_PER_CHAR,
+                 f"{send.reason}, and a system prompt of {SYSTEM_PROMPT_MAX_CHARS:,} characters")
+
+
 def import_limit() -> Limit:
     return Limit(settings.BOOCHAT_MAX_IMPORT_BYTES + FORM_SLACK_BYTES,
                  f"an export file of up to {_size(settings.BOOCHAT_MAX_IMPORT_BYTES)}: BOOCHAT_MAX_IMPORT_BYTES")
@@ -77,6 +85,8 @@ def route_limit(path: str) -> Limit:
         name = None
     if name == "chat_send":
         return send_limit()
+    if name == "chat_new":
+        return first_send_limit()
     if name == "chat_import":
         return import_limit()
     if name in SETTINGS_ROUTES:

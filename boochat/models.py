@@ -8,7 +8,6 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models import Exists, OuterRef
 from django.urls import reverse
 from django.utils import timezone
 
@@ -20,11 +19,9 @@ class ChatSessionQuerySet(models.QuerySet["ChatSession"]):
         """The user's chats, archived ones too, not those in the trash."""
         return self.filter(user=user, deleted_at__isnull=True)
 
-    def listed(self, *, current: int | None = None) -> ChatSessionQuerySet:
-        """The chats of the chat list: not archived, and holding a message or a title (an untitled chat
-        with no message is a "+ New chat" not used yet); and the `current` chat, the one on screen."""
-        kept = models.Q(archived_at__isnull=True) & (~models.Q(title="") | Exists(Message.objects.filter(session=OuterRef("pk"))))
-        return self.filter(kept | models.Q(pk=current) if current is not None else kept)
+    def listed(self) -> ChatSessionQuerySet:
+        """The chats of the chat list: those not archived (a chat is saved with its first message)."""
+        return self.filter(archived_at__isnull=True)
 
     def in_trash(self, user: User) -> ChatSessionQuerySet:
         return self.filter(user=user, deleted_at__isnull=False).order_by("-deleted_at", "-id")

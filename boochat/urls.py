@@ -5,7 +5,7 @@ from django.urls import path
 from boochat import views
 from boochat.account import views as account_views
 from boochat.arena import views as arena_views
-from boochat.chat import library_views, organize_views, share_views
+from boochat.chat import library_views, new_chat_views, organize_views, share_views
 from boochat.chat import views as chat_views
 from boochat.gateway import views as gateway_views
 from settings_app import views as settings_views
@@ -15,7 +15,8 @@ urlpatterns = [
     path("models/", views.picker, name="picker"),
     path("models/hosts/<slug:slug>/", views.host_models, name="host_models"),
     path("chat/", library_views.chat_index, name="chat_index"),
-    path("chat/new", library_views.chat_new, name="chat_new"),
+    path("chat/new", chat_views.chat_new, name="chat_new"),
+    path("chat/start", new_chat_views.chat_start, name="chat_start"),
     path("chat/search", library_views.chat_search, name="chat_search"),
     path("chat/<int:pk>/", chat_views.chat_session, name="chat_session"),
     path("chat/<int:pk>/model", chat_views.chat_set_model, name="chat_set_model"),

@@ -1,5 +1,6 @@
-"""The list of a user's chats and what is done to whole chats: start, search, rename, pin, delete,
-export and import; and the user's presets. Archive, trash and folders: organize_views.py."""
+"""The list of a user's chats and what is done to whole chats: search, rename, pin, delete, export
+and import; and the user's presets. A new chat: new_chat_views.py; archive, trash and folders:
+organize_views.py."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from boochat.chat.branches import Tree
 from boochat.chat.organize_views import trash, undo_offer
 from boochat.chat.starting_model import starting_model
 from boochat.models import TITLE_MAX_LENGTH, ChatSession, Folder, Message, MessageState, Preset
-from providers.access import access_for, catalog_for, check_model
+from providers.access import catalog_for
 from providers.routing import RoutingError
 from settings_app.models import Favorite
 from settings_app.normalize import chat_model_id
@@ -31,20 +32,20 @@ from settings_app.text import cut, unstorable
 CHATS_PER_PAGE = 50
 
 
-def chat_list(request: HtmxHttpRequest, current: ChatSession | None = None) -> Page[ChatSession]:
-    """One page of the user's listed chats (`?page=`: not archived, not empty, and the `current` one),
-    pinned first, then the latest; `answering` marks those with an answer being written."""
+def chat_list(request: HtmxHttpRequest) -> Page[ChatSession]:
+    """One page of the user's listed chats (`?page=`: not archived), pinned first, then the latest;
+    `answering` marks those with an answer being written."""
     answering = Message.objects.filter(session=OuterRef("pk"), state=MessageState.STREAMING)
-    chats = (ChatSession.objects.for_user(request.user).listed(current=current.pk if current else None)
+    chats = (ChatSession.objects.for_user(request.user).listed()
              .only("id", "title", "model_id", "updated_at", "pinned", "folder_id")
              .annotate(answering=Exists(answering)))
     return Paginator(chats, CHATS_PER_PAGE).get_page(request.GET.get("page"))
 
 
-def sidebar(request: HtmxHttpRequest, current: ChatSession | None = None) -> dict[str, object]:
+def sidebar(request: HtmxHttpRequest) -> dict[str, object]:
     """What the chat list beside a chat needs: a page of chats, the user's folders, and the Undo of a
     delete just made."""
-    return {"sessions": chat_list(request, current), "folders": list(Folder.objects.filter(user=request.user)),
+    return {"sessions": chat_list(request), "folders": list(Folder.objects.filter(user=request.user)),
             "undo": undo_offer(request)}
 
 
@@ -63,47 +64,6 @@ def _start_page(request: HtmxHttpRequest, status: int = 200) -> TemplateResponse
                                                    "import_model": starting,
                                                    "presets": Preset.objects.filter(user=request.user).exclude(name="")},
                             status=status)
-
-
-@require_POST
-def chat_new(request: HtmxHttpRequest) -> HttpResponseBase:
-    """Start a session with the posted model (or the one starting_model() picks), from the chosen
-    preset's prompt and parameters, else from the model's saved defaults. A chat is listed once it
-    holds a message: the user's chat still empty is reused, so clicks on "+ New chat" leave no
-    empty rows behind."""
-    chosen = request.POST.get("model_id") or starting_model(
-        request.user, build_picker(catalog_for(request.user.pk), Favorite.objects.ids_for(request.user), chat=True))
-    presets = Preset.objects.filter(user=request.user)
-    try:
-        model_id = check_model(access_for(request.user.pk), chat_model_id(chosen))
-        preset_id = request.POST.get("preset", "")
-        preset = presets.exclude(name="").filter(pk=preset_id).first() if preset_id.isdigit() else None
-        if preset_id and preset is None:
-            raise ValueError("that preset does not exist (deleted meanwhile?)")
-    except (RoutingError, ValueError) as exc:
-        messages.error(request, f"Cannot start a chat: {exc}")
-        return redirect("chat_index")
-    preset = preset or presets.filter(for_model=model_id).first()
-    fields = {"model_id": model_id, "system_prompt": preset.system_prompt if preset else "",
-              "parameters": preset.parameters if preset else {}}
-    empty = (ChatSession.objects.for_user(request.user).filter(archived_at__isnull=True, messages__isnull=True, title="")
-             .order_by("-id").first())
-    if empty is None:
-        session = ChatSession.objects.create(user=request.user, **fields)
-    else:
-        for name, value in fields.items():
-            setattr(empty, name, value)
-        empty.folder = None
-        empty.save(update_fields=[*fields, "folder", "updated_at"])
-        session = empty
-    if content := request.POST.get("content", "").strip():  # the home page's message box: sent from the chat page
-        request.session[draft_key(session.pk)] = content
-    return redirect(session)
-
-
-def draft_key(pk: int) -> str:
-    """Where a question typed on the home page waits for its chat's page to send it."""
-    return f"boochat-draft-{pk}"
 
 
 @require_POST

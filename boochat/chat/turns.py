@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -65,7 +66,8 @@ def _begin(session: ChatSession, tree: Tree, parent: Message | None, question: s
     """Save the question (unless the answer is a regenerated one) below `parent`, with its checked
     files (`uploads`, and copies of `carried` ones), and its answer (streaming), the chat's newest
     message and so the end of the branch it shows; and say what the model will see. A model that
-    cannot be routed raises RoutingError, with the answer saved as failed, saying why."""
+    cannot be routed raises RoutingError, with the answer saved as failed, saying why (in a new
+    chat, with nothing saved)."""
     answer = Message(session=session, role=Message.Role.ASSISTANT, state=MessageState.STREAMING, model_id=model_id)
     branch = tree.path_to(parent.pk) if parent else []
     # A pool keeps the conversation on the member that served it last, while that one has it loaded.
@@ -79,19 +81,33 @@ def _begin(session: ChatSession, tree: Tree, parent: Message | None, question: s
     except RoutingError as exc:
         failure = exc
         answer.state, answer.error = MessageState.FAILED, str(exc)
+    new_chat = session.pk is None
+    if new_chat and failure is not None:  # a chat is saved with a first turn that can go somewhere, or not at all
+        raise failure
     # Each row in its own statement, not one transaction: on SQLite a transaction holds the only write
     # lock while its thread waits for the GIL between statements, which a burst of sends queues behind
-    # (docs/performance.md). A question whose answer could not be saved reads as a failed send.
-    if question is not None:
-        parent = Message.objects.create(session=session, parent=parent, role=Message.Role.USER, content=question)
-        if uploads or carried:
-            with transaction.atomic():
-                save_attachments(parent, list(uploads))
-                Attachment.objects.bulk_create(Attachment(message=parent, kind=a.kind, name=a.name, media_type=a.media_type,
-                                                          size=a.size, data=a.data, text=a.text) for a in carried)
-        branch.append(parent)
-    answer.parent = parent
-    answer.save()
+    # (docs/performance.md). A question whose answer could not be saved reads as a failed send. A new
+    # chat is the exception: it is saved with its first turn in one transaction, so no chat is ever
+    # saved empty, and a refused first message leaves nothing behind.
+    try:
+        with transaction.atomic() if new_chat else nullcontext():
+            if new_chat:
+                session.save()
+            if question is not None:
+                parent = Message.objects.create(session=session, parent=parent, role=Message.Role.USER, content=question)
+                if uploads or carried:
+                    with transaction.atomic():
+                        save_attachments(parent, list(uploads))
+                        Attachment.objects.bulk_create(Attachment(message=parent, kind=a.kind, name=a.name,
+                                                                  media_type=a.media_type, size=a.size, data=a.data,
+                                                                  text=a.text) for a in carried)
+                branch.append(parent)
+            answer.parent = parent
+            answer.save()
+    except BaseException:
+        if new_chat:
+            session.pk = None  # rolled back: not a saved chat
+        raise
     if session.shown_leaf_id is not None:  # a branch chosen with ‹ ›: the newest message is shown again
         ChatSession.objects.filter(pk=session.pk).update(shown_leaf=None)
         session.shown_leaf_id = None
@@ -118,8 +134,9 @@ def wire_parameters(parameters: dict[str, Any], route: Route) -> dict[str, Any]:
 
 
 def begin_turn(session: ChatSession, question: str, uploads: Sequence[Upload] = ()) -> NewTurn:
-    """A new question (with its checked files) at the end of the branch the chat shows, to the chat's model."""
-    tree = load_tree(session)
+    """A new question (with its checked files) at the end of the branch the chat shows, to the chat's model;
+    a chat not saved yet is saved with it."""
+    tree = load_tree(session) if session.pk is not None else Tree([])
     shown = tree.shown(session.shown_leaf_id)
     return _begin(session, tree, shown[-1] if shown else None, question, session.model_id, uploads)
 

@@ -21,7 +21,16 @@ from boochat.autosave import interrupt_stale_answers
 from boochat.chat import attachments, jobs
 from boochat.chat.branches import Tree, page_of
 from boochat.chat.forms import ChatSettingsForm
-from boochat.chat.library_views import draft_key, sidebar
+from boochat.chat.library_views import sidebar
+from boochat.chat.new_chat_views import (
+    chosen_model,
+    chosen_preset,
+    new_chat_page,
+    next_route,
+    reasoning_of,
+    render_new_chat,
+    unsaved_chat,
+)
 from boochat.chat.prompt import estimated_tokens_of, latest_compaction
 from boochat.chat.starting_model import starting_model
 from boochat.chat.titles import generate_title
@@ -31,9 +40,8 @@ from boochat.models import Attachment, ChatSession, Message, MessageState, Usage
 from boochat.proxy import sse_response
 from boochat.usage.recording import admit_answer
 from providers.access import ModelNotAllowed, access_for, catalog_for, check_model
-from providers.capabilities import Reasoning, reasoning_for
 from providers.context import context_size_for
-from providers.routing import Route, RoutingError, UnknownModel, resolve
+from providers.routing import Route, RoutingError, UnknownModel
 from providers.upstream import UpstreamError
 from settings_app.models import Favorite
 from settings_app.normalize import chat_model_id, normalize_model_id
@@ -42,14 +50,6 @@ from settings_app.requests import HtmxHttpRequest
 from settings_app.text import unstorable
 
 MAX_MESSAGE_CHARS = 200_000
-
-
-def _route(session: ChatSession) -> Route | None:
-    """Where the chat's next answer would go (a pool's member chosen once for the whole page); None if nowhere."""
-    try:
-        return resolve(session.model_id)
-    except RoutingError:
-        return None
 
 
 def _context_usage(session: ChatSession, branch_ids: list[int], route: Route | None) -> dict[str, object] | None:
@@ -114,9 +114,9 @@ def chat_session(request: HtmxHttpRequest, pk: int) -> HttpResponseBase:
         except RoutingError:
             selected = session.model_id
         picker = build_picker(catalog, Favorite.objects.ids_for(request.user), chat=True)
-        route = _route(session)
+        route = next_route(session)
         context.update({
-            **sidebar(request, session),
+            **sidebar(request),
             "import_model": starting_model(request.user, picker),
             "later_url": (f"{session.get_absolute_url()}?before={page.later_before}" if page.later_before
                           else session.get_absolute_url()) if page.later else "",
@@ -124,11 +124,10 @@ def chat_session(request: HtmxHttpRequest, pk: int) -> HttpResponseBase:
             "picker": picker,
             "selected": selected,
             "usage": _context_usage(session, branch_ids, route),
-            "settings_form": ChatSettingsForm.for_session(session, _reasoning(session, route)),
+            "settings_form": ChatSettingsForm.for_session(session, reasoning_of(session, route)),
             "member": str(route.ref) if route is not None and route.pool else "",
             "shares": list(session.shares.filter(revoked_at__isnull=True)),
             "trash_days": settings.BOOCHAT_TRASH_DAYS,
-            "draft": request.session.pop(draft_key(session.pk), ""),
         })
         response = TemplateResponse(request, "chat.html", context)
     patch_vary_headers(response, ["HX-Request"])
@@ -233,6 +232,8 @@ def _send_error(request: HtmxHttpRequest, session: ChatSession, status: int, mes
             response[name] = value
         return response
     messages.error(request, message)
+    if session.pk is None:  # a new chat's first message: chat_new shows its page again
+        return HttpResponse(message, status=status, content_type="text/plain; charset=utf-8")
     return redirect(session)
 
 
@@ -308,12 +309,49 @@ def _saved_turn(request: HtmxHttpRequest, session: ChatSession, begin: Callable[
 
 def _begin_send(request: HtmxHttpRequest, pk: int) -> tuple[ChatSession, NewTurn | HttpResponseBase]:
     session = get_object_or_404(ChatSession.objects.for_user(request.user), pk=pk)
+    return session, _begin_question(request, session)
+
+
+def _begin_question(request: HtmxHttpRequest, session: ChatSession) -> NewTurn | HttpResponseBase:
+    """The posted question and files, a new turn of `session` (a new chat is saved with it), or why not."""
     try:
         uploads = attachments.read_uploads(request.FILES.getlist("attachments"))
         attachments.check_images_allowed(session.model_id, uploads)
     except attachments.AttachmentError as exc:
-        return session, _send_error(request, session, exc.status, f"Nothing was sent: {exc}")
-    return session, _begin(request, session, lambda content: begin_turn(session, content, uploads))
+        return _send_error(request, session, exc.status, f"Nothing was sent: {exc}")
+    return _begin(request, session, lambda content: begin_turn(session, content, uploads))
+
+
+def _begin_first_send(request: HtmxHttpRequest) -> tuple[ChatSession, NewTurn | HttpResponseBase]:
+    """A new chat with the posted model and the page's prompt and parameters (without them: the
+    chosen `preset`'s, else the model's defaults), saved with its first turn; or nothing saved."""
+    session = ChatSession(user=request.user)
+    try:
+        session.model_id = chosen_model(request, request.POST.get("model_id", ""))
+        preset = chosen_preset(request, request.POST.get("preset", ""))
+    except ModelNotAllowed as exc:
+        return session, _send_error(request, session, 403, f"Nothing was sent: {exc}")
+    except (RoutingError, ValueError) as exc:
+        return session, _send_error(request, session, 400, f"Nothing was sent: cannot start a chat: {exc}")
+    form = ChatSettingsForm.for_first_message(session, reasoning_of(session), request.POST)
+    if not any(name in request.POST for name in form.fields):
+        started = unsaved_chat(request, session.model_id, preset)
+        session.system_prompt, session.parameters = started.system_prompt, started.parameters
+    elif problem := unstorable(request.POST.get("system_prompt", "")):
+        return session, _send_error(request, session, 400,
+                                    f"Nothing was sent: the system prompt contains {problem}, which cannot be stored.")
+    elif not form.is_valid():
+        return session, _send_error(request, session, 400, f"Nothing was sent: {form.problems}")
+    else:
+        form.apply(session)
+    return session, _begin_question(request, session)
+
+
+def _refused_first_message(request: HtmxHttpRequest, session: ChatSession, status: int) -> TemplateResponse:
+    """The new chat's page again after its first message was refused (a plain form): the question and
+    the panel as they were sent, the reason above them."""
+    return render_new_chat(request, session, draft=request.POST.get("content", ""), status=status,
+                           data=request.POST if "system_prompt" in request.POST else None)
 
 
 def _begin_edit(request: HtmxHttpRequest, pk: int) -> tuple[ChatSession, NewTurn | HttpResponseBase]:
@@ -350,6 +388,35 @@ async def _send(request: HtmxHttpRequest, begin: Callable[[HtmxHttpRequest, int]
     if not isinstance(turn, NewTurn):
         return turn
     return await answer_send(request, session, turn)
+
+
+@require_http_methods(["GET", "POST"])
+async def chat_new(request: HtmxHttpRequest) -> HttpResponseBase:
+    """GET: a new chat's page; nothing is saved (new_chat_views). POST: its first message, which saves
+    the chat with its first turn, answered as chat_send answers, except that the page's script gets
+    the stream at once (_first_answer). A refused first message saves nothing."""
+    if request.method == "GET":
+        return await database.run(new_chat_page, request)
+    session, turn = await database.run(_begin_first_send, request)
+    streamed = request.headers.get("X-BooChat-Stream") == "1"
+    if isinstance(turn, NewTurn):
+        return _first_answer(session, turn) if streamed else await answer_send(request, session, turn)
+    if not streamed:
+        return await database.run(_refused_first_message, request, session, turn.status_code)
+    return turn
+
+
+def _first_answer(session: ChatSession, turn: NewTurn) -> HttpResponseBase:
+    """The first answer's SSE at once, not after the host starts as answer_send() does: the page
+    learns the chat's address (`X-BooChat-Chat`) while the host may still be loading the model
+    (minutes, on a swap), and its Stop can reach the chat. A host's refusal is the stream's end event
+    (the answer saved as failed, saying why)."""
+    job = jobs.start_job(session, turn)
+    # The refusal reaches the page through the end event; taken here, asyncio does not report it as lost.
+    job.started.add_done_callback(lambda started: started.cancelled() or started.exception())
+    return sse_response(jobs.follow(job.answer_pk), headers={
+        "X-BooChat-Chat": session.get_absolute_url(), "X-BooChat-Message": str(job.answer_pk),
+        "X-BooChat-Provider": turn.route.provider, "X-BooChat-Follow": reverse("chat_answer_stream", args=[job.answer_pk])})
 
 
 @require_POST
@@ -408,21 +475,13 @@ def chat_delete_turn(request: HtmxHttpRequest, pk: int) -> HttpResponseBase:
     return redirect(session)
 
 
-def _reasoning(session: ChatSession, route: Route | None = None) -> Reasoning:
-    """The reasoning controls of the chat's model: of `route`'s model when the page resolved it already."""
-    try:
-        return reasoning_for(str(route.ref) if route is not None else session.model_id)
-    except RoutingError:
-        return Reasoning()
-
-
 @require_POST
 def chat_settings(request: HtmxHttpRequest, pk: int) -> HttpResponseBase:
     """Save the chat's system prompt and parameters; `keep=preset` (with `preset_name`) also keeps
     them as a named preset, `keep=model` as the defaults of the chat's model. htmx gets the panel
     back (with errors if any)."""
     session = get_object_or_404(ChatSession.objects.for_user(request.user), pk=pk)
-    form = ChatSettingsForm.for_session(session, _reasoning(session), request.POST)
+    form = ChatSettingsForm.for_session(session, reasoning_of(session), request.POST)
     keep, name = request.POST.get("keep", ""), " ".join(request.POST.get("preset_name", "").split())
     for label, value in (("preset name", name), ("system prompt", request.POST.get("system_prompt", ""))):
         if problem := unstorable(value):
@@ -446,9 +505,7 @@ def chat_settings(request: HtmxHttpRequest, pk: int) -> HttpResponseBase:
     if saved:
         messages.success(request, note)
     else:
-        messages.error(request, "Prompt and parameters not saved: " + "; ".join(
-            f"{form.fields[name].label or name if name in form.fields else 'preset'}: {' '.join(str(e) for e in errors)}"
-            for name, errors in form.errors.items()))
+        messages.error(request, "Prompt and parameters not saved: " + form.problems)
     return redirect(session)
 
 

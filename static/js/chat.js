@@ -2,6 +2,8 @@
 // (stream.js reads it, and follows it again after a network drop), then swaps in the saved answer,
 // asks for a title and refreshes context use. An answer still being written when the page opens is
 // followed from its start. Stop asks the server: the answer is a job of the server, not of this page.
+// On a new chat's page nothing is saved until the first message, which saves the chat: the page then
+// becomes the chat's page (its address, header and place in the list) without a reload.
 (function () {
   "use strict";
   const composer = document.getElementById("composer");
@@ -15,6 +17,8 @@
   const csrf = composer.querySelector("input[name=csrfmiddlewaretoken]").value;
   let controller = null;
   let stopped = false;
+  let becoming = null;  // the new chat's page becoming the saved chat's (its Stop address comes with it)
+  const DRAFT = "boochat-new-chat-text";  // the new chat's text, kept while its page reloads for another model
 
   const { element, answerBubble, readStream, follow, errorMessage } = window.BooChatStream;
 
@@ -40,10 +44,57 @@
     }
   }
 
+  async function refreshList() {
+    if (window.htmx) {
+      await htmx.ajax("GET", window.location.pathname, { source: "#chat-list-form", target: "#chat-list-form", select: "#chat-list-form", swap: "outerHTML" });
+    }
+  }
+
   async function maybeTitle() {
     const title = document.getElementById("session-title");
-    if (title && "untitled" in title.dataset && window.htmx) {
+    if (title && "untitled" in title.dataset && composer.dataset.titleUrl && window.htmx) {
       await htmx.ajax("POST", composer.dataset.titleUrl, { source: "#session-title", target: "#session-title", swap: "outerHTML" });
+    }
+  }
+
+  // The first message saved the chat at `url`: this page becomes its page, the answer streaming on.
+  // The address changes in place (Back leads where the new chat was opened from); the header (title,
+  // actions, prompt and parameters), the list, the model's form and the composer's addresses come
+  // from the chat's page.
+  async function becomeChat(url) {
+    delete composer.dataset.newChat;
+    sessionStorage.removeItem(DRAFT);
+    history.replaceState(null, "", url);
+    let page = null;
+    try {
+      const response = await fetch(url);
+      if (response.ok) page = new DOMParser().parseFromString(await response.text(), "text/html");
+    } catch (error) {
+      page = null;
+    }
+    const saved = page && page.getElementById("composer");
+    if (!saved) {
+      window.location.assign(url);  // the chat's page, loaded whole, follows the answer being written
+      return;
+    }
+    document.title = page.title;
+    composer.setAttribute("action", saved.getAttribute("action"));
+    composer.dataset.titleUrl = saved.dataset.titleUrl;
+    composer.dataset.stopUrl = saved.dataset.stopUrl;
+    composer.querySelectorAll("input[type=hidden][name=model_id]").forEach((node) => node.remove());
+    for (const selector of [".session-header", "#chat-list-form", "#model-form"]) {
+      const old = document.querySelector(selector);
+      const fresh = page.querySelector(selector);
+      if (!old || !fresh) continue;
+      // The drawer's "Chats" button stays the one drawer.js set up.
+      const toggle = old.querySelector(".drawer-toggle");
+      const freshToggle = fresh.querySelector(".drawer-toggle");
+      if (toggle && freshToggle) freshToggle.replaceWith(toggle);
+      old.replaceWith(fresh);
+      if (window.htmx) {
+        htmx.process(fresh);
+        htmx.trigger(fresh, "htmx:load");  // as after an htmx swap: the model search sets itself up
+      }
     }
   }
 
@@ -51,13 +102,18 @@
   // answer as it streams. `question` is the text shown as the new question, if the turn asks one.
   async function streamTurn(form, question, body) {
     if (controller) return;
+    const first = form === composer && "newChat" in composer.dataset;
+    let saved = false;
     const placeholder = document.getElementById("no-messages");
     if (placeholder) placeholder.remove();
+    if (first) conversation().replaceChildren();  // a refused first message's note goes
+    let asked = null;
     if (question) {
-      const asked = element("article", "message user");
+      asked = element("article", "message user");
       asked.append(element("div", "content", question));
-      // The composer's files, sent in `body`, show with the question (an edit's stay on the server).
-      if (form === composer && window.BooChatAttachments) window.BooChatAttachments.sent(asked);
+      // The composer's files, sent in `body`, show with the question (an edit's stay on the server);
+      // a new chat's stay in the composer until its first message is saved.
+      if (form === composer && !first && window.BooChatAttachments) window.BooChatAttachments.sent(asked);
       conversation().append(asked);
     }
     controller = new AbortController();
@@ -73,6 +129,13 @@
         method: "POST", body, signal: controller.signal,
         headers: { "X-BooChat-Stream": "1", "X-CSRFToken": csrf },
       });
+      const chatUrl = first && response.headers.get("X-BooChat-Chat");
+      if (chatUrl) {
+        saved = true;
+        if (window.BooChatAttachments) window.BooChatAttachments.sent(asked);
+        becoming = becomeChat(chatUrl);
+        if (stopped) becoming.then(askToStop);  // Stop came before the chat's address
+      }
       if (!response.ok) {
         const failed = element("article", "message assistant state-failed");
         failed.append(element("p", "message-error", await errorMessage(response)), modelFooter());
@@ -94,18 +157,31 @@
         conversation().append(element("p", "message-error", "The connection to BooChat was lost: " + error.message));
       }
     } finally {
+      if (first && !saved) {
+        // Refused, and nothing saved: the question goes back into the box; its files stayed there.
+        asked.remove();
+        if (!input.value.trim()) {
+          input.value = question;
+          fit();
+        }
+      }
       controller = null;
       send.disabled = false;
       const stopHadFocus = document.activeElement === stop;
       stop.hidden = true;
       if (stopHadFocus) input.focus();  // the hidden Stop would leave the focus to <body>
       status.textContent = "";
+      if (becoming) {
+        await becoming;
+        becoming = null;
+      }
       // The saved turn replaces the streamed one: the question gets its Edit and Delete, the answer
       // its rendering and actions, and a new branch its ‹ › (an answer still marked streaming on the
       // server fetches itself again until it is not).
       if (messageId || stopped) await refreshMessages();
       await maybeTitle();
       await refreshContextUsage();
+      if (saved) await refreshList();  // the new chat's title, and no longer "writing…"
     }
   }
 
@@ -200,9 +276,14 @@
   }
 
   // Stop asks the server to stop the chat's answer (from any tab or device); the stream then ends.
-  stop.addEventListener("click", function () {
-    stopped = true;
+  function askToStop() {
     fetch(composer.dataset.stopUrl, { method: "POST", headers: { "X-BooChat-Stream": "1", "X-CSRFToken": csrf } });
+  }
+  stop.addEventListener("click", async function () {
+    stopped = true;
+    if (becoming) await becoming;
+    // A new chat whose first message is not saved yet has no address to ask: streamTurn asks once it has.
+    if (composer.dataset.stopUrl) askToStop();
   });
 
   input.addEventListener("keydown", function (event) {
@@ -261,6 +342,21 @@
   // search hit) shows that message instead.
   if (!window.location.hash) toBottom();
   else following = false;
+  // A new chat's page opens again for another model; the text typed waits in this tab's storage
+  // meanwhile (nothing is saved on the server before the first message).
+  const modelForm = document.getElementById("model-form");
+  if ("newChat" in composer.dataset && modelForm) {
+    if (!input.value && sessionStorage.getItem(DRAFT)) {
+      input.value = sessionStorage.getItem(DRAFT);
+      fit();
+    }
+    sessionStorage.removeItem(DRAFT);
+    modelForm.addEventListener("change", function () {
+      if (!("newChat" in composer.dataset)) return;
+      if (input.value.trim()) sessionStorage.setItem(DRAFT, input.value);
+      modelForm.submit();
+    });
+  }
   // A question typed on the home page comes with the chat: send it.
   if ("autosend" in composer.dataset && input.value.trim()) composer.requestSubmit();
 })();

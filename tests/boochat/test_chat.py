@@ -174,7 +174,8 @@ def test_new_chat_uses_the_default_model_setting(user_client, hosts):
     from settings_app.models import UserSettings
 
     UserSettings.objects.create(user=user_of(user_client), default_model="embedding/qwen3-8b")
-    response = user_client.post(reverse("chat_new"))
+    assert user_client.get(reverse("chat_new")).context_data["selected"] == "embedding/qwen3-8b"
+    response = user_client.post(reverse("chat_new"), {"content": "hi"})  # no model posted
     session = ChatSession.objects.get()
     assert response["Location"] == session.get_absolute_url()
     assert session.model_id == "embedding/qwen3-8b"
@@ -355,9 +356,8 @@ class TestProviderQuirks:
     ("sam-desktop/qwen3-30b", "sam-desktop"), ("embedding/qwen3-8b", "embedding"), ("deepseek/deepseek-v4-flash", "deepseek"),
 ])
 def test_smoke_each_configured_host_answers_through_the_ui(user_client, hosts, model_id, host):
-    user_client.post(reverse("chat_new"), {"model_id": model_id})
+    user_client.post(reverse("chat_new"), {"model_id": model_id, "content": "Hello, who are you?"})
     session = ChatSession.objects.get()
-    send(user_client, session)
     assert answers(session)[0].state == MessageState.COMPLETE
     assert hosts[host].requests_to("/v1/chat/completions") or hosts[host].requests_to("/chat/completions")
     assert all(h.requests_to("/v1/chat/completions") == [] for name, h in hosts.items() if name not in (host, "deepseek"))

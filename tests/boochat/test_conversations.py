@@ -150,6 +150,8 @@ def test_home_leads_to_chatting_and_models_rows_to_a_chat_with_them(user_client,
     assert f'href="{recent.get_absolute_url()}"' in home
 
     models = user_client.get(reverse("picker")).content.decode()
-    assert 'href="/chat/?model=embedding/qwen3-8b" aria-label="Chat with qwen3-8b · embedding"' in models
+    assert 'href="/chat/new?model=embedding/qwen3-8b" aria-label="Chat with qwen3-8b · embedding"' in models
+    start = user_client.get(reverse("chat_new"), {"model": "embedding/qwen3-8b"}).content.decode()
+    assert '<option value="embedding/qwen3-8b" selected>' in start
     start = user_client.get(reverse("chat_index"), {"model": "embedding/qwen3-8b"}).content.decode()
     assert '<option value="embedding/qwen3-8b" selected>' in start

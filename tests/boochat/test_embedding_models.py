@@ -24,8 +24,10 @@ def test_a_model_listed_as_embeddings_only_is_shown_as_such_and_not_offered_for_
 
 
 def test_chatting_with_an_embedding_model_is_refused_everywhere(user_client, hosts):
-    page = user_client.post(reverse("chat_new"), {"model_id": NOMIC}, follow=True).content.decode()
-    assert "serves embeddings only; it cannot chat" in page and not ChatSession.objects.exists()
+    page = user_client.get(reverse("chat_new"), {"model": NOMIC}, follow=True).content.decode()
+    assert "serves embeddings only; it cannot chat" in page
+    sent = user_client.post(reverse("chat_new"), {"model_id": NOMIC, "content": "hi"}, headers={"X-BooChat-Stream": "1"})
+    assert sent.status_code == 400 and "embeddings only" in sent.json()["error"] and not ChatSession.objects.exists()
 
     chat = new_session(user_client, "sam-desktop/qwen3-8b", title="t")
     response = user_client.post(reverse("chat_set_model", args=[chat.pk]), {"model_id": NOMIC}, headers={"HX-Request": "true"})

@@ -109,8 +109,11 @@ def test_the_picker_and_api_list_only_allowed_models(user_client, hosts, alice):
 @pages
 def test_a_chat_cannot_start_move_to_or_send_to_a_model_not_allowed(user_client, hosts, alice):
     restrict(alice, ["embedding/*"])
-    response = user_client.post(reverse("chat_new"), {"model_id": "sam-desktop/qwen3-30b"}, follow=True)
+    response = user_client.get(reverse("chat_new"), {"model": "sam-desktop/qwen3-30b"}, follow=True)
     assert "You may not use the model &#x27;sam-desktop/qwen3-30b&#x27;" in response.content.decode()
+    sent = user_client.post(reverse("chat_new"), {"model_id": "sam-desktop/qwen3-30b", "content": "hi"},
+                            headers={"X-BooChat-Stream": "1"})
+    assert sent.status_code == 403 and "You may not use the model 'sam-desktop/qwen3-30b'" in sent.json()["error"]
     assert not ChatSession.objects.exists()
     session = ChatSession.objects.create(user=alice, model_id="embedding/qwen3-8b")
     moved = user_client.post(reverse("chat_set_model", args=[session.pk]), {"model_id": "deepseek/deepseek-v4-flash"},

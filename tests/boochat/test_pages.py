@@ -2,6 +2,7 @@ import pytest
 from django.core.management import call_command
 from django.urls import reverse
 
+from boochat.models import ChatSession
 from tests.factories import make_provider
 
 pytestmark = pytest.mark.django_db
@@ -83,14 +84,16 @@ def test_home_shows_hosts_addresses_to_staff_only(client, django_user_model):
     assert "http://10.1.2.3:8080" in client.get(reverse("home")).content.decode()
 
 
-def test_the_home_page_message_box_starts_a_chat_that_sends_it(user_client, hosts):
-    response = user_client.post(reverse("chat_new"), {"model_id": "sam-desktop/qwen3-8b", "content": "  Hello there  "})
-    assert response.status_code == 302
+def test_the_home_page_message_box_opens_a_new_chat_that_sends_it(user_client, hosts):
+    response = user_client.post(reverse("chat_start"), {"model_id": "sam-desktop/qwen3-8b", "content": "  Hello there  "})
+    assert response.status_code == 302 and response["Location"] == reverse("chat_new") + "?model=sam-desktop%2Fqwen3-8b"
     page = user_client.get(response["Location"])
     body = page.content.decode()
     assert "data-autosend" in body and ">Hello there</textarea>" in body
+    assert page.context_data["selected"] == "sam-desktop/qwen3-8b"
     again = user_client.get(response["Location"]).content.decode()  # sent once: a reload does not send it again
     assert "data-autosend" not in again and "></textarea>" in again
+    assert not ChatSession.objects.exists()  # the page's first message saves the chat
 
 
 def test_error_pages_use_the_apps_layout(user_client, rf):

@@ -129,20 +129,33 @@ def test_presets_and_model_defaults_start_new_chats(user_client, hosts):
     assert (pirate.system_prompt, pirate.parameters) == ("You are a pirate.", {"temperature": 1.5})
     assert 'value="%d">Pirate</option>' % pirate.pk in user_client.get(reverse("chat_index")).content.decode()
 
-    user_client.post(reverse("chat_new"), {"model_id": "sam-desktop/qwen3-8b", "preset": pirate.pk})
+    # The new chat's page shows what a chat starts with; its first message (without the panel's fields,
+    # as an API client posts it) takes the same.
+    def panel(**query):
+        form = user_client.get(reverse("chat_new"), query).context_data["settings_form"]
+        return form["system_prompt"].value(), {k: form[k].value() for k in ("temperature", "max_tokens") if form[k].value()}
+
+    assert panel(model="sam-desktop/qwen3-8b", preset=pirate.pk) == ("You are a pirate.", {"temperature": 1.5})
+    assert panel(model="sam-desktop/qwen3-8b") == ("Be brief.", {"max_tokens": 100})  # no preset: the model's defaults
+    assert panel(model="embedding/qwen3-8b") == ("", {})  # another host's qwen3-8b: none
+    user_client.post(reverse("chat_new"), {"model_id": "sam-desktop/qwen3-8b", "preset": pirate.pk, "content": "hi"})
     started = ChatSession.objects.latest("id")
     assert (started.system_prompt, started.parameters) == ("You are a pirate.", {"temperature": 1.5})
-    user_client.post(reverse("chat_new"), {"model_id": "sam-desktop/qwen3-8b"})  # no preset: the model's defaults
+    user_client.post(reverse("chat_new"), {"model_id": "sam-desktop/qwen3-8b", "content": "hi"})
     started = ChatSession.objects.latest("id")
     assert (started.system_prompt, started.parameters) == ("Be brief.", {"max_tokens": 100})
-    user_client.post(reverse("chat_new"), {"model_id": "embedding/qwen3-8b"})  # another host's qwen3-8b: none
+    user_client.post(reverse("chat_new"), {"model_id": "embedding/qwen3-8b", "content": "hi"})
     assert ChatSession.objects.latest("id").system_prompt == ""
 
     user_client.post(reverse("presets"), {"delete": pirate.pk})
     assert not Preset.objects.filter(name="Pirate").exists()
     before = ChatSession.objects.count()
-    page = user_client.post(reverse("chat_new"), {"model_id": "sam-desktop/qwen3-8b", "preset": pirate.pk}, follow=True)
+    page = user_client.get(reverse("chat_new"), {"model": "sam-desktop/qwen3-8b", "preset": pirate.pk}, follow=True)
     assert "that preset does not exist" in page.content.decode() and ChatSession.objects.count() == before
+    sent = user_client.post(reverse("chat_new"), {"model_id": "sam-desktop/qwen3-8b", "preset": pirate.pk, "content": "hi"},
+                            headers={"X-BooChat-Stream": "1"})
+    assert sent.status_code == 400 and "that preset does not exist" in sent.json()["error"]
+    assert ChatSession.objects.count() == before
 
 
 def test_presets_are_private(user_client, client, django_user_model):

@@ -43,10 +43,12 @@ def test_a_4kb_file_name_on_a_plain_form_send_says_so_too(user_client, chat):
 def test_a_chat_on_a_disabled_providers_model_is_refused_with_the_reason(user_client):
     make_provider(slug="sam-desktop", is_default=True)
     make_provider(slug="old-box", name="Old box", enabled=False)
-    page = user_client.post(reverse("chat_new"), {"model_id": "old-box/qwen3-8b"}, follow=True)
+    page = user_client.get(reverse("chat_new"), {"model": "old-box/qwen3-8b"}, follow=True)
     assert page.redirect_chain[-1][0] == reverse("chat_index")
     assert ("Cannot start a chat: old-box/qwen3-8b is on provider &#x27;old-box&#x27; (Old box), which is disabled"
             in page.content.decode())
+    sent = user_client.post(reverse("chat_new"), {"model_id": "old-box/qwen3-8b", "content": "hi"}, headers={"X-BooChat-Stream": "1"})
+    assert sent.status_code == 400 and "which is disabled" in sent.json()["error"]
     assert not ChatSession.objects.exists()
 
 

@@ -32,32 +32,103 @@ def page(client, url=None):
     return client.get(url or reverse("chat_index")).content.decode()
 
 
+STREAM = {"X-BooChat-Stream": "1"}
+
+
+def turns(host):
+    return [r.json() for r in host.requests_to("/v1/chat/completions") if r.json().get("stream")]  # not titles
+
+
 class TestNoEmptyChats:
-    @pytest.fixture(autouse=True)
-    def _provider(self):
+    """A chat is saved with its first message: "+ New chat" opens a page and saves nothing."""
+
+    def test_new_chat_clicks_and_reloads_save_nothing(self, user_client, hosts):
+        kept = chat_with_message(user_client, "Kept")
+        button = f'<a class="button quiet new-chat" href="{reverse("chat_new")}">'
+        assert button in page(user_client, kept.get_absolute_url())  # "+ New chat" beside a chat
+        for _ in range(2):
+            response = user_client.get(reverse("chat_new"))
+            assert response.status_code == 200 and button in response.content.decode()
+        body = response.content.decode()
+        assert '<h1 id="session-title" data-untitled>New chat</h1>' in body
+        assert f'<form id="composer" method="post" action="{reverse("chat_new")}"' in body and "data-new-chat" in body
+        assert 'href="#composer-input">Skip to the message box' in body
+        user_client.post(reverse("chat_start"), {"model_id": "sam-desktop/qwen3-8b", "content": "Hello"})
+        user_client.get(reverse("chat_new"), {"model": "sam-desktop/qwen3-8b"})  # Home's start, then a reload
+        user_client.get(reverse("chat_new"), {"model": "sam-desktop/qwen3-8b"})
+        assert list(ChatSession.objects.all()) == [kept] and Message.objects.count() == 1
+        assert listed(user_client, reverse("chat_new")) == [kept.pk]
+
+    def test_the_first_message_saves_the_chat_with_its_turn_and_what_was_set_before(self, user_client, hosts):
+        from django.core.files.uploadedfile import SimpleUploadedFile
+
+        notes = SimpleUploadedFile("notes.txt", b"Tides follow the moon.", content_type="text/plain")
+        response = user_client.post(reverse("chat_new"), {
+            "model_id": "sam-desktop/qwen3-30b", "content": "Summarize my notes", "attachments": [notes],
+            "system_prompt": "  Answer in French.  ", "temperature": "0.3", "top_p": "", "max_tokens": "50"})
+        chat = ChatSession.objects.get()
+        assert response.status_code == 302 and response["Location"] == chat.get_absolute_url()
+        assert (chat.model_id, chat.system_prompt, chat.parameters) == (
+            "sam-desktop/qwen3-30b", "Answer in French.", {"temperature": 0.3, "max_tokens": 50})
+        question, answer = chat.messages.order_by("id")
+        assert (question.role, question.content, answer.role, answer.state) == ("user", "Summarize my notes", "assistant", "complete")
+        assert [a.name for a in question.attachments.all()] == ["notes.txt"]
+        (sent,) = turns(hosts["sam-desktop"])
+        assert sent["messages"][0] == {"role": "system", "content": "Answer in French."}
+        assert "Tides follow the moon." in str(sent["messages"][-1]["content"])
+        assert (sent["temperature"], sent["max_tokens"]) == (0.3, 50) and "top_p" not in sent
+        assert listed(user_client) == [chat.pk]
+
+    def test_a_refused_first_message_saves_nothing(self, user_client, hosts):
+        url = reverse("chat_new")
+        first = {"model_id": "sam-desktop/qwen3-8b", "content": "Hello"}
+        refusals = [
+            ({**first, "content": "  "}, 400, "The message is empty."),
+            ({**first, "temperature": "9", "system_prompt": ""}, 400, "Temperature: Ensure this value is less than or equal to 2."),
+            ({**first, "system_prompt": "a\x00b"}, 400, "the system prompt contains"),
+            ({**first, "model_id": "nowhere/qwen3-8b"}, 400, "cannot start a chat"),
+            ({**first, "content": "x" * 200_001}, 413, "longer than 200000 characters"),
+        ]
+        for data, status, error in refusals:
+            response = user_client.post(url, data, headers=STREAM)
+            assert response.status_code == status and error in response.json()["error"], data
+            assert "X-BooChat-Chat" not in response
+        image = {**first, "attachments": [self.png()]}  # qwen3-8b is not known to take images
+        assert user_client.post(url, image, headers=STREAM).status_code == 400
+        assert not ChatSession.objects.exists() and not Message.objects.exists()
+        assert turns(hosts["sam-desktop"]) == []
+
+    def test_a_refused_first_message_by_plain_form_keeps_the_text_and_the_panel(self, user_client, hosts):
+        response = user_client.post(reverse("chat_new"), {"model_id": "sam-desktop/qwen3-8b", "content": "Keep me",
+                                                          "system_prompt": "Be brief.", "temperature": "9"})
+        body = response.content.decode()
+        assert response.status_code == 400 and response.template_name == "chat.html"
+        assert "Nothing was sent: Temperature: Ensure this value is less than or equal to 2." in body
+        assert ">Keep me</textarea>" in body and ">\nBe brief.</textarea>" in body and 'value="9"' in body
+        assert "data-autosend" not in body
+        assert not ChatSession.objects.exists()
+
+    @staticmethod
+    def png():
+        from django.core.files.uploadedfile import SimpleUploadedFile
+
+        from tests.files import png
+
+        return SimpleUploadedFile("red.png", png(), content_type="image/png")
+
+    def test_old_empty_untitled_chats_are_deleted_by_the_upgrade(self, user_client):
+        from importlib import import_module
+
+        from django.apps import apps
+
         make_provider(slug="sam-desktop", is_default=True)
-
-    def test_new_chat_clicks_leave_one_chat_listed_once_it_holds_a_message(self, user_client):
-        first = user_client.post(reverse("chat_new"), {"model_id": "sam-desktop/qwen3-8b"})
-        second = user_client.post(reverse("chat_new"), {"model_id": "sam-desktop/gpt-oss-20b"})
-        assert first["Location"] == second["Location"]  # the empty chat is reused
-        chat = ChatSession.objects.get()
-        assert chat.model_id == "sam-desktop/gpt-oss-20b"  # with the model chosen last
-        assert listed(user_client) == [] and f'id="session-link-{chat.pk}"' not in page(user_client)
-        assert listed(user_client, chat.get_absolute_url()) == [chat.pk]  # except while it is on screen
-
-        add_message(session=chat, role="user", content="hi")
-        assert listed(user_client) == [chat.pk]
-        third = user_client.post(reverse("chat_new"), {"model_id": "sam-desktop/qwen3-8b"})
-        assert third["Location"] != first["Location"] and ChatSession.objects.count() == 2
-
-    def test_a_chat_renamed_before_its_first_message_is_kept_and_listed(self, user_client):
-        user_client.post(reverse("chat_new"), {"model_id": "sam-desktop/qwen3-8b"})
-        chat = ChatSession.objects.get()
-        user_client.post(reverse("chat_rename", args=[chat.pk]), {"title": "Plans"})
-        assert listed(user_client) == [chat.pk]
-        user_client.post(reverse("chat_new"), {"model_id": "sam-desktop/qwen3-8b"})
-        assert ChatSession.objects.count() == 2
+        old, new = [ChatSession.objects.create(user=me(user_client), model_id="sam-desktop/qwen3-8b") for _ in range(2)]
+        ChatSession.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(minutes=2))
+        titled = ChatSession.objects.create(user=me(user_client), model_id="sam-desktop/qwen3-8b", title="Plans")
+        used = chat_with_message(user_client)
+        ChatSession.objects.exclude(pk=new.pk).update(created_at=timezone.now() - timedelta(days=3))
+        import_module("boochat.migrations.0011_delete_empty_untitled_chats").delete_empty_chats(apps, None)
+        assert set(ChatSession.objects.all()) == {new, titled, used}  # a chat of this minute may be taking its first message
 
 
 class TestTrash:
@@ -222,3 +293,49 @@ class TestFolders:
         assert "that folder does not exist" in response.content.decode()
         chat.refresh_from_db()
         assert chat.folder is None
+
+
+@pytest.fixture
+def browserless(asgi_server, session_cookie):
+    """A client of the ASGI server as the page's script is: logged in, streaming sends, CSRF token."""
+    import httpx
+
+    _, cookies = session_cookie()
+    with httpx.Client(base_url=asgi_server.url, cookies=cookies, timeout=10) as client:
+        client.get(reverse("chat_index"))
+        client.headers.update({**STREAM, "X-CSRFToken": client.cookies["csrftoken"]})
+        yield client
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_first_message_is_answered_at_once_with_its_chats_address(browserless):
+    from boochat.chat.turns import STOPPED_BEFORE_START
+    from tests.fakes.llama_swap import FakeLlamaSwap
+
+    with FakeLlamaSwap() as host:
+        host.first_byte_delay = 30  # a model being loaded: the page must not wait for it to learn the chat
+        make_provider(slug="sam-desktop", base_url=host.url, is_default=True)
+        with browserless.stream("POST", reverse("chat_new"), data={"model_id": "sam-desktop/qwen3-8b", "content": "Hi"}) as response:
+            chat = ChatSession.objects.get()
+            answer = chat.messages.get(role="assistant")
+            assert response.status_code == 200 and response.headers["x-boochat-chat"] == chat.get_absolute_url()
+            assert response.headers["x-boochat-message"] == str(answer.pk)
+            listing = browserless.get(chat.get_absolute_url(), headers={"X-BooChat-Stream": ""}).text
+            assert f'id="session-link-{chat.pk}"' in listing and "(writing…)" in listing  # listed, in progress
+            assert browserless.post(reverse("chat_stop", args=[chat.pk])).status_code == 204
+            body = response.read()
+    assert body.endswith(b'event: end\ndata: {"state":"interrupted","error":"%s"}\n\n' % STOPPED_BEFORE_START.encode())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_first_message_the_host_refuses_keeps_its_chat_with_the_reason(browserless):
+    from tests.fakes.llama_swap import FakeLlamaSwap
+
+    with FakeLlamaSwap() as host:
+        host.fault, host.fault_paths = "503", {"/v1/chat/completions"}
+        make_provider(slug="sam-desktop", base_url=host.url, is_default=True)
+        response = browserless.post(reverse("chat_new"), data={"model_id": "sam-desktop/qwen3-8b", "content": "Hi"})
+    chat = ChatSession.objects.get()
+    question, answer = chat.messages.order_by("id")
+    assert response.headers["x-boochat-chat"] == chat.get_absolute_url() and b'"state":"failed"' in response.content
+    assert question.content == "Hi" and answer.state == "failed" and "is not ready" in answer.error

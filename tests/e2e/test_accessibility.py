@@ -49,7 +49,7 @@ def test_no_serious_accessibility_violation_on_the_main_pages(asgi_page, asgi_se
     page = asgi_page
     page.emulate_media(color_scheme=scheme)
     found = {}
-    for path in ["/", "/models/", "/chat/", site["chat"].get_absolute_url(), "/chat/search?q=Paths", "/settings/",
+    for path in ["/", "/models/", "/chat/", "/chat/new", site["chat"].get_absolute_url(), "/chat/search?q=Paths", "/settings/",
                  "/arena/", site["run"].get_absolute_url(), "/settings/keys/", "/settings/usage/", "/settings/connect/"]:
         page.goto(f"{asgi_server.url}{path}")
         page.wait_for_load_state("load")

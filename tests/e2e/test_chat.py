@@ -200,3 +200,104 @@ def test_edit_resend_regenerate_on_another_host_and_branch_navigation(asgi_page,
         page.get_by_role("dialog", name="Delete this question and its answers?").get_by_role("button", name="Delete").click()
         expect(page.locator("article.message.user .content")).to_have_text("Who are you, really?")
     assert Message.objects.filter(session=chat).count() == 2
+
+
+def chat_list(page):
+    """The chat list, opened first where it is a drawer (phones); closed again with Escape."""
+    toggle = page.get_by_role("button", name="Chats", exact=True)
+    if toggle.is_visible() and toggle.get_attribute("aria-expanded") == "false":
+        toggle.click()
+    return page.get_by_role("complementary", name="Chat sessions")
+
+
+@pytest.mark.parametrize("size", [{"width": 1440, "height": 900}, {"width": 390, "height": 844}], ids=["desktop", "phone"])
+def test_a_new_chat_is_saved_with_its_first_message_and_its_page_becomes_the_chats(asgi_page, asgi_server, size):
+    page = asgi_page
+    page.set_viewport_size(size)
+    with FakeLlamaSwap([FakeModel("qwen3-8b")], reply=["Bonjour ", "à ", "toi."], stream_delay=0.1) as host:
+        make_provider(slug="sam-desktop", base_url=host.url, is_default=True)
+        page.goto(f"{asgi_server.url}/chat/")
+        for _ in range(2):  # "+ New chat", twice: a page, no chat
+            chat_list(page).get_by_role("link", name="New chat").click()
+            page.wait_for_url("**/chat/new*")
+            expect(page.get_by_label("Message")).to_be_focused()
+        expect(page.locator("#session-title")).to_have_text("New chat")
+        assert not ChatSession.objects.exists()
+
+        # Set before the first message: the prompt and a parameter (a wrong one first), and a file.
+        page.get_by_role("button", name="Chat actions").click()
+        page.get_by_text("Prompt and parameters").click()
+        page.get_by_label("System prompt").fill("Answer in French.")
+        page.get_by_label("Temperature").fill("9")
+        page.get_by_role("button", name="Close").click()  # on a phone too: the top bar never covers the sheet
+        page.locator("#attach-input").set_input_files({"name": "notes.txt", "mimeType": "text/plain", "buffer": b"Tides."})
+        page.get_by_label("Message").fill("Say hello")
+        page.get_by_role("button", name="Send").click()
+        expect(page.locator("article.message.state-failed")).to_contain_text("Temperature: Ensure this value is less than or equal to 2.")
+        expect(page.get_by_label("Message")).to_have_value("Say hello")  # refused: nothing saved, nothing lost
+        expect(page.locator("#attach-list")).to_contain_text("notes.txt")
+        assert page.url.endswith("/chat/new") and not ChatSession.objects.exists()
+
+        page.get_by_role("button", name="Chat actions").click()
+        page.get_by_text("Prompt and parameters").click()
+        page.get_by_label("Temperature").fill("0.3")
+        page.get_by_role("button", name="Close").click()  # on a phone too: the top bar never covers the sheet
+        page.evaluate("window.notReloaded = true")
+        page.get_by_role("button", name="Send").click()
+        page.wait_for_url("**/chat/*/")
+        chat = ChatSession.objects.get()
+        assert page.url == f"{asgi_server.url}{chat.get_absolute_url()}"
+        expect(page.locator(f"#session-link-{chat.pk}")).to_be_attached()  # listed while it answers
+        answer = page.locator("article.message.assistant").last
+        expect(answer).to_contain_text("Bonjour", timeout=5000)
+        expect(answer.locator(".markdown")).to_have_text("Bonjour à toi.", timeout=5000)
+        expect(page.locator("article.message.user").last).to_contain_text("notes.txt")
+        expect(page.locator("#session-title")).not_to_have_text("New chat", timeout=5000)
+        title = page.locator("#session-title").inner_text()
+        sessions = chat_list(page)  # on a phone, the drawer's button still opens it
+        expect(sessions.get_by_role("link", name=title)).to_be_visible()
+        expect(sessions.get_by_text("(writing…)")).to_have_count(0)
+        page.keyboard.press("Escape")
+        assert page.evaluate("window.notReloaded") is True  # the same page, now the chat's
+        page.get_by_role("button", name="Chat actions").click()
+        expect(page.locator(".chat-actions").get_by_text("Rename")).to_be_visible()  # the chat's own actions
+        (turn,) = [r.json() for r in host.requests_to("/v1/chat/completions") if r.json().get("stream")]
+    chat.refresh_from_db()
+    assert (chat.system_prompt, chat.parameters) == ("Answer in French.", {"temperature": 0.3})
+    assert turn["messages"][0] == {"role": "system", "content": "Answer in French."} and turn["temperature"] == 0.3
+    assert [a.name for a in chat.messages.get(role="user").attachments.all()] == ["notes.txt"]
+
+    page.goto(f"{asgi_server.url}/chat/new")
+    page.reload()
+    expect(chat_list(page).locator("[id^=session-link-]")).to_have_count(1)
+    assert ChatSession.objects.count() == 1
+
+
+def test_the_model_chosen_on_a_new_chats_page_keeps_the_text_and_starts_the_chat(asgi_page, asgi_server):
+    page = asgi_page
+    with (FakeLlamaSwap([FakeModel("qwen3-8b")], reply=["From Sam."]) as sam,
+          FakeLlamaSwap([FakeModel("qwen3-8b")], reply=["From the other box."]) as other):
+        make_provider(slug="sam-desktop", base_url=sam.url, is_default=True)
+        make_provider(slug="embedding", base_url=other.url)
+        page.goto(f"{asgi_server.url}/chat/new")
+        page.get_by_label("Message").fill("Who are you?")
+        page.get_by_role("button", name="Model: sam-desktop/qwen3-8b").click()
+        search = page.get_by_label("Find a model")
+        search.fill("qwen3-8b embedding")
+        search.press("Enter")
+        page.wait_for_url("**/chat/new?model=embedding%2Fqwen3-8b")  # the new chat's page for that model
+        expect(page.get_by_role("button", name="Model: embedding/qwen3-8b")).to_be_visible()
+        expect(page.get_by_label("Message")).to_have_value("Who are you?")  # the text typed stays
+        assert not ChatSession.objects.exists()
+        page.get_by_role("button", name="Send").click()
+        expect(page.locator("article.message.assistant").last.locator(".markdown")).to_have_text("From the other box.")
+        chat = ChatSession.objects.get()
+        assert chat.model_id == "embedding/qwen3-8b" and page.url.endswith(chat.get_absolute_url())
+
+        # The page is the chat's now: its model chip changes the chat's model.
+        page.get_by_role("button", name="Model: embedding/qwen3-8b").click()
+        with page.expect_response(lambda response: response.url.endswith(f"/chat/{chat.pk}/model")):
+            page.get_by_label("Find a model").fill("qwen3-8b sam-desktop")
+            page.get_by_label("Find a model").press("Enter")
+    chat.refresh_from_db()
+    assert chat.model_id == "sam-desktop/qwen3-8b"

@@ -27,7 +27,7 @@ def test_no_page_breaks_the_content_security_policy(asgi_page, asgi_server, sam_
 
     response = page.request.get(f"{asgi_server.url}/")
     assert "script-src 'self'" in response.headers["content-security-policy"]
-    for path in ["/", "/models/", "/chat/", chat.get_absolute_url(), "/settings/", "/arena/", run.get_absolute_url(),
+    for path in ["/", "/models/", "/chat/", "/chat/new", chat.get_absolute_url(), "/settings/", "/arena/", run.get_absolute_url(),
                  "/admin/", "/admin/providers/provider/", "/admin/boochat/gatewaykey/add/"]:
         page.goto(f"{asgi_server.url}{path}")
         page.wait_for_load_state("networkidle")

@@ -90,7 +90,7 @@ def test_the_view_follows_the_answer_until_the_reader_scrolls_up(asgi_page, asgi
         expect(answer).to_contain_text("line 160", timeout=15000)
         assert answer_bottom_in_view(page)
         if size == "desktop":  # the chat list is a column of its own that stays in view
-            expect(page.get_by_role("complementary", name="Chat sessions").get_by_role("button", name="New chat")).to_be_in_viewport()
+            expect(page.get_by_role("complementary", name="Chat sessions").get_by_role("link", name="New chat")).to_be_in_viewport()
         page.get_by_role("button", name="Stop").click()
         expect(answer.locator(".state-label")).to_have_text("Stopped", timeout=10000)
 

@@ -76,7 +76,7 @@ def test_the_composer_is_in_reach_and_the_chat_list_is_a_drawer(asgi_page, asgi_
     toggle.click()
     expect(toggle).to_have_attribute("aria-expanded", "true")
     expect(sessions.get_by_role("link", name="A chat with a rather long")).to_be_in_viewport()
-    expect(sessions.get_by_role("button", name="New chat")).to_be_focused()
+    expect(sessions.get_by_role("link", name="New chat")).to_be_focused()
     page.keyboard.press("Escape")
     expect(sessions).not_to_be_in_viewport()
     expect(toggle).to_be_focused()

@@ -70,6 +70,7 @@ def test_the_public_routes_are_among_them():
 
 @pytest.mark.parametrize("url, data", [
     ("chat_new", {}),
+    ("chat_start", {}),
     ("favorite_toggle", {"model_id": "sam-desktop/x"}),
     ("settings", {"default_model": ""}),
     ("arena_new", {"prompt": "x"}),

@@ -26,6 +26,7 @@ MB = 1024 * 1024
 SERVER_ENV = {"BOOCHAT_MAX_ATTACHMENTS": "1", "BOOCHAT_MAX_IMAGE_BYTES": str(MB), "BOOCHAT_MAX_FILE_BYTES": str(MB),
               "BOOCHAT_MAX_IMPORT_BYTES": str(2 * MB), "BOOCHAT_MAX_BODY_BYTES": str(MB)}
 SEND_LIMIT = MB + 200_000 * 12 + 64 * 1024
+FIRST_SEND_LIMIT = SEND_LIMIT + 20_000 * 12  # a new chat's first message: its system prompt too
 IMPORT_LIMIT = 2 * MB + 64 * 1024
 ANONYMOUS_LIMIT = 64 * 1024
 
@@ -183,6 +184,8 @@ STREAM = "X-BooChat-Stream: 1"
      ("application/json", f"larger than {ANONYMOUS_LIMIT} bytes")),
     ("POST", "/chat/1/send", [MULTIPART, STREAM, "logged in"], 1024 * MB,
      ("application/json", f"larger than {SEND_LIMIT} bytes")),
+    ("POST", "/chat/new", [MULTIPART, STREAM, "logged in"], 1024 * MB,
+     ("application/json", f"larger than {FIRST_SEND_LIMIT} bytes (a question of 200,000 characters with 1 files")),
     ("POST", "/chat/import", [MULTIPART, "logged in"], 1024 * MB,
      ("text/plain", f"larger than {IMPORT_LIMIT} bytes (an export file of up to 2,097,152 bytes: BOOCHAT_MAX_IMPORT_BYTES")),
     ("PATCH", "/api/settings", ["Content-Type: application/json", "logged in"], 10 * MB,
