@@ -4,6 +4,7 @@ for everyone else (PostgreSQL allows about a hundred; SQLite keeps a page cache 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -11,6 +12,13 @@ from asgiref.sync import sync_to_async
 from django.db import connection
 
 T = TypeVar("T")
+
+# Answers' final saves, at most this many at once per process (each one short transaction): a burst
+# of answers that end together (streams started together) would otherwise take every connection of
+# the pool while new sends wait for one (docs/performance.md). The others wait in their threads,
+# holding no connection.
+ANSWER_SAVES_AT_ONCE = 4
+answer_saves = threading.BoundedSemaphore(ANSWER_SAVES_AT_ONCE)
 
 
 def release_connection() -> None:

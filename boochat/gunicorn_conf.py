@@ -75,14 +75,14 @@ def post_worker_init(worker) -> None:  # noqa: ANN001
 def _sweep_stale_answers() -> None:
     """At start and every so often, answers that a dead process left "streaming" are marked
     interrupted, whether or not anyone opens their page: at once those its lock file lists
-    (boochat.chat.orphans), the others once quiet for longer than their provider's read timeout."""
+    (boochat.orphans), the others once quiet for longer than their provider's read timeout."""
     import time
 
     from django.conf import settings
     from django.db import connections
 
-    from boochat.chat.autosave import interrupt_all_stale_answers
-    from boochat.chat.orphans import interrupt_orphaned_answers
+    from boochat.autosave import interrupt_all_stale_answers
+    from boochat.orphans import interrupt_orphaned_answers
 
     while True:
         try:

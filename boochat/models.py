@@ -28,7 +28,7 @@ class ChatSessionQuerySet(models.QuerySet["ChatSession"]):
 
     def move_to_trash(self) -> int:
         """Put these chats in the trash (BOOCHAT_TRASH_DAYS); with no days kept, delete them now. Their
-        answers still streaming stop (boochat.chat.autosave finds them gone)."""
+        answers still streaming stop (boochat.autosave finds them gone)."""
         if settings.BOOCHAT_TRASH_DAYS <= 0:
             return self.delete()[1].get("boochat.ChatSession", 0)
         return self.filter(deleted_at__isnull=True).update(deleted_at=timezone.now())

@@ -11,11 +11,12 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from django.conf import settings
+from django.db import transaction
 
 from boochat import database, inflight
-from boochat.chat.autosave import partial_answers
-from boochat.chat.orphans import STOPPED_ERROR, streaming
+from boochat.autosave import partial_answers
 from boochat.models import ArenaAnswer, Message, MessageState
+from boochat.orphans import STOPPED_ERROR, streaming
 from boochat.sse import StreamAccumulator
 from boochat.usage.recording import Meter
 from providers.http import TransportError, UpstreamResponse
@@ -65,7 +66,7 @@ async def relay_stream(route: Route, response: UpstreamResponse, answer: Message
     answer streaming (its job runs the calls and asks again), its usage carried to the next round.
 
     While it streams, what arrived is noted every second and saved with the next batch
-    (boochat.chat.autosave): a busy database makes those saves later, never the bytes."""
+    (boochat.autosave): a busy database makes those saves later, never the bytes."""
     acc = StreamAccumulator(lazy=True)  # read once a second (boochat.sse)
     name = f"{route.provider_name} ({route.provider})"
     state, error = MessageState.INTERRUPTED, "Stopped before the answer was complete."
@@ -73,7 +74,7 @@ async def relay_stream(route: Route, response: UpstreamResponse, answer: Message
     received, limit = 0, settings.BOOCHAT_MAX_ANSWER_BYTES
     stopped: tuple[str, str] | None = None  # BooChat stops the stream itself: (error type, message)
     saved = inflight.relay_started()  # a worker that stops waits for this answer's save
-    streaming.add(answer)  # listed for a sweep, should this process die (boochat.chat.orphans)
+    streaming.add(answer)  # listed for a sweep, should this process die (boochat.orphans)
     try:
         async for chunk in response.chunks():
             if meter is not None and not received:
@@ -125,8 +126,9 @@ async def relay_stream(route: Route, response: UpstreamResponse, answer: Message
 
         def save() -> None:
             try:
-                if record_outcome(answer, acc, state, error, prefix) and on_end is not None:
-                    on_end(acc, state, error)
+                with database.answer_saves, transaction.atomic():
+                    if record_outcome(answer, acc, state, error, prefix) and on_end is not None:
+                        on_end(acc, state, error)
             finally:
                 if meter is not None and state == MessageState.STREAMING:
                     meter.carry(acc.usage)

@@ -10,7 +10,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from boochat import database
 from boochat.arena import runs as arena
-from boochat.chat.autosave import interrupt_stale_answers
+from boochat.autosave import interrupt_stale_answers
 from boochat.limits import LimitReached
 from boochat.models import ArenaAnswer, ArenaRun, UsageRecord
 from boochat.proxy import sse_response

@@ -15,8 +15,8 @@ from django.http import Http404
 from redis.exceptions import RedisError
 
 from boochat import database
+from boochat.autosave import STOPPED_BY_USER
 from boochat.chat import tool_loop
-from boochat.chat.autosave import STOPPED_BY_USER
 from boochat.chat.broker import (
     KEEP_ALIVE_SECONDS,
     AnswerBlocks,

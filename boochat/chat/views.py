@@ -17,8 +17,8 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from boochat import database
+from boochat.autosave import interrupt_stale_answers
 from boochat.chat import attachments, jobs
-from boochat.chat.autosave import interrupt_stale_answers
 from boochat.chat.branches import Tree, page_of
 from boochat.chat.forms import ChatSettingsForm
 from boochat.chat.library_views import sidebar

@@ -376,10 +376,10 @@ async def admitted(endpoint: str, raw: bytes, caller: Caller,
     """An agent API's `answer()` behind the model access, limits and usage record that forward()
     applies (a body it cannot read is left to `answer()` to refuse)."""
     try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError, RecursionError):
+        body = json_object(raw)
+    except BadJsonBody:
         return await answer()
-    model = body.get("model") if isinstance(body, dict) else None
+    model = body.get("model")
     if not isinstance(model, str) or not model:
         return await answer()
     metered = meter(caller, endpoint, model)

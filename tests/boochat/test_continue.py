@@ -121,7 +121,7 @@ def test_an_answer_stopped_long_ago_is_not_taken_for_a_dead_stream_while_it_cont
 
     from django.utils import timezone
 
-    from boochat.chat.autosave import interrupt_stale_answers
+    from boochat.autosave import interrupt_stale_answers
     from boochat.chat.turns import begin_continue
 
     session = new_session(user_client, "sam-desktop/qwen3-8b", title="t")

@@ -8,7 +8,7 @@ import httpx
 import pytest
 from django.urls import reverse
 
-from boochat.chat.autosave import STOPPED_BY_USER
+from boochat.autosave import STOPPED_BY_USER
 from boochat.chat.turns import STOPPED_BEFORE_START
 from boochat.models import ChatSession, Message, MessageState
 from tests.factories import make_provider

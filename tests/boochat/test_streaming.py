@@ -219,7 +219,7 @@ def test_a_batch_of_partial_answers_is_one_statement_and_never_overwrites_a_fini
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from boochat.chat.autosave import PartialAnswers
+    from boochat.autosave import PartialAnswers
 
     user = django_user_model.objects.create_user("batch")
     session = ChatSession.objects.create(user=user, model_id="sam-desktop/qwen3-8b", title="t")

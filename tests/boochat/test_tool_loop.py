@@ -189,8 +189,20 @@ class TestTheToolsControl:
         user_client.post(reverse("chat_settings", args=[chat.pk]), {"keep": "preset", "preset_name": "Research"})
         preset = user_of(user_client).presets.get(name="Research")
         assert preset.tools == ["lab"]
-        user_client.post(reverse("chat_new"), {"model_id": "sam-desktop/qwen3-30b", "preset": preset.pk})
+        page = user_client.get(reverse("chat_new"), {"model": "sam-desktop/qwen3-30b", "preset": preset.pk}).content.decode()
+        assert 'name="tools" value="lab" form="composer" checked' in page  # the new chat's page offers the preset's
+        user_client.post(reverse("chat_new"), {"model_id": "sam-desktop/qwen3-30b", "preset": preset.pk, "content": "Hi"})
         assert ChatSession.objects.exclude(pk=chat.pk).get().tools == ["lab"]
+
+    def test_a_new_chats_tools_go_with_its_first_message(self, user_client, hosts, chat):
+        new = {"model_id": "sam-desktop/qwen3-30b", "content": "Hi"}
+        refused = user_client.post(reverse("chat_new"), {**new, "tools": ["", "nope"]}, headers={"X-BooChat-Stream": "1"})
+        assert refused.status_code == 400 and "nope" in refused.content.decode()
+        assert ChatSession.objects.count() == 1  # nothing saved
+        user_client.post(reverse("chat_new"), {**new, "tools": ["", "lab__add"]})
+        assert ChatSession.objects.exclude(pk=chat.pk).get().tools == ["lab__add"]
+        user_client.post(reverse("chat_new"), {**new, "tools": [""]})  # the control shown, nothing on
+        assert ChatSession.objects.exclude(pk=chat.pk).order_by("-pk").first().tools == []
 
 
 class TestDecisions:

@@ -2,7 +2,7 @@
 Each app process lists the answers it streams in a file of its own that it keeps locked; the kernel
 drops the lock with the process, so a sweep that can take a file's lock knows its answers are orphans
 and marks them interrupted at once, instead of waiting out the provider's read timeout
-(boochat.chat.autosave.interrupt_stale_answers, which stays for answers no file lists: those of
+(boochat.autosave.interrupt_stale_answers, which stays for answers no file lists: those of
 another machine, or of a process killed in the second before its file was written)."""
 
 from __future__ import annotations

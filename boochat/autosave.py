@@ -21,9 +21,9 @@ from django.db import DatabaseError, transaction
 from django.db.models import Case, TextField, Value, When
 from django.utils import timezone
 
-from boochat.chat.orphans import STOPPED_ERROR
 from boochat.database import release_connection
 from boochat.models import ArenaAnswer, Message, MessageState
+from boochat.orphans import STOPPED_ERROR
 from providers.models import Provider
 
 logger = logging.getLogger(__name__)
