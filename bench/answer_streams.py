@@ -16,15 +16,12 @@ import statistics
 import time
 import uuid
 
-from harness import STACK, page_csrf_token, record, running_app, setup_django
+from harness import STACK, logged_in, page_csrf_token, record, running_app, setup_django
 
 setup_django()
 
 import httpx  # noqa: E402
 import redis  # noqa: E402
-from django.conf import settings  # noqa: E402
-from django.contrib.auth import get_user_model  # noqa: E402
-from django.contrib.sessions.backends.db import SessionStore  # noqa: E402
 
 from boochat.models import ChatSession, Message  # noqa: E402
 from providers.models import Provider  # noqa: E402
@@ -53,14 +50,10 @@ def main() -> None:
         return
     host = FakeLlamaSwap([FakeModel("qwen3-8b", n_ctx=32768, loaded=True)], reply=["tok "] * CHUNKS).start()
     Provider.objects.create(slug="bench", name="Bench host", base_url=host.url, is_default=True)
-    user = get_user_model().objects.create_user("bench")
-    session = SessionStore()
-    session.update({"_auth_user_id": str(user.pk), "_auth_user_backend": settings.AUTHENTICATION_BACKENDS[-1],
-                    "_auth_user_hash": user.get_session_auth_hash()})
-    session.create()
+    user, session_key = logged_in("bench")
     try:
         with running_app() as local, running_app(REDIS_URL=REDIS_URL, BOOCHAT_CACHE_PREFIX=prefix) as streams:
-            clients = {name: httpx.Client(base_url=base, timeout=120, cookies={"sessionid": session.session_key})
+            clients = {name: httpx.Client(base_url=base, timeout=120, cookies={"sessionid": session_key})
                        for name, base in (("local", local), ("redis", streams))}
             headers = {name: {"X-BooChat-Stream": "1", "X-CSRFToken": page_csrf_token(c.get("/chat/").text)}
                        for name, c in clients.items()}

@@ -10,14 +10,11 @@ from __future__ import annotations
 import statistics
 import time
 
-from harness import STACK, page_csrf_token, percentile, record, running_app, setup_django
+from harness import STACK, logged_in, page_csrf_token, percentile, record, running_app, setup_django
 
 setup_django()
 
 import httpx  # noqa: E402
-from django.conf import settings  # noqa: E402
-from django.contrib.auth import get_user_model  # noqa: E402
-from django.contrib.sessions.backends.db import SessionStore  # noqa: E402
 
 from boochat.models import ChatSession  # noqa: E402
 from providers.models import Provider  # noqa: E402
@@ -51,15 +48,11 @@ def throughput(client: httpx.Client, url: str, **kwargs: object) -> tuple[float,
 def main() -> None:
     host = FakeLlamaSwap([FakeModel("qwen3-8b", n_ctx=32768, loaded=True)]).start()
     Provider.objects.create(slug="bench", name="Bench host", base_url=host.url, is_default=True)
-    user = get_user_model().objects.create_user("bench")
-    store = SessionStore()
-    store.update({"_auth_user_id": str(user.pk), "_auth_user_backend": settings.AUTHENTICATION_BACKENDS[-1],
-                  "_auth_user_hash": user.get_session_auth_hash()})
-    store.create()
+    user, session_key = logged_in("bench")
 
     try:
         with running_app() as base:
-            measured = measure(host, base, user, store.session_key)
+            measured = measure(host, base, user, session_key)
     finally:
         host.stop()
     report(*measured)

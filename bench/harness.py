@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 # uvicorn workers under gunicorn: one per core, as `make serve` runs them; `make bench BENCH_WORKERS=1`
@@ -33,6 +34,22 @@ def setup_django() -> None:
 
     django.setup()
     call_command("migrate", verbosity=0)
+
+
+def logged_in(username: str) -> tuple[Any, str]:
+    """A new user and a session logged in as them, as the login page would leave it (no password, no
+    page): the user and the session cookie's value."""
+    from django.conf import settings
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
+    from django.contrib.sessions.backends.db import SessionStore
+
+    user = get_user_model().objects.create_user(username)
+    store = SessionStore()
+    store.update({SESSION_KEY: str(user.pk), BACKEND_SESSION_KEY: settings.AUTHENTICATION_BACKENDS[-1],
+                  HASH_SESSION_KEY: user.get_session_auth_hash()})
+    store.create()
+    assert store.session_key is not None
+    return user, store.session_key
 
 
 def page_csrf_token(html: str) -> str:

@@ -15,14 +15,13 @@ import statistics
 import threading
 import time
 
-from harness import STACK, page_csrf_token, record, running_app, setup_django
+from harness import STACK, logged_in, page_csrf_token, record, running_app, setup_django
 
 setup_django()
 
 import httpx  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.contrib.auth import get_user_model  # noqa: E402
-from django.contrib.sessions.backends.db import SessionStore  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.test import override_settings  # noqa: E402
 
@@ -39,14 +38,8 @@ def export(count: int) -> bytes:
     return json.dumps({"format": "boochat.chat/1", "title": "Long", "model": "a/b", "messages": messages}).encode()
 
 
-def logged_in(name: str) -> str:
-    user = get_user_model().objects.create_user(name)
-    store = SessionStore()
-    store.update({"_auth_user_id": str(user.pk), "_auth_user_backend": settings.AUTHENTICATION_BACKENDS[-1],
-                  "_auth_user_hash": user.get_session_auth_hash()})
-    store.create()
-    assert store.session_key is not None
-    return store.session_key
+def session_of(name: str) -> str:
+    return logged_in(name)[1]
 
 
 def in_process() -> None:
@@ -68,7 +61,7 @@ def in_process() -> None:
 def through_app(cap: int | None) -> None:
     raw = export(100_000)
     env = {"BOOCHAT_MAX_IMPORT_MESSAGES": str(cap)} if cap else {}
-    importer, reader = logged_in(f"importer{cap}"), logged_in(f"reader{cap}")
+    importer, reader = session_of(f"importer{cap}"), session_of(f"reader{cap}")
     with running_app(**env) as base, httpx.Client(base_url=base, timeout=120, cookies={"sessionid": importer}) as client, \
             httpx.Client(base_url=base, timeout=120, cookies={"sessionid": reader},
                          limits=httpx.Limits(max_keepalive_connections=0)) as other:  # each load may reach either worker

@@ -27,13 +27,10 @@ def serve(sends: int) -> None:
     """The app of the checkout this runs in (its own harness), a fake host and the chats to send to,
     printed as one JSON line; until stdin closes."""
     sys.path.insert(0, str(Path.cwd() / "bench"))
-    from harness import page_csrf_token, running_app, setup_django
+    from harness import logged_in, page_csrf_token, running_app, setup_django
 
     setup_django()
     import httpx
-    from django.conf import settings
-    from django.contrib.auth import get_user_model
-    from django.contrib.sessions.backends.db import SessionStore
 
     from boochat.models import ChatSession
     from providers.models import Provider
@@ -41,17 +38,13 @@ def serve(sends: int) -> None:
 
     host = FakeLlamaSwap([FakeModel("qwen3-8b", n_ctx=32768, loaded=True)]).start()
     Provider.objects.create(slug="bench", name="Bench host", base_url=host.url, is_default=True)
-    user = get_user_model().objects.create_user("bench")
-    store = SessionStore()
-    store.update({"_auth_user_id": str(user.pk), "_auth_user_backend": settings.AUTHENTICATION_BACKENDS[-1],
-                  "_auth_user_hash": user.get_session_auth_hash()})
-    store.create()
+    user, session_key = logged_in("bench")
     try:
         with running_app() as base:
-            page = httpx.get(f"{base}/chat/", cookies={"sessionid": store.session_key})
+            page = httpx.get(f"{base}/chat/", cookies={"sessionid": session_key})
             chats = ChatSession.objects.bulk_create(
                 ChatSession(user=user, model_id="bench/qwen3-8b", title="bench") for _ in range(sends + WARM_UP))
-            print(json.dumps({"host": host.url, "cookies": {"sessionid": store.session_key, "csrftoken": page.cookies["csrftoken"]},
+            print(json.dumps({"host": host.url, "cookies": {"sessionid": session_key, "csrftoken": page.cookies["csrftoken"]},
                               "csrf": page_csrf_token(page.text), "urls": [f"{base}/chat/{c.pk}/send" for c in chats]}), flush=True)
             sys.stdin.read()
     finally:

@@ -30,6 +30,7 @@ from harness import (
     STACK,
     fake_host_process,
     fast_event_loops,
+    logged_in,
     page_csrf_token,
     percentile,
     record,
@@ -40,9 +41,6 @@ from harness import (
 setup_django()
 
 import httpx  # noqa: E402
-from django.conf import settings  # noqa: E402
-from django.contrib.auth import get_user_model  # noqa: E402
-from django.contrib.sessions.backends.db import SessionStore  # noqa: E402
 
 from boochat.gateway.keys import create_key  # noqa: E402
 from boochat.models import ChatSession  # noqa: E402
@@ -247,17 +245,13 @@ def main() -> None:
     runs: dict[tuple[str, int], list[dict]] = {}
     with fake_host_process([{"id": "qwen3-8b", "loaded": True}], reply=["tok "] * CHUNKS, stream_delay=INTERVAL) as host:
         Provider.objects.create(slug="slow", name="Slow host", base_url=host, is_default=True, read_timeout=60)
-        user = get_user_model().objects.create_user("load")
-        store = SessionStore()
-        store.update({"_auth_user_id": str(user.pk), "_auth_user_backend": settings.AUTHENTICATION_BACKENDS[-1],
-                      "_auth_user_hash": user.get_session_auth_hash()})
-        store.create()
+        user, session_key = logged_in("load")
         _, key = create_key(name="load")
         with running_app(BOOCHAT_LOG_LEVEL="WARNING") as base:
-            page = httpx.get(f"{base}/chat/", cookies={"sessionid": store.session_key})
+            page = httpx.get(f"{base}/chat/", cookies={"sessionid": session_key})
             csrf = page_csrf_token(page.text)
             master = running_app.pid
-            cookie = f"sessionid={store.session_key}; csrftoken={page.cookies['csrftoken']}"
+            cookie = f"sessionid={session_key}; csrftoken={page.cookies['csrftoken']}"
             for n in args.streams:
                 direct = [(f"{host}/v1/chat/completions",
                            post(f"{host}/v1/chat/completions", json.dumps(chunk_body).encode(), {"Content-Type": "application/json"}))] * n

@@ -328,13 +328,17 @@ def parse_provider_file(path: str | Path, text: str) -> list[ProviderSpec]:
     return specs
 
 
-def load_provider_file(path: str | Path) -> list[ProviderSpec]:
-    """Read and parse the provider file at `path`."""
+def read_provider_file(path: str | Path) -> str:
+    """The provider file's text; ProviderFileError when it cannot be read."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        return Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ProviderFileError(path, f"cannot be read: {exc}") from None
-    return parse_provider_file(path, text)
+
+
+def load_provider_file(path: str | Path) -> list[ProviderSpec]:
+    """Read and parse the provider file at `path`."""
+    return parse_provider_file(path, read_provider_file(path))
 
 
 def provider_to_entry(provider: Provider) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from django.contrib.auth.models import Group
 from django.db import transaction
 
 from providers.models import validate_base_url, validate_env_var_name
-from providers.provider_file import EntryReader, ProviderFileError, check_keys
+from providers.provider_file import EntryReader, ProviderFileError, check_keys, read_provider_file
 from tools.models import Approval, ToolServer, Transport, validate_headers, validate_tool_server_slug
 
 logger = logging.getLogger(__name__)
@@ -112,11 +112,7 @@ def parse_tool_servers(path: str | Path, text: str) -> list[ToolServerSpec]:
 
 
 def load_tool_servers(path: str | Path) -> list[ToolServerSpec]:
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ProviderFileError(path, f"cannot be read: {exc}") from None
-    return parse_tool_servers(path, text)
+    return parse_tool_servers(path, read_provider_file(path))
 
 
 # -- sync ---------------------------------------------------------------------------------------------
