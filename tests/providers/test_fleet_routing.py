@@ -6,6 +6,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import anthropic
 import httpx
 import openai
 import pytest
@@ -130,6 +131,53 @@ def test_a_client_session_id_keeps_its_member_when_the_prompt_changes_at_the_sta
             assert response.status_code == 200
             members.append(response.headers["X-BooChat-Served-By"])
             held.close()  # box0 is free from the second turn on
+    assert members == [served_by(1)] * 3  # the session's member, though box0 comes first and has room
+
+
+def _chat_turn(base_url, key, turn, session):
+    with openai.OpenAI(base_url=f"{base_url}/v1", api_key=key, max_retries=0, timeout=30) as client:
+        raw = client.chat.completions.with_raw_response.create(
+            model="fleet/qwen3-8b", **session,
+            messages=[{"role": "system", "content": f"Turn {turn} at 12:0{turn}"}, {"role": "user", "content": "hi"}])
+    return raw.headers["X-BooChat-Served-By"]
+
+
+def _responses_turn(base_url, key, turn, session):
+    with openai.OpenAI(base_url=f"{base_url}/v1", api_key=key, max_retries=0, timeout=30) as client:
+        raw = client.responses.with_raw_response.create(model="fleet/qwen3-8b", instructions=f"Turn {turn} at 12:0{turn}",
+                                                        input="hi", **session)
+    return raw.headers["X-BooChat-Served-By"]
+
+
+def _messages_turn(base_url, key, turn, session):
+    with anthropic.Anthropic(base_url=base_url, api_key=key, max_retries=0, timeout=30) as client:
+        raw = client.messages.with_raw_response.create(model="fleet/qwen3-8b", max_tokens=50, system=f"Turn {turn} at 12:0{turn}",
+                                                       messages=[{"role": "user", "content": "hi"}], **session)
+    return raw.headers["X-BooChat-Served-By"]
+
+
+@pytest.mark.parametrize("turn_of, session", [
+    (_chat_turn, {"prompt_cache_key": "agent-run-17"}),
+    (_chat_turn, {"user": "agent-run-17"}),
+    (_responses_turn, {"extra_headers": {"X-Session-Id": "agent-run-17"}}),
+    (_responses_turn, {"user": "agent-run-17"}),
+    (_responses_turn, {"prompt_cache_key": "agent-run-17"}),
+    (_messages_turn, {"extra_headers": {"X-Session-Id": "agent-run-17"}}),
+    (_messages_turn, {"metadata": {"user_id": "agent-run-17"}}),
+], ids=["chat-prompt_cache_key", "chat-user", "responses-header", "responses-user", "responses-prompt_cache_key",
+        "messages-header", "messages-metadata.user_id"])
+def test_every_agent_api_keeps_a_client_session_on_its_member(fleet_of, asgi_server, gateway, key, turn_of, session):
+    fleet_of(3, slots_each=1, decode=0.01, reply=["word "] * 1000, override=1)
+    held = hold(gateway, {"Authorization": f"Bearer {key}"})  # box0, first in the pool's order, is busy for turn 0
+    members = []
+    try:
+        for host in fleet_of.started:
+            host.reply = ["short"]
+        for turn in range(3):  # each turn's prompt starts with something new: no prefix in common
+            members.append(turn_of(asgi_server.url, key, turn, session))
+            held.close()  # box0 is free from the second turn on
+    finally:
+        held.close()
     assert members == [served_by(1)] * 3  # the session's member, though box0 comes first and has room
 
 
