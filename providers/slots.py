@@ -70,12 +70,20 @@ def _slots_key(route: Route) -> str:
     return f"slots:1:{route.ref}:{route.base_url}"
 
 
+def _positive(learned: Any) -> int:  # noqa: ANN401 - what the cache held
+    return learned if isinstance(learned, int) and not isinstance(learned, bool) and learned > 0 else 0
+
+
 def capacity(route: Route) -> int:
     """How many requests `route`'s member takes at once (0: no limit known)."""
-    if route.slots:
-        return route.slots
-    learned = cache.get(_slots_key(route))
-    return learned if isinstance(learned, int) and learned > 0 else 0
+    return route.slots or _positive(cache.get(_slots_key(route)))
+
+
+async def capacities(routes: Sequence[Route]) -> list[int]:
+    """capacity() of each member, read in one go off the event loop (the cache may be Redis)."""
+    unknown = [_slots_key(r) for r in routes if not r.slots]
+    learned = await cache.aget_many(unknown) if unknown else {}
+    return [r.slots or _positive(learned.get(_slots_key(r))) for r in routes]
 
 
 def learn_capacity(route: Route) -> None:
@@ -101,20 +109,6 @@ _turns = itertools.count()
 def _note_duration(member: str, seconds: float) -> None:
     previous = _answer_seconds.get(member)
     _answer_seconds[member] = seconds if previous is None else 0.8 * previous + 0.2 * seconds
-
-
-def note_reuse(member: str, cached: int, prompt: int) -> None:
-    """Record what a host said it reused of one prompt (tokens from its cache, tokens in all)."""
-    client = fleet_store.sync_redis() if settings.REDIS_URL else None
-    if client is None:
-        _recent_reuse[member].append((cached, prompt))
-        return
-    key = f"{fleet_store.prefix()}:reuse:{member}"
-    with client.pipeline(transaction=False) as pipe:
-        pipe.lpush(key, f"{cached} {prompt}")
-        pipe.ltrim(key, 0, _RECENT - 1)
-        pipe.expire(key, 3600)
-        pipe.execute()
 
 
 def recent_reuse(member: str) -> tuple[int, int]:
@@ -235,32 +229,77 @@ async def _leave(pool: str, ticket: str) -> None:
         await pipe.execute()
 
 
-def _force(member: str, lease: str) -> None:
+async def _force(member: str, lease: str) -> None:
     """Count a request on `member` whatever its slots say (a failover: the chosen member failed)."""
-    client = fleet_store.sync_redis()
+    client = fleet_store.async_redis()
     if client is None:
         with _lock:
             _local_leases[member].add(lease)
         return
     _redis_leases[lease] = member
-    client.zadd(_lease_key(member), {lease: time.time() + LEASE_SECONDS})
+    await client.zadd(_lease_key(member), {lease: time.time() + LEASE_SECONDS})
 
 
-def _end(member: str, lease: str) -> None:
-    client = fleet_store.sync_redis()
-    if client is None:
+def _end(member: str, lease: str, reuse: tuple[int, int] | None = None) -> None:
+    """End a lease, wake the waiters and keep what the host said it reused (cached, prompt tokens).
+    On an event loop the Redis part is a task of its own with the asyncio client: an answer's end
+    never blocks the loop on Redis."""
+    if not settings.REDIS_URL:
         with _lock:
             _local_leases[member].discard(lease)
+            if reuse is not None:
+                _recent_reuse[member].append(reuse)
         _wake_waiters()
         return
     _redis_leases.pop(lease, None)
     try:
-        with client.pipeline(transaction=False) as pipe:
-            pipe.zrem(_lease_key(member), lease)
-            pipe.publish(_freed_channel(), member)
-            pipe.execute()
+        asyncio.get_running_loop()
+    except RuntimeError:  # a thread, or the garbage collector outside any loop: blocking holds up no one
+        client = fleet_store.sync_redis()
+        assert client is not None
+        try:
+            with client.pipeline(transaction=False) as pipe:
+                _ending(pipe, member, lease, reuse).execute()
+        except Exception:  # noqa: BLE001 - Redis away: the lease expires by itself (LEASE_SECONDS)
+            logger.warning("could not end lease %s on %s; it expires in %g s", lease, member, LEASE_SECONDS)
+        return
+    ending = _background(_end_in_redis(member, lease, reuse))
+    _ends_pending.add(ending)
+    ending.add_done_callback(_ends_pending.discard)
+
+
+_ends_pending: set[asyncio.Task[None]] = set()
+
+
+async def _ended_here() -> None:
+    """Wait for the leases this event loop is still ending in Redis: a client's next request, sent as
+    soon as its answer ended, finds that answer's slot free."""
+    loop = asyncio.get_running_loop()
+    pending = [task for task in _ends_pending if task.get_loop() is loop]
+    if pending:
+        await asyncio.wait(pending, timeout=settings.BOOCHAT_CACHE_TIMEOUT)
+
+
+async def _end_in_redis(member: str, lease: str, reuse: tuple[int, int] | None) -> None:
+    client = fleet_store.async_redis()
+    assert client is not None
+    try:
+        async with client.pipeline(transaction=False) as pipe:
+            await _ending(pipe, member, lease, reuse).execute()
     except Exception:  # noqa: BLE001 - Redis away: the lease expires by itself (LEASE_SECONDS)
         logger.warning("could not end lease %s on %s; it expires in %g s", lease, member, LEASE_SECONDS)
+
+
+def _ending(pipe: Any, member: str, lease: str, reuse: tuple[int, int] | None) -> Any:  # noqa: ANN401
+    """A lease's end queued on a pipeline (redis or redis.asyncio: they queue alike)."""
+    pipe.zrem(_lease_key(member), lease)
+    pipe.publish(_freed_channel(), member)
+    if reuse is not None:
+        key = f"{fleet_store.prefix()}:reuse:{member}"
+        pipe.lpush(key, f"{reuse[0]} {reuse[1]}")
+        pipe.ltrim(key, 0, _RECENT - 1)
+        pipe.expire(key, 3600)
+    return pipe
 
 
 # A freed slot wakes the waiters at once (late binding without polling delays): in this process
@@ -396,23 +435,18 @@ class Lease:
             return
         self.ended = True
         _note_duration(self.member, time.monotonic() - self.started)
-        _end(self.member, self.lease_id)
         cached, prompt = _reported_reuse(self.saw)
-        if prompt is not None:
-            try:
-                note_reuse(self.member, cached or 0, prompt)
-            except Exception:  # noqa: BLE001 - a figure for a page: never a request's failure
-                logger.info("could not note cache reuse of %s", self.member)
+        _end(self.member, self.lease_id, None if prompt is None else (cached or 0, prompt))
 
     def watch(self, chunk: bytes) -> None:
         """Keep the end of the answer: its usage and timings say what the host reused."""
         self.saw = (self.saw + chunk)[-2048:]
 
-    def move_to(self, route: Route) -> None:
+    async def move_to(self, route: Route) -> None:
         """The request fails over to `route`'s member: count it there instead."""
         _end(self.member, self.lease_id)
         self.member, self.route, self.lease_id = str(route.ref), route, uuid.uuid4().hex
-        _force(self.member, self.lease_id)
+        await _force(self.member, self.lease_id)
 
 
 def _reported_reuse(tail: bytes) -> tuple[int | None, int | None]:
@@ -452,7 +486,8 @@ async def admit(route: Route, body: dict[str, Any], *, session: str = "") -> Adm
     pool = str(route.pool)
     usable = [r for r in route.candidates if not r.down] or list(route.candidates)
     members = [str(r.ref) for r in usable]
-    caps = [capacity(r) for r in usable]
+    caps = await capacities(usable)
+    await _ended_here()
     prefix = affinity.prefix_of(body)
     held, last = (await affinity.matches(pool, prefix, session=session)) if route.strategy == PoolStrategy.CACHE else ({}, "")
     base = {m: i for i, m in enumerate(members)}
@@ -551,10 +586,14 @@ def _background(work: Any) -> asyncio.Task[None]:  # noqa: ANN401 - a coroutine
 
 def learn_in_background(route: Route) -> None:
     """Read the member's slots from its host, once, off the request's path."""
-    if capacity(route) or route.kind not in (ProviderKind.LLAMA_SWAP, ProviderKind.LLAMA_SERVER):
+    if not route.slots and route.kind in (ProviderKind.LLAMA_SWAP, ProviderKind.LLAMA_SERVER):
+        _background(_learn(route))
+
+
+async def _learn(route: Route) -> None:
+    if _positive(await cache.aget(_slots_key(route))) or not await cache.aadd(_slots_key(route) + ":asking", 1, timeout=30):
         return
-    if cache.add(_slots_key(route) + ":asking", 1, timeout=30):
-        _background(asyncio.to_thread(learn_capacity, route))
+    await asyncio.to_thread(learn_capacity, route)
 
 
 # -- what /models/ shows ----------------------------------------------------------------------------

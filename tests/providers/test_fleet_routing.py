@@ -2,6 +2,8 @@
 fair line when every member is full: through the gateway, against fake llama-servers with slots and
 a prompt cache (tests.fakes.slots)."""
 
+import contextlib
+import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -387,6 +389,79 @@ def test_least_busy_takes_the_member_with_the_fewest_requests_per_slot(fleet_of,
         for stream in held[1:]:
             stream.close()
     assert same_as_box1.headers["X-BooChat-Served-By"] == served_by(0)
+
+
+class HeldRedis:
+    """A TCP relay in front of Redis that holds every ZREM (a lease's end) until `release()`: a Redis
+    that stopped answering, as far as ending counts goes."""
+
+    def __init__(self, url):
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(url)
+        self.target, self.db = (parts.hostname, parts.port or 6379), parts.path
+        self.gate = threading.Event()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"redis://127.0.0.1:{self.listener.getsockname()[1]}{self.db}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self.target)
+            threading.Thread(target=self._pump, args=(client, server, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(server, client, False), daemon=True).start()
+
+    def _pump(self, source, sink, held):
+        try:
+            while chunk := source.recv(65536):
+                if held and b"$4\r\nZREM\r\n" in chunk:
+                    self.gate.wait()
+                sink.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            for end in (source, sink):
+                with contextlib.suppress(OSError):
+                    end.shutdown(socket.SHUT_RDWR)
+
+    def release(self):
+        self.gate.set()
+
+    def close(self):
+        self.release()
+        self.listener.close()
+
+
+def test_an_answers_end_never_waits_for_redis_on_the_event_loop(fleet_of, asgi_server, key, settings):
+    import uuid
+
+    import redis
+
+    url = redis_url()
+    relay = HeldRedis(url)
+    prefix = f"test-{uuid.uuid4().hex[:8]}"
+    settings.REDIS_URL, settings.BOOCHAT_CACHE_PREFIX = relay.url, prefix
+    settings.BOOCHAT_CACHE_TIMEOUT = 60  # a blocking call would hold the loop that long
+    fleet_of(1, slots_each=1, override=1)
+    store = redis.Redis.from_url(url)
+    leases = f"{prefix}:fleet:inflight:{served_by(0)}"
+    try:
+        with httpx.Client(base_url=asgi_server.url, timeout=30) as client, ThreadPoolExecutor(1) as pool:
+            answer = pool.submit(client.post, "/v1/chat/completions", headers={"Authorization": f"Bearer {key}"},
+                                 json={"model": "fleet/qwen3-8b", "messages": [{"role": "user", "content": "hi"}]})
+            until(answer.done, timeout=15, message="the answer while Redis holds its lease's end")
+            assert answer.result().status_code == 200
+            assert store.zcard(leases) == 1  # its end is still on its way
+            relay.release()
+            until(lambda: store.zcard(leases) == 0, message="the lease ended once Redis answered")
+    finally:
+        relay.close()
+        for stale in store.scan_iter(f"{prefix}:*"):
+            store.delete(stale)
 
 
 # -- several workers --------------------------------------------------------------------------------
