@@ -10,7 +10,9 @@ host's internal queue. Past `BOOCHAT_QUEUE_MAX` waiting, or `BOOCHAT_QUEUE_TIMEO
 refused with a 503 and `Retry-After`.
 
 Who takes a member that has room (`strategy` of the pool):
-- `cache`: a request prefers the member holding the longest prefix of its prompt (providers.affinity).
+- `cache`: a request prefers the member holding the longest prefix of its prompt (providers.affinity);
+  when several hold it (a system prompt many sessions share), the freest of them, so that new
+  sessions spread over the members instead of filling the first.
   When that member is full and another has room, it waits for it only while the prefill it saves
   (the extra cached tokens ÷ `BOOCHAT_PREFILL_TOKENS_PER_SECOND`) exceeds the time it has waited
   plus the expected wait for a slot there ((requests waiting for it ahead + 1) × the member's mean
@@ -551,6 +553,8 @@ def _cache_choice(members: Sequence[str], tiers: Sequence[int], held: dict[str, 
     if not tiers[members.index(best)]:
         return "0", "no member holds its prefix: the freest with room"
     cached = held.get(best, 0)
+    if sum(1 for tier in tiers if tier == min(tiers)) > 1:  # a shared system prompt, cached on several
+        return "0", f"several members hold its longest cached prefix (~{cached // CHARS_PER_TOKEN} tokens): the freest"
     if not caps[best] or counts[best] < caps[best]:
         return "0" + best, f"longest cached prefix (~{cached // CHARS_PER_TOKEN} tokens)" if cached else "its session's member"
     others = max((held.get(m, 0) for m in members if m != best), default=0)

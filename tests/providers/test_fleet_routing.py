@@ -116,6 +116,38 @@ def test_agent_sessions_spread_over_the_members_and_each_turn_returns_to_its_cac
     assert member_counts(4) == dict.fromkeys(map(served_by, range(4)), 0)
 
 
+def test_new_sessions_sharing_a_system_prompt_cached_on_several_members_go_to_the_freest(fleet_of, gateway, key,
+                                                                                         settings):
+    settings.BOOCHAT_PREFILL_TOKENS_PER_SECOND = 10_000_000  # the system prompt's prefill is worth no wait
+    hosts = fleet_of(2, slots_each=2, decode=0.01, reply=["word "] * 1000, override=2)  # 10 s answers
+    headers = {"Authorization": f"Bearer {key}"}
+
+    def session(n, *, stream=True):
+        body = {"model": "fleet/qwen3-8b", "stream": stream,
+                "messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": f"Task {n}."}]}
+        if stream:
+            return gateway.send(gateway.build_request("POST", "/v1/chat/completions", headers=headers, json=body),
+                                stream=True)
+        return gateway.post("/v1/chat/completions", headers=headers, json=body)
+
+    held = [session(1), session(2)]  # the first as the freest, the second for its cached system prompt
+    try:
+        assert [h.headers["X-BooChat-Served-By"] for h in held] == [served_by(0)] * 2
+        for host in hosts:
+            host.reply = ["short"]
+        assert session(3, stream=False).headers["X-BooChat-Served-By"] == served_by(1)  # box0 is full
+        for h in held:
+            h.close()
+        until(lambda: member_counts(2) == {served_by(0): 0, served_by(1): 0}, message="both members free")
+        for host in hosts:
+            host.reply = ["word "] * 1000
+        held += [session(4), session(5)]  # both members hold the system prompt now
+        assert [h.headers["X-BooChat-Served-By"] for h in held[2:]] == [served_by(0), served_by(1)]
+    finally:
+        for h in held:
+            h.close()
+
+
 def test_a_client_session_id_keeps_its_member_when_the_prompt_changes_at_the_start(fleet_of, gateway, key):
     fleet_of(3, slots_each=1, decode=0.01, reply=["word "] * 1000, override=1)
     headers = {"Authorization": f"Bearer {key}"}
