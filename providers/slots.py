@@ -14,9 +14,10 @@ Who takes a member that has room (`strategy` of the pool):
   when several hold it (a system prompt many sessions share), the freest of them, so that new
   sessions spread over the members instead of filling the first.
   When that member is full and another has room, it waits for it only while the prefill it saves
-  (the extra cached tokens ÷ `BOOCHAT_PREFILL_TOKENS_PER_SECOND`) exceeds the time it has waited
-  plus the expected wait for a slot there ((requests waiting for it ahead + 1) × the member's mean
-  answer time ÷ its slots).
+  (the extra cached tokens × the share of what BooChat expected cached there that the member's hosts
+  said they reused lately ÷ `BOOCHAT_PREFILL_TOKENS_PER_SECOND`) exceeds the time it has waited plus
+  the expected wait for a slot there ((requests waiting for it ahead + 1) × the member's mean answer
+  time ÷ its slots).
   Otherwise, and for prompts no member holds, the freest member with room, in the pool's order.
 - `least_busy`: the member with room that has the fewest requests in flight per slot.
 - `round_robin`: the members in turn, each request waiting for the one it was given.
@@ -104,6 +105,10 @@ def learn_capacity(route: Route) -> None:
 # -- measured figures, per process ------------------------------------------------------------------
 
 _answer_seconds: dict[str, float] = {}  # member -> mean answer time (exponentially weighted)
+# member -> the share of the prefix BooChat expected cached there that the host said it reused
+# (exponentially weighted): a llama-server drops a conversation from its slot when another prompt
+# sharing its system prompt takes the slot (docs/wire.md, "Slots and prompt caching").
+_kept_share: dict[str, float] = {}
 _recent_reuse: dict[str, deque[tuple[int, int]]] = defaultdict(lambda: deque(maxlen=_RECENT))
 _turns = itertools.count()
 
@@ -111,6 +116,16 @@ _turns = itertools.count()
 def _note_duration(member: str, seconds: float) -> None:
     previous = _answer_seconds.get(member)
     _answer_seconds[member] = seconds if previous is None else 0.8 * previous + 0.2 * seconds
+
+
+def _note_kept(member: str, expected: float, cached: int, prompt: int) -> None:
+    """`expected`: the share of the prompt BooChat thought the member held; the host reused `cached` of
+    `prompt` tokens."""
+    if expected <= 0 or prompt <= 0:
+        return
+    share = min(1.0, cached / prompt / expected)
+    previous = _kept_share.get(member)
+    _kept_share[member] = share if previous is None else 0.8 * previous + 0.2 * share
 
 
 def recent_reuse(member: str) -> tuple[int, int]:
@@ -415,6 +430,7 @@ def forget_local() -> None:
         _local_leases.clear()
         _local_lines.clear()
         _answer_seconds.clear()
+        _kept_share.clear()
         _recent_reuse.clear()
 
 
@@ -431,6 +447,7 @@ class Lease:
     started: float = field(default_factory=time.monotonic)
     ended: bool = False
     saw: bytes = b""  # the tail of the answer, where the host reports its cache use
+    expected: float = 0.0  # the share of the prompt BooChat expected cached on the member
 
     def end(self) -> None:
         if self.ended:
@@ -438,6 +455,8 @@ class Lease:
         self.ended = True
         _note_duration(self.member, time.monotonic() - self.started)
         cached, prompt = _reported_reuse(self.saw)
+        if prompt is not None:
+            _note_kept(self.member, self.expected, cached or 0, prompt)
         _end(self.member, self.lease_id, None if prompt is None else (cached or 0, prompt))
 
     def watch(self, chunk: bytes) -> None:
@@ -542,7 +561,8 @@ async def admit(route: Route, body: dict[str, Any], *, session: str = "") -> Adm
     logger.info("%s: %s (%s; %d/%s in flight; ~%d prompt tokens cached there; waited %.0f ms)", pool, turn.member,
                 reason, turn.counts.get(turn.member, 0), caps[base[turn.member]] or "any", held_tokens, waited * 1000)
     rest = tuple(r for r in route.candidates if r is not chosen)
-    return Admission((chosen, *rest), Lease(turn.member, chosen, lease_id=lease), prefix, reason)
+    return Admission((chosen, *rest), Lease(turn.member, chosen, lease_id=lease,
+                                                        expected=held.get(turn.member, 0) / max(prefix.total_chars, 1)), prefix, reason)
 
 
 def _cache_choice(members: Sequence[str], tiers: Sequence[int], held: dict[str, int], counts: dict[str, int],
@@ -558,7 +578,7 @@ def _cache_choice(members: Sequence[str], tiers: Sequence[int], held: dict[str, 
     if not caps[best] or counts[best] < caps[best]:
         return "0" + best, f"longest cached prefix (~{cached // CHARS_PER_TOKEN} tokens)" if cached else "its session's member"
     others = max((held.get(m, 0) for m in members if m != best), default=0)
-    saved = (cached - others) / CHARS_PER_TOKEN / settings.BOOCHAT_PREFILL_TOKENS_PER_SECOND
+    saved = _kept_share.get(best, 1.0) * (cached - others) / CHARS_PER_TOKEN / settings.BOOCHAT_PREFILL_TOKENS_PER_SECOND
     wait = _expected_wait(best, caps[best], ahead)
     if saved > wait + waited:
         return "1" + best, f"waits for its cached member: {saved:.1f} s of prefill saved against ~{wait:.1f} s of wait"

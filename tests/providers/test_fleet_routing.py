@@ -265,6 +265,43 @@ def test_a_full_cached_member_is_waited_for_only_when_the_prefill_saved_outweigh
     assert (cached > len(SYSTEM) // 2) == (expected == "box0")
 
 
+def test_a_full_member_whose_host_dropped_its_conversations_is_not_waited_for(fleet_of, gateway, key, settings):
+    settings.BOOCHAT_PREFILL_TOKENS_PER_SECOND = 1  # on BooChat's belief alone, any cached prefix is worth a wait
+    hosts = fleet_of(2, slots_each=1, decode=0.01, reply=["word "] * 5, override=1)
+    for host in hosts:
+        host.slots.cache_tokens = 0  # --cache-ram 0: a prompt that leaves the slot is gone
+    headers = {"Authorization": f"Bearer {key}"}
+    conversation = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "first"}]
+
+    def turn(question):
+        answer = gateway.post("/v1/chat/completions", headers=headers,
+                              json={"model": "fleet/qwen3-8b", "messages": conversation})
+        conversation.extend([{"role": "assistant", "content": answer.json()["choices"][0]["message"]["content"]},
+                             {"role": "user", "content": question}])
+        return answer
+
+    assert turn("second").headers["X-BooChat-Served-By"] == served_by(0)
+    gateway.post("/v1/chat/completions", headers=headers, json={  # takes box0's slot: the conversation is dropped
+        "model": "fleet/qwen3-8b", "messages": [{"role": "user", "content": "unrelated"}]})
+    again = turn("third")
+    assert again.headers["X-BooChat-Served-By"] == served_by(0)  # where BooChat thought it was cached
+    assert again.json()["usage"]["prompt_tokens_details"]["cached_tokens"] < 10  # the host says otherwise
+    for host in hosts:
+        host.reply = ["word "] * 1000
+    held = hold(gateway, headers, "other work")  # box0 is full for 10 s
+    try:
+        assert held.headers["X-BooChat-Served-By"] == served_by(0)
+        for host in hosts:
+            host.reply = ["short"]
+        with ThreadPoolExecutor(1) as pool:
+            answer = pool.submit(gateway.post, "/v1/chat/completions", headers=headers,
+                                 json={"model": "fleet/qwen3-8b", "messages": conversation})
+            until(answer.done, timeout=5, message="the turn answered while box0 is busy")
+        assert answer.result().headers["X-BooChat-Served-By"] == served_by(1)
+    finally:
+        held.close()
+
+
 # -- the line -----------------------------------------------------------------------------------------
 
 
