@@ -4,20 +4,23 @@ pool routed by `cache` and by `round_robin`.
 Start the servers first (`/work/shared/llama/`: `start.sh` runs llama-server on 127.0.0.1:18080 and
 :18081 with the alias `qwen3-8b`; `LLAMA_URLS` names others), then `python bench/real_llama_cache.py`
 and `stop.sh`. BooChat runs as `make serve` does (counts in Redis when REDIS_URL or a local one
-answers). For each strategy, SESSIONS agent sessions of TURNS turns go through the gateway, one
-request at a time, turn by turn (session 0's turn, session 1's, ...): a system prompt they all share,
-a task of their own, then each turn the answer and a tool's output. SESSIONS is odd so that
-round robin's turns do not line up with the sessions (with an even count each session would meet
-the same host every turn). Each run's system prompt starts with the strategy's name: nothing one run
-cached helps the other. For the second and later turns it prints the member, the prompt tokens, and
+answers). For each strategy, SESSIONS agent sessions of TURNS turns go through the gateway: a system
+prompt they all share, a task of their own, then each turn the answer and a tool's output. Each
+turn the sessions send at once (`BOOCHAT_BENCH_ONE_AT_A_TIME=1`: one request at a time, session 0's
+turn, session 1's, ...; SESSIONS is odd so that round robin's turns do not line up with the sessions,
+as they would with an even count). Each run's system prompt starts with a name of its own:
+nothing an earlier run cached helps it. For the second and later turns it prints the member, the prompt tokens, and
 `timings.cache_n` (= `usage.prompt_tokens_details.cached_tokens`) against what a perfect router
-could have reused (the previous turn's prompt and answer).
+could have reused (the previous turn's prompt and answer). The prompts stay small: start.sh's
+second server has a 1,024-token context shared by its four slots, and a host whose KV cache is full
+fails the request ("Context size has been exceeded"; the pool then sends it to the other member).
 """
 
 from __future__ import annotations
 
 import os
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 from harness import STACK, running_app, setup_django
@@ -30,25 +33,31 @@ from providers.models import ModelOverride, PoolStrategy, Provider, ProviderKind
 URLS = os.environ.get("LLAMA_URLS", "http://127.0.0.1:18080,http://127.0.0.1:18081").split(",")
 MODEL = os.environ.get("LLAMA_MODEL", "qwen3-8b")
 SESSIONS, TURNS = 5, 4
-SYSTEM = "You are a coding agent in a large repository. Read the files, run the tests, fix the bug. " * 6
+ONE_AT_A_TIME = os.environ.get("BOOCHAT_BENCH_ONE_AT_A_TIME") == "1"
+SYSTEM = "You are a coding agent in a large repository. Read the files, run the tests, fix the bug. " * 2
 
 
 def tool_output(session: int, turn: int) -> str:
-    return f"Tool output of turn {turn} for task {session}: " + " ".join(f"test_{session}_{k} passed" for k in range(8))
+    return f"Tool output of turn {turn} for task {session}: " + " ".join(f"test_{session}_{k} passed" for k in range(4))
 
 
 def run(base: str, pool: str, strategy: str, headers: dict[str, str]) -> list[dict]:
-    conversations = [[{"role": "system", "content": f"{strategy}. {SYSTEM}"},
+    run_id = uuid.uuid4().hex[:8]  # nothing an earlier run left in the hosts' caches helps this one
+    conversations = [[{"role": "system", "content": f"Run {run_id} ({strategy}). {SYSTEM}"},
                       {"role": "user", "content": f"Task {n}: make the failing test in module_{n}.py pass."}]
                      for n in range(SESSIONS)]
     previous: list[int] = [0] * SESSIONS
     rows = []
-    with httpx.Client(base_url=base, headers=headers, timeout=120) as client:
+    with httpx.Client(base_url=base, headers=headers, timeout=120) as client, ThreadPoolExecutor(SESSIONS) as sending:
+        def send(messages: list[dict]) -> httpx.Response:
+            response = client.post("/v1/chat/completions", json={
+                "model": pool, "messages": messages, "max_tokens": 8, "temperature": 0})
+            return response.raise_for_status()
+
         for turn in range(TURNS):
-            for n, messages in enumerate(conversations):
-                response = client.post("/v1/chat/completions", json={
-                    "model": pool, "messages": messages, "max_tokens": 8, "temperature": 0})
-                response.raise_for_status()
+            responses = ([send(messages) for messages in conversations] if ONE_AT_A_TIME
+                         else list(sending.map(send, conversations)))
+            for n, (messages, response) in enumerate(zip(conversations, responses, strict=True)):
                 answer = response.json()
                 usage, timings = answer["usage"], answer.get("timings", {})
                 cached = usage.get("prompt_tokens_details", {}).get("cached_tokens", 0)
@@ -103,7 +112,7 @@ def main() -> None:
             results[strategy] = run(base, f"pool-{strategy.replace('_', '-')}/{MODEL}", strategy,
                                     {"Authorization": f"Bearer {key}"})
     print(f"Real llama-servers {', '.join(URLS)} ({STACK}{', counts in Redis' if redis else ''}); "
-          f"{SESSIONS} sessions × {TURNS} turns, one request at a time")
+          f"{SESSIONS} sessions × {TURNS} turns, {'one request at a time' if ONE_AT_A_TIME else 'the sessions at once'}")
     for strategy, rows in results.items():
         print(f"  {strategy}:")
         for row in rows:
