@@ -11,8 +11,9 @@ refused with a 503 and `Retry-After`.
 
 Who takes a member that has room (`strategy` of the pool):
 - `cache`: a request prefers the member holding the longest prefix of its prompt (providers.affinity);
-  when several hold it (a system prompt many sessions share), the freest of them, so that new
-  sessions spread over the members instead of filling the first.
+  when several hold it (a system prompt many sessions share), the freest of them (any member with
+  room when they are all full), so that new sessions spread over the members instead of filling
+  the first.
   When that member is full and another has room, it waits for it only while the prefill it saves
   (the extra cached tokens × the share of what BooChat expected cached there that the member's hosts
   said they reused lately ÷ `BOOCHAT_PREFILL_TOKENS_PER_SECOND`) exceeds the time it has waited plus
@@ -561,8 +562,8 @@ async def admit(route: Route, body: dict[str, Any], *, session: str = "") -> Adm
     logger.info("%s: %s (%s; %d/%s in flight; ~%d prompt tokens cached there; waited %.0f ms)", pool, turn.member,
                 reason, turn.counts.get(turn.member, 0), caps[base[turn.member]] or "any", held_tokens, waited * 1000)
     rest = tuple(r for r in route.candidates if r is not chosen)
-    return Admission((chosen, *rest), Lease(turn.member, chosen, lease_id=lease,
-                                                        expected=held.get(turn.member, 0) / max(prefix.total_chars, 1)), prefix, reason)
+    expected = held.get(turn.member, 0) / max(prefix.total_chars, 1)
+    return Admission((chosen, *rest), Lease(turn.member, chosen, lease_id=lease, expected=expected), prefix, reason)
 
 
 def _cache_choice(members: Sequence[str], tiers: Sequence[int], held: dict[str, int], counts: dict[str, int],
