@@ -36,7 +36,7 @@ import aiohttp  # noqa: E402
 
 from boochat.gateway.keys import create_key  # noqa: E402
 from providers.models import ModelOverride, PoolStrategy, Provider, ProviderKind  # noqa: E402
-from tests.fakes.slots import rendered, tokens  # noqa: E402
+from tests.fakes.slots import prompt_digest, rendered, tokens  # noqa: E402
 
 MEMBERS, SLOTS = 4, 2
 SESSIONS, TURNS = 40, 8
@@ -49,35 +49,49 @@ START_SPREAD = 8.0  # seconds over which the sessions start
 SYSTEM = "You are a coding agent in a large repository. Follow the rules. " * 140  # ~6,000 tokens (fake tokenizer)
 MODEL = "agent-model"
 TOOL_LINES = int(os.environ.get("BOOCHAT_BENCH_TOOL_LINES", "40"))  # 40: ~1,000 tokens a turn
+KEEPALIVE_SECONDS = 3  # under the app's keep-alive (gunicorn_conf: 5 s): never reuse a connection it is closing
 BURST_PROMPT = "Summarize this unrelated document about topic {}. " * 60  # a new 32-digit topic each
 
 
-def _serve_fleet(queue: object, count: int) -> None:
-    import threading
-
+def _serve_fleet(queue: object, count: int, asks: object) -> None:
     from tests.fakes.llama_server import FakeLlamaServer
     from tests.fakes.llama_swap import FakeModel
     from tests.fakes.slots import Slots
 
     fast_event_loops()
-    urls = []
+    urls, hosts = [], []
     for _ in range(count):
         host = FakeLlamaServer(FakeModel(MODEL, n_ctx=131072), reply=REPLY)
         host.slots = Slots(SLOTS, prefill_seconds=PREFILL_SECONDS, decode_seconds=DECODE_SECONDS,
                            cache_tokens=HOST_CACHE_TOKENS)
         urls.append(host.start().url)
+        hosts.append(host)
     queue.put(urls)
-    threading.Event().wait()
+    while asks.recv():  # the hosts' journals, when asked
+        asks.send([entry for host in hosts for entry in host.slots.journal])
 
 
-def start_fleet(count: int) -> tuple[list[str], object]:
+@dataclass
+class Fleet:
+    urls: list[str]
+    process: object
+    asks: object
+
+    def journal(self) -> dict[str, dict[str, float]]:
+        """What the hosts saw of each request, by its prompt: when it came, got a slot, was prefilled."""
+        self.asks.send(True)
+        return {entry["prompt"]: entry for entry in self.asks.recv()}
+
+
+def start_fleet(count: int) -> Fleet:
     import multiprocessing
 
     context = multiprocessing.get_context("fork")
     queue = context.Queue()
-    process = context.Process(target=_serve_fleet, args=(queue, count), daemon=True)
+    asks, answers = context.Pipe()
+    process = context.Process(target=_serve_fleet, args=(queue, count, answers), daemon=True)
     process.start()
-    return queue.get(timeout=30), process
+    return Fleet(queue.get(timeout=30), process, asks)
 
 
 @dataclass
@@ -88,6 +102,8 @@ class Turn:
     status: int
     duration: float = 0.0  # to the answer's last byte
     prompt: int = 0  # prompt tokens, as the host counted them
+    sent: float = 0.0  # perf_counter() when it was sent (the same clock as the hosts')
+    digest: str = ""  # its prompt's name in the hosts' journal
 
 
 async def one_turn(client: aiohttp.ClientSession, url: str, pool: str, messages: list[dict], headers: dict) -> tuple[Turn, str]:
@@ -110,7 +126,9 @@ async def one_turn(client: aiohttp.ClientSession, url: str, pool: str, messages:
             cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens", cached)
             prompt = usage.get("prompt_tokens", prompt)
     ended = time.perf_counter()
-    return Turn((first or ended) - started, cached, 0, response.status, ended - started, prompt), "".join(text)
+    turn = Turn((first or ended) - started, cached, 0, response.status, ended - started, prompt, started,
+                prompt_digest(rendered(messages)))
+    return turn, "".join(text)
 
 
 def tool_output(session: int, turn: int) -> str:
@@ -144,7 +162,7 @@ async def sessions(url: str, pool: str, headers: dict) -> list[Turn]:
                          {"role": "user", "content": tool_output(n, turn)}]
             await asyncio.sleep(thinking[turn])
 
-    connector = aiohttp.TCPConnector(limit=0)
+    connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=KEEPALIVE_SECONDS)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=600)) as client:
         await asyncio.gather(*(agent(n, start, thinking, client) for n, (start, thinking) in enumerate(plans)))
     return turns
@@ -164,7 +182,7 @@ async def burst(url: str, pool: str, headers: dict, count: int) -> tuple[list[fl
         lasts[n] = arrivals[n] + result.duration
         errors += result.status != 200
 
-    connector = aiohttp.TCPConnector(limit=0)
+    connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=KEEPALIVE_SECONDS)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=600)) as client:
         await asyncio.gather(*(one(n, client) for n in range(count)))
     return arrivals, firsts, lasts, errors
@@ -183,6 +201,24 @@ def ideal_fifo_waits(arrivals: list[float], services: list[float], servers: int)
     return waits
 
 
+def breakdown(turns: list[Turn], journal: dict[str, dict[str, float]]) -> str:
+    """Where each turn's time to first byte went, in means over the turns: in BooChat until a host had
+    it (its line, the routing), in the host's own queue for a slot, in prefill, relayed back."""
+    parts = {"in BooChat": [], "in the host's queue": [], "prefill": [], "relayed back": []}
+    for turn in turns:
+        seen = journal.get(turn.digest)
+        if seen is None or turn.status != 200:
+            continue
+        parts["in BooChat"].append(seen["arrived"] - turn.sent)
+        parts["in the host's queue"].append(seen["slotted"] - seen["arrived"])
+        parts["prefill"].append(seen["prefilled"] - seen["slotted"])
+        parts["relayed back"].append(turn.sent + turn.ttft - seen["prefilled"])
+    waits = parts["in BooChat"]
+    slow = sum(1 for wait in waits if wait > 0.05)
+    return (", ".join(f"{name} {1000 * sum(v) / max(len(v), 1):.0f} ms" for name, v in parts.items())
+            + f" (means); {slow} of {len(waits)} turns waited over 50 ms in BooChat")
+
+
 def redis_url() -> str:
     import redis
 
@@ -197,9 +233,9 @@ def redis_url() -> str:
 def main() -> None:
     strategies = [PoolStrategy.CACHE, PoolStrategy.ROUND_ROBIN, PoolStrategy.LEAST_BUSY]
     fleets = [start_fleet(MEMBERS) for _ in strategies]
-    for strategy, (urls, _) in zip(strategies, fleets, strict=True):
+    for strategy, fleet in zip(strategies, fleets, strict=True):
         members = []
-        for index, url in enumerate(urls):
+        for index, url in enumerate(fleet.urls):
             slug = f"{strategy.replace('_', '-')}-{index}"
             provider = Provider.objects.create(slug=slug, name=slug, kind=ProviderKind.LLAMA_SERVER, base_url=url)
             ModelOverride.objects.create(provider=provider, model=MODEL, slots=SLOTS)  # as a provider file says
@@ -229,9 +265,10 @@ def main() -> None:
                 print(f"  {strategy}: {len(results[strategy])} turns in {time.perf_counter() - started:.1f} s", flush=True)
             slots_total = MEMBERS * SLOTS
             arrivals, firsts, lasts, errors = asyncio.run(burst(url, f"pool-cache/{MODEL}", headers, 3 * slots_total))
+        journals = {strategy: fleet.journal() for strategy, fleet in zip(strategies, fleets, strict=True)}
     finally:
-        for _, process in fleets:
-            process.terminate()
+        for fleet in fleets:
+            fleet.process.terminate()
         if redis:
             import redis as redis_client
 
@@ -250,10 +287,9 @@ def main() -> None:
         errors_here = sum(t.status != 200 for t in turns)
         reuse = sum(min(t.cached, t.ideal) for t in turns) / max(1, sum(t.ideal for t in turns))
         means[strategy] = sum(ttfts) / len(ttfts)
-        prefill = sum((t.prompt - t.cached) * PREFILL_SECONDS * 1000 for t in turns) / len(turns)
-        print(f"  {strategy:12} TTFT mean {means[strategy]:6.0f} ms (prefill {prefill:4.0f} ms, waiting and relaying "
-              f"{means[strategy] - prefill:4.0f} ms), p99 {percentile(ttfts, 99):6.0f} ms; "
+        print(f"  {strategy:12} TTFT mean {means[strategy]:6.0f} ms, p99 {percentile(ttfts, 99):6.0f} ms; "
               f"prefix reuse {reuse:6.1%} of ideal; errors {errors_here}")
+        print(f"  {'':12} {breakdown(turns, journals[strategy])}")
         if strategy == PoolStrategy.CACHE:
             record("fleet", "cache: prefix reuse of ideal", boochat=reuse * 100, unit="%", target="≥ 90 %",
                    met=reuse >= 0.9)

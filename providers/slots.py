@@ -10,11 +10,15 @@ host's internal queue. Past `BOOCHAT_QUEUE_MAX` waiting, or `BOOCHAT_QUEUE_TIMEO
 refused with a 503 and `Retry-After`.
 
 Who takes a member that has room (`strategy` of the pool):
-- `cache`: a request prefers the member holding the longest prefix of its prompt (providers.affinity).
+- `cache`: a request prefers the member holding the longest prefix of its prompt (providers.affinity);
+  when several hold it (a system prompt many sessions share), the freest of them (any member with
+  room when they are all full), so that new sessions spread over the members instead of filling
+  the first.
   When that member is full and another has room, it waits for it only while the prefill it saves
-  (the extra cached tokens ÷ `BOOCHAT_PREFILL_TOKENS_PER_SECOND`) exceeds the time it has waited
-  plus the expected wait for a slot there ((requests waiting for it ahead + 1) × the member's mean
-  answer time ÷ its slots).
+  (the extra cached tokens × the share of what BooChat expected cached there that the member's hosts
+  said they reused lately ÷ `BOOCHAT_PREFILL_TOKENS_PER_SECOND`) exceeds the time it has waited plus
+  the expected wait for a slot there ((requests waiting for it ahead + 1) × the member's mean answer
+  time ÷ its slots).
   Otherwise, and for prompts no member holds, the freest member with room, in the pool's order.
 - `least_busy`: the member with room that has the fewest requests in flight per slot.
 - `round_robin`: the members in turn, each request waiting for the one it was given.
@@ -70,12 +74,20 @@ def _slots_key(route: Route) -> str:
     return f"slots:1:{route.ref}:{route.base_url}"
 
 
+def _positive(learned: Any) -> int:  # noqa: ANN401 - what the cache held
+    return learned if isinstance(learned, int) and not isinstance(learned, bool) and learned > 0 else 0
+
+
 def capacity(route: Route) -> int:
     """How many requests `route`'s member takes at once (0: no limit known)."""
-    if route.slots:
-        return route.slots
-    learned = cache.get(_slots_key(route))
-    return learned if isinstance(learned, int) and learned > 0 else 0
+    return route.slots or _positive(cache.get(_slots_key(route)))
+
+
+async def capacities(routes: Sequence[Route]) -> list[int]:
+    """capacity() of each member, read in one go off the event loop (the cache may be Redis)."""
+    unknown = [_slots_key(r) for r in routes if not r.slots]
+    learned = await cache.aget_many(unknown) if unknown else {}
+    return [r.slots or _positive(learned.get(_slots_key(r))) for r in routes]
 
 
 def learn_capacity(route: Route) -> None:
@@ -94,6 +106,10 @@ def learn_capacity(route: Route) -> None:
 # -- measured figures, per process ------------------------------------------------------------------
 
 _answer_seconds: dict[str, float] = {}  # member -> mean answer time (exponentially weighted)
+# member -> the share of the prefix BooChat expected cached there that the host said it reused
+# (exponentially weighted): a llama-server drops a conversation from its slot when another prompt
+# sharing its system prompt takes the slot (docs/wire.md, "Slots and prompt caching").
+_kept_share: dict[str, float] = {}
 _recent_reuse: dict[str, deque[tuple[int, int]]] = defaultdict(lambda: deque(maxlen=_RECENT))
 _turns = itertools.count()
 
@@ -103,18 +119,14 @@ def _note_duration(member: str, seconds: float) -> None:
     _answer_seconds[member] = seconds if previous is None else 0.8 * previous + 0.2 * seconds
 
 
-def note_reuse(member: str, cached: int, prompt: int) -> None:
-    """Record what a host said it reused of one prompt (tokens from its cache, tokens in all)."""
-    client = fleet_store.sync_redis() if settings.REDIS_URL else None
-    if client is None:
-        _recent_reuse[member].append((cached, prompt))
+def _note_kept(member: str, expected: float, cached: int, prompt: int) -> None:
+    """`expected`: the share of the prompt BooChat thought the member held; the host reused `cached` of
+    `prompt` tokens."""
+    if expected <= 0 or prompt <= 0:
         return
-    key = f"{fleet_store.prefix()}:reuse:{member}"
-    with client.pipeline(transaction=False) as pipe:
-        pipe.lpush(key, f"{cached} {prompt}")
-        pipe.ltrim(key, 0, _RECENT - 1)
-        pipe.expire(key, 3600)
-        pipe.execute()
+    share = min(1.0, cached / prompt / expected)
+    previous = _kept_share.get(member)
+    _kept_share[member] = share if previous is None else 0.8 * previous + 0.2 * share
 
 
 def recent_reuse(member: str) -> tuple[int, int]:
@@ -235,32 +247,77 @@ async def _leave(pool: str, ticket: str) -> None:
         await pipe.execute()
 
 
-def _force(member: str, lease: str) -> None:
+async def _force(member: str, lease: str) -> None:
     """Count a request on `member` whatever its slots say (a failover: the chosen member failed)."""
-    client = fleet_store.sync_redis()
+    client = fleet_store.async_redis()
     if client is None:
         with _lock:
             _local_leases[member].add(lease)
         return
     _redis_leases[lease] = member
-    client.zadd(_lease_key(member), {lease: time.time() + LEASE_SECONDS})
+    await client.zadd(_lease_key(member), {lease: time.time() + LEASE_SECONDS})
 
 
-def _end(member: str, lease: str) -> None:
-    client = fleet_store.sync_redis()
-    if client is None:
+def _end(member: str, lease: str, reuse: tuple[int, int] | None = None) -> None:
+    """End a lease, wake the waiters and keep what the host said it reused (cached, prompt tokens).
+    On an event loop the Redis part is a task of its own with the asyncio client: an answer's end
+    never blocks the loop on Redis."""
+    if not settings.REDIS_URL:
         with _lock:
             _local_leases[member].discard(lease)
+            if reuse is not None:
+                _recent_reuse[member].append(reuse)
         _wake_waiters()
         return
     _redis_leases.pop(lease, None)
     try:
-        with client.pipeline(transaction=False) as pipe:
-            pipe.zrem(_lease_key(member), lease)
-            pipe.publish(_freed_channel(), member)
-            pipe.execute()
+        asyncio.get_running_loop()
+    except RuntimeError:  # a thread, or the garbage collector outside any loop: blocking holds up no one
+        client = fleet_store.sync_redis()
+        assert client is not None
+        try:
+            with client.pipeline(transaction=False) as pipe:
+                _ending(pipe, member, lease, reuse).execute()
+        except Exception:  # noqa: BLE001 - Redis away: the lease expires by itself (LEASE_SECONDS)
+            logger.warning("could not end lease %s on %s; it expires in %g s", lease, member, LEASE_SECONDS)
+        return
+    ending = _background(_end_in_redis(member, lease, reuse))
+    _ends_pending.add(ending)
+    ending.add_done_callback(_ends_pending.discard)
+
+
+_ends_pending: set[asyncio.Task[None]] = set()
+
+
+async def _ended_here() -> None:
+    """Wait for the leases this event loop is still ending in Redis: a client's next request, sent as
+    soon as its answer ended, finds that answer's slot free."""
+    loop = asyncio.get_running_loop()
+    pending = [task for task in _ends_pending if task.get_loop() is loop]
+    if pending:
+        await asyncio.wait(pending, timeout=settings.BOOCHAT_CACHE_TIMEOUT)
+
+
+async def _end_in_redis(member: str, lease: str, reuse: tuple[int, int] | None) -> None:
+    client = fleet_store.async_redis()
+    assert client is not None
+    try:
+        async with client.pipeline(transaction=False) as pipe:
+            await _ending(pipe, member, lease, reuse).execute()
     except Exception:  # noqa: BLE001 - Redis away: the lease expires by itself (LEASE_SECONDS)
         logger.warning("could not end lease %s on %s; it expires in %g s", lease, member, LEASE_SECONDS)
+
+
+def _ending(pipe: Any, member: str, lease: str, reuse: tuple[int, int] | None) -> Any:  # noqa: ANN401
+    """A lease's end queued on a pipeline (redis or redis.asyncio: they queue alike)."""
+    pipe.zrem(_lease_key(member), lease)
+    pipe.publish(_freed_channel(), member)
+    if reuse is not None:
+        key = f"{fleet_store.prefix()}:reuse:{member}"
+        pipe.lpush(key, f"{reuse[0]} {reuse[1]}")
+        pipe.ltrim(key, 0, _RECENT - 1)
+        pipe.expire(key, 3600)
+    return pipe
 
 
 # A freed slot wakes the waiters at once (late binding without polling delays): in this process
@@ -374,6 +431,7 @@ def forget_local() -> None:
         _local_leases.clear()
         _local_lines.clear()
         _answer_seconds.clear()
+        _kept_share.clear()
         _recent_reuse.clear()
 
 
@@ -390,29 +448,27 @@ class Lease:
     started: float = field(default_factory=time.monotonic)
     ended: bool = False
     saw: bytes = b""  # the tail of the answer, where the host reports its cache use
+    expected: float = 0.0  # the share of the prompt BooChat expected cached on the member
 
     def end(self) -> None:
         if self.ended:
             return
         self.ended = True
         _note_duration(self.member, time.monotonic() - self.started)
-        _end(self.member, self.lease_id)
         cached, prompt = _reported_reuse(self.saw)
         if prompt is not None:
-            try:
-                note_reuse(self.member, cached or 0, prompt)
-            except Exception:  # noqa: BLE001 - a figure for a page: never a request's failure
-                logger.info("could not note cache reuse of %s", self.member)
+            _note_kept(self.member, self.expected, cached or 0, prompt)
+        _end(self.member, self.lease_id, None if prompt is None else (cached or 0, prompt))
 
     def watch(self, chunk: bytes) -> None:
         """Keep the end of the answer: its usage and timings say what the host reused."""
         self.saw = (self.saw + chunk)[-2048:]
 
-    def move_to(self, route: Route) -> None:
+    async def move_to(self, route: Route) -> None:
         """The request fails over to `route`'s member: count it there instead."""
         _end(self.member, self.lease_id)
         self.member, self.route, self.lease_id = str(route.ref), route, uuid.uuid4().hex
-        _force(self.member, self.lease_id)
+        await _force(self.member, self.lease_id)
 
 
 def _reported_reuse(tail: bytes) -> tuple[int | None, int | None]:
@@ -452,7 +508,8 @@ async def admit(route: Route, body: dict[str, Any], *, session: str = "") -> Adm
     pool = str(route.pool)
     usable = [r for r in route.candidates if not r.down] or list(route.candidates)
     members = [str(r.ref) for r in usable]
-    caps = [capacity(r) for r in usable]
+    caps = await capacities(usable)
+    await _ended_here()
     prefix = affinity.prefix_of(body)
     held, last = (await affinity.matches(pool, prefix, session=session)) if route.strategy == PoolStrategy.CACHE else ({}, "")
     base = {m: i for i, m in enumerate(members)}
@@ -505,7 +562,8 @@ async def admit(route: Route, body: dict[str, Any], *, session: str = "") -> Adm
     logger.info("%s: %s (%s; %d/%s in flight; ~%d prompt tokens cached there; waited %.0f ms)", pool, turn.member,
                 reason, turn.counts.get(turn.member, 0), caps[base[turn.member]] or "any", held_tokens, waited * 1000)
     rest = tuple(r for r in route.candidates if r is not chosen)
-    return Admission((chosen, *rest), Lease(turn.member, chosen, lease_id=lease), prefix, reason)
+    expected = held.get(turn.member, 0) / max(prefix.total_chars, 1)
+    return Admission((chosen, *rest), Lease(turn.member, chosen, lease_id=lease, expected=expected), prefix, reason)
 
 
 def _cache_choice(members: Sequence[str], tiers: Sequence[int], held: dict[str, int], counts: dict[str, int],
@@ -516,10 +574,12 @@ def _cache_choice(members: Sequence[str], tiers: Sequence[int], held: dict[str, 
     if not tiers[members.index(best)]:
         return "0", "no member holds its prefix: the freest with room"
     cached = held.get(best, 0)
+    if sum(1 for tier in tiers if tier == min(tiers)) > 1:  # a shared system prompt, cached on several
+        return "0", f"several members hold its longest cached prefix (~{cached // CHARS_PER_TOKEN} tokens): the freest"
     if not caps[best] or counts[best] < caps[best]:
         return "0" + best, f"longest cached prefix (~{cached // CHARS_PER_TOKEN} tokens)" if cached else "its session's member"
     others = max((held.get(m, 0) for m in members if m != best), default=0)
-    saved = (cached - others) / CHARS_PER_TOKEN / settings.BOOCHAT_PREFILL_TOKENS_PER_SECOND
+    saved = _kept_share.get(best, 1.0) * (cached - others) / CHARS_PER_TOKEN / settings.BOOCHAT_PREFILL_TOKENS_PER_SECOND
     wait = _expected_wait(best, caps[best], ahead)
     if saved > wait + waited:
         return "1" + best, f"waits for its cached member: {saved:.1f} s of prefill saved against ~{wait:.1f} s of wait"
@@ -551,10 +611,14 @@ def _background(work: Any) -> asyncio.Task[None]:  # noqa: ANN401 - a coroutine
 
 def learn_in_background(route: Route) -> None:
     """Read the member's slots from its host, once, off the request's path."""
-    if capacity(route) or route.kind not in (ProviderKind.LLAMA_SWAP, ProviderKind.LLAMA_SERVER):
+    if not route.slots and route.kind in (ProviderKind.LLAMA_SWAP, ProviderKind.LLAMA_SERVER):
+        _background(_learn(route))
+
+
+async def _learn(route: Route) -> None:
+    if _positive(await cache.aget(_slots_key(route))) or not await cache.aadd(_slots_key(route) + ":asking", 1, timeout=30):
         return
-    if cache.add(_slots_key(route) + ":asking", 1, timeout=30):
-        _background(asyncio.to_thread(learn_capacity, route))
+    await asyncio.to_thread(learn_capacity, route)
 
 
 # -- what /models/ shows ----------------------------------------------------------------------------

@@ -109,7 +109,7 @@ async def post_json(route: Route, url_of: Callable[[Route], str], body: dict[str
     try:
         for index, candidate in enumerate(candidates):
             if admission is not None and index:
-                admission.lease.move_to(candidate)
+                await admission.lease.move_to(candidate)
             payload = json.dumps({**body, "model": candidate.wire_model}).encode()
             following = candidates[index + 1].ref if index + 1 < len(candidates) else None
             try:

@@ -33,6 +33,7 @@ from boochat.gateway.app import (
     _upstream_failure,
     error,
     served_by,
+    session_key,
 )
 from boochat.gateway.chat_stream import ChatPieces, Piece
 from providers.capabilities import LLAMA_KINDS
@@ -68,9 +69,9 @@ async def answer(path: str, raw: bytes, headers: dict[bytes, bytes]) -> Reply | 
     except BadJsonBody as exc:
         return error(400, f"The request body {exc}.")
     if path == "responses":
-        return await responses.answer(body, headers)
+        return await responses.answer(body, headers, session=session_key(body, headers))
     if path == "messages":
-        return await messages.answer(body)
+        return await messages.answer(body, session=session_key(body, headers))
     return await token_counts.count_tokens(body)
 
 
@@ -99,13 +100,14 @@ def can_pass_through(route: Route, endpoint: str) -> bool:
                for candidate in route.candidates)
 
 
-async def send(route: Route, endpoint: str, body: Body) -> tuple[Route, UpstreamResponse] | Reply | None:
+async def send(route: Route, endpoint: str, body: Body, *, session: str = "") -> tuple[Route, UpstreamResponse] | Reply | None:
     """POST `body` to the host's `endpoint` (`chat/completions` or a native one), a pool's members
-    tried in turn. The open 200 response; an error reply; None when a native endpoint is missing."""
+    tried in turn (`session`: the client's key for its prefix affinity). The open 200 response; an
+    error reply; None when a native endpoint is missing."""
     native = endpoint != "chat/completions"
     try:
         route, response = await post_json(route, (lambda r: r.api_url(endpoint)) if native
-                                          else (lambda r: r.chat_completions_url), body)
+                                          else (lambda r: r.chat_completions_url), body, session=session)
     except UpstreamError as failure:
         return _unreachable(failure)
     if response.status == 200:

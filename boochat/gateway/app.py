@@ -279,10 +279,15 @@ def _cache_header(content: bytes) -> dict[str, str]:
 
 
 def session_key(body: dict[str, Any], headers: dict[bytes, bytes]) -> str:
-    """The client's own key for its conversation, if it sends one: `X-Session-Id`, else `user`."""
-    header = headers.get(b"x-session-id", b"").decode("latin-1").strip()
-    user = body.get("user")
-    return header[:200] or (user[:200] if isinstance(user, str) else "")
+    """The client's own key for its conversation, if it sends one (a pool's prefix affinity uses
+    it): the `X-Session-Id` header, else OpenAI's `prompt_cache_key` or `user`, else Anthropic's
+    `metadata.user_id`."""
+    metadata = body.get("metadata")
+    for key in (headers.get(b"x-session-id", b"").decode("latin-1"), body.get("prompt_cache_key"), body.get("user"),
+                metadata.get("user_id") if isinstance(metadata, dict) else None):
+        if isinstance(key, str) and key.strip():
+            return key.strip()[:200]
+    return ""
 
 
 async def route_of(model: Any) -> Route | Reply:

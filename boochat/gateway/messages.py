@@ -233,8 +233,8 @@ def _native_ok(body: Body) -> bool:
     return not (isinstance(choice, dict) and choice.get("type") in ("tool", "none"))
 
 
-async def answer(body: Body) -> Reply | StreamReply:
-    """The reply to `POST /v1/messages`."""
+async def answer(body: Body, *, session: str = "") -> Reply | StreamReply:
+    """The reply to `POST /v1/messages` (`session`: the client's key for a pool's prefix affinity)."""
     try:
         chat = chat_request(body)
     except BadRequest as exc:
@@ -244,12 +244,12 @@ async def answer(body: Body) -> Reply | StreamReply:
         return route
     model = str(body["model"])
     if _native_ok(body) and can_pass_through(route, "messages"):
-        sent = await send(route, "messages", body)
+        sent = await send(route, "messages", body, session=session)
         if sent is not None:
             return await _passed(sent, body, model)
     if body.get("thinking") is not None:
         chat.update(await database.run(lambda: thinking_fields(model, body["thinking"])))
-    sent = await send(route, "chat/completions", _host_body(route, chat))
+    sent = await send(route, "chat/completions", _host_body(route, chat), session=session)
     if sent is None or isinstance(sent, Reply):
         return sent or error(502, "The host has no chat completions endpoint.", type="upstream_error")
     route, response = sent

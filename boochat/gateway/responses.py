@@ -282,8 +282,8 @@ async def _keep(body: Body, headers: dict[bytes, bytes], response_id: str, conve
     await cache.aset(_kept_key(headers, response_id), conversation + [reply], settings.BOOCHAT_RESPONSES_TTL)
 
 
-async def answer(body: Body, headers: dict[bytes, bytes]) -> Reply | StreamReply:
-    """The reply to `POST /v1/responses`."""
+async def answer(body: Body, headers: dict[bytes, bytes], *, session: str = "") -> Reply | StreamReply:
+    """The reply to `POST /v1/responses` (`session`: the client's key for a pool's prefix affinity)."""
     history = await _history(body, headers)
     if isinstance(history, Reply):
         return history
@@ -298,7 +298,7 @@ async def answer(body: Body, headers: dict[bytes, bytes]) -> Reply | StreamReply
     model = str(body["model"])
     if effort is not None:
         chat.update(await database.run(lambda: reasoning_fields(model, effort)))
-    sent = await send(route, "chat/completions", chat)
+    sent = await send(route, "chat/completions", chat, session=session)
     if sent is None or isinstance(sent, Reply):
         return sent or error(502, "The host has no chat completions endpoint.", type="upstream_error")
     route, response = sent

@@ -10,6 +10,7 @@ import asyncio
 import functools
 import json
 import math
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,7 +19,7 @@ from urllib.parse import unquote
 from tests.fakes import agent_apis
 from tests.fakes.fixtures import fixture_bytes, json_fixture, sse_events
 from tests.fakes.server import FakeHost, Raw, RecordedRequest, Response, Stream
-from tests.fakes.slots import Slots, rendered, tokens
+from tests.fakes.slots import Slots, prompt_digest, rendered, tokens
 
 _STREAM = [json.loads(e[len(b"data: "):]) for e in sse_events("llama-server/12-a-chat-stream-usage.http")[:-1]]
 _STREAM_NO_USAGE = [json.loads(e[len(b"data: "):]) for e in sse_events("llama-server/11-a-chat-stream.http")[:-1]]
@@ -340,9 +341,13 @@ class FakeLlamaSwap(FakeHost):
             return answer
         body = request.json()
         prompt = rendered(body.get("messages") or [])
+        arrived = time.perf_counter()
         slot, cached_chars = await slots.take(prompt)
+        slotted = time.perf_counter()
         prompt_tokens, cached = tokens(len(prompt)), tokens(cached_chars)
         await asyncio.sleep((prompt_tokens - cached) * slots.prefill_seconds)
+        slots.journal.append({"prompt": prompt_digest(prompt), "arrived": arrived, "slotted": slotted,
+                              "prefilled": time.perf_counter()})
         reply = list(self.reply)
         text = prompt + "<|assistant|>" + "".join(reply) + "<|end|>"
         timings = {"cache_n": cached, "prompt_n": prompt_tokens - cached,

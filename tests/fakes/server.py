@@ -13,7 +13,7 @@ import json
 import ssl
 import threading
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -212,10 +212,11 @@ class FakeHost:
         writer.write((status_line + _header_block(headers)).encode("latin-1"))
         # The client going away shows as EOF on the read side while we stream.
         client_gone = asyncio.ensure_future(reader.read(1))
+        chunks = _aiter(reply.chunks)
         try:
             sent = 0
             started = asyncio.get_running_loop().time()
-            async for chunk in _aiter(reply.chunks):
+            async for chunk in chunks:
                 if reply.drop_after is not None and sent >= reply.drop_after:
                     writer.transport.abort()  # the host dies mid-answer: no terminating chunk
                     return False
@@ -234,6 +235,9 @@ class FakeHost:
             self.disconnects.append(request)
             return False
         finally:
+            # Closed now, not whenever the collector gets to it: an answer's generator frees its slot
+            # (tests.fakes.slots) the moment its client left, as llama-server does.
+            await chunks.aclose()
             client_gone.cancel()
             with contextlib.suppress(BaseException):
                 await client_gone  # the reader must be free before the next request is read
@@ -251,10 +255,14 @@ def _header_block(headers: dict[str, str]) -> str:
     return "".join(f"{name}: {value}\r\n" for name, value in headers.items()) + "\r\n"
 
 
-async def _aiter(chunks: Iterable[bytes] | AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+async def _aiter(chunks: Iterable[bytes] | AsyncIterator[bytes]) -> AsyncGenerator[bytes, None]:
     if hasattr(chunks, "__aiter__"):
-        async for chunk in chunks:
-            yield chunk
+        try:
+            async for chunk in chunks:
+                yield chunk
+        finally:
+            if hasattr(chunks, "aclose"):
+                await chunks.aclose()
     else:
         for chunk in chunks:
             yield chunk

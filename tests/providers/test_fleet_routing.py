@@ -2,10 +2,13 @@
 fair line when every member is full: through the gateway, against fake llama-servers with slots and
 a prompt cache (tests.fakes.slots)."""
 
+import contextlib
+import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import anthropic
 import httpx
 import openai
 import pytest
@@ -113,6 +116,38 @@ def test_agent_sessions_spread_over_the_members_and_each_turn_returns_to_its_cac
     assert member_counts(4) == dict.fromkeys(map(served_by, range(4)), 0)
 
 
+def test_new_sessions_sharing_a_system_prompt_cached_on_several_members_go_to_the_freest(fleet_of, gateway, key,
+                                                                                         settings):
+    settings.BOOCHAT_PREFILL_TOKENS_PER_SECOND = 10_000_000  # the system prompt's prefill is worth no wait
+    hosts = fleet_of(2, slots_each=2, decode=0.01, reply=["word "] * 1000, override=2)  # 10 s answers
+    headers = {"Authorization": f"Bearer {key}"}
+
+    def session(n, *, stream=True):
+        body = {"model": "fleet/qwen3-8b", "stream": stream,
+                "messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": f"Task {n}."}]}
+        if stream:
+            return gateway.send(gateway.build_request("POST", "/v1/chat/completions", headers=headers, json=body),
+                                stream=True)
+        return gateway.post("/v1/chat/completions", headers=headers, json=body)
+
+    held = [session(1), session(2)]  # the first as the freest, the second for its cached system prompt
+    try:
+        assert [h.headers["X-BooChat-Served-By"] for h in held] == [served_by(0)] * 2
+        for host in hosts:
+            host.reply = ["short"]
+        assert session(3, stream=False).headers["X-BooChat-Served-By"] == served_by(1)  # box0 is full
+        for h in held:
+            h.close()
+        until(lambda: member_counts(2) == {served_by(0): 0, served_by(1): 0}, message="both members free")
+        for host in hosts:
+            host.reply = ["word "] * 1000
+        held += [session(4), session(5)]  # both members hold the system prompt now
+        assert [h.headers["X-BooChat-Served-By"] for h in held[2:]] == [served_by(0), served_by(1)]
+    finally:
+        for h in held:
+            h.close()
+
+
 def test_a_client_session_id_keeps_its_member_when_the_prompt_changes_at_the_start(fleet_of, gateway, key):
     fleet_of(3, slots_each=1, decode=0.01, reply=["word "] * 1000, override=1)
     headers = {"Authorization": f"Bearer {key}"}
@@ -130,6 +165,53 @@ def test_a_client_session_id_keeps_its_member_when_the_prompt_changes_at_the_sta
             assert response.status_code == 200
             members.append(response.headers["X-BooChat-Served-By"])
             held.close()  # box0 is free from the second turn on
+    assert members == [served_by(1)] * 3  # the session's member, though box0 comes first and has room
+
+
+def _chat_turn(base_url, key, turn, session):
+    with openai.OpenAI(base_url=f"{base_url}/v1", api_key=key, max_retries=0, timeout=30) as client:
+        raw = client.chat.completions.with_raw_response.create(
+            model="fleet/qwen3-8b", **session,
+            messages=[{"role": "system", "content": f"Turn {turn} at 12:0{turn}"}, {"role": "user", "content": "hi"}])
+    return raw.headers["X-BooChat-Served-By"]
+
+
+def _responses_turn(base_url, key, turn, session):
+    with openai.OpenAI(base_url=f"{base_url}/v1", api_key=key, max_retries=0, timeout=30) as client:
+        raw = client.responses.with_raw_response.create(model="fleet/qwen3-8b", instructions=f"Turn {turn} at 12:0{turn}",
+                                                        input="hi", **session)
+    return raw.headers["X-BooChat-Served-By"]
+
+
+def _messages_turn(base_url, key, turn, session):
+    with anthropic.Anthropic(base_url=base_url, api_key=key, max_retries=0, timeout=30) as client:
+        raw = client.messages.with_raw_response.create(model="fleet/qwen3-8b", max_tokens=50, system=f"Turn {turn} at 12:0{turn}",
+                                                       messages=[{"role": "user", "content": "hi"}], **session)
+    return raw.headers["X-BooChat-Served-By"]
+
+
+@pytest.mark.parametrize("turn_of, session", [
+    (_chat_turn, {"prompt_cache_key": "agent-run-17"}),
+    (_chat_turn, {"user": "agent-run-17"}),
+    (_responses_turn, {"extra_headers": {"X-Session-Id": "agent-run-17"}}),
+    (_responses_turn, {"user": "agent-run-17"}),
+    (_responses_turn, {"prompt_cache_key": "agent-run-17"}),
+    (_messages_turn, {"extra_headers": {"X-Session-Id": "agent-run-17"}}),
+    (_messages_turn, {"metadata": {"user_id": "agent-run-17"}}),
+], ids=["chat-prompt_cache_key", "chat-user", "responses-header", "responses-user", "responses-prompt_cache_key",
+        "messages-header", "messages-metadata.user_id"])
+def test_every_agent_api_keeps_a_client_session_on_its_member(fleet_of, asgi_server, gateway, key, turn_of, session):
+    fleet_of(3, slots_each=1, decode=0.01, reply=["word "] * 1000, override=1)
+    held = hold(gateway, {"Authorization": f"Bearer {key}"})  # box0, first in the pool's order, is busy for turn 0
+    members = []
+    try:
+        for host in fleet_of.started:
+            host.reply = ["short"]
+        for turn in range(3):  # each turn's prompt starts with something new: no prefix in common
+            members.append(turn_of(asgi_server.url, key, turn, session))
+            held.close()  # box0 is free from the second turn on
+    finally:
+        held.close()
     assert members == [served_by(1)] * 3  # the session's member, though box0 comes first and has room
 
 
@@ -181,6 +263,43 @@ def test_a_full_cached_member_is_waited_for_only_when_the_prefill_saved_outweigh
     assert response.status_code == 200 and response.headers["X-BooChat-Served-By"] == f"{expected}/qwen3-8b"
     cached = response.json()["usage"]["prompt_tokens_details"]["cached_tokens"]
     assert (cached > len(SYSTEM) // 2) == (expected == "box0")
+
+
+def test_a_full_member_whose_host_dropped_its_conversations_is_not_waited_for(fleet_of, gateway, key, settings):
+    settings.BOOCHAT_PREFILL_TOKENS_PER_SECOND = 1  # on BooChat's belief alone, any cached prefix is worth a wait
+    hosts = fleet_of(2, slots_each=1, decode=0.01, reply=["word "] * 5, override=1)
+    for host in hosts:
+        host.slots.cache_tokens = 0  # --cache-ram 0: a prompt that leaves the slot is gone
+    headers = {"Authorization": f"Bearer {key}"}
+    conversation = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "first"}]
+
+    def turn(question):
+        answer = gateway.post("/v1/chat/completions", headers=headers,
+                              json={"model": "fleet/qwen3-8b", "messages": conversation})
+        conversation.extend([{"role": "assistant", "content": answer.json()["choices"][0]["message"]["content"]},
+                             {"role": "user", "content": question}])
+        return answer
+
+    assert turn("second").headers["X-BooChat-Served-By"] == served_by(0)
+    gateway.post("/v1/chat/completions", headers=headers, json={  # takes box0's slot: the conversation is dropped
+        "model": "fleet/qwen3-8b", "messages": [{"role": "user", "content": "unrelated"}]})
+    again = turn("third")
+    assert again.headers["X-BooChat-Served-By"] == served_by(0)  # where BooChat thought it was cached
+    assert again.json()["usage"]["prompt_tokens_details"]["cached_tokens"] < 10  # the host says otherwise
+    for host in hosts:
+        host.reply = ["word "] * 1000
+    held = hold(gateway, headers, "other work")  # box0 is full for 10 s
+    try:
+        assert held.headers["X-BooChat-Served-By"] == served_by(0)
+        for host in hosts:
+            host.reply = ["short"]
+        with ThreadPoolExecutor(1) as pool:
+            answer = pool.submit(gateway.post, "/v1/chat/completions", headers=headers,
+                                 json={"model": "fleet/qwen3-8b", "messages": conversation})
+            until(answer.done, timeout=5, message="the turn answered while box0 is busy")
+        assert answer.result().headers["X-BooChat-Served-By"] == served_by(1)
+    finally:
+        held.close()
 
 
 # -- the line -----------------------------------------------------------------------------------------
@@ -339,6 +458,79 @@ def test_least_busy_takes_the_member_with_the_fewest_requests_per_slot(fleet_of,
         for stream in held[1:]:
             stream.close()
     assert same_as_box1.headers["X-BooChat-Served-By"] == served_by(0)
+
+
+class HeldRedis:
+    """A TCP relay in front of Redis that holds every ZREM (a lease's end) until `release()`: a Redis
+    that stopped answering, as far as ending counts goes."""
+
+    def __init__(self, url):
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(url)
+        self.target, self.db = (parts.hostname, parts.port or 6379), parts.path
+        self.gate = threading.Event()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"redis://127.0.0.1:{self.listener.getsockname()[1]}{self.db}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self.target)
+            threading.Thread(target=self._pump, args=(client, server, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(server, client, False), daemon=True).start()
+
+    def _pump(self, source, sink, held):
+        try:
+            while chunk := source.recv(65536):
+                if held and b"$4\r\nZREM\r\n" in chunk:
+                    self.gate.wait()
+                sink.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            for end in (source, sink):
+                with contextlib.suppress(OSError):
+                    end.shutdown(socket.SHUT_RDWR)
+
+    def release(self):
+        self.gate.set()
+
+    def close(self):
+        self.release()
+        self.listener.close()
+
+
+def test_an_answers_end_never_waits_for_redis_on_the_event_loop(fleet_of, asgi_server, key, settings):
+    import uuid
+
+    import redis
+
+    url = redis_url()
+    relay = HeldRedis(url)
+    prefix = f"test-{uuid.uuid4().hex[:8]}"
+    settings.REDIS_URL, settings.BOOCHAT_CACHE_PREFIX = relay.url, prefix
+    settings.BOOCHAT_CACHE_TIMEOUT = 60  # a blocking call would hold the loop that long
+    fleet_of(1, slots_each=1, override=1)
+    store = redis.Redis.from_url(url)
+    leases = f"{prefix}:fleet:inflight:{served_by(0)}"
+    try:
+        with httpx.Client(base_url=asgi_server.url, timeout=30) as client, ThreadPoolExecutor(1) as pool:
+            answer = pool.submit(client.post, "/v1/chat/completions", headers={"Authorization": f"Bearer {key}"},
+                                 json={"model": "fleet/qwen3-8b", "messages": [{"role": "user", "content": "hi"}]})
+            until(answer.done, timeout=15, message="the answer while Redis holds its lease's end")
+            assert answer.result().status_code == 200
+            assert store.zcard(leases) == 1  # its end is still on its way
+            relay.release()
+            until(lambda: store.zcard(leases) == 0, message="the lease ended once Redis answered")
+    finally:
+        relay.close()
+        for stale in store.scan_iter(f"{prefix}:*"):
+            store.delete(stale)
 
 
 # -- several workers --------------------------------------------------------------------------------
