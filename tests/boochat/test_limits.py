@@ -95,6 +95,11 @@ def test_tokens_per_day_refuse_once_used_up_until_midnight(asgi_server, hosts, a
     with sdk_with(asgi_server, key) as sdk:
         answer = sdk.chat.completions.create(model="sam-desktop/qwen3-30b", messages=HI)  # 53 tokens
         assert answer.usage.total_tokens == 53
+        # The answer is recorded once its stream has ended on the server, which may be after the client
+        # read its last byte: wait for the record, then for its tokens to be counted.
+        deadline = time.monotonic() + 10
+        while not UsageRecord.objects.filter(key__name="agent").exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
         assert recorder.wait_idle(10)
         with pytest.raises(openai.RateLimitError) as refused:
             sdk.chat.completions.create(model="sam-desktop/qwen3-30b", messages=HI)
