@@ -50,10 +50,16 @@ def record_outcome(answer: Message | ArenaAnswer, acc: StreamAccumulator, state:
     return False
 
 
+def too_long(route: Route) -> str:
+    """Why an answer ended at BOOCHAT_MAX_ANSWER_BYTES (stored answers stay bounded)."""
+    return (f"Truncated: the answer passed BooChat's limit of {settings.BOOCHAT_MAX_ANSWER_BYTES:,} bytes "
+            f"(BOOCHAT_MAX_ANSWER_BYTES); {route.provider_name} ({route.provider}) was stopped here.")
+
+
 async def relay_stream(route: Route, response: UpstreamResponse, answer: Message | ArenaAnswer,
                        on_end: Callable[[StreamAccumulator, str, str], None] | None = None,
                        prefix: tuple[str, str] = ("", ""), deadline: float | None = None,
-                       meter: Meter | None = None, calls_tools: bool = False) -> AsyncIterator[bytes]:
+                       meter: Meter | None = None, calls_tools: bool = False, spent: int = 0) -> AsyncIterator[bytes]:
     """Yield the upstream bytes as they arrive, and save `answer` however the stream ends: complete,
     failed (the host said so), or interrupted (host dropped, or the browser left). `on_end` runs
     after the answer is saved, in the same thread, with the accumulator, state and error (not if the
@@ -64,6 +70,7 @@ async def relay_stream(route: Route, response: UpstreamResponse, answer: Message
 
     `calls_tools`: the host was offered tools; a stream that ends complete with tool calls leaves the
     answer streaming (its job runs the calls and asks again), its usage carried to the next round.
+    `spent`: the bytes its earlier rounds took (sent and tool results), which count toward the size cap.
 
     While it streams, what arrived is noted every second and saved with the next batch
     (boochat.autosave): a busy database makes those saves later, never the bytes."""
@@ -80,9 +87,8 @@ async def relay_stream(route: Route, response: UpstreamResponse, answer: Message
             if meter is not None and not received:
                 meter.first_byte()
             received += len(chunk)
-            if received > limit:  # stored answers stay bounded
-                stopped = ("answer_too_long", f"Truncated: the answer passed BooChat's limit of {limit:,} bytes "
-                                              f"(BOOCHAT_MAX_ANSWER_BYTES); {name} was stopped here.")
+            if spent + received > limit:  # stored answers stay bounded
+                stopped = ("answer_too_long", too_long(route))
             elif deadline is not None and time.monotonic() > deadline:
                 stopped = ("answer_timeout", f"Stopped after {settings.BOOCHAT_ANSWER_TIMEOUT:,} s "
                                              f"(BOOCHAT_ANSWER_TIMEOUT); {name} was stopped here.")

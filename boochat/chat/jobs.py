@@ -5,10 +5,12 @@ send saves the turn and starts the job; the sender, a reload, another tab or dev
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from django.conf import settings
 from django.http import Http404
@@ -29,12 +31,15 @@ from boochat.chat.broker import (
     read_redis,
     redis_client,
 )
-from boochat.chat.prompt import round_messages
+from boochat.chat.compaction import learn_from_overflow
+from boochat.chat.prompt import answer_reserve, estimate_tokens, round_messages
 from boochat.chat.relay import relay
 from boochat.chat.turns import STOPPED_BEFORE_START, NewTurn, Turn, start_turn
 from boochat.models import ChatSession, Message, MessageState
-from boochat.relay import json_bytes
+from boochat.relay import json_bytes, too_long
 from boochat.usage.recording import STATUS_STOPPED
+from providers.context import context_size_for
+from providers.http import UpstreamResponse
 from providers.models import ProviderKind
 from providers.routing import Route
 from providers.upstream import UpstreamError, open_chat_stream
@@ -185,12 +190,16 @@ async def _answer(job: Job, feed: RedisFeed | None, session: ChatSession, turn: 
         if feed is not None:
             feed.add(len(job.events), block)
 
+    asked = turn.body or {}  # the first round's request: each later one adds every round so far
+    # BOOCHAT_MAX_ANSWER_BYTES caps the whole answer: what the host sent in every round, and the results.
+    streamed = spent = 0
     while True:
         splitter = EventSplitter()
         # A continued answer's events hold only its rest, which alone is not the saved answer's Markdown.
         blocks = AnswerBlocks() if not turn.prefix else None
         try:
-            async for chunk in relay(turn, deadline=deadline, calls_tools=bool(offered)):
+            async for chunk in relay(turn, deadline=deadline, calls_tools=bool(offered), spent=spent):
+                streamed += len(chunk)
                 for block in splitter.feed(chunk):
                     publish(block)
                     # Rendered here, once for all readers (each round's text on its own); the final render shows the rest.
@@ -215,18 +224,51 @@ async def _answer(job: Job, feed: RedisFeed | None, session: ChatSession, turn: 
         try:
             await tool_loop.run_round(len(answer.tool_rounds) - 1, round_, answer=answer, session=session, offered=offered,
                                       publish=publish, watch=watch)
-            body = {**(turn.body or {}), "messages": [*(turn.body or {}).get("messages", []),
-                                                      *round_messages([round_], deepseek=turn.route.kind == ProviderKind.DEEPSEEK)]}
-            route, response = await open_chat_stream(turn.route, body)
+            spent = streamed + sum(len(call["result"].encode()) for r in answer.tool_rounds for call in r["calls"])
+            if spent > settings.BOOCHAT_MAX_ANSWER_BYTES:
+                publish(b"data: " + json_bytes({"error": {"message": (notice := too_long(turn.route)), "type": "answer_too_long"}}))
+                await _end_between_rounds(job, turn, MessageState.INTERRUPTED, notice, publish)
+                return
+            route, response, body = await _ask_again(turn, asked, answer.tool_rounds)
         except (asyncio.CancelledError, tool_loop.Stopped):
             tool_loop.not_run(round_, STOPPED_BY_USER)
             await _end_between_rounds(job, turn, MessageState.INTERRUPTED, STOPPED_BY_USER, publish)
             return
-        except UpstreamError as exc:
+        except (UpstreamError, TooLong) as exc:
             publish(b"data: " + json_bytes({"error": {"message": str(exc), "type": "upstream_error"}}))
             await _end_between_rounds(job, turn, MessageState.FAILED, str(exc), publish)
             return
         turn = replace(turn, route=route, response=response, body=body, prefix="", prefix_reasoning="")
+
+
+class TooLong(Exception):
+    """The conversation does not fit the model's context even with this answer's tool results cut."""
+
+
+async def _ask_again(turn: Turn, asked: dict[str, Any], rounds: list[dict[str, Any]]) -> tuple[Route, UpstreamResponse, dict[str, Any]]:
+    """Ask the model again with every round's calls and results after the request `asked`, kept
+    within its context: the oldest results of this answer are shortened for the model when the
+    whole would not fit (tool_loop.fit_results); once more, shorter, if the host says it overflowed."""
+    before = asked.get("messages", [])
+    schemas = estimate_tokens([{"content": json.dumps(asked["tools"])}]) if asked.get("tools") else 0
+
+    def fitted(n_ctx: int, scale: float) -> dict[str, Any]:
+        messages = [*before, *round_messages(rounds, deepseek=turn.route.kind == ProviderKind.DEEPSEEK)]
+        if not tool_loop.fit_results(messages, len(before), budget=n_ctx - answer_reserve(n_ctx), scale=scale,
+                                     extra=schemas):
+            raise TooLong(f"The conversation no longer fits the context of {turn.route.requested} ({n_ctx:,} tokens), "
+                          "even with this answer's tool results shortened; the model was not asked again.")
+        return {**asked, "messages": messages}
+
+    body = fitted((await database.run(context_size_for, turn.route.requested)).tokens, 1.0)
+    try:
+        route, response = await open_chat_stream(turn.route, body)
+    except UpstreamError as exc:
+        if not exc.over_context:
+            raise
+        body = fitted(*await learn_from_overflow(turn.route, exc, body["messages"]))
+        route, response = await open_chat_stream(turn.route, body)
+    return route, response, body
 
 
 async def _end_between_rounds(job: Job, turn: Turn, state: str, error: str, publish: Callable[[bytes], None]) -> None:

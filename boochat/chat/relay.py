@@ -12,11 +12,11 @@ from boochat.relay import relay_stream
 from boochat.sse import StreamAccumulator
 
 
-def relay(turn: Turn, deadline: float | None = None, *, calls_tools: bool = False) -> AsyncIterator[bytes]:
+def relay(turn: Turn, deadline: float | None = None, *, calls_tools: bool = False, spent: int = 0) -> AsyncIterator[bytes]:
     """The chat answer's stream; the session moves to the top of the list when it ends."""
 
     def touch_session(acc: StreamAccumulator, state: str, error: str) -> None:
         ChatSession.objects.filter(pk=turn.answer.session_id).update(updated_at=timezone.now())
 
     return relay_stream(turn.route, turn.response, turn.answer, touch_session, (turn.prefix, turn.prefix_reasoning),
-                        deadline, meter=turn.meter, calls_tools=calls_tools)
+                        deadline, meter=turn.meter, calls_tools=calls_tools, spent=spent)

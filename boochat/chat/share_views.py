@@ -17,12 +17,18 @@ from boochat.chat.branches import Tree
 from boochat.models import ChatSession, Message, SharedChat
 from settings_app.requests import HtmxHttpRequest
 
+SHARED_CALL_FIELDS = ("id", "function", "arguments", "result", "is_error", "duration_ms", "approval", "state")
+
 
 def snapshot(branch: list[Message]) -> list[dict[str, object]]:
-    """The questions and answers of `branch` as a share keeps them: text and the answering model only.
-    Attachments are left out (a file may hold what its question does not show); their number is kept."""
+    """The questions and answers of `branch` as a share keeps them: text, an answer's tool calls and
+    results (shown read-only, escaped), and the answering model. Attachments are left out (a file may
+    hold what its question does not show); their number is kept."""
     return [{"role": m.role, "content": m.content,
              "model": (m.wire_model or m.model_id) if m.is_answer else "",
+             "tool_rounds": [{"text": round_.get("text") or "",
+                              "calls": [{key: call.get(key) for key in SHARED_CALL_FIELDS} for call in round_.get("calls") or []]}
+                             for round_ in m.tool_rounds] if m.is_answer else [],
              "left_out": len(m.attachments.all()) if not m.is_answer else 0}
             for m in branch]
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -18,6 +19,7 @@ from django.contrib.auth.models import User
 from django.utils import timezone
 
 from boochat import database
+from boochat.chat.prompt import estimate_tokens
 from boochat.models import ChatSession, Message, MessageState, ToolDecision
 from providers.capabilities import tool_support
 from tools.catalog import ServerTools, Tool, ToolResult, call_tool, servers_for
@@ -67,6 +69,30 @@ def not_run(round_: dict[str, Any], why: str) -> None:
     for call in round_["calls"]:
         if call["state"] != "done":
             call.update(result=why, is_error=True, state="done")
+
+
+def shortened(result: str, keep: int) -> str:
+    """A tool result cut to its first `keep` characters for the model, saying so."""
+    return f"{result[:keep]}\n[result shortened to fit the context: {keep} of {len(result)} characters]"
+
+
+def fit_results(messages: list[dict[str, Any]], first: int, *, budget: int, scale: float = 1.0, extra: int = 0) -> bool:
+    """Shorten the `tool` messages of `messages[first:]` (this answer's results, oldest first) until
+    the whole estimates within `budget` tokens (with `extra` tokens more, the tools' schemas; times
+    `scale`, how far the estimate fell short of the host's own count); False if even all of them cut
+    to nothing do not fit. Only these copies are cut: the saved results stay whole."""
+    def over() -> int:
+        return math.ceil((estimate_tokens(messages) + extra) * scale) - budget
+
+    for item in messages[first:]:
+        if (excess := over()) <= 0:
+            return True
+        if item.get("role") == "tool":
+            whole = item["content"]
+            cut = math.ceil(excess / scale) * 3 + len(shortened(whole, len(whole))) - len(whole)
+            if len(cut_down := shortened(whole, max(0, len(whole) - cut))) < len(whole):
+                item["content"] = cut_down
+    return over() <= 0
 
 
 class Stopped(Exception):

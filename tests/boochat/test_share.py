@@ -108,3 +108,24 @@ def test_staff_can_revoke_a_link_in_admin_without_seeing_its_token(user_client, 
     assert "Tides" in listing and shared.token not in listing
     admin_client.post("/admin/boochat/sharedchat/", {"action": "revoke", "_selected_action": [shared.pk]})
     assert Client().get(shared.get_absolute_url()).status_code == 404
+
+
+def test_a_shared_answer_shows_its_tool_calls_read_only_and_escaped(user_client, chat):
+    answer = chat.messages.get(role="assistant")
+    answer.tool_rounds = [{"text": "Let me *look*.", "reasoning": "private thoughts", "calls": [
+        {"id": "call_1", "function": "web__read_page", "arguments": '{"url": "https://example.org/<i>"}',
+         "result": "<script>alert('x')</script> The Moon pulls.", "is_error": False, "duration_ms": 120,
+         "approval": "run", "state": "done"},
+        {"id": "call_2", "function": "web__web_search", "arguments": "{}", "result": "", "is_error": False,
+         "duration_ms": None, "approval": "", "state": "waiting"}]}]
+    answer.save()
+    shared, _ = share(user_client, chat)
+    page = Client().get(shared.get_absolute_url()).content.decode()
+    assert page.count('<details class="tool-call') == 2 and "<details class=\"tool-call\" data-call=\"call_1\">" in page  # collapsed
+    assert "web__read_page" in page and "120 ms" in page and "<em>look</em>" in page
+    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; The Moon pulls." in page and "<script>alert" not in page
+    assert "{&quot;url&quot;: &quot;https://example.org/&lt;i&gt;&quot;}" in page
+    assert "not run" in page and "tool-approval" not in page and "private thoughts" not in page
+    answer.tool_rounds = []
+    answer.save()  # the copy keeps the calls as they were shared
+    assert "web__read_page" in Client().get(shared.get_absolute_url()).content.decode()

@@ -125,6 +125,60 @@ def test_the_step_cap_ends_the_answer_with_a_notice(user_client, hosts, settings
     assert "limit of 2 rounds" in user_client.get(chat.get_absolute_url()).content.decode()
 
 
+def small_context(hosts, n_ctx):
+    """qwen3-30b holds only `n_ctx` tokens: its host refuses more, and BooChat knows the size."""
+    from providers.models import ModelOverride, Provider
+
+    hosts["sam-desktop"].models[0].n_ctx = n_ctx
+    ModelOverride.objects.create(provider=Provider.objects.get(slug="sam-desktop"), model="qwen3-30b", context_size=n_ctx)
+
+
+def test_a_result_too_large_for_the_context_is_shortened_for_the_model_only(user_client, hosts, chat):
+    small_context(hosts, 6000)
+    hosts["sam-desktop"].tool_rounds = [[("lab__huge", {"size": 6000}), ("lab__huge", {"size": 3000})]]
+    send(user_client, chat, "Read both")
+    answer = chat.messages.get(role="assistant")
+    assert (answer.state, answer.error) == (MessageState.COMPLETE, "")
+    asked = streamed(hosts["sam-desktop"])[-1]["messages"]
+    older, newer = asked[-2]["content"], asked[-1]["content"]
+    assert older.startswith("0123456789") and older.endswith(" of 6000 characters]")
+    assert "\n[result shortened to fit the context: " in older and len(older) < 6000
+    kept = int(older.rsplit(": ", 1)[1].split(" ")[0])
+    assert 0 < kept and older == ("0123456789" * 600)[:kept] + f"\n[result shortened to fit the context: {kept} of 6000 characters]"
+    assert newer == "0123456789" * 300  # the oldest result is cut first
+    assert [len(c["result"]) for c in answer.tool_rounds[0]["calls"]] == [6000, 3000]  # saved whole
+    page = user_client.get(chat.get_absolute_url()).content.decode()
+    assert "0123456789" * 600 in page and "result shortened" not in page
+
+
+def test_an_answer_that_cannot_fit_even_shortened_fails_saying_why(user_client, hosts, chat):
+    small_context(hosts, 1200)
+    hosts["sam-desktop"].tool_rounds = [[("lab__huge", {"size": 1000})]]
+    send(user_client, chat, "Read this: " + "words " * 275)  # fits alone, but leaves no room for the result
+    answer = chat.messages.get(role="assistant")
+    assert answer.state == MessageState.FAILED
+    assert answer.error == ("The conversation no longer fits the context of sam-desktop/qwen3-30b (1,200 tokens), even "
+                            "with this answer's tool results shortened; the model was not asked again.")
+    assert answer.tool_rounds[0]["calls"][0]["result"] == "0123456789" * 100
+    assert "no longer fits the context" in user_client.get(chat.get_absolute_url()).content.decode()
+
+
+@pytest.mark.parametrize("limit, rounds", [(5_000, 2), (3_500, 1)])
+def test_the_size_cap_counts_every_round_and_result(user_client, hosts, settings, chat, limit, rounds):
+    """Each round alone is under the cap: the whole answer is not. It ends while the model writes
+    (5,000), or before the model is asked again when the results pass it (3,500)."""
+    settings.BOOCHAT_MAX_ANSWER_BYTES = limit
+    hosts["sam-desktop"].tool_rounds = [[("lab__huge", {"size": 3000})]]
+    send(user_client, chat, "Read")
+    answer = chat.messages.get(role="assistant")
+    assert len(streamed(hosts["sam-desktop"])) == rounds
+    assert answer.state == MessageState.INTERRUPTED
+    assert answer.error == (f"Truncated: the answer passed BooChat's limit of {limit:,} bytes (BOOCHAT_MAX_ANSWER_BYTES); "
+                            "Sam's desktop (sam-desktop) was stopped here.")
+    assert len(answer.tool_rounds[0]["calls"][0]["result"]) == 3000
+    assert "Truncated: the answer passed" in user_client.get(chat.get_absolute_url()).content.decode()
+
+
 def test_a_model_that_calls_no_tools_is_offered_none(user_client, hosts, chat):
     hosts["sam-desktop"].models[0].template_caps = {"supports_tools": False}
     send(user_client, chat, "hi")
