@@ -28,7 +28,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from harness import fast_event_loops, percentile, record, running_app, setup_django
+from harness import fast_event_loops, local_redis_url, percentile, record, running_app, setup_django
 
 setup_django()
 
@@ -219,17 +219,6 @@ def breakdown(turns: list[Turn], journal: dict[str, dict[str, float]]) -> str:
             + f" (means); {slow} of {len(waits)} turns waited over 50 ms in BooChat")
 
 
-def redis_url() -> str:
-    import redis
-
-    url = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/11"
-    try:
-        redis.Redis.from_url(url, socket_connect_timeout=1).ping()
-    except redis.RedisError:
-        return ""
-    return url
-
-
 def main() -> None:
     strategies = [PoolStrategy.CACHE, PoolStrategy.ROUND_ROBIN, PoolStrategy.LEAST_BUSY]
     fleets = [start_fleet(MEMBERS) for _ in strategies]
@@ -245,7 +234,7 @@ def main() -> None:
         ModelOverride.objects.create(provider=pool, model=MODEL, members=members)
     _, key = create_key(name="bench")
     headers = {"Authorization": f"Bearer {key}"}
-    redis = redis_url()
+    redis = local_redis_url()
     env = {"BOOCHAT_QUEUE_TIMEOUT": "600", "BOOCHAT_QUEUE_MAX": "1000", "BOOCHAT_LOG_LEVEL": "WARNING",
            # the fleet's prefill rate in BooChat's tokens (4 characters; the fakes count 1.5)
            "BOOCHAT_PREFILL_TOKENS_PER_SECOND": str(int(1 / PREFILL_SECONDS * 3 / 8))}

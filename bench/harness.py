@@ -52,6 +52,18 @@ def logged_in(username: str) -> tuple[Any, str]:
     return user, store.session_key
 
 
+def local_redis_url() -> str:
+    """`REDIS_URL`, else the machine's own Redis (db 11), if it answers; "" when there is none."""
+    import redis
+
+    url = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/11"
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=1).ping()
+    except redis.RedisError:
+        return ""
+    return url
+
+
 def page_csrf_token(html: str) -> str:
     """The CSRF token of a page's forms, which the page's script sends with each chat send: masked,
     so each send pays Django's unmasking, as a browser's does (the cookie's value would not)."""

@@ -23,7 +23,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
-from harness import STACK, running_app, setup_django
+from harness import STACK, local_redis_url, running_app, setup_django
 
 setup_django()
 
@@ -71,17 +71,6 @@ def run(base: str, pool: str, strategy: str, headers: dict[str, str]) -> list[di
     return rows
 
 
-def redis_url() -> str:
-    import redis
-
-    url = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/11"
-    try:
-        redis.Redis.from_url(url, socket_connect_timeout=1).ping()
-    except redis.RedisError:
-        return ""
-    return url
-
-
 def main() -> None:
     for url in URLS:
         try:
@@ -99,7 +88,7 @@ def main() -> None:
         ModelOverride.objects.create(provider=pool, model=MODEL, members=members)
     _, key = create_key(name="bench")
     env = {"BOOCHAT_LOG_LEVEL": "WARNING"}
-    redis = redis_url()
+    redis = local_redis_url()
     if redis:
         env.update(REDIS_URL=redis, BOOCHAT_CACHE_PREFIX=f"bench-{uuid.uuid4().hex[:8]}")
     else:
