@@ -219,7 +219,6 @@ def start_app_process(directory, static_root, workers=1, wait=True, port=None, *
     import subprocess
     import sys
 
-    import httpx
     from django.conf import settings
 
     if port is None:
@@ -237,18 +236,26 @@ def start_app_process(directory, static_root, workers=1, wait=True, port=None, *
         )
     process.log_path = log_path
     process.url = f"http://127.0.0.1:{port}"
+    if wait:
+        wait_for_app_process(process)
+    return process
+
+
+def wait_for_app_process(process):
+    """Until the started process answers (it is killed if it does not within 30 s)."""
+    import httpx
+
     deadline = time.monotonic() + 30
-    while wait:
+    while True:
         try:
             if httpx.get(f"{process.url}/healthz", timeout=1).status_code == 200:
-                return process
+                return
         except httpx.HTTPError:
             time.sleep(0.2)
         if process.poll() is not None or time.monotonic() > deadline:
             exit_code = process.poll()
             stop_app_process(process)
-            pytest.fail(f"the app process did not start (exit code {exit_code}): {log_path.read_text()[-2000:]}")
-    return process
+            pytest.fail(f"the app process did not start (exit code {exit_code}): {process.log_path.read_text()[-2000:]}")
 
 
 def stop_app_process(process):

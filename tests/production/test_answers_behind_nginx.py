@@ -6,6 +6,7 @@ instance is killed reconnects and sees the answer's end."""
 
 import json
 import re
+import time
 from contextlib import ExitStack, closing
 from types import SimpleNamespace
 
@@ -15,7 +16,7 @@ from django.conf import settings
 
 from boochat.models import ChatSession, Message, MessageState
 from providers.models import Provider
-from tests.conftest import start_app_process, stop_app_process
+from tests.conftest import start_app_process, stop_app_process, wait_for_app_process
 from tests.factories import make_provider
 from tests.fakes.llama_swap import FakeLlamaSwap
 from tests.production.test_answers_across_instances import EVENT, text_and_ids
@@ -39,23 +40,23 @@ INSTANCE_ENV = {"BOOCHAT_STALE_STREAM_GRACE": "1"}
 def stack(django_db_setup, django_db_blocker, collected_static, tmp_path_factory):
     """The fake host, the two instances and nginx, started once for the module."""
     directory = tmp_path_factory.mktemp("behind-nginx")
+    instances, proxy = [], None
+
+    def start():
+        return start_app_process(directory, collected_static, workers=2, wait=False, **INSTANCE_ENV)
+
     with FakeLlamaSwap(reply=WORDS, stream_delay=0.01) as host:
         with django_db_blocker.unblock():  # known before the instances read the providers
             make_provider(slug="sam-desktop", base_url=host.url, is_default=True)
-            instances = [start_app_process(directory, collected_static, workers=2, **INSTANCE_ENV) for _ in range(2)]
-        proxy = start_nginx(directory, *(instance.url for instance in instances))
-
-        def restart(instance):
-            """Start a killed instance again, on its port (nginx's upstream lists it)."""
-            port = int(instance.url.rsplit(":", 1)[1])
-            with django_db_blocker.unblock():
-                instances[instances.index(instance)] = start_app_process(
-                    directory, collected_static, workers=2, port=port, **INSTANCE_ENV)
-
         try:
-            yield SimpleNamespace(host=host, instances=instances, url=proxy.url, restart=restart)
+            instances += [start(), start()]
+            for instance in instances:  # started side by side
+                wait_for_app_process(instance)
+            proxy = start_nginx(directory, *(instance.url for instance in instances))
+            yield SimpleNamespace(host=host, instances=instances, url=proxy.url)
         finally:
-            stop_nginx(proxy)
+            if proxy is not None:
+                stop_nginx(proxy)
             for instance in instances:
                 stop_app_process(instance)
 
@@ -101,11 +102,15 @@ class Reader:
         return int(found[-1][0]) if found else 0
 
     def read(self, upto=None):
-        """Read on until the event numbered `upto` arrived (None: to the end); the reader."""
+        """Read on until the event numbered `upto` arrived (None: to the end); the reader. A stream
+        that only keeps itself alive for half a minute fails the test instead of hanging it."""
+        deadline = time.monotonic() + 30
         for chunk in self.chunks:
             self.body += chunk
             if upto is not None and self.last_id() >= upto:
                 break
+            if time.monotonic() > deadline:
+                pytest.fail(f"the stream did not end within 30 s (its last event: {self.last_id() or 'none'})")
         return self
 
 
@@ -185,6 +190,7 @@ def test_stop_through_nginx_stops_the_host_whichever_instance_gets_it(stack, hos
 
 
 def test_a_reader_reconnects_through_nginx_when_the_answers_instance_is_killed(stack, host, chat):
+    """Last in the module: the stack keeps one instance down after it."""
     host.reply = ["word "] * 2000
     session = chat.new()
     with chat.browser.stream("POST", f"/chat/{session.pk}/send", data={"content": "talk"},
@@ -209,4 +215,3 @@ def test_a_reader_reconnects_through_nginx_when_the_answers_instance_is_killed(s
     assert ids == list(range(1, len(ids) + 1)) and "".join(host.reply).startswith(text)  # no gap, no repeat
     answer.refresh_from_db()
     assert answer.state == MessageState.INTERRUPTED and answer.content.startswith("word word")
-    stack.restart(writer)
