@@ -253,9 +253,9 @@ def wait_for_app_process(process):
         except httpx.HTTPError:
             time.sleep(0.2)
         if process.poll() is not None or time.monotonic() > deadline:
-            exit_code = process.poll()
+            exit_code, log = process.poll(), process.log_path.read_text()[-2000:]
             stop_app_process(process)
-            pytest.fail(f"the app process did not start (exit code {exit_code}): {process.log_path.read_text()[-2000:]}")
+            pytest.fail(f"the app process did not start (exit code {exit_code}): {log}")
 
 
 def stop_app_process(process):
