@@ -210,53 +210,78 @@ def collected_static(tmp_path_factory):
     return root
 
 
-@pytest.fixture
-def app_process(transactional_db, collected_static, tmp_path):
-    """Start BooChat as production runs it (gunicorn + uvicorn workers) on the test database;
-    `start(workers=1, **env)` returns (base URL, process) once it answers (with `wait=False` at
-    once), and the process's log is at `process.log_path`. Every process started is killed at the end."""
+def start_app_process(directory, static_root, workers=1, wait=True, port=None, **extra_env):
+    """Start BooChat as production runs it (gunicorn + uvicorn workers, `make serve`) on the test
+    database, on `port` or a free one; the process once it answers (with `wait=False` at once), its
+    URL at `process.url`, its log (the access log included) at `process.log_path`, in `directory`."""
     import os
-    import signal
     import socket
     import subprocess
     import sys
 
-    import httpx
     from django.conf import settings
 
-    started = []
-
-    def start(workers=1, wait=True, **extra_env):
+    if port is None:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
-        env = {**os.environ, "DATABASE_URL": _database_url(), "BOOCHAT_BIND": f"127.0.0.1:{port}",
-               "BOOCHAT_ALLOWED_HOSTS": "127.0.0.1", "BOOCHAT_SECRET_KEY": settings.SECRET_KEY,
-               "BOOCHAT_STATIC_ROOT": str(collected_static), "BOOCHAT_WORKERS": str(workers), **extra_env}
-        log_path = tmp_path / f"app-{port}.log"
-        with open(log_path, "wb") as log:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "gunicorn", "--config", "python:boochat.gunicorn_conf", "boochat.asgi:application"],
-                cwd=settings.BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            )
-        process.log_path = log_path
+    env = {**os.environ, "DATABASE_URL": _database_url(), "BOOCHAT_BIND": f"127.0.0.1:{port}",
+           "BOOCHAT_ALLOWED_HOSTS": "127.0.0.1", "BOOCHAT_SECRET_KEY": settings.SECRET_KEY,
+           "BOOCHAT_STATIC_ROOT": str(static_root), "BOOCHAT_WORKERS": str(workers), **extra_env}
+    log_path = directory / f"app-{port}.log"
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "--config", "python:boochat.gunicorn_conf", "boochat.asgi:application"],
+            cwd=settings.BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    process.log_path = log_path
+    process.url = f"http://127.0.0.1:{port}"
+    if wait:
+        wait_for_app_process(process)
+    return process
+
+
+def wait_for_app_process(process):
+    """Until the started process answers (it is killed if it does not within 30 s)."""
+    import httpx
+
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(f"{process.url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.2)
+        if process.poll() is not None or time.monotonic() > deadline:
+            exit_code, log = process.poll(), process.log_path.read_text()[-2000:]
+            stop_app_process(process)
+            pytest.fail(f"the app process did not start (exit code {exit_code}): {log}")
+
+
+def stop_app_process(process):
+    """Kill the process's master and workers at once (its own process group)."""
+    import os
+    import signal
+
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait(10)
+
+
+@pytest.fixture
+def app_process(transactional_db, collected_static, tmp_path):
+    """`start(workers=1, **env)` starts BooChat as production runs it (start_app_process) and returns
+    (base URL, process) once it answers (with `wait=False` at once), and the process's log is at
+    `process.log_path`. Every process started is killed at the end."""
+    started = []
+
+    def start(workers=1, wait=True, **extra_env):
+        process = start_app_process(tmp_path, collected_static, workers=workers, wait=wait, **extra_env)
         started.append(process)
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while wait:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    return base, process
-            except httpx.HTTPError:
-                time.sleep(0.2)
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the app process did not start (exit code {process.poll()}): {log_path.read_text()[-2000:]}")
-        return base, process
+        return process.url, process
 
     yield start
     for process in started:
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        process.wait(10)
+        stop_app_process(process)

@@ -10,6 +10,7 @@ import asyncio
 import functools
 import json
 import math
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -80,6 +81,10 @@ class FakeLlamaSwap(FakeHost):
         self.busy = False
         self.error_after: int | None = None
         self.drop_after: int | None = None
+        # Streams send this many events, then wait until `released` is set: what a reader gets in
+        # between it got while the answer was being written, whatever stands between it and the host.
+        self.hold_after: int | None = None
+        self.released = threading.Event()
         # A fault from FAULTS answers every request (or only those to `fault_paths`).
         self.fault: str | None = None
         self.fault_paths: set[str] | None = None
@@ -326,7 +331,8 @@ class FakeLlamaSwap(FakeHost):
             if self.error_after is not None:
                 error = {"error": {"code": 500, "message": "slot crashed", "type": "server_error"}}
                 events = events[: self.error_after] + [sse(error), DONE]
-            return Stream(events, delay=self.stream_delay, drop_after=self.drop_after)
+            return Stream(events, delay=self.stream_delay, drop_after=self.drop_after, hold_after=self.hold_after,
+                          released=self.released)
         answer = json_fixture("llama-server/10-a-chat.http")
         answer["choices"][0]["message"]["content"] = "".join(reply)
         return Response.json(_with(answer, model=model.id))

@@ -60,6 +60,9 @@ class Stream:
     content_type: str = "text/event-stream"
     delay: float = 0.0  # seconds before each chunk after the first
     drop_after: int | None = None  # close the connection mid-body after this many chunks
+    # After this many chunks, wait until `released` is set (a model that has not written more yet).
+    hold_after: int | None = None
+    released: threading.Event = field(default_factory=threading.Event)
 
 
 @dataclass
@@ -220,6 +223,10 @@ class FakeHost:
                 if reply.drop_after is not None and sent >= reply.drop_after:
                     writer.transport.abort()  # the host dies mid-answer: no terminating chunk
                     return False
+                if sent == reply.hold_after:
+                    while not reply.released.is_set() and not _closed(client_gone):
+                        await asyncio.wait({client_gone}, timeout=0.02)
+                    started = asyncio.get_running_loop().time() - sent * reply.delay  # the schedule goes on from here
                 if sent and reply.delay:  # on a fixed schedule, like a model generating at a steady rate
                     wait = started + sent * reply.delay - asyncio.get_running_loop().time()
                     if wait > 0:

@@ -29,48 +29,62 @@ def free_port():
         return sock.getsockname()[1]
 
 
+def start_nginx(directory, *upstreams):
+    """nginx with the documented server block in front of the given instances (round robin, as
+    docs/deploy/nginx.conf has it), its files in `directory`; the process once it answers, its URL
+    at `process.url`."""
+    port = free_port()
+    example = (settings.BASE_DIR / "docs" / "deploy" / "nginx.conf").read_text()
+    servers = "".join(f"server {u.removeprefix('http://')};\n    " for u in upstreams)
+    example = (example.replace("server 127.0.0.1:8001;\n    server 127.0.0.1:8002;\n    ", servers)
+               .replace("listen 80;", f"listen 127.0.0.1:{port};"))
+    (directory / "boochat.conf").write_text(example)
+    # Started as root, nginx's workers would become `nobody`, who cannot reach the test's files.
+    user = "user root;" if os.geteuid() == 0 else ""
+    (directory / "nginx.conf").write_text(f"""
+        {user} daemon off; pid {directory}/nginx.pid; error_log {directory}/error.log;
+        events {{}}
+        http {{
+            access_log off;
+            client_body_temp_path {directory}/body; proxy_temp_path {directory}/proxy;
+            fastcgi_temp_path {directory}/fastcgi; uwsgi_temp_path {directory}/uwsgi; scgi_temp_path {directory}/scgi;
+            include {directory}/boochat.conf;
+        }}""")
+    process = subprocess.Popen([NGINX, "-c", str(directory / "nginx.conf"), "-p", str(directory)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process.url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            if httpx.get(f"{process.url}/healthz", timeout=1).status_code == 200:
+                return process
+        except httpx.HTTPError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.terminate()
+            process.wait(10)
+            error_log = directory / "error.log"
+            pytest.fail(f"nginx did not start: {error_log.read_text() if error_log.exists() else ''}")
+        time.sleep(0.1)
+
+
+def stop_nginx(process):
+    process.terminate()
+    process.wait(10)
+
+
 @pytest.fixture
 def nginx(tmp_path):
-    """nginx with the documented server block, in front of the given instances; returns its URL."""
+    """`start(*upstreams)`: nginx in front of the given instances (start_nginx); returns its URL."""
     started = []
 
     def start(*upstreams):
-        port = free_port()
-        example = (settings.BASE_DIR / "docs" / "deploy" / "nginx.conf").read_text()
-        servers = "".join(f"server {u.removeprefix('http://')};\n    " for u in upstreams)
-        example = (example.replace("server 127.0.0.1:8001;\n    server 127.0.0.1:8002;\n    ", servers)
-                   .replace("listen 80;", f"listen 127.0.0.1:{port};"))
-        (tmp_path / "boochat.conf").write_text(example)
-        # Started as root, nginx's workers would become `nobody`, who cannot reach the test's files.
-        user = "user root;" if os.geteuid() == 0 else ""
-        (tmp_path / "nginx.conf").write_text(f"""
-            {user} daemon off; pid {tmp_path}/nginx.pid; error_log {tmp_path}/error.log;
-            events {{}}
-            http {{
-                access_log off;
-                client_body_temp_path {tmp_path}/body; proxy_temp_path {tmp_path}/proxy;
-                fastcgi_temp_path {tmp_path}/fastcgi; uwsgi_temp_path {tmp_path}/uwsgi; scgi_temp_path {tmp_path}/scgi;
-                include {tmp_path}/boochat.conf;
-            }}""")
-        process = subprocess.Popen([NGINX, "-c", str(tmp_path / "nginx.conf"), "-p", str(tmp_path)],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        started.append(process)
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    return url
-            except httpx.HTTPError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"nginx did not start: {(tmp_path / 'error.log').read_text() if (tmp_path / 'error.log').exists() else ''}")
-            time.sleep(0.1)
+        started.append(start_nginx(tmp_path, *upstreams))
+        return started[-1].url
 
     yield start
     for process in started:
-        process.terminate()
-        process.wait(10)
+        stop_nginx(process)
 
 
 def test_two_instances_behind_nginx(app_process, nginx):
