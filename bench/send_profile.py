@@ -4,10 +4,12 @@ One logged-in send, repeated, through Django's async test client (the same ASGI 
 middleware as the server) against a fake llama-swap on 127.0.0.1 in a thread; each send streams a
 one-token answer to its end, so the answer's save is counted too. CPU time of this process
 (`time.process_time`), not wall time: the machine is shared. The fake host's thread runs in this
-process, so the figure includes its small share (the same for every version). cProfile sees the
-event loop's thread only; the request's thread (the login check, the view's ORM work, the save)
-shows in the CPU figure and as the loop's waits.
-Run: `.venv/bin/python bench/send_profile.py [--sends 300] [--top 25]`. Loopback only.
+process, so the figure includes its small share (the same for every version). cProfile follows the
+event loop's thread and the threads started while it runs (asgiref's, for the login check, the
+view's ORM work and the save).
+Run: `.venv/bin/python bench/send_profile.py [--sends 300] [--profile [--top 25]]`: the CPU and
+queries per send; with --profile, also BooChat's functions by cumulative time and all by their own.
+Loopback only.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import asyncio
 import cProfile
 import pstats
 import statistics
+import threading
 import time
 from typing import Any
 
@@ -33,8 +36,29 @@ from boochat.models import ChatSession  # noqa: E402
 from providers.models import Provider  # noqa: E402
 from tests.fakes.llama_swap import FakeLlamaSwap, FakeModel  # noqa: E402
 
-
 QUERIES: list[str] = []
+
+
+def counted(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+    QUERIES.append(sql)
+    return execute(sql, params, many, context)
+
+
+def count_queries(connection: Any, **kwargs: Any) -> None:
+    """Count the queries of every connection opened from here on: a send's queries run in a
+    request's thread, on that thread's connection, which it opens for the send."""
+    if counted not in connection.execute_wrappers:
+        connection.execute_wrappers.append(counted)
+
+
+profiles = [cProfile.Profile()]  # the event loop's thread, then asgiref's threads
+
+
+def profile_thread(frame: Any, event: str, arg: Any) -> None:
+    """Profile a thread started from here on (asgiref starts its thread at the first send, and keeps
+    it, so its profile holds every send of the run, the warm-up's too)."""
+    profiles.append(cProfile.Profile())
+    profiles[-1].enable()
 
 
 async def send(client: AsyncClient, url: str) -> None:
@@ -61,6 +85,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sends", type=int, default=300)
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--profile", action="store_true",
+                        help="profile the sends (the CPU figure is then the profiler's too)")
     args = parser.parse_args()
 
     host = FakeLlamaSwap([FakeModel("qwen3-8b", n_ctx=32768, loaded=True)]).start()
@@ -71,26 +97,17 @@ def main() -> None:
         client = AsyncClient()
         client.force_login(user)
 
+        if args.profile:
+            threading.setprofile(profile_thread)
         asyncio.run(sends(client, user, 20))  # warm up: imports, caches, the host's model list
-        # A send's queries run in the request's thread, on that thread's connection: count them on
-        # every connection opened from here on (a request's thread is new, so is its connection).
-        def counted(execute, sql, params, many, context):  # type: ignore[no-untyped-def]
-            QUERIES.append(sql)
-            return execute(sql, params, many, context)
-
-        def count_on(connection, **kwargs):  # type: ignore[no-untyped-def]
-            if counted not in connection.execute_wrappers:
-                connection.execute_wrappers.append(counted)
-
-        connection_created.connect(count_on, weak=False)
-        asyncio.run(sends(client, user, 1))
-        connection_created.disconnect(count_on)
-        per_send = list(QUERIES)
         costs = asyncio.run(sends(client, user, args.sends))
-        profile = cProfile.Profile()
-        profile.enable()
-        asyncio.run(sends(client, user, args.sends))
-        profile.disable()
+        connection_created.connect(count_queries, weak=False)
+        asyncio.run(sends(client, user, 1))
+        per_send = list(QUERIES)
+        if args.profile:
+            profiles[0].enable()
+            asyncio.run(sends(client, user, args.sends))
+            profiles[0].disable()
     finally:
         host.stop()
 
@@ -99,7 +116,16 @@ def main() -> None:
     print(f"queries per send: {len(per_send)}")
     for sql in per_send:
         print("  ", sql[:150])
-    pstats.Stats(profile).strip_dirs().sort_stats("tottime").print_stats(args.top)
+    if not args.profile:
+        return
+    stats = pstats.Stats(profiles[0])
+    for profile in profiles[1:]:
+        profile.disable()
+        stats.add(profile)
+    print(f"profiled: the event loop's thread ({args.sends} sends) and {len(profiles) - 1} other threads "
+          f"(all {2 * args.sends + 21} sends)")
+    stats.sort_stats("cumulative").print_stats(r"/(boochat|providers|tools)/", args.top)
+    stats.strip_dirs().sort_stats("tottime").print_stats(args.top)
 
 
 if __name__ == "__main__":
