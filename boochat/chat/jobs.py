@@ -171,6 +171,8 @@ async def _generate(job: Job, session: ChatSession, turn: NewTurn) -> None:
 
 async def _offer_tools(session: ChatSession, turn: NewTurn) -> dict[str, Tool]:
     """The tools the chat turned on, added to the turn's request when its model calls tools."""
+    if not session.tools:  # most chats: no trip to a thread for the chat's user
+        return {}
     user = await database.run(lambda: session.user)
     offered = await tool_loop.offered_tools(session, user, str(turn.route.ref))
     if offered:
