@@ -10,7 +10,7 @@ from __future__ import annotations
 import statistics
 import time
 
-from harness import STACK, logged_in, page_csrf_token, percentile, record, running_app, setup_django
+from harness import STACK, logged_in, page_csrf_token, percentile, record, running_app, setup_django, ttfb
 
 setup_django()
 
@@ -23,18 +23,6 @@ from tests.fakes.llama_swap import FakeLlamaSwap, FakeModel  # noqa: E402
 SAMPLES = 100
 LONG_STREAM = 5000
 STREAM_RUNS = 11
-
-
-def ttfb(client: httpx.Client, url: str, **kwargs: object) -> float:
-    started = time.perf_counter()
-    with client.stream("POST", url, **kwargs) as response:
-        assert response.status_code == 200, response.read()
-        chunks = response.iter_raw()
-        next(chunks)
-        first = time.perf_counter() - started
-        for _ in chunks:
-            pass
-    return first * 1000
 
 
 def throughput(client: httpx.Client, url: str, **kwargs: object) -> tuple[float, int]:

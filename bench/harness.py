@@ -64,6 +64,19 @@ def local_redis_url() -> str:
     return url
 
 
+def ttfb(client: Any, url: str, **kwargs: Any) -> float:
+    """Milliseconds from a POST to `url` (an httpx client's stream) to its first bytes; the rest is read."""
+    started = time.perf_counter()
+    with client.stream("POST", url, **kwargs) as response:
+        assert response.status_code == 200, response.read()
+        chunks = response.iter_raw()
+        next(chunks)
+        first = time.perf_counter() - started
+        for _ in chunks:
+            pass
+    return first * 1000
+
+
 def page_csrf_token(html: str) -> str:
     """The CSRF token of a page's forms, which the page's script sends with each chat send: masked,
     so each send pays Django's unmasking, as a browser's does (the cookie's value would not)."""

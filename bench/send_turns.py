@@ -17,7 +17,6 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 WARM_UP = 10
@@ -51,18 +50,6 @@ def serve(sends: int) -> None:
         host.stop()
 
 
-def ttfb(client: object, url: str, **kwargs: object) -> float:
-    started = time.perf_counter()
-    with client.stream("POST", url, **kwargs) as response:  # type: ignore[attr-defined]
-        assert response.status_code == 200, response.read()
-        chunks = response.iter_raw()
-        next(chunks)
-        first = time.perf_counter() - started
-        for _ in chunks:
-            pass
-    return first * 1000
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("other", nargs="?", type=Path, help="the other checkout (with its own .venv)")
@@ -73,7 +60,7 @@ def main() -> None:
         serve(args.sends)
         return
     import httpx
-    from harness import ROOT, percentile
+    from harness import ROOT, percentile, ttfb
 
     checkouts = {"this": ROOT, "other": args.other.resolve()}
     databases = dict(zip(checkouts, os.environ.get("BOOCHAT_BENCH_DATABASES", "").split(), strict=False))
