@@ -37,14 +37,16 @@ class Keyboard:
 
 
 def answer_bottom_in_view(page) -> bool:
-    """Whether the growing answer's end is in view, waiting for the page's next scroll (it follows
-    the text a frame after it arrives); False if it is not within a few seconds."""
+    """Whether the growing answer's end is in view, waiting for the page's next scroll; False if it is
+    not within a few seconds. The page follows the text in the frame's resize step, after this check's
+    own step, so on a loaded machine where text arrives every frame the check may see up to a few
+    lines not followed yet: it allows 100 px (a page not following is thousands of pixels away)."""
     try:
         page.wait_for_function("""() => {
             const answer = [...document.querySelectorAll('article.message.assistant')].pop();
             const dock = document.querySelector('.composer-dock').getBoundingClientRect();
             const bottom = answer.getBoundingClientRect().bottom;
-            return bottom > 0 && bottom <= dock.bottom + 2;
+            return bottom > 0 && bottom <= dock.bottom + 100;
         }""", timeout=5000)
     except PlaywrightTimeoutError:
         return False
