@@ -31,6 +31,7 @@ from redis.exceptions import RedisError
 from boochat import database
 from boochat.markdown_blocks import FinishedPart, StreamedMarkdown
 from boochat.models import Message, MessageState
+from boochat.orphans import STOPPED_ERROR
 from boochat.sse import StreamAccumulator
 
 logger = logging.getLogger(__name__)
@@ -40,6 +41,8 @@ ENDED_TTL_SECONDS = 300  # a stream stays this long after its answer ends, for r
 READ_BLOCK_MS = 1000
 POLL_SECONDS = 1.0  # the autosave writes each second
 KEEP_ALIVE_SECONDS = 15.0  # a comment on a quiet stream, before a proxy's read timeout drops it
+ALIVE_TTL_SECONDS = 10  # an answer's heartbeat key outlives its job's process by at most this
+ALIVE_EVERY_SECONDS = 3.0  # the job renews it this often: two renewals may fail before it lapses
 
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[bool, redis.asyncio.Redis]] = weakref.WeakKeyDictionary()
 
@@ -60,6 +63,11 @@ def redis_client(*, waiting: bool = False) -> redis.asyncio.Redis:
 def stream_key(answer_pk: int) -> str:
     prefix = settings.CACHES["default"].get("KEY_PREFIX", "boochat")
     return f"{prefix}:answer:{answer_pk}"
+
+
+def alive_key(answer_pk: int) -> str:
+    prefix = settings.CACHES["default"].get("KEY_PREFIX", "boochat")
+    return f"{prefix}:answer-alive:{answer_pk}"
 
 
 def event_bytes(n: int, block: bytes) -> bytes:
@@ -146,16 +154,37 @@ def _is_event(block: bytes) -> bool:
 class RedisFeed:
     """An answer's events added to its Redis Stream in the background, those that came while the last
     batch was written in one entry, so a slow or lost Redis never delays the answer and a fast answer
-    costs few commands; once Redis fails the feed stops (readers elsewhere then follow the saved text)."""
+    costs few commands; once Redis fails the feed stops (readers elsewhere then follow the saved text).
+    While the answer is written it also renews its heartbeat key, so a reader on any machine learns
+    within seconds that the process writing it died (read_redis)."""
 
     def __init__(self, answer_pk: int) -> None:
         self.key = stream_key(answer_pk)
+        self.alive_key = alive_key(answer_pk)
         self.running_ttl = settings.BOOCHAT_ANSWER_TIMEOUT + ENDED_TTL_SECONDS  # a killed worker's stream goes too
         self.pending: list[tuple[str, dict[str, bytes]]] = [("0-1", {"start": b"1"})]  # the stream exists from the start
         self.events: list[tuple[int, bytes]] = []  # added since the last batch
         self.broken = False
         self.flushing: asyncio.Task[None] | None = None
+        self.beating: asyncio.Task[None] | None = None
         self._kick()
+        self._beat()
+
+    def _beat(self) -> None:
+        """Renew the heartbeat key now and every ALIVE_EVERY_SECONDS, on the job's own loop."""
+        if self.beating is None or self.beating.done():
+            self.beating = asyncio.get_running_loop().create_task(self._renew())
+        self.next_beat = asyncio.get_running_loop().call_later(ALIVE_EVERY_SECONDS, self._beat)
+
+    def stop_beating(self) -> None:
+        """The answer ended (its row says how): the key lapses by itself."""
+        self.next_beat.cancel()
+
+    async def _renew(self) -> None:
+        try:
+            await redis_client().set(self.alive_key, b"1", ex=ALIVE_TTL_SECONDS)
+        except (RedisError, OSError) as exc:  # the answer goes on; the next beat tries again
+            logger.warning("Could not renew the heartbeat of answer events (%s)", exc)
 
     def add(self, n: int, block: bytes) -> None:
         if not self.broken:
@@ -193,6 +222,7 @@ class RedisFeed:
 
     async def finish(self, n: int, state: str, error: str) -> None:
         """Add the last events and the end (event n), then let the stream expire."""
+        self.stop_beating()
         if self.flushing is not None:
             await asyncio.shield(self.flushing)
         if not self.broken:
@@ -206,7 +236,9 @@ class FeedMissing(Exception):
 
 async def read_redis(answer_pk: int) -> AsyncIterator[tuple[int, bytes] | dict[str, str]]:
     """The answer's events from its Redis Stream, from the first, as they come: (n, event), and
-    last its end ({"state", "error"}). FeedMissing if it has no stream."""
+    last its end ({"state", "error"}). FeedMissing if it has no stream. A stream quiet for longer than
+    its job's heartbeat lives, with the heartbeat gone, belongs to a process that died: the answer is
+    marked interrupted here, keeping its autosaved text, whatever machine it ran on."""
     client, key = redis_client(), stream_key(answer_pk)
     if not await client.exists(key):  # ended minutes ago, or written without Redis
         raise FeedMissing(answer_pk)
@@ -234,6 +266,10 @@ async def read_redis(answer_pk: int) -> AsyncIterator[tuple[int, bytes] | dict[s
                 return
         elif not await client.exists(key):
             raise FeedMissing(answer_pk)
+        elif quiet > ALIVE_TTL_SECONDS * 1000 / READ_BLOCK_MS and not await client.exists(alive_key(answer_pk)):
+            await database.run(_mark_orphaned, answer_pk)
+            yield _end_of(await database.run(_saved, answer_pk))
+            return
 
 
 async def follow_saved(answer_pk: int) -> AsyncIterator[bytes]:
@@ -269,6 +305,12 @@ async def follow_saved(answer_pk: int) -> AsyncIterator[bytes]:
 def _saved(answer_pk: int) -> dict[str, Any] | None:
     row = Message.objects.filter(pk=answer_pk).values("content", "reasoning", "tool_rounds", "state", "error").first()
     return dict(row) if row is not None else None
+
+
+def _mark_orphaned(answer_pk: int) -> None:
+    """One conditional UPDATE: readers and the orphan sweep racing to mark it all write the same."""
+    Message.objects.filter(pk=answer_pk, state=MessageState.STREAMING).update(
+        state=MessageState.INTERRUPTED, error=STOPPED_ERROR)
 
 
 def _end_of(saved: dict[str, Any] | None) -> dict[str, str]:

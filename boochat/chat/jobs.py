@@ -162,6 +162,8 @@ async def _generate(job: Job, session: ChatSession, turn: NewTurn) -> None:
         if job.end is None:
             job.finish(answer.state, answer.error or "BooChat failed while writing this answer.")
     finally:
+        if feed is not None:
+            feed.stop_beating()
         if not job.started.done():
             job.started.set_result(None)
         if job.end is None:

@@ -5,6 +5,7 @@ import json
 import os
 import re
 import signal
+import time
 from contextlib import closing
 
 import pytest
@@ -99,6 +100,43 @@ def test_readers_elsewhere_see_the_end_and_why_when_the_writing_instance_is_kill
                 os.killpg(killed.pid, signal.SIGKILL)  # nothing of it can save
                 app_process()  # the next start marks what the killed instance was writing
                 rest = b"".join(seen)
+    end = json.loads(re.search(rb"event: end\ndata: (.*)\n\n$", rest).group(1))
+    assert end["state"] == MessageState.INTERRUPTED and "stopped while this answer was streaming" in end["error"]
+    answer = Message.objects.get(role="assistant")
+    assert answer.state == MessageState.INTERRUPTED and answer.content.startswith("word word")
+
+
+@pytest.mark.skipif(not settings.REDIS_URL, reason="the answer's heartbeat lives in Redis: set REDIS_URL")
+def test_a_reader_on_another_machine_sees_the_end_soon_when_the_writing_instance_is_killed(
+        app_process, django_user_model, tmp_path):
+    with FakeLlamaSwap(reply=["word "] * 2000, stream_delay=0.02) as host:
+        make_provider(slug="sam-desktop", base_url=host.url, is_default=True)
+        # Data folders of their own, as on two machines: neither sees the other's list of answers.
+        first, killed = app_process(BOOCHAT_DATA_DIR=str(tmp_path / "machine-a"))
+        second, _ = app_process(BOOCHAT_DATA_DIR=str(tmp_path / "machine-b"))
+        user = django_user_model.objects.create_user("alice")
+        session = ChatSession.objects.create(user=user, model_id="sam-desktop/qwen3-8b", title="t")
+        writer, reader = logged_in(first, user), logged_in(second, user)
+        with closing(writer), closing(reader):
+            with writer.stream("POST", f"/chat/{session.pk}/send", data={"content": "talk"},
+                               headers={"X-BooChat-Stream": "1"}) as response:
+                follow_url = response.headers["x-boochat-follow"]
+                body = b""
+                for chunk in response.iter_raw():
+                    body += chunk
+                    if body.count(b"word") >= 150:  # past the autosave's first seconds
+                        break
+            with reader.stream("GET", follow_url) as watching:
+                seen = watching.iter_raw()
+                first_words = next(seen)
+                while b"word" not in first_words:
+                    first_words += next(seen)
+                os.killpg(killed.pid, signal.SIGKILL)  # nothing of it can save or say it died
+                rest, given_up = b"", time.monotonic() + 30  # without a heartbeat: the host's read timeout, minutes
+                for chunk in seen:
+                    rest += chunk
+                    if time.monotonic() > given_up:
+                        pytest.fail("the reader was not told the answer ended within 30 s of its instance's death")
     end = json.loads(re.search(rb"event: end\ndata: (.*)\n\n$", rest).group(1))
     assert end["state"] == MessageState.INTERRUPTED and "stopped while this answer was streaming" in end["error"]
     answer = Message.objects.get(role="assistant")
