@@ -49,6 +49,9 @@ def answer_bottom_in_view(page) -> bool:
             return bottom > 0 && bottom <= dock.bottom + 100;
         }""", timeout=5000)
     except PlaywrightTimeoutError:
+        below = page.evaluate("""() => [...document.querySelectorAll('article.message.assistant')].pop().getBoundingClientRect()
+            .bottom - document.querySelector('.composer-dock').getBoundingClientRect().bottom""")
+        print(f"The answer's end is {below:.0f} px below the composer's bottom; the page is at {page.evaluate('window.scrollY')}")
         return False
     return True
 
