@@ -6,7 +6,7 @@ import os
 import re
 import signal
 import time
-from contextlib import closing
+from contextlib import closing, contextmanager
 
 import pytest
 from django.conf import settings
@@ -19,6 +19,39 @@ from tests.production.test_gunicorn_stack import logged_in, wait_until
 pytestmark = pytest.mark.django_db(transaction=True)
 WORDS = [f"w{i} " for i in range(300)]
 EVENT = re.compile(rb"(?:^|\n\n)id: (\d+)\ndata: ([^\n]*)")
+
+
+def sent_past_the_autosave(writer, session):
+    """Send a question to `writer`'s instance and read its answer until the autosave holds some of it:
+    the address to follow it."""
+    with writer.stream("POST", f"/chat/{session.pk}/send", data={"content": "talk"},
+                       headers={"X-BooChat-Stream": "1"}) as response:
+        body = b""
+        for chunk in response.iter_raw():
+            body += chunk
+            if body.count(b"word") >= 150:  # past the autosave's first seconds
+                break
+        return response.headers["x-boochat-follow"]
+
+
+@contextmanager
+def following(reader, url):
+    """The answer followed from `reader`'s instance once it shows words (without Redis: once the
+    autosave has some): the rest of its bytes."""
+    with reader.stream("GET", url) as watching:
+        seen = watching.iter_raw()
+        first_words = next(seen)
+        while b"word" not in first_words:
+            first_words += next(seen)
+        yield seen
+
+
+def assert_interrupted_by_the_death(rest):
+    """The reader's end, and the saved answer, say the writing instance died mid-answer."""
+    end = json.loads(re.search(rb"event: end\ndata: (.*)\n\n$", rest).group(1))
+    assert end["state"] == MessageState.INTERRUPTED and "stopped while this answer was streaming" in end["error"]
+    answer = Message.objects.get(role="assistant")
+    assert answer.state == MessageState.INTERRUPTED and answer.content.startswith("word word")
 
 
 def text_and_ids(body):
@@ -84,26 +117,11 @@ def test_readers_elsewhere_see_the_end_and_why_when_the_writing_instance_is_kill
         session = ChatSession.objects.create(user=user, model_id="sam-desktop/qwen3-8b", title="t")
         writer, reader = logged_in(first, user), logged_in(second, user)
         with closing(writer), closing(reader):
-            with writer.stream("POST", f"/chat/{session.pk}/send", data={"content": "talk"},
-                               headers={"X-BooChat-Stream": "1"}) as response:
-                follow_url = response.headers["x-boochat-follow"]
-                body = b""
-                for chunk in response.iter_raw():
-                    body += chunk
-                    if body.count(b"word") >= 150:  # past the autosave's first seconds
-                        break
-            with reader.stream("GET", follow_url) as watching:
-                seen = watching.iter_raw()
-                first_words = next(seen)
-                while b"word" not in first_words:  # without Redis: once the autosave has some
-                    first_words += next(seen)
+            with following(reader, sent_past_the_autosave(writer, session)) as seen:
                 os.killpg(killed.pid, signal.SIGKILL)  # nothing of it can save
                 app_process()  # the next start marks what the killed instance was writing
                 rest = b"".join(seen)
-    end = json.loads(re.search(rb"event: end\ndata: (.*)\n\n$", rest).group(1))
-    assert end["state"] == MessageState.INTERRUPTED and "stopped while this answer was streaming" in end["error"]
-    answer = Message.objects.get(role="assistant")
-    assert answer.state == MessageState.INTERRUPTED and answer.content.startswith("word word")
+    assert_interrupted_by_the_death(rest)
 
 
 @pytest.mark.skipif(not settings.REDIS_URL, reason="the answer's heartbeat lives in Redis: set REDIS_URL")
@@ -118,26 +136,11 @@ def test_a_reader_on_another_machine_sees_the_end_soon_when_the_writing_instance
         session = ChatSession.objects.create(user=user, model_id="sam-desktop/qwen3-8b", title="t")
         writer, reader = logged_in(first, user), logged_in(second, user)
         with closing(writer), closing(reader):
-            with writer.stream("POST", f"/chat/{session.pk}/send", data={"content": "talk"},
-                               headers={"X-BooChat-Stream": "1"}) as response:
-                follow_url = response.headers["x-boochat-follow"]
-                body = b""
-                for chunk in response.iter_raw():
-                    body += chunk
-                    if body.count(b"word") >= 150:  # past the autosave's first seconds
-                        break
-            with reader.stream("GET", follow_url) as watching:
-                seen = watching.iter_raw()
-                first_words = next(seen)
-                while b"word" not in first_words:
-                    first_words += next(seen)
+            with following(reader, sent_past_the_autosave(writer, session)) as seen:
                 os.killpg(killed.pid, signal.SIGKILL)  # nothing of it can save or say it died
                 rest, given_up = b"", time.monotonic() + 30  # without a heartbeat: the host's read timeout, minutes
                 for chunk in seen:
                     rest += chunk
                     if time.monotonic() > given_up:
                         pytest.fail("the reader was not told the answer ended within 30 s of its instance's death")
-    end = json.loads(re.search(rb"event: end\ndata: (.*)\n\n$", rest).group(1))
-    assert end["state"] == MessageState.INTERRUPTED and "stopped while this answer was streaming" in end["error"]
-    answer = Message.objects.get(role="assistant")
-    assert answer.state == MessageState.INTERRUPTED and answer.content.startswith("word word")
+    assert_interrupted_by_the_death(rest)
