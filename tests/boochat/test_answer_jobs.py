@@ -25,6 +25,18 @@ ID = re.compile(rb"^id: (\d+)$", re.MULTILINE)
 CONTENT = re.compile(rb'"content":"([^"]*)"')
 
 
+async def read_while_saved(pieces, answer_pk, **saved):
+    """All a follower of the saved text yields, the answer's row updated to `saved` (its end) once the
+    first piece has come."""
+    read = []
+    async for piece in pieces:
+        read.append(piece)
+        if len(read) == 1:
+            await asyncio.to_thread(lambda: Message.objects.filter(pk=answer_pk).update(
+                **saved, state=MessageState.COMPLETE))
+    return b"".join(read)
+
+
 def assemble(body):
     """(text, ids, end) of a followed answer's SSE body."""
     ids, text = [], []
@@ -235,16 +247,7 @@ def test_with_redis_down_the_answer_is_saved_and_readers_follow_the_saved_text(f
     # A reader in a process that does not run the job: Redis fails, the saved text is followed.
     other = add_message(session=session, role="assistant", content="so far", state=MessageState.STREAMING)
 
-    async def read():
-        pieces = []
-        async for piece in jobs.follow(other.pk):
-            pieces.append(piece)
-            if len(pieces) == 1:
-                await asyncio.to_thread(lambda: Message.objects.filter(pk=other.pk).update(
-                    content="so far, and the rest", state=MessageState.COMPLETE))
-        return b"".join(pieces)
-
-    seen = asyncio.run(read())
+    seen = asyncio.run(read_while_saved(jobs.follow(other.pk), other.pk, content="so far, and the rest"))
     snapshots = [json.loads(d)["content"] for d in re.findall(rb"event: snapshot\ndata: (.*)\n", seen)]
     assert snapshots[0] == "so far" and snapshots[-1] == "so far, and the rest"
     assert seen.endswith(b'event: end\ndata: {"state":"complete","error":""}\n\n')

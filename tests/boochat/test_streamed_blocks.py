@@ -14,7 +14,7 @@ from boochat.chat import broker, jobs
 from boochat.markdown import render_markdown
 from boochat.models import ChatSession, Message, MessageState
 from tests.boochat import test_answer_jobs
-from tests.boochat.test_answer_jobs import EVENT, ID, assemble
+from tests.boochat.test_answer_jobs import EVENT, ID, assemble, read_while_saved
 from tests.factories import add_message
 from tests.fakes.llama_swap import FakeLlamaSwap
 
@@ -118,16 +118,8 @@ def test_snapshots_of_the_saved_text_carry_its_finished_blocks(django_user_model
     answer = add_message(session=session, role="assistant", content="One.\n\n```\ncode\n```\n\nTwo\n",
                          state=MessageState.STREAMING)
 
-    async def read():
-        pieces = []
-        async for piece in broker.follow_saved(answer.pk):
-            pieces.append(piece)
-            if len(pieces) == 1:
-                await asyncio.to_thread(lambda: Message.objects.filter(pk=answer.pk).update(
-                    content="One.\n\n```\ncode\n```\n\nTwo\nthree.\n\nFour", state=MessageState.COMPLETE))
-        return b"".join(pieces)
-
-    seen = asyncio.run(read())
+    seen = asyncio.run(read_while_saved(broker.follow_saved(answer.pk), answer.pk,
+                                        content="One.\n\n```\ncode\n```\n\nTwo\nthree.\n\nFour"))
     snapshots = [json.loads(d) for d in re.findall(rb"event: snapshot\ndata: (.*)\n", seen)]
     first, last = snapshots[0], snapshots[-1]
     assert first["html"] == render_markdown("One.\n\n```\ncode\n```\n\n") and first["length"] == len("One.\n\n```\ncode\n```\n\n")
